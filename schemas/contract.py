@@ -1,0 +1,49 @@
+"""JSON Schema files generated from the pydantic models, for publishers in other languages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from schemas.events import EVENT_MODELS, SCHEMA_VERSION, event_adapter
+
+SCHEMA_DIR = Path(__file__).parent / "json"
+_BASE_ID = "https://kpi-pulse.dev/schemas"
+
+
+def _dump(schema: dict[str, Any]) -> str:
+    return orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+
+
+def render_json_schemas() -> dict[str, str]:
+    """Return {file name: JSON text} for the envelope union and each event type.
+
+    Deterministic (sorted keys, fixed indentation) so that the committed files can be diffed.
+    """
+    files: dict[str, str] = {}
+    union = event_adapter.json_schema()
+    union["$id"] = f"{_BASE_ID}/v{SCHEMA_VERSION}/event.schema.json"
+    union["title"] = "kpi-pulse event"
+    files["event.schema.json"] = _dump(union)
+    for name, model in sorted(EVENT_MODELS.items()):
+        schema = model.model_json_schema()
+        schema["$id"] = f"{_BASE_ID}/v{SCHEMA_VERSION}/{name}.schema.json"
+        files[f"{name}.schema.json"] = _dump(schema)
+    return files
+
+
+def write_json_schemas(directory: Path = SCHEMA_DIR) -> list[Path]:
+    """Write the generated files, removing stale ones; return the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = render_json_schemas()
+    for stale in directory.glob("*.schema.json"):
+        if stale.name not in files:
+            stale.unlink()
+    written = []
+    for name, text in files.items():
+        path = directory / name
+        path.write_text(text)
+        written.append(path)
+    return written

@@ -1,0 +1,51 @@
+"""Bounded, expiring memory of the event ids already counted (per source partition).
+
+Ids are grouped in event-time buckets so that expiry drops whole buckets: O(1) per id.
+An id only needs remembering while its window still accepts events; after that a resend is
+rejected as late anyway. Past `max_entries` the oldest ids are evicted and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class Deduper:
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self.evicted = 0
+        self._ids: dict[str, int] = {}
+        self._buckets: dict[int, list[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, event_id: str) -> bool:
+        return event_id in self._ids
+
+    def add(self, event_id: str, bucket: int) -> None:
+        """Remember `event_id` under the event-time `bucket` (a window start)."""
+        self._ids[event_id] = bucket
+        self._buckets.setdefault(bucket, []).append(event_id)
+        if len(self._ids) > self.max_entries:
+            self._evict_oldest()
+
+    def expire_before(self, bucket: int) -> None:
+        """Forget every id in buckets older than `bucket`."""
+        for old in [b for b in self._buckets if b < bucket]:
+            for event_id in self._buckets.pop(old):
+                if self._ids.get(event_id) == old:
+                    del self._ids[event_id]
+
+    def items(self) -> Iterable[tuple[str, int]]:
+        return self._ids.items()
+
+    def _evict_oldest(self) -> None:
+        event_id = next(iter(self._ids))
+        bucket = self._ids.pop(event_id)
+        ids = self._buckets.get(bucket)
+        if ids is not None:
+            ids.remove(event_id)
+            if not ids:
+                del self._buckets[bucket]
+        self.evicted += 1

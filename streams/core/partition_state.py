@@ -1,0 +1,111 @@
+"""Everything one source partition contributes: watermark, dedupe memory and KPI windows.
+
+Updated in place per event by `apply`; `checkpoint` returns what changed since the last
+checkpoint as one changelog record (absolute values, so replaying a record twice is harmless),
+closed by the source offset it covers. `restore` applies such records in order. This is the
+write-ahead log of DESIGN.md principle 5: one write per changed key per batch, not per event.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from schemas import Envelope
+from streams.core.dedupe import Deduper
+from streams.core.money import FxTable
+from streams.core.revenue import RevenueWindows, Series, revenue_delta
+from streams.core.windows import NO_WATERMARK, TumblingWindows, Watermark
+from streams.errors import InvalidEvent
+
+CHECKPOINT_VERSION = 1
+
+
+class PartitionState:
+    def __init__(
+        self,
+        windows: TumblingWindows,
+        watermark: Watermark,
+        fx: FxTable,
+        dedupe_max_entries: int,
+        retained_windows: int,
+    ) -> None:
+        self.windows = windows
+        self.watermark = watermark
+        self.fx = fx
+        self.retained_windows = retained_windows
+        self.seen = Deduper(dedupe_max_entries)
+        self.revenue = RevenueWindows()
+        self.next_offset: int | None = None
+        self._dirty: set[tuple[int, Series]] = set()
+        self._new_ids: list[tuple[str, int]] = []
+
+    @property
+    def has_data(self) -> bool:
+        return self.watermark.max_event_time != NO_WATERMARK
+
+    def apply(self, event: Envelope) -> None:
+        """Count one valid event. Raises `InvalidEvent` for a duplicate, a late event or an
+        unknown currency; the state is unchanged then."""
+        if event.event_id in self.seen:
+            raise InvalidEvent("duplicate", f"event_id {event.event_id} was already counted")
+        occurred = event.occurred_at.timestamp()
+        start = self.windows.start_of(occurred)
+        if not self.watermark.accepts(start + self.windows.size):
+            raise InvalidEvent(
+                "late",
+                f"window starting {start} closed for good; watermark {self.watermark.value:.3f}",
+            )
+        delta = revenue_delta(event, self.fx)
+        self.seen.add(event.event_id, start)
+        self._new_ids.append((event.event_id, start))
+        self.watermark.observe(occurred)
+        if delta is not None:
+            series = (event.dimensions.business_unit, event.dimensions.region)
+            self.revenue.add(start, series, delta)
+            self._dirty.add((start, series))
+
+    def expire(self) -> None:
+        """Drop windows and ids that can no longer change and are past the retention."""
+        if not self.has_data:
+            return
+        first_open = self.windows.start_of(self.watermark.value - self.watermark.lateness)
+        self.seen.expire_before(first_open)
+        last_closed = self.windows.last_closed_start(self.watermark.value)
+        keep_from = first_open
+        if last_closed is not None:
+            keep_from = min(
+                keep_from, last_closed - (self.retained_windows - 1) * self.windows.size
+            )
+        self.revenue.drop_before(keep_from)
+
+    def checkpoint(self, next_offset: int) -> dict[str, Any]:
+        """The changelog record for everything applied since the previous checkpoint."""
+        self.next_offset = next_offset
+        max_time = self.watermark.max_event_time
+        record = {
+            "v": CHECKPOINT_VERSION,
+            "next_offset": next_offset,
+            "max_event_time": None if max_time == NO_WATERMARK else max_time,
+            "revenue": [
+                [start, bu, region, str(self.revenue.get(start, (bu, region)))]
+                for start, (bu, region) in sorted(self._dirty)
+            ],
+            "seen": self._new_ids,
+        }
+        self._dirty = set()
+        self._new_ids = []
+        return record
+
+    def restore(self, record: dict[str, Any]) -> None:
+        """Apply one changelog record written by `checkpoint`."""
+        if record.get("v") != CHECKPOINT_VERSION:
+            raise ValueError(f"unsupported changelog record version {record.get('v')!r}")
+        if record["max_event_time"] is not None:
+            self.watermark.observe(float(record["max_event_time"]))
+        for start, bu, region, value in record["revenue"]:
+            self.revenue.set(int(start), (bu, region), Decimal(value))
+        for event_id, bucket in record["seen"]:
+            self.seen.add(event_id, int(bucket))
+        self.next_offset = int(record["next_offset"])
+        self.expire()

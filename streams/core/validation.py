@@ -1,0 +1,73 @@
+"""Bytes in, a validated event out, or an `InvalidEvent` saying exactly why not.
+
+Pure: the caller passes the wall-clock time used for the future-skew check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+from pydantic import ValidationError
+
+from schemas import EVENT_TYPES, Envelope, event_adapter
+from streams.errors import InvalidEvent
+
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
+"""Events claiming to be older than this are treated as a broken clock, not as history."""
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationLimits:
+    """Bounds applied before and after schema validation."""
+
+    max_event_bytes: int = 65536
+    max_future_skew_seconds: float = 300.0
+
+
+def decode_event(raw: bytes | None, limits: ValidationLimits, now: float) -> Envelope:
+    """Decode and validate one message value.
+
+    `now` is wall-clock epoch seconds; an `occurred_at` later than `now + max_future_skew_seconds`
+    or before 2000-01-01 is rejected as `timestamp_out_of_range`. Raises `InvalidEvent`.
+    """
+    if raw is None or not raw:
+        raise InvalidEvent("undecodable", "empty message value")
+    if len(raw) > limits.max_event_bytes:
+        raise InvalidEvent(
+            "oversized", f"{len(raw)} bytes exceeds the limit of {limits.max_event_bytes}"
+        )
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        # orjson refuses 1e999 as "number is infinity"; that is a non-finite number, not noise.
+        if "infinity" in str(exc):
+            raise InvalidEvent("non_finite_number", f"not finite JSON: {exc}") from None
+        raise InvalidEvent("undecodable", f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidEvent("schema_violation", f"expected a JSON object, got {type(data).__name__}")
+    event_type = data.get("type")
+    if event_type not in EVENT_TYPES:
+        raise InvalidEvent("unknown_type", f"unknown event type {event_type!r}")
+    try:
+        event: Envelope = event_adapter.validate_python(data)
+    except ValidationError as exc:
+        raise _from_validation_error(exc) from None
+    occurred = event.occurred_at.timestamp()
+    if occurred < EARLIEST_EVENT_TIME or occurred > now + limits.max_future_skew_seconds:
+        raise InvalidEvent(
+            "timestamp_out_of_range", f"occurred_at {event.occurred_at.isoformat()} is implausible"
+        )
+    return event
+
+
+def _from_validation_error(exc: ValidationError) -> InvalidEvent:
+    errors = exc.errors(include_url=False, include_input=False)
+    if any(error["type"] == "finite_number" for error in errors):
+        return InvalidEvent("non_finite_number", "a number is NaN or infinite")
+    detail = "; ".join(
+        f"{'.'.join(str(p) for p in error['loc'][1:]) or '(root)'}: {error['msg']}"
+        for error in errors[:5]
+    )
+    return InvalidEvent("schema_violation", detail)

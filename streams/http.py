@@ -1,0 +1,54 @@
+"""The worker's HTTP endpoint: `/metrics` for Prometheus and `/healthz` for liveness.
+
+Served from the worker's own event loop, so a scrape never races the state it reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+
+class MetricsServer:
+    def __init__(
+        self, registry: CollectorRegistry, host: str, port: int, healthy: Callable[[], bool]
+    ) -> None:
+        self._registry = registry
+        self._host = host
+        self._port = port
+        self._healthy = healthy
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self.port}/metrics"
+
+    async def start(self) -> None:
+        """Bind (port 0 picks a free one; `port` then holds it). Raises OSError if taken."""
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._health)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        server = site._server  # aiohttp keeps the bound socket here; needed for port 0
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self._port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        body = generate_latest(self._registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        ok = self._healthy()
+        return web.json_response({"status": "ok" if ok else "failing"}, status=200 if ok else 503)

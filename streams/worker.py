@@ -1,0 +1,269 @@
+"""The worker: Kafka in, core state updated in batches, changelog and dead letters out.
+
+Thin on purpose: it moves messages and state; every decision is made by the core
+(`streams.core`) and the dead-letter policy (`streams.deadletter`). One loop per worker:
+
+    getmany (a batch per owned partition)
+      → decode + validate + apply per event (pure core, in memory)
+      → dead letters produced and acknowledged
+      → one changelog record per partition (changed keys + next offset) acknowledged
+      → offsets committed (advisory; the changelog is the source of truth)
+
+Why not a Faust agent per event: on these machines Faust's per-event machinery alone costs about
+125 µs (~8k events/s) and each table write adds a changelog send, which caps a per-event agent near
+1-2% of what the plain consumer reaches. Batching state updates in the core and writing one
+changelog record per partition per batch keeps the same guarantees at a fraction of the cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+
+from streams.changelog import encode, key_for, replay
+from streams.core import (
+    BadEventGuard,
+    FxTable,
+    StateConfig,
+    ValidationLimits,
+    WorkerState,
+    decode_event,
+)
+from streams.deadletter import DeadLetter, DeadLetterPolicy, dead_letter
+from streams.errors import InvalidEvent
+from streams.http import MetricsServer
+from streams.kafka import (
+    KEEP_A_WEEK,
+    KEEP_FOREVER,
+    TopicSpec,
+    ensure_topics,
+    new_consumer,
+    new_producer,
+    quiet_kafka_logs,
+    start_client,
+    topic_partitions,
+)
+from streams.metrics import build_registry
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COMMIT_INTERVAL_S = 1.0
+
+
+def state_config(settings: Settings) -> StateConfig:
+    return StateConfig(
+        window_seconds=settings.window_seconds,
+        watermark_delay=settings.watermark_delay_seconds,
+        allowed_lateness=settings.allowed_lateness_seconds,
+        dedupe_max_entries=settings.dedupe_max_entries,
+        retained_windows=settings.retained_windows,
+        fx=FxTable(settings.reporting_currency, settings.fx_rates),
+    )
+
+
+class Worker:
+    """One kpi-pulse worker. `await run(stop)` until `stop` is set or a fatal error is raised."""
+
+    def __init__(self, settings: Settings, bootstrap: str) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.state = WorkerState(state_config(settings))
+        self.limits = ValidationLimits(settings.max_event_bytes, settings.max_future_skew_seconds)
+        self.policy = DeadLetterPolicy(
+            self.state, BadEventGuard(settings.max_bad_ratio, settings.bad_ratio_window)
+        )
+        self.registry = build_registry(self.state, self.lag)
+        self.server = MetricsServer(
+            self.registry, settings.metrics_host, settings.metrics_port, self.is_healthy
+        )
+        self.assigned = asyncio.Event()
+        self.consumed = 0
+        self._lag: dict[TopicPartition, int] = {}
+        self._lock = asyncio.Lock()
+        self._running = False
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+
+    def is_healthy(self) -> bool:
+        return self._running
+
+    def lag(self) -> Iterable[tuple[str, int, int]]:
+        return [(tp.topic, tp.partition, behind) for tp, behind in sorted(self._lag.items())]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        quiet_kafka_logs()
+        settings = self.settings
+        partitions = {t: await topic_partitions(self.bootstrap, t) for t in settings.input_topics}
+        await ensure_topics(
+            self.bootstrap,
+            [
+                TopicSpec(settings.deadletter_topic, 1, config=dict(KEEP_A_WEEK)),
+                *(
+                    TopicSpec(settings.changelog_topic(t), n, config=dict(KEEP_FOREVER))
+                    for t, n in partitions.items()
+                ),
+            ],
+        )
+        producer = self._producer = new_producer(self.bootstrap)
+        consumer = self._consumer = new_consumer(
+            self.bootstrap,
+            group_id=settings.consumer_group,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 5),
+        )
+        await start_client(producer, self.bootstrap)
+        try:
+            await start_client(consumer, self.bootstrap)
+            consumer.subscribe(list(settings.input_topics), listener=_Rebalance(self))
+            await self.server.start()
+            log.info("worker serving %s", self.server.url)
+            self._running = True
+            await self._loop(consumer, producer, stop)
+        finally:
+            self._running = False
+            await self.server.stop()
+            await consumer.stop()
+            await producer.stop()
+
+    async def _loop(
+        self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, stop: asyncio.Event
+    ) -> None:
+        next_commit = time.monotonic() + COMMIT_INTERVAL_S
+        committable: dict[TopicPartition, OffsetAndMetadata] = {}
+        while not stop.is_set():
+            batches = await consumer.getmany(
+                timeout_ms=100, max_records=self.settings.batch_max_records
+            )
+            if batches:
+                async with self._lock:
+                    committable.update(await self._process(batches, consumer, producer))
+            if committable and time.monotonic() >= next_commit:
+                try:
+                    await consumer.commit(committable)
+                except KafkaError as exc:  # advisory only: recovery reads the changelog
+                    log.warning("offset commit failed (will retry): %r", exc)
+                committable = {}
+                next_commit = time.monotonic() + COMMIT_INTERVAL_S
+
+    async def _process(
+        self,
+        batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
+        now = time.time()
+        limits = self.limits
+        processed = self.state.processed
+        dead: list[DeadLetter] = []
+        checkpoints = []
+        for tp, records in batches.items():
+            part = self.state.partitions.get((tp.topic, tp.partition))
+            if part is None:  # revoked while the fetch was in flight
+                continue
+            errors: list[InvalidEvent] = []
+            for record in records:
+                try:
+                    event = decode_event(record.value, limits, now)
+                    part.apply(event)
+                except InvalidEvent as error:
+                    errors.append(error.located(tp.topic, tp.partition, record.offset))
+                    dead.append(dead_letter(error, record.key, record.value, now))
+                else:
+                    processed[event.type] += 1
+            part.expire()
+            self.consumed += len(records)
+            self.policy.record_batch(len(records), errors)
+            next_offset = records[-1].offset + 1
+            checkpoints.append((tp, part.checkpoint(next_offset)))
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                self._lag[tp] = max(0, highwater - next_offset)
+        # Dead letters are acknowledged before the checkpoint that moves past them.
+        await _send_all(
+            producer,
+            ((self.settings.deadletter_topic, d.key, d.value, d.headers, None) for d in dead),
+        )
+        await _send_all(
+            producer,
+            (
+                (
+                    self.settings.changelog_topic(tp.topic),
+                    key_for(tp.partition),
+                    encode(record),
+                    None,
+                    tp.partition,
+                )
+                for tp, record in checkpoints
+            ),
+        )
+        return {tp: OffsetAndMetadata(record["next_offset"], "") for tp, record in checkpoints}
+
+    async def recover(self, assigned: Iterable[TopicPartition]) -> None:
+        """Rebuild the state of newly assigned partitions from the changelog and seek past it."""
+        consumer = self._consumer
+        assert consumer is not None
+        by_topic: dict[str, list[int]] = {}
+        for tp in assigned:
+            by_topic.setdefault(tp.topic, []).append(tp.partition)
+        started = time.monotonic()
+        applied = 0
+        async with self._lock:
+            for topic, parts in by_topic.items():
+                for p in parts:
+                    self.state.partitions[(topic, p)] = self.state.new_partition()
+
+                def apply(p: int, record: dict[str, object], topic: str = topic) -> None:
+                    self.state.partitions[(topic, p)].restore(record)
+
+                applied += await replay(
+                    self.bootstrap, self.settings.changelog_topic(topic), parts, apply
+                )
+                for p in parts:
+                    next_offset = self.state.partitions[(topic, p)].next_offset
+                    if next_offset is not None:
+                        consumer.seek(TopicPartition(topic, p), next_offset)
+        log.info(
+            "assigned %s; replayed %d changelog records in %.2fs",
+            sorted(f"{t}[{p}]" for t, ps in by_topic.items() for p in ps),
+            applied,
+            time.monotonic() - started,
+        )
+        self.assigned.set()
+
+    async def revoke(self, revoked: Iterable[TopicPartition]) -> None:
+        async with self._lock:  # waits for the batch in progress to be checkpointed
+            for tp in revoked:
+                self.state.revoke((tp.topic, tp.partition))
+                self._lag.pop(tp, None)
+
+
+async def _send_all(
+    producer: AIOKafkaProducer,
+    messages: Iterable[
+        tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int | None]
+    ],
+) -> None:
+    futures = [
+        await producer.send(topic, value=value, key=key, headers=headers, partition=partition)
+        for topic, key, value, headers, partition in messages
+    ]
+    if futures:
+        await asyncio.gather(*futures)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._worker.revoke(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._worker.recover(assigned)
