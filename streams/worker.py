@@ -83,7 +83,10 @@ class Worker:
         self.server = MetricsServer(
             self.registry, settings.metrics_host, settings.metrics_port, self.is_healthy
         )
+        self.serving = asyncio.Event()
+        """Set once /metrics is bound (`server.url` is then final)."""
         self.assigned = asyncio.Event()
+        """Set once partitions are assigned and their state recovered."""
         self.consumed = 0
         self._lag: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
@@ -124,6 +127,7 @@ class Worker:
             consumer.subscribe(list(settings.input_topics), listener=_Rebalance(self))
             await self.server.start()
             log.info("worker serving %s", self.server.url)
+            self.serving.set()
             self._running = True
             await self._loop(consumer, producer, stop)
         finally:

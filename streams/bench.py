@@ -1,0 +1,162 @@
+"""`pulse bench`: pipeline throughput as a ratio to a plain-consumer ceiling, in one run.
+
+The same events are produced once. Then, alternately for a few rounds:
+- the *ceiling*: a plain aiokafka consumer reading every partition, decoding with orjson and
+  validating with the same pydantic models, and doing nothing else;
+- the *pipeline*: one `Worker` (fresh consumer group and changelog) from the same topic to final
+  KPI state, dead letters and changelog records acknowledged. Timed from partition assignment
+  (group join is a startup cost, not throughput) until every message has been processed.
+The ratio of medians is what to compare across machines; absolute figures vary with the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from aiokafka import TopicPartition
+from pydantic import ValidationError
+
+from schemas import event_adapter
+from streams.broker import kafka_bootstrap
+from streams.kafka import TopicSpec, ensure_topics, new_consumer, quiet_kafka_logs, start_client
+from streams.publisher import publish
+from streams.settings import Settings
+from streams.simulator import SimulationConfig, simulate
+from streams.worker import Worker
+
+SIMULATED_RATE = 1000.0  # events per simulated second: a few hundred 1-minute windows at most
+BAD_RATIO = 0.01
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def run_bench(
+    settings: Settings,
+    events: int,
+    partitions: int,
+    rounds: int,
+    say: Callable[[str], None] = _say,
+) -> float:
+    """Run the benchmark and return the ratio (median pipeline / median ceiling)."""
+    quiet_kafka_logs()
+    logging.getLogger("streams").setLevel(logging.WARNING)  # keep the figures readable
+    with kafka_bootstrap(settings.kafka_bootstrap) as bootstrap:
+        run_id = uuid.uuid4().hex[:8]
+        topic = f"bench-{run_id}.events"
+        await ensure_topics(bootstrap, [TopicSpec(topic, partitions)])
+        span = timedelta(seconds=events / SIMULATED_RATE)
+        config = SimulationConfig(
+            # A seasonal Poisson stream: ask for four times the span (night runs at ~0.35x the
+            # rate), keep the first `events`, all of them in the past.
+            start=datetime.now(UTC) - 4 * span,
+            rate=SIMULATED_RATE,
+            duration=4 * span.total_seconds(),
+            bad_ratio=BAD_RATIO,
+            max_event_bytes=settings.max_event_bytes,
+        )
+        messages = [m for _, m in zip(range(events), simulate(config), strict=False)]
+        if len(messages) < events:
+            raise RuntimeError(f"simulator gave only {len(messages)} of {events} events")
+        broker = "Kafka" if settings.kafka_bootstrap else "embedded broker"
+        say(
+            f"bench: {events} events ({BAD_RATIO:.0%} bad) on {partitions} partitions, "
+            f"{broker} at {bootstrap}"
+        )
+        started = time.perf_counter()
+        await publish(bootstrap, topic, messages, paced=False)
+        say(f"produce:  {events / (time.perf_counter() - started):10,.0f} events/s")
+        del messages
+
+        ceilings, pipelines = [], []
+        for round_no in range(1, rounds + 1):
+            ceiling = await measure_ceiling(bootstrap, topic, partitions, events)
+            pipeline = await measure_pipeline(
+                settings, bootstrap, topic, events, run_id=run_id, round_no=round_no
+            )
+            ceilings.append(ceiling)
+            pipelines.append(pipeline)
+            say(
+                f"round {round_no}: ceiling {ceiling:10,.0f} events/s | pipeline "
+                f"{pipeline:10,.0f} events/s | ratio {pipeline / ceiling:.2f}"
+            )
+        ceiling, pipeline = statistics.median(ceilings), statistics.median(pipelines)
+        say(f"ceiling:  {ceiling:10,.0f} events/s (plain aiokafka + orjson + pydantic, median)")
+        say(f"pipeline: {pipeline:10,.0f} events/s (one worker to final KPI state, median)")
+        ratio = pipeline / ceiling
+        say(f"ratio: {ratio:.2f}")
+        return ratio
+
+
+async def measure_ceiling(bootstrap: str, topic: str, partitions: int, events: int) -> float:
+    """Events/s of a consumer that reads, decodes and validates, and nothing else."""
+    consumer = new_consumer(bootstrap, group_id=None)
+    await start_client(consumer, bootstrap)
+    try:
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        seen = 0
+        started = time.perf_counter()
+        while seen < events:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for records in batches.values():
+                for record in records:
+                    # The bad share costs the ceiling what it costs the pipeline.
+                    with contextlib.suppress(orjson.JSONDecodeError, ValidationError):
+                        event_adapter.validate_python(orjson.loads(record.value))
+                seen += len(records)
+        return events / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def measure_pipeline(
+    settings: Settings, bootstrap: str, topic: str, events: int, *, run_id: str, round_no: int
+) -> float:
+    """Events/s of one worker from assignment until every message is processed and acked."""
+    worker_settings = settings.model_copy(
+        update={
+            "kafka_bootstrap": bootstrap,
+            "input_topics": (topic,),
+            "topic_prefix": f"bench-{run_id}-{round_no}",
+            "consumer_group": f"bench-{run_id}-{round_no}",
+            "metrics_port": 0,
+        }
+    )
+    worker = Worker(worker_settings, bootstrap)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        await _first(worker.assigned.wait(), task)
+        started = time.perf_counter()
+        while worker.consumed < events:
+            if task.done():
+                task.result()
+                raise RuntimeError("worker stopped before the bench finished")
+            await asyncio.sleep(0.005)
+        return events / (time.perf_counter() - started)
+    finally:
+        stop.set()
+        await task
+
+
+async def _first(waiting: Coroutine[Any, Any, object], task: asyncio.Task[None]) -> None:
+    waiter = asyncio.ensure_future(waiting)
+    await asyncio.wait([waiter, task], return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiter.cancel()
+        task.result()
+        raise RuntimeError("worker stopped before partitions were assigned")

@@ -1,0 +1,250 @@
+"""`pulse`: the command line of kpi-pulse.
+
+Exit codes: 0 done; 1 a fatal runtime error (broker unusable, bad-event ratio exceeded);
+2 a configuration or usage error; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from streams import __version__
+from streams.errors import ConfigError, FatalError
+from streams.settings import Settings, load_settings
+
+log = logging.getLogger("streams.cli")
+
+EPILOG = """\
+Configuration comes from PULSE_* environment variables (PULSE_KAFKA_BOOTSTRAP, PULSE_INPUT_TOPICS,
+PULSE_TOPIC_PREFIX, PULSE_WINDOW_SECONDS, PULSE_ALLOWED_LATENESS_SECONDS, PULSE_MAX_BAD_RATIO, ...;
+see README.md). Without PULSE_KAFKA_BOOTSTRAP, `demo` and `bench` start an embedded broker.
+Start with:  pulse demo
+"""
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"must be a port number 0-65535 (0 = any free), got {text}"
+        )
+    return value
+
+
+def _when(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"needs a UTC offset, e.g. {text}+00:00")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pulse",
+        description="Live finance & operations KPIs and anomaly alerts from Kafka.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"kpi-pulse {__version__}")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (PULSE_LOG_LEVEL)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="embedded broker + worker + simulator, with a live summary",
+        description="Start an embedded Kafka broker (unless PULSE_KAFKA_BOOTSTRAP is set), a "
+        "worker and the simulator; print where /metrics is and a live summary. Ctrl-C stops.",
+    )
+    demo.add_argument("--duration", type=_positive, help="stop by itself after SECONDS, exit 0")
+    demo.add_argument(
+        "--metrics-port", type=_port, help="port for /metrics (default 9464; 0 = any free one)"
+    )
+    _simulation_options(demo)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run one worker against PULSE_KAFKA_BOOTSTRAP",
+        description="Consume the input topics, keep KPI state, serve /metrics and /healthz.",
+    )
+    worker.add_argument("--metrics-port", type=_port, help="port for /metrics (PULSE_METRICS_PORT)")
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="publish a realistic event stream (or write it as JSON lines)",
+        description="Generate a company's events with daily seasonality, noise and a share of "
+        "bad and duplicate messages. Same --seed and --start, same events.",
+    )
+    _simulation_options(simulate)
+    simulate.add_argument("--duration", type=_positive, default=60.0, help="seconds (default 60)")
+    simulate.add_argument("--start", type=_when, help="event time of the first event (RFC 3339)")
+    simulate.add_argument("--topic", help="topic to publish to (default: first PULSE_INPUT_TOPICS)")
+    simulate.add_argument(
+        "--output", type=Path, help="write JSON lines to FILE instead; '-' = stdout"
+    )
+    simulate.add_argument(
+        "--no-pacing", action="store_true", help="publish as fast as possible, not in real time"
+    )
+
+    generate = commands.add_parser(
+        "generate", help="regenerate the committed JSON Schema files from the models"
+    )
+    generate.add_argument(
+        "--check", action="store_true", help="only report drift; exit 1 when files differ"
+    )
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure pipeline throughput against a plain-consumer ceiling",
+        description="Produce the same events once; measure a plain aiokafka consumer that decodes "
+        "and validates them (the ceiling) and the full worker pipeline to final state; print "
+        "events/s for both and `ratio: pipeline / ceiling`.",
+    )
+    bench.add_argument("--events", type=int, default=200_000, help="events (default 200000)")
+    bench.add_argument("--partitions", type=int, default=4, help="input partitions (default 4)")
+    bench.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    return parser
+
+
+def _simulation_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rate", type=_positive, default=50.0, help="events/s (default 50)")
+    parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    parser.add_argument(
+        "--bad-ratio", type=_ratio, default=0.02, help="share of bad messages (default 0.02)"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        overrides: dict[str, object] = {}
+        if getattr(args, "metrics_port", None) is not None:
+            overrides["metrics_port"] = args.metrics_port
+        if args.log_level:
+            overrides["log_level"] = args.log_level.upper()
+        settings = load_settings(**overrides)
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        return _dispatch(args, settings)
+    except ConfigError as exc:
+        sys.stderr.write(f"pulse: configuration error: {exc}\n")
+        return 2
+    except FatalError as exc:
+        log.critical("%s", exc)
+        sys.stderr.write(f"pulse: stopped: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "generate":
+        return _generate(check=args.check)
+    if args.command == "demo":
+        from streams.demo import DemoOptions, run_demo  # noqa: PLC0415 - keep `--help` fast
+
+        options = DemoOptions(
+            duration=args.duration, rate=args.rate, seed=args.seed, bad_ratio=args.bad_ratio
+        )
+        asyncio.run(run_demo(settings, options))
+        return 0
+    if args.command == "worker":
+        return _worker(settings)
+    if args.command == "simulate":
+        return _simulate(args, settings)
+    if args.command == "bench":
+        from streams.bench import run_bench  # noqa: PLC0415
+
+        asyncio.run(run_bench(settings, args.events, args.partitions, args.rounds))
+        return 0
+    raise AssertionError(args.command)
+
+
+def _generate(*, check: bool) -> int:
+    from schemas import SCHEMA_DIR, render_json_schemas, write_json_schemas  # noqa: PLC0415
+
+    if check:
+        expected = render_json_schemas()
+        actual = {p.name: p.read_text() for p in SCHEMA_DIR.glob("*.schema.json")}
+        if expected != actual:
+            sys.stderr.write(f"{SCHEMA_DIR} differs from the models: run `pulse generate`\n")
+            return 1
+        return 0
+    for path in write_json_schemas():
+        sys.stdout.write(f"wrote {path}\n")
+    return 0
+
+
+def _require_bootstrap(settings: Settings) -> str:
+    if not settings.kafka_bootstrap:
+        raise ConfigError(
+            "PULSE_KAFKA_BOOTSTRAP is not set: point it at your Kafka (host:port), "
+            "or use `pulse demo` for an embedded broker"
+        )
+    return settings.kafka_bootstrap
+
+
+def _worker(settings: Settings) -> int:
+    import signal  # noqa: PLC0415
+
+    from streams.worker import Worker  # noqa: PLC0415
+
+    bootstrap = _require_bootstrap(settings)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await Worker(settings, bootstrap).run(stop)
+        log.info("worker stopped cleanly")
+
+    asyncio.run(run())
+    return 0
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.publisher import publish, write_jsonl  # noqa: PLC0415
+    from streams.simulator import SimulationConfig, simulate  # noqa: PLC0415
+
+    config = SimulationConfig(
+        start=args.start or datetime.now(UTC),
+        seed=args.seed,
+        rate=args.rate,
+        duration=args.duration,
+        bad_ratio=args.bad_ratio,
+        max_event_bytes=settings.max_event_bytes,
+    )
+    if args.output is not None:
+        out = sys.stdout.buffer if str(args.output) == "-" else args.output
+        stats = write_jsonl(simulate(config), out)
+    else:
+        bootstrap = _require_bootstrap(settings)
+        topic = args.topic or settings.input_topics[0]
+        stats = asyncio.run(publish(bootstrap, topic, simulate(config), paced=not args.no_pacing))
+    sys.stderr.write(f"simulate: {stats.sent} messages ({stats.bad} bad)\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""`pulse demo`: embedded broker + worker + simulator in one process, with a live summary.
+
+The simulator first backfills the last two minutes (so closed windows, and revenue on /metrics,
+appear within seconds), then publishes in real time. Ctrl-C stops everything cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from streams.broker import kafka_bootstrap
+from streams.core import WorkerState
+from streams.kafka import TopicSpec, ensure_topics
+from streams.publisher import PublishStats, publish
+from streams.settings import Settings
+from streams.simulator import SimulationConfig, simulate
+from streams.worker import Worker
+
+BACKFILL = timedelta(minutes=2)
+FOREVER_S = 10 * 365 * 86400.0
+INPUT_PARTITIONS = 3
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    duration: float | None = None
+    rate: float = 50.0
+    seed: int = 42
+    bad_ratio: float = 0.02
+    summary_every: float = 5.0
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def run_demo(
+    settings: Settings, options: DemoOptions, say: Callable[[str], None] = _say
+) -> None:
+    """Run until `options.duration` elapses or SIGINT/SIGTERM; raises on a fatal worker error."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        with kafka_bootstrap(settings.kafka_bootstrap) as bootstrap:
+            where = "embedded broker" if not settings.kafka_bootstrap else "Kafka"
+            say(f"kpi-pulse demo: {where} at {bootstrap}")
+            await _run(
+                settings.model_copy(update={"kafka_bootstrap": bootstrap}), options, stop, say
+            )
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    say("stopped cleanly")
+
+
+async def _run(
+    settings: Settings, options: DemoOptions, stop: asyncio.Event, say: Callable[[str], None]
+) -> None:
+    bootstrap = settings.kafka_bootstrap
+    assert bootstrap is not None
+    topic = settings.input_topics[0]
+    await ensure_topics(bootstrap, [TopicSpec(topic, INPUT_PARTITIONS)])
+    worker = Worker(settings, bootstrap)
+    worker_task = asyncio.create_task(worker.run(stop), name="worker")
+    simulation = SimulationConfig(
+        start=datetime.now(UTC) - BACKFILL,
+        seed=options.seed,
+        rate=options.rate,
+        bad_ratio=options.bad_ratio,
+        duration=BACKFILL.total_seconds() + (options.duration or FOREVER_S),
+        max_event_bytes=settings.max_event_bytes,
+    )
+    stats = PublishStats()
+    publisher_task = asyncio.create_task(
+        publish(bootstrap, topic, simulate(simulation), stop, stats=stats), name="simulator"
+    )
+    tasks = (worker_task, publisher_task)
+    try:
+        serving = asyncio.create_task(worker.serving.wait())
+        await asyncio.wait([serving, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        serving.cancel()
+        if worker.serving.is_set():
+            say(f"metrics: {worker.server.url}   (Ctrl-C to stop)")
+            await _watch(worker, tasks, stats, stop, options=options, say=say)
+    finally:
+        stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            raise result
+
+
+async def _watch(
+    worker: Worker,
+    tasks: tuple[asyncio.Task[None], asyncio.Task[PublishStats]],
+    stats: PublishStats,
+    stop: asyncio.Event,
+    *,
+    options: DemoOptions,
+    say: Callable[[str], None],
+) -> None:
+    """Print a summary every few seconds until stopped, the duration ends, or a task fails."""
+    started = last_time = time.monotonic()
+    deadline = started + options.duration if options.duration else None
+    last_consumed = 0
+    while not stop.is_set():
+        timeout = options.summary_every
+        if deadline is not None:
+            timeout = max(0.0, min(timeout, deadline - time.monotonic()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout)
+        if any(t.done() and (t is tasks[0] or t.exception()) for t in tasks):
+            return  # the caller re-raises the failure
+        now = time.monotonic()
+        rate = (worker.consumed - last_consumed) / max(now - last_time, 1e-9)
+        last_consumed, last_time = worker.consumed, now
+        lag = sum(behind for *_, behind in worker.lag())
+        say(summary_line(now - started, rate, stats, worker.state, lag))
+        if deadline is not None and now >= deadline:
+            return
+
+
+def summary_line(
+    elapsed: float, rate: float, stats: PublishStats, state: WorkerState, lag: int
+) -> str:
+    """One line for a person watching the demo."""
+    rejected = sum(state.rejected.values())
+    reasons = ", ".join(f"{r} {n}" for r, n in state.rejected.most_common(3))
+    line = (
+        f"[{elapsed:5.0f}s] {rate:7.1f} events/s | published {stats.sent} | "
+        f"counted {sum(state.processed.values())} | rejected {rejected}"
+        + (f" ({reasons})" if reasons else "")
+        + f" | lag {lag}"
+    )
+    closed = state.closed_window()
+    if closed is not None and closed.revenue:
+        start = datetime.fromtimestamp(closed.start, UTC).strftime("%H:%M")
+        end = datetime.fromtimestamp(closed.end, UTC).strftime("%H:%M")
+        total = sum(closed.revenue.values())
+        line += (
+            f" | revenue {start}-{end} UTC: {total:,.2f} {state.config.fx.reporting_currency}"
+            f" over {len(closed.revenue)} series"
+        )
+    return line
