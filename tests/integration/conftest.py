@@ -1,0 +1,94 @@
+"""Integration fixtures: a real Kafka broker, unique names per test, worker and client helpers.
+
+The broker is the embedded Tansu one unless PULSE_KAFKA_BOOTSTRAP points at another Kafka; every
+test gets its own topics and consumer group, so the suite runs against any shared broker.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from kafka_helpers import WorkerPool
+
+from streams.broker import EmbeddedBroker
+from streams.kafka import TopicSpec, ensure_topics
+from streams.settings import Settings
+from streams.worker import Worker
+
+pytestmark = pytest.mark.integration
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    configured = os.environ.get("PULSE_KAFKA_BOOTSTRAP")
+    if configured:
+        yield configured
+        return
+    with EmbeddedBroker() as broker:
+        yield broker.bootstrap
+
+
+@pytest.fixture
+def names() -> dict[str, str]:
+    """Unique topic prefix, input topic and consumer group for one test."""
+    tag = uuid.uuid4().hex[:10]
+    return {
+        "prefix": f"it-{tag}",
+        "input": f"it-{tag}.events",
+        "group": f"it-{tag}-workers",
+    }
+
+
+@pytest.fixture
+def make_settings(kafka_bootstrap: str, names: dict[str, str]) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "kafka_bootstrap": kafka_bootstrap,
+            "topic_prefix": names["prefix"],
+            "input_topics": (names["input"],),
+            "consumer_group": names["group"],
+            "metrics_port": 0,
+            "session_timeout_ms": 6000,
+            "window_seconds": 60,
+            "watermark_delay_seconds": 5.0,
+            "allowed_lateness_seconds": 30.0,
+            "max_event_bytes": 2048,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+async def input_topic(
+    kafka_bootstrap: str, names: dict[str, str]
+) -> Callable[[int], Awaitable[str]]:
+    async def create(partitions: int = 1) -> str:
+        await ensure_topics(kafka_bootstrap, [TopicSpec(names["input"], partitions)])
+        return names["input"]
+
+    return create
+
+
+@pytest.fixture
+async def workers() -> AsyncIterator[WorkerPool]:
+    pool = WorkerPool()
+    yield pool
+    await pool.stop_all()
+
+
+@pytest.fixture
+def start_worker(workers: WorkerPool) -> Callable[[Settings], Awaitable[Worker]]:
+    return workers.start

@@ -1,0 +1,102 @@
+"""State across partitions and across worker restarts (changelog recovery)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+from events import order
+from kafka_helpers import WorkerPool, eventually, produce, read_topic, revenue_of, scrape, value_of
+
+from streams.errors import BadEventRatioExceeded
+from streams.settings import Settings
+from streams.worker import Worker
+
+
+async def test_window_closes_only_when_every_partition_passed_it(
+    kafka_bootstrap: str,
+    make_settings: Callable[..., Settings],
+    input_topic: Callable[[int], Awaitable[str]],
+    start_worker: Callable[[Settings], Awaitable[Worker]],
+) -> None:
+    topic = await input_topic(2)
+    worker = await start_worker(make_settings())
+    await produce(kafka_bootstrap, topic, [order("a1", "10:00:10", "10.00")], partition=0)
+    await produce(kafka_bootstrap, topic, [order("b1", "10:00:20", "2.50")], partition=1)
+    # Partition 0 runs ahead to 10:03 (watermark 10:02:55); partition 1 only to 10:01:10
+    # (watermark 10:01:05): the newest window closed everywhere is [10:00, 10:01).
+    await produce(kafka_bootstrap, topic, [order("a2", "10:03:00", "1.00")], partition=0)
+    await produce(kafka_bootstrap, topic, [order("b2", "10:01:10", "4.00")], partition=1)
+
+    async def shows(expected: dict[tuple[str, str], float]) -> bool:
+        return revenue_of(await scrape(worker.server.url)) == expected
+
+    await eventually(lambda: shows({("retail", "emea"): 10.00 + 2.50}), what="sum of partitions")
+    # Partition 1 catches up to 10:02:10 (watermark 10:02:05): [10:01, 10:02) closes, holding
+    # b2 only (a2 is in [10:03, 10:04)).
+    await produce(kafka_bootstrap, topic, [order("b3", "10:02:10", "8.00")], partition=1)
+    await eventually(lambda: shows({("retail", "emea"): 4.00}), what="next window")
+
+
+async def test_restarted_worker_recovers_state_from_the_changelog(
+    kafka_bootstrap: str,
+    make_settings: Callable[..., Settings],
+    input_topic: Callable[[int], Awaitable[str]],
+    workers: WorkerPool,
+) -> None:
+    topic = await input_topic(1)
+    settings = make_settings()
+    first = await workers.start(settings)
+    x = order("x", "10:01:10", "70.00")
+    await produce(
+        kafka_bootstrap,
+        topic,
+        [order("w1", "10:00:10", "1.00"), x, order("w2", "10:01:20", "0.50", region="amer")],
+    )
+
+    async def counted(worker: Worker, n: int) -> bool:
+        return sum(worker.state.processed.values()) == n
+
+    await eventually(lambda: counted(first, 3), what="first worker counted 3")
+    await workers.stop(first)
+
+    second = await workers.start(settings)
+    await produce(
+        kafka_bootstrap,
+        topic,
+        [
+            x,  # a resend of an event the first worker counted: must be a duplicate
+            order("y", "10:01:40", "5.00"),
+            order("z", "10:02:50", "1.00"),  # watermark 10:02:45 closes [10:01, 10:02)
+        ],
+    )
+    expected = {("retail", "emea"): 70.00 + 5.00, ("retail", "amer"): 0.50}
+
+    async def shows() -> bool:
+        return revenue_of(await scrape(second.server.url)) == expected
+
+    await eventually(shows, what="recovered plus new revenue")
+    samples = await scrape(second.server.url)
+    # The second worker resumed after the first one's last offset: it read only its 3 messages.
+    assert value_of(samples, "pulse_events_processed_total", type="order_placed") == 2
+    assert value_of(samples, "pulse_events_rejected_total", reason="duplicate") == 1
+
+
+@pytest.mark.expect_errors
+async def test_worker_stops_loudly_past_the_bad_event_ratio(
+    kafka_bootstrap: str,
+    make_settings: Callable[..., Settings],
+    input_topic: Callable[[int], Awaitable[str]],
+) -> None:
+    topic = await input_topic(1)
+    settings = make_settings(max_bad_ratio=0.5, bad_ratio_window=10)
+    good = [order(f"g{i}", "10:00:10", "1.00") for i in range(5)]
+    await produce(kafka_bootstrap, topic, good + [b"garbage %d" % i for i in range(20)])
+    assert settings.kafka_bootstrap
+    worker = Worker(settings, settings.kafka_bootstrap)
+    with pytest.raises(BadEventRatioExceeded, match="PULSE_MAX_BAD_RATIO"):
+        await asyncio.wait_for(worker.run(asyncio.Event()), 60)
+    # Nothing was checkpointed past the bad batch: a restarted worker would see it again.
+    changelog = settings.changelog_topic(topic)
+    assert await read_topic(kafka_bootstrap, changelog, 0, within=2) == []
