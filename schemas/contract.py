@@ -13,7 +13,20 @@ SCHEMA_DIR = Path(__file__).parent / "json"
 _BASE_ID = "https://kpi-pulse.dev/schemas"
 
 
+def _sorted_required(node: Any) -> Any:
+    """Sort every `required` list: its order carries no meaning and varies across pydantic."""
+    if isinstance(node, dict):
+        return {
+            k: sorted(v) if k == "required" and isinstance(v, list) else _sorted_required(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_sorted_required(item) for item in node]
+    return node
+
+
 def _dump(schema: dict[str, Any]) -> str:
+    schema = _sorted_required(schema)
     return orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
 
 

@@ -12,12 +12,31 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal, TypeAlias
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
 
 Label = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 """A dimension value: short, printable, safe as a Prometheus label value."""
+
+
+def _rfc3339_text(value: object) -> object:
+    """Refuse epoch numbers, which pydantic would otherwise accept as datetimes."""
+    if isinstance(value, int | float):
+        raise ValueError("must be an RFC 3339 string with a UTC offset, not a number")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+"""RFC 3339 date-time with an explicit UTC offset."""
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128)]
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")]
@@ -47,7 +66,7 @@ class Envelope(BaseModel):
 
     type: str = Field(description="The event type; selects the typed fields.")
     event_id: Identifier = Field(description="Unique per event; duplicates are dropped.")
-    occurred_at: AwareDatetime = Field(description="RFC 3339 with a UTC offset; event time.")
+    occurred_at: Timestamp = Field(description="RFC 3339 with a UTC offset; event time.")
     source: Identifier = Field(description="The publishing system, e.g. 'oms-eu'.")
     schema_version: Literal[1] = Field(description="Version of this contract.")
     dimensions: Dimensions
@@ -66,7 +85,7 @@ class OrderPlaced(Envelope, Money):
     type: Literal["order_placed"]
     order_id: Identifier
     customer_id: Identifier | None = None
-    promised_delivery_at: AwareDatetime | None = None
+    promised_delivery_at: Timestamp | None = None
 
 
 class OrderCancelled(Envelope, Money):

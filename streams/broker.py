@@ -34,7 +34,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def _port_is_free(host: str, port: int) -> bool:
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a TCP listener could bind `host:port` right now (port 0 always can)."""
     with socket.socket() as sock:
         try:
             sock.bind((host, port))
@@ -75,7 +76,7 @@ class EmbeddedBroker:
     def start(self, timeout: float = 15.0) -> None:
         """Start the broker and wait until it accepts connections; raises `BrokerError`."""
         url = f"tcp://{self.bootstrap}"
-        if not _port_is_free(self.host, self.port):
+        if not port_is_free(self.host, self.port):
             raise BrokerError(f"cannot start the embedded broker: {self.bootstrap} is in use")
         self._process = subprocess.Popen(
             [

@@ -77,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--duration", type=_positive, help="stop by itself after SECONDS, exit 0")
     demo.add_argument(
-        "--metrics-port", type=_port, help="port for /metrics (default 9464; 0 = any free one)"
+        "--metrics-port",
+        type=_port,
+        help="port for /metrics (default 9464, or any free one if taken; 0 = any free one)",
     )
     _simulation_options(demo)
 
@@ -137,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         overrides: dict[str, object] = {}
-        if getattr(args, "metrics_port", None) is not None:
+        if args.command == "worker" and args.metrics_port is not None:
             overrides["metrics_port"] = args.metrics_port
         if args.log_level:
             overrides["log_level"] = args.log_level.upper()
@@ -164,7 +166,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from streams.demo import DemoOptions, run_demo  # noqa: PLC0415 - keep `--help` fast
 
         options = DemoOptions(
-            duration=args.duration, rate=args.rate, seed=args.seed, bad_ratio=args.bad_ratio
+            duration=args.duration,
+            metrics_port=args.metrics_port,
+            rate=args.rate,
+            seed=args.seed,
+            bad_ratio=args.bad_ratio,
         )
         asyncio.run(run_demo(settings, options))
         return 0

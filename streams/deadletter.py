@@ -34,7 +34,7 @@ def dead_letter(
     """Build the record for one rejected message; `error` must be `located`."""
     headers: Headers = [
         ("pulse.reason", error.reason.encode()),
-        ("pulse.detail", error.detail.encode()[:1024]),
+        ("pulse.detail", error.detail[:1024].encode()),
         ("pulse.topic", str(error.topic).encode()),
         ("pulse.partition", str(error.partition).encode()),
         ("pulse.offset", str(error.offset).encode()),

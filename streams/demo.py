@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from streams.broker import kafka_bootstrap
+from streams.broker import kafka_bootstrap, port_is_free
 from streams.core import WorkerState
 from streams.kafka import TopicSpec, ensure_topics
 from streams.publisher import PublishStats, publish
@@ -31,6 +31,8 @@ INPUT_PARTITIONS = 3
 @dataclass(frozen=True)
 class DemoOptions:
     duration: float | None = None
+    metrics_port: int | None = None
+    """None: the configured port (9464 by default), or any free one if that is taken."""
     rate: float = 50.0
     seed: int = 42
     bad_ratio: float = 0.02
@@ -68,6 +70,11 @@ async def _run(
 ) -> None:
     bootstrap = settings.kafka_bootstrap
     assert bootstrap is not None
+    if options.metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": options.metrics_port})
+    elif not port_is_free(settings.metrics_host, settings.metrics_port):
+        say(f"port {settings.metrics_port} is taken; serving /metrics on a free port instead")
+        settings = settings.model_copy(update={"metrics_port": 0})
     topic = settings.input_topics[0]
     await ensure_topics(bootstrap, [TopicSpec(topic, INPUT_PARTITIONS)])
     worker = Worker(settings, bootstrap)

@@ -11,6 +11,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
+from streams.errors import ConfigError
+
 
 class MetricsServer:
     def __init__(
@@ -28,14 +30,21 @@ class MetricsServer:
         return f"http://{self._host}:{self.port}/metrics"
 
     async def start(self) -> None:
-        """Bind (port 0 picks a free one; `port` then holds it). Raises OSError if taken."""
+        """Bind (port 0 picks a free one; `port` then holds it). Raises `ConfigError` if taken."""
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._health)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.stop()
+            raise ConfigError(
+                f"cannot serve /metrics on {self._host}:{self._port} (PULSE_METRICS_HOST/"
+                f"PULSE_METRICS_PORT, --metrics-port): {exc.strerror or exc}"
+            ) from exc
         server = site._server  # aiohttp keeps the bound socket here; needed for port 0
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self._port

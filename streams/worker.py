@@ -181,7 +181,6 @@ class Worker:
                     dead.append(dead_letter(error, record.key, record.value, now))
                 else:
                     processed[event.type] += 1
-            part.expire()
             self.consumed += len(records)
             self.policy.record_batch(len(records), errors)
             next_offset = records[-1].offset + 1
@@ -189,6 +188,9 @@ class Worker:
             highwater = consumer.highwater(tp)
             if highwater is not None:
                 self._lag[tp] = max(0, highwater - next_offset)
+        shown = self.state.watermark()
+        for part in self.state.partitions.values():
+            part.expire(shown)
         # Dead letters are acknowledged before the checkpoint that moves past them.
         await _send_all(
             producer,
@@ -229,7 +231,9 @@ class Worker:
                 applied += await replay(
                     self.bootstrap, self.settings.changelog_topic(topic), parts, apply
                 )
+                shown = self.state.watermark()
                 for p in parts:
+                    self.state.partitions[(topic, p)].expire(shown)
                     next_offset = self.state.partitions[(topic, p)].next_offset
                     if next_offset is not None:
                         consumer.seek(TopicPartition(topic, p), next_offset)

@@ -24,7 +24,9 @@ class Deduper:
         return event_id in self._ids
 
     def add(self, event_id: str, bucket: int) -> None:
-        """Remember `event_id` under the event-time `bucket` (a window start)."""
+        """Remember `event_id` under the event-time `bucket` (a window start); idempotent."""
+        if event_id in self._ids:
+            return
         self._ids[event_id] = bucket
         self._buckets.setdefault(bucket, []).append(event_id)
         if len(self._ids) > self.max_entries:

@@ -65,19 +65,28 @@ class PartitionState:
             self.revenue.add(start, series, delta)
             self._dirty.add((start, series))
 
-    def expire(self) -> None:
-        """Drop windows and ids that can no longer change and are past the retention."""
+    def expire(self, shown_watermark: float) -> None:
+        """Drop ids and windows that can no longer change and are past the retention.
+
+        `shown_watermark` is the watermark the worker exports by (`WorkerState.watermark`, the
+        slowest owned partition): windows are kept for it, not for this partition alone, which
+        may run far ahead after a backlog.
+        """
         if not self.has_data:
             return
-        first_open = self.windows.start_of(self.watermark.value - self.watermark.lateness)
+        first_open = self._first_open_start()
         self.seen.expire_before(first_open)
-        last_closed = self.windows.last_closed_start(self.watermark.value)
+        last_closed = self.windows.last_closed_start(min(shown_watermark, self.watermark.value))
         keep_from = first_open
         if last_closed is not None:
             keep_from = min(
                 keep_from, last_closed - (self.retained_windows - 1) * self.windows.size
             )
         self.revenue.drop_before(keep_from)
+
+    def _first_open_start(self) -> int:
+        """Start of the oldest window that still accepts events."""
+        return self.windows.start_of(self.watermark.value - self.watermark.lateness)
 
     def checkpoint(self, next_offset: int) -> dict[str, Any]:
         """The changelog record for everything applied since the previous checkpoint."""
@@ -91,7 +100,8 @@ class PartitionState:
                 [start, bu, region, str(self.revenue.get(start, (bu, region)))]
                 for start, (bu, region) in sorted(self._dirty)
             ],
-            "seen": self._new_ids,
+            # Ids evicted since they were added stay forgotten: replay must not resurrect them.
+            "seen": [(i, bucket) for i, bucket in self._new_ids if i in self.seen],
         }
         self._dirty = set()
         self._new_ids = []
@@ -108,4 +118,7 @@ class PartitionState:
         for event_id, bucket in record["seen"]:
             self.seen.add(event_id, int(bucket))
         self.next_offset = int(record["next_offset"])
-        self.expire()
+        # Ids may go as soon as this partition's windows stop accepting events; windows wait for
+        # the worker's `expire` call, which knows the other partitions' progress.
+        if self.has_data:
+            self.seen.expire_before(self._first_open_start())

@@ -48,7 +48,7 @@ def decode_event(raw: bytes | None, limits: ValidationLimits, now: float) -> Env
     if not isinstance(data, dict):
         raise InvalidEvent("schema_violation", f"expected a JSON object, got {type(data).__name__}")
     event_type = data.get("type")
-    if event_type not in EVENT_TYPES:
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         raise InvalidEvent("unknown_type", f"unknown event type {event_type!r}")
     try:
         event: Envelope = event_adapter.validate_python(data)

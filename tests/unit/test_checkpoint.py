@@ -1,0 +1,163 @@
+"""PartitionState checkpoint/restore: the write-ahead log record of one source partition."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.errors import InvalidEvent
+
+T0 = 1_709_294_400  # 2024-03-01T12:00:00Z, a whole minute
+RETAIL_EU = ("retail", "eu")
+WHOLESALE_US = ("wholesale", "us")
+
+
+def over_the_wire(record: dict[str, Any]) -> dict[str, Any]:
+    """What the changelog topic gives back: the record through orjson and out again."""
+    return orjson.loads(orjson.dumps(record))
+
+
+@pytest.fixture
+def source(make_partition, make_envelope):
+    """A partition after one batch of 4 events, expired as the worker does before checkpoints."""
+    part = make_partition()
+    for event in [
+        make_envelope(event_id="e1", at=T0 + 5, amount="100.00"),
+        make_envelope(
+            event_id="e2",
+            at=T0 + 10,
+            amount="20.00",
+            currency="USD",
+            business_unit="wholesale",
+            region="us",
+        ),
+        make_envelope(event_id="e3", at=T0 + 65, type="refund_issued", amount="2.50"),
+        make_envelope(event_id="e4", at=T0 + 70, type="feedback_submitted"),
+    ]:
+        part.apply(event)
+    # watermark T0 + 65; oldest accepting start_of(T0 + 35) = T0 and newest closed [T0, T0 + 60),
+    # so nothing is old enough to expire yet.
+    part.expire(part.watermark.value)
+    return part
+
+
+def test_restore_rebuilds_revenue_watermark_and_dedupe_memory(source, make_partition):
+    record = over_the_wire(source.checkpoint(next_offset=4))
+    fresh = make_partition()
+
+    fresh.restore(record)
+
+    assert fresh.revenue.by_window == {
+        T0: {RETAIL_EU: Decimal("100.00"), WHOLESALE_US: Decimal("18.00")},  # 20.00 USD * 0.9
+        T0 + 60: {RETAIL_EU: Decimal("-2.50")},
+    }
+    assert fresh.revenue.by_window == source.revenue.by_window
+    assert fresh.watermark.max_event_time == T0 + 70
+    assert fresh.watermark.value == T0 + 65
+    assert dict(fresh.seen.items()) == {"e1": T0, "e2": T0, "e3": T0 + 60, "e4": T0 + 60}
+    assert fresh.next_offset == 4
+
+
+def test_a_restored_partition_rejects_ids_it_already_counted(source, make_partition, make_envelope):
+    fresh = make_partition()
+    fresh.restore(over_the_wire(source.checkpoint(next_offset=4)))
+
+    with pytest.raises(InvalidEvent) as caught:
+        fresh.apply(make_envelope(event_id="e1", at=T0 + 5, amount="100.00"))
+
+    assert caught.value.reason == "duplicate"
+    assert fresh.revenue.get(T0, RETAIL_EU) == Decimal("100.00")
+
+
+def test_restoring_the_same_records_twice_changes_nothing(source, make_partition, make_envelope):
+    first = over_the_wire(source.checkpoint(next_offset=4))
+    source.apply(make_envelope(event_id="e5", at=T0 + 66, amount="1.00"))
+    second = over_the_wire(source.checkpoint(next_offset=5))
+    fresh = make_partition()
+
+    fresh.restore(first)
+    fresh.restore(second)
+    fresh.restore(first)  # a replay from the start of the log
+    fresh.restore(second)
+
+    assert fresh.revenue.by_window == {
+        T0: {RETAIL_EU: Decimal("100.00"), WHOLESALE_US: Decimal("18.00")},
+        T0 + 60: {RETAIL_EU: Decimal("-1.50")},  # -2.50 + 1.00
+    }
+    assert fresh.watermark.max_event_time == T0 + 70
+    assert dict(fresh.seen.items()) == {
+        "e1": T0,
+        "e2": T0,
+        "e3": T0 + 60,
+        "e4": T0 + 60,
+        "e5": T0 + 60,
+    }
+    assert fresh.next_offset == 5
+
+
+def test_a_checkpoint_holds_only_what_changed_since_the_previous_one(source, make_envelope):
+    first = over_the_wire(source.checkpoint(next_offset=4))
+    assert first == {
+        "v": 1,
+        "next_offset": 4,
+        "max_event_time": T0 + 70,
+        "revenue": [
+            [T0, "retail", "eu", "100.00"],
+            [T0, "wholesale", "us", "18.00"],
+            [T0 + 60, "retail", "eu", "-2.50"],
+        ],
+        "seen": [["e1", T0], ["e2", T0], ["e3", T0 + 60], ["e4", T0 + 60]],
+    }
+
+    source.apply(make_envelope(event_id="e5", at=T0 + 66, amount="1.00"))
+    second = over_the_wire(source.checkpoint(next_offset=5))
+
+    # One changed key, as an absolute value (-2.50 + 1.00), and one new id.
+    assert second == {
+        "v": 1,
+        "next_offset": 5,
+        "max_event_time": T0 + 70,  # T0 + 66 did not raise it
+        "revenue": [[T0 + 60, "retail", "eu", "-1.50"]],
+        "seen": [["e5", T0 + 60]],
+    }
+
+    third = over_the_wire(source.checkpoint(next_offset=5))
+    assert (third["revenue"], third["seen"]) == ([], [])
+
+
+def test_checkpoint_of_an_empty_partition_has_no_watermark(make_partition):
+    record = over_the_wire(make_partition().checkpoint(next_offset=0))
+
+    assert record == {"v": 1, "next_offset": 0, "max_event_time": None, "revenue": [], "seen": []}
+    fresh = make_partition()
+    fresh.restore(record)
+    assert not fresh.has_data
+    assert fresh.next_offset == 0
+
+
+def test_restore_refuses_an_unknown_record_version(source, make_partition):
+    record = over_the_wire(source.checkpoint(next_offset=4))
+    record["v"] = 2
+
+    with pytest.raises(ValueError, match="version 2"):
+        make_partition().restore(record)
+
+
+def test_restoring_twice_does_not_count_evictions_twice(make_partition, make_envelope):
+    # A checkpoint carries only the ids still remembered, so replaying it (once or twice)
+    # neither resurrects the evicted "e0" nor counts evictions the source already counted.
+    source = make_partition(dedupe_max_entries=2)
+    for k in range(3):
+        source.apply(make_envelope(event_id=f"e{k}", at=T0 + k, amount="1.00"))
+    assert source.seen.evicted == 1  # 3 ids, room for 2: "e0" evicted
+    record = over_the_wire(source.checkpoint(next_offset=3))
+    fresh = make_partition(dedupe_max_entries=2)
+
+    fresh.restore(record)
+    fresh.restore(record)
+
+    assert dict(fresh.seen.items()) == {"e1": T0, "e2": T0}
+    assert fresh.seen.evicted == 0

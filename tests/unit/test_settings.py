@@ -1,0 +1,137 @@
+"""Settings from PULSE_* environment variables: defaults, parsing, errors naming the variable."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+
+import pytest
+
+from streams.errors import ConfigError, FatalError
+from streams.settings import load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    """Whatever the shell running the tests exports must not leak into them."""
+    for name in list(os.environ):
+        if name.startswith("PULSE_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults():
+    settings = load_settings()
+
+    assert settings.kafka_bootstrap is None
+    assert settings.topic_prefix == "pulse"
+    assert settings.input_topics == ("pulse.events",)
+    assert settings.consumer_group == "pulse-worker"
+    assert settings.reporting_currency == "EUR"
+    assert settings.fx_rates == {"USD": Decimal("0.92"), "GBP": Decimal("1.17")}
+    assert settings.window_seconds == 60
+    assert settings.watermark_delay_seconds == 5.0
+    assert settings.allowed_lateness_seconds == 60.0
+    assert settings.retained_windows == 10
+    assert settings.dedupe_max_entries == 1_000_000
+    assert settings.max_event_bytes == 65536
+    assert settings.max_future_skew_seconds == 300.0
+    assert settings.max_bad_ratio == 0.5
+    assert settings.bad_ratio_window == 1000
+    assert settings.batch_max_records == 5000
+    assert settings.session_timeout_ms == 10000
+    assert (settings.metrics_host, settings.metrics_port) == ("127.0.0.1", 9464)
+    assert settings.log_level == "INFO"
+
+
+def test_derived_topic_names(monkeypatch):
+    monkeypatch.setenv("PULSE_TOPIC_PREFIX", "acme")
+    monkeypatch.setenv("PULSE_CONSUMER_GROUP", "kpi")
+    settings = load_settings()
+
+    assert settings.deadletter_topic == "acme.deadletter"
+    assert settings.changelog_topic("orders") == "acme.kpi.orders.changelog"
+
+
+def test_numbers_are_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("PULSE_WINDOW_SECONDS", "300")
+    monkeypatch.setenv("PULSE_MAX_BAD_RATIO", "0.25")
+    monkeypatch.setenv("PULSE_KAFKA_BOOTSTRAP", "kafka-1:9092,kafka-2:9092")
+
+    settings = load_settings()
+
+    assert settings.window_seconds == 300
+    assert settings.max_bad_ratio == 0.25
+    assert settings.kafka_bootstrap == "kafka-1:9092,kafka-2:9092"
+
+
+@pytest.mark.parametrize(
+    ("value", "topics"),
+    [("a, b", ("a", "b")), ("orders", ("orders",)), (" a ,, b ,", ("a", "b"))],
+)
+def test_input_topics_are_comma_separated(monkeypatch, value, topics):
+    monkeypatch.setenv("PULSE_INPUT_TOPICS", value)
+
+    assert load_settings().input_topics == topics
+
+
+@pytest.mark.parametrize(
+    ("value", "rates"),
+    [
+        ("USD=0.92,GBP=1.17", {"USD": Decimal("0.92"), "GBP": Decimal("1.17")}),
+        (" USD=0.9 , JPY=0.0062 ", {"USD": Decimal("0.9"), "JPY": Decimal("0.0062")}),
+        ("CHF=1.05", {"CHF": Decimal("1.05")}),  # replaces the defaults, does not add to them
+    ],
+)
+def test_fx_rates_are_parsed_exactly_as_decimals(monkeypatch, value, rates):
+    monkeypatch.setenv("PULSE_FX_RATES", value)
+
+    assert load_settings().fx_rates == rates
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PULSE_MAX_BAD_RATIO", "2"),
+        ("PULSE_MAX_BAD_RATIO", "0"),
+        ("PULSE_FX_RATES", "USD=x"),
+        ("PULSE_FX_RATES", "usd=0.9"),
+        ("PULSE_FX_RATES", "USD"),
+        ("PULSE_FX_RATES", "USD=0"),
+        ("PULSE_FX_RATES", "USD=-1"),
+        ("PULSE_FX_RATES", "USD=NaN"),
+        ("PULSE_WINDOW_SECONDS", "0"),
+        ("PULSE_WINDOW_SECONDS", "sixty"),
+        ("PULSE_INPUT_TOPICS", " , "),
+        ("PULSE_REPORTING_CURRENCY", "euro"),
+        ("PULSE_LOG_LEVEL", "verbose"),
+        ("PULSE_METRICS_PORT", "70000"),
+        ("PULSE_BAD_RATIO_WINDOW", "9"),
+    ],
+)
+def test_a_bad_value_is_a_config_error_naming_the_variable(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+
+    assert variable in str(caught.value)
+    assert isinstance(caught.value, FatalError)
+
+
+def test_every_bad_variable_is_named_at_once(monkeypatch):
+    monkeypatch.setenv("PULSE_WINDOW_SECONDS", "0")
+    monkeypatch.setenv("PULSE_MAX_BAD_RATIO", "2")
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+
+    assert "PULSE_WINDOW_SECONDS" in str(caught.value)
+    assert "PULSE_MAX_BAD_RATIO" in str(caught.value)
+
+
+def test_explicit_overrides_win_and_are_validated_under_the_variable_name(monkeypatch):
+    monkeypatch.setenv("PULSE_WINDOW_SECONDS", "300")
+
+    assert load_settings(window_seconds=60).window_seconds == 60
+    with pytest.raises(ConfigError, match="PULSE_WINDOW_SECONDS"):
+        load_settings(window_seconds=0)

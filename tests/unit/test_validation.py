@@ -1,0 +1,238 @@
+"""decode_event: bytes in, a typed event or an InvalidEvent with the exact reason out."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas import (
+    ExpensePosted,
+    FeedbackSubmitted,
+    InventoryIssued,
+    OrderCancelled,
+    OrderPlaced,
+    RefundIssued,
+)
+from streams.core import ValidationLimits, decode_event
+from streams.errors import InvalidEvent
+
+T0 = 1_709_294_400  # 2024-03-01T12:00:00Z
+NOW = float(T0)  # the wall clock passed to decode_event; events default to occurring at T0
+LIMITS = ValidationLimits(max_event_bytes=1024, max_future_skew_seconds=300.0)
+
+
+def reason_of(raw: bytes | None) -> str:
+    with pytest.raises(InvalidEvent) as caught:
+        decode_event(raw, LIMITS, NOW)
+    return caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("event_type", "model"),
+    [
+        ("order_placed", OrderPlaced),
+        ("order_cancelled", OrderCancelled),
+        ("refund_issued", RefundIssued),
+        ("inventory_issued", InventoryIssued),
+        ("expense_posted", ExpensePosted),
+        ("feedback_submitted", FeedbackSubmitted),
+    ],
+)
+def test_a_valid_event_of_each_type_decodes_to_its_model(make_event, event_type, model):
+    event = decode_event(make_event(type=event_type, event_id="e-1"), LIMITS, NOW)
+
+    assert type(event) is model
+    assert event.type == event_type
+    assert event.event_id == "e-1"
+    assert event.occurred_at.timestamp() == T0
+    assert (event.dimensions.business_unit, event.dimensions.region) == ("retail", "eu")
+
+
+def test_money_keeps_every_digit_as_decimal(make_event):
+    event = decode_event(make_event(amount="1234.567891", currency="USD"), LIMITS, NOW)
+
+    assert isinstance(event, OrderPlaced)
+    assert event.amount == Decimal("1234.567891")
+    assert event.currency == "USD"
+
+
+@pytest.mark.parametrize(
+    "scores", [{"csat_score": 5}, {"nps_score": 0}, {"csat_score": 1, "nps_score": 10}]
+)
+def test_feedback_with_either_or_both_scores_is_valid(make_event, scores):
+    raw = make_event(type="feedback_submitted", drop=("csat_score",), **scores)
+
+    event = decode_event(raw, LIMITS, NOW)
+
+    assert isinstance(event, FeedbackSubmitted)
+    assert (event.csat_score, event.nps_score) == (
+        scores.get("csat_score"),
+        scores.get("nps_score"),
+    )
+
+
+# --- undecodable -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [None, b"", b"\xff\xfe\x00garbage", b"{not json", b'{"type": "order_placed"'],
+    ids=["none", "empty", "binary-garbage", "broken-json", "truncated-json"],
+)
+def test_empty_or_garbage_values_are_undecodable(raw):
+    assert reason_of(raw) == "undecodable"
+
+
+# --- oversized ---------------------------------------------------------------------------------
+
+
+def test_a_value_at_the_size_limit_is_accepted_and_one_byte_more_is_oversized(make_event):
+    raw = make_event()
+    assert len(raw) < 1024  # the padding below is JSON whitespace, so the event stays valid
+    at_limit = raw + b" " * (1024 - len(raw))
+    over_limit = at_limit + b" "
+
+    assert decode_event(at_limit, LIMITS, NOW).event_id == orjson.loads(raw)["event_id"]
+    assert reason_of(over_limit) == "oversized"
+
+
+def test_size_is_checked_before_parsing():
+    # 2000 bytes of garbage: the size check answers before the JSON parser sees it.
+    assert reason_of(b"x" * 2000) == "oversized"
+
+
+# --- schema_violation --------------------------------------------------------------------------
+
+
+def test_a_json_array_is_a_schema_violation(make_payload):
+    assert reason_of(orjson.dumps([make_payload()])) == "schema_violation"
+
+
+@pytest.mark.parametrize(
+    "payload_change",
+    [
+        {"drop": ("order_id",)},
+        {"drop": ("event_id",)},
+        {"drop": ("occurred_at",)},
+        {"drop": ("dimensions",)},
+        {"dimensions": {"business_unit": "retail"}},
+        {"coupon": "SPRING24"},
+        {"dimensions": {"business_unit": "retail", "region": "eu", "colour": "red"}},
+        {"currency": "eur"},
+        {"currency": "EURO"},
+        {"amount": "-5.00"},
+        {"amount": "0"},
+        {"amount": "1.1234567"},
+        {"occurred_at": "2024-03-01T12:00:00"},
+        {"schema_version": 2},
+        {"type": "feedback_submitted", "drop": ("csat_score",)},
+        {"type": "feedback_submitted", "csat_score": 6},
+    ],
+    ids=[
+        "missing-order_id",
+        "missing-event_id",
+        "missing-occurred_at",
+        "missing-dimensions",
+        "missing-region",
+        "extra-field",
+        "extra-dimension",
+        "lowercase-currency",
+        "four-letter-currency",
+        "negative-amount",
+        "zero-amount",
+        "seven-decimal-places",
+        "naive-occurred_at",
+        "future-schema-version",
+        "feedback-without-scores",
+        "csat-out-of-range",
+    ],
+)
+def test_contract_breaches_are_schema_violations(make_payload, payload_change: dict[str, Any]):
+    assert reason_of(orjson.dumps(make_payload(**payload_change))) == "schema_violation"
+
+
+# --- unknown_type ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "payload_change",
+    [{"type": "order_shipped"}, {"drop": ("type",)}, {"type": None}, {"type": 7}],
+    ids=["unknown-name", "missing", "null", "number"],
+)
+def test_unknown_or_missing_type_is_unknown_type(make_payload, payload_change):
+    assert reason_of(orjson.dumps(make_payload(**payload_change))) == "unknown_type"
+
+
+@pytest.mark.parametrize("bad_type", [[], {}], ids=["list", "object"])
+def test_an_unhashable_type_value_is_rejected_not_crashing(make_payload, bad_type):
+    # A JSON array/object `type` once raised TypeError("unhashable type"), a poison pill that
+    # stopped the partition on every restart. Any non-string type is not a known type.
+    assert reason_of(orjson.dumps(make_payload(type=bad_type))) == "unknown_type"
+
+
+# --- non_finite_number -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("amount", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_amount_strings_are_non_finite_numbers(make_event, amount):
+    assert reason_of(make_event(amount=amount)) == "non_finite_number"
+
+
+def test_a_raw_json_number_overflowing_a_double_is_a_non_finite_number(make_event):
+    raw = make_event(amount="__AMOUNT__").replace(b'"__AMOUNT__"', b"1e999")
+    assert b'"amount":1e999' in raw
+
+    assert reason_of(raw) == "non_finite_number"
+
+
+# --- timestamp_out_of_range --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "occurred_at",
+    [
+        "1999-12-31T23:59:59+00:00",
+        "1999-06-01T00:00:00Z",
+        # 00:30 at +01:00 is 1999-12-31T23:30Z: the offset is honoured.
+        "2000-01-01T00:30:00+01:00",
+    ],
+)
+def test_events_before_2000_are_out_of_range(make_event, occurred_at):
+    assert reason_of(make_event(occurred_at=occurred_at)) == "timestamp_out_of_range"
+
+
+def test_the_first_instant_of_2000_is_accepted(make_event):
+    event = decode_event(make_event(occurred_at="2000-01-01T00:00:00Z"), LIMITS, NOW)
+
+    assert event.occurred_at.timestamp() == 946_684_800  # 30 years incl. 7 leap days * 86400
+
+
+def test_future_skew_boundary(make_event):
+    # skew 300 s: the latest plausible event time is NOW + 300 = T0 + 300.
+    just_inside = make_event(at=NOW + 299)
+    on_the_limit = make_event(at=NOW + 300)
+    one_second_beyond = make_event(at=NOW + 301)
+
+    assert decode_event(just_inside, LIMITS, NOW).occurred_at.timestamp() == T0 + 299
+    assert decode_event(on_the_limit, LIMITS, NOW).occurred_at.timestamp() == T0 + 300
+    assert reason_of(one_second_beyond) == "timestamp_out_of_range"
+
+
+def test_invalid_event_carries_reason_and_detail_until_located(make_event):
+    with pytest.raises(InvalidEvent) as caught:
+        decode_event(make_event(type="order_shipped"), LIMITS, NOW)
+    error = caught.value
+
+    assert (error.topic, error.partition, error.offset) == (None, None, None)
+    assert "order_shipped" in error.detail
+    assert error.located("pulse.events", 2, 17) is error
+    assert (error.topic, error.partition, error.offset) == ("pulse.events", 2, 17)
+
+
+@pytest.mark.parametrize("epoch", [1767261600, 1767261600.5])
+def test_an_epoch_number_is_not_an_rfc3339_timestamp(make_payload, epoch):
+    # The contract says RFC 3339 with an offset; pydantic alone would take a number.
+    assert reason_of(orjson.dumps(make_payload(occurred_at=epoch))) == "schema_violation"
