@@ -89,6 +89,9 @@ class EmbeddedBroker:
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            # Own session: a terminal's Ctrl-C goes to the foreground process group and must not
+            # kill the broker before our clients have shut down; we stop it ourselves.
+            start_new_session=True,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads are started before this
         )
         deadline = time.monotonic() + timeout

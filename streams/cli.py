@@ -128,7 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _simulation_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rate", type=_positive, default=50.0, help="events/s (default 50)")
+    parser.add_argument(
+        "--rate",
+        type=_positive,
+        default=50.0,
+        help="mean events/s over a day (default 50); the simulated day runs at ~0.35x this at "
+        "00:00 UTC and ~1.65x at 12:00 UTC",
+    )
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     parser.add_argument(
         "--bad-ratio", type=_ratio, default=0.02, help="share of bad messages (default 0.02)"

@@ -26,6 +26,7 @@ from streams.worker import Worker
 BACKFILL = timedelta(minutes=2)
 FOREVER_S = 10 * 365 * 86400.0
 INPUT_PARTITIONS = 3
+SHUTDOWN_TIMEOUT_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,10 @@ async def _run(
             await _watch(worker, tasks, stats, stop, options=options, say=say)
     finally:
         stop.set()
+        _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT_S)
+        for task in pending:
+            say(f"{task.get_name()} did not stop within {SHUTDOWN_TIMEOUT_S:.0f}s; cancelling it")
+            task.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):

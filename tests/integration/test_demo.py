@@ -26,6 +26,7 @@ def _start_demo(*args: str, env_extra: dict[str, str]) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
+        start_new_session=True,  # its own process group, like a command typed in a terminal
     )
 
 
@@ -90,12 +91,14 @@ def test_demo_with_embedded_broker_stops_cleanly_on_ctrl_c() -> None:
         broker = next(line for line in lines if "embedded broker at" in line)
         port = int(broker.rsplit(":", 1)[1])
         next(line for line in lines if "metrics: http" in line)
-        process.send_signal(signal.SIGINT)
+        # A terminal's Ctrl-C signals the whole foreground process group, children included.
+        os.killpg(process.pid, signal.SIGINT)
         rest = list(lines)
         assert process.wait(30) == 0
     finally:
         process.kill()
     assert "stopped cleanly" in rest[-1]
+    assert not [line for line in rest if " ERROR " in line], "errors while shutting down"
     # The embedded broker went away with the demo: its port is free again.
     replacement = EmbeddedBroker(port=port)
     replacement.start(timeout=10)
