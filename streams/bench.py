@@ -48,6 +48,8 @@ async def run_bench(
     events: int,
     partitions: int,
     rounds: int,
+    *,
+    with_faust: bool = False,
     say: Callable[[str], None] = _say,
 ) -> float:
     """Run the benchmark and return the ratio (median pipeline / median ceiling)."""
@@ -95,6 +97,14 @@ async def run_bench(
         ceiling, pipeline = statistics.median(ceilings), statistics.median(pipelines)
         say(f"ceiling:  {ceiling:10,.0f} events/s (plain aiokafka + orjson + pydantic, median)")
         say(f"pipeline: {pipeline:10,.0f} events/s (one worker to final KPI state, median)")
+        if with_faust:
+            from streams.faust_baseline import measure_faust_agent  # noqa: PLC0415
+
+            faust_rate = await measure_faust_agent(settings, bootstrap, topic, partitions, events)
+            say(
+                f"faust:    {faust_rate:10,.0f} events/s (a Faust agent doing the same per-event "
+                f"work, no table writes; ratio {faust_rate / ceiling:.2f})"
+            )
         ratio = pipeline / ceiling
         say(f"ratio: {ratio:.2f}")
         return ratio

@@ -124,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--events", type=int, default=200_000, help="events (default 200000)")
     bench.add_argument("--partitions", type=int, default=4, help="input partitions (default 4)")
     bench.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    bench.add_argument(
+        "--with-faust",
+        action="store_true",
+        help="also measure a per-event Faust agent doing the same work (once, ~30 s more)",
+    )
     return parser
 
 
@@ -187,7 +192,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "bench":
         from streams.bench import run_bench  # noqa: PLC0415
 
-        asyncio.run(run_bench(settings, args.events, args.partitions, args.rounds))
+        asyncio.run(
+            run_bench(
+                settings, args.events, args.partitions, args.rounds, with_faust=args.with_faust
+            )
+        )
         return 0
     raise AssertionError(args.command)
 
