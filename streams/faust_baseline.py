@@ -13,9 +13,9 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import faust
+from faust.types import StreamT
 
 from streams.core import ValidationLimits, WorkerState, decode_event
 from streams.errors import InvalidEvent
@@ -47,7 +47,7 @@ async def measure_faust_agent(
     started = 0.0
     finished = asyncio.Event()
 
-    async def handle(stream: AsyncIterator[bytes]) -> None:
+    async def handle(stream: StreamT[bytes]) -> None:
         nonlocal seen, started
         async for value in stream:
             if not seen:
