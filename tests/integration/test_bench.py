@@ -1,0 +1,17 @@
+"""`pulse bench` runs end to end on the suite's broker and reports a ratio (speed is not judged)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from streams.bench import run_bench
+from streams.settings import Settings
+
+
+async def test_bench_reports_both_paths_and_a_ratio(make_settings: Callable[..., Settings]) -> None:
+    lines: list[str] = []
+    ratio = await run_bench(make_settings(), 3000, 2, 1, say=lines.append)
+    assert any(line.startswith("ceiling:") for line in lines)
+    assert any(line.startswith("pipeline:") for line in lines)
+    assert lines[-1] == f"ratio: {ratio:.2f}"
+    assert ratio > 0
