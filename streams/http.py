@@ -45,9 +45,7 @@ class MetricsServer:
                 f"cannot serve /metrics on {self._host}:{self._port} (PULSE_METRICS_HOST/"
                 f"PULSE_METRICS_PORT, --metrics-port): {exc.strerror or exc}"
             ) from exc
-        server = site._server  # aiohttp keeps the bound socket here; needed for port 0
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self._port
+        self.port = int(self._runner.addresses[0][1])  # the real one when asked for port 0
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -175,7 +175,7 @@ class Worker:
             for record in records:
                 try:
                     event = decode_event(record.value, limits, now)
-                    part.apply(event)
+                    part.apply(event, now)
                 except InvalidEvent as error:
                     errors.append(error.located(tp.topic, tp.partition, record.offset))
                     dead.append(dead_letter(error, record.key, record.value, now))

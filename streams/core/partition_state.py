@@ -8,6 +8,7 @@ write-ahead log of DESIGN.md principle 5: one write per changed key per batch, n
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -44,9 +45,14 @@ class PartitionState:
     def has_data(self) -> bool:
         return self.watermark.max_event_time != NO_WATERMARK
 
-    def apply(self, event: Envelope) -> None:
+    def apply(self, event: Envelope, now: float = math.inf) -> None:
         """Count one valid event. Raises `InvalidEvent` for a duplicate, a late event or an
-        unknown currency; the state is unchanged then."""
+        unknown currency; the state is unchanged then.
+
+        `now` (wall-clock epoch seconds) caps how far the event moves the watermark: an event
+        stamped in the future by a skewed clock still counts in its window, but does not make
+        everyone else's events late. Offline replays leave it unbounded.
+        """
         if event.event_id in self.seen:
             raise InvalidEvent("duplicate", f"event_id {event.event_id} was already counted")
         occurred = event.occurred_at.timestamp()
@@ -59,7 +65,7 @@ class PartitionState:
         delta = revenue_delta(event, self.fx)
         self.seen.add(event.event_id, start)
         self._new_ids.append((event.event_id, start))
-        self.watermark.observe(occurred)
+        self.watermark.observe(min(occurred, now))
         if delta is not None:
             series = (event.dimensions.business_unit, event.dimensions.region)
             self.revenue.add(start, series, delta)

@@ -269,3 +269,18 @@ def test_closed_window_sums_partitions_even_when_one_is_far_ahead(make_state, ma
     assert closed is not None
     assert closed.start == T0
     assert closed.revenue[RETAIL_EU] == Decimal("110.00")
+
+
+def test_a_future_stamped_event_counts_but_does_not_drag_the_watermark(
+    make_partition, make_envelope
+):
+    part = make_partition()  # 60 s windows, delay 5, lateness 30
+    now = T0 + 100
+    # A skewed publisher clock, 200 s ahead: counted in its own window [T0 + 300, T0 + 360) ...
+    part.apply(make_envelope(event_id="skewed", at=T0 + 300, amount="1.00"), now)
+    # ... but the watermark stops at now - delay = T0 + 95, so an on-time event for
+    # [T0 + 60, T0 + 120) is still accepted (T0 + 95 < T0 + 120 + 30).
+    part.apply(make_envelope(event_id="on-time", at=T0 + 90, amount="2.00"), now)
+    assert part.watermark.value == T0 + 95
+    assert part.revenue.get(T0 + 300, RETAIL_EU) == Decimal("1.00")
+    assert part.revenue.get(T0 + 60, RETAIL_EU) == Decimal("2.00")
