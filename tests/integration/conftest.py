@@ -6,6 +6,7 @@ test gets its own topics and consumer group, so the suite runs against any share
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -69,6 +70,13 @@ def make_settings(kafka_bootstrap: str, names: dict[str, str]) -> Callable[..., 
         return Settings(**values)
 
     return make
+
+
+@pytest.fixture
+def input_topic_sync(kafka_bootstrap: str, names: dict[str, str]) -> str:
+    """This test's input topic (1 partition), for tests that are not coroutines."""
+    asyncio.run(ensure_topics(kafka_bootstrap, [TopicSpec(names["input"], 1)]))
+    return names["input"]
 
 
 @pytest.fixture
