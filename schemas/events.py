@@ -10,7 +10,7 @@ upstream is caught at the door, not summed as zero.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Literal, TypeAlias
+from typing import Annotated, ClassVar, Literal, Self, TypeAlias
 
 from pydantic import (
     AwareDatetime,
@@ -48,7 +48,8 @@ Quantity = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=6, allow
 
 
 class Dimensions(BaseModel):
-    """Where an event belongs. `business_unit` and `region` are required on every event."""
+    """Where a business event belongs: `business_unit` and `region` always; some event types
+    also require `cost_center` or `initiative_id`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -69,7 +70,21 @@ class Envelope(BaseModel):
     occurred_at: Timestamp = Field(description="RFC 3339 with a UTC offset; event time.")
     source: Identifier = Field(description="The publishing system, e.g. 'oms-eu'.")
     schema_version: Literal[1] = Field(description="Version of this contract.")
+
+
+class BusinessEvent(Envelope):
+    """An event that belongs to a business unit and region (every type but `fx_rate`)."""
+
     dimensions: Dimensions
+
+    _required_dimensions: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _has_required_dimensions(self) -> Self:
+        missing = [d for d in self._required_dimensions if getattr(self.dimensions, d) is None]
+        if missing:
+            raise ValueError(f"{self.type} needs dimensions.{', dimensions.'.join(missing)}")
+        return self
 
 
 class Money(BaseModel):
@@ -79,7 +94,7 @@ class Money(BaseModel):
     currency: CurrencyCode
 
 
-class OrderPlaced(Envelope, Money):
+class OrderPlaced(BusinessEvent, Money):
     """A customer order; its amount counts toward revenue."""
 
     type: Literal["order_placed"]
@@ -88,21 +103,21 @@ class OrderPlaced(Envelope, Money):
     promised_delivery_at: Timestamp | None = None
 
 
-class OrderCancelled(Envelope, Money):
+class OrderCancelled(BusinessEvent, Money):
     """An order cancelled before fulfilment; its amount is taken off revenue."""
 
     type: Literal["order_cancelled"]
     order_id: Identifier
 
 
-class RefundIssued(Envelope, Money):
+class RefundIssued(BusinessEvent, Money):
     """Money given back to a customer; taken off revenue."""
 
     type: Literal["refund_issued"]
     order_id: Identifier
 
 
-class InventoryIssued(Envelope, Money):
+class InventoryIssued(BusinessEvent, Money):
     """Goods leaving stock at cost: `amount` is the total cost of goods issued (COGS)."""
 
     type: Literal["inventory_issued"]
@@ -111,14 +126,16 @@ class InventoryIssued(Envelope, Money):
     order_id: Identifier | None = None
 
 
-class ExpensePosted(Envelope, Money):
+class ExpensePosted(BusinessEvent, Money):
     """An operating expense booked to a category (and usually a cost center)."""
 
     type: Literal["expense_posted"]
     category: Label
 
+    _required_dimensions = ("cost_center",)
 
-class FeedbackSubmitted(Envelope):
+
+class FeedbackSubmitted(BusinessEvent):
     """A survey answer: a CSAT score (1-5), an NPS score (0-10), or both."""
 
     type: Literal["feedback_submitted"]
@@ -133,23 +150,144 @@ class FeedbackSubmitted(Envelope):
         return self
 
 
+class ShipmentDispatched(BusinessEvent):
+    """An order's shipment left the warehouse."""
+
+    type: Literal["shipment_dispatched"]
+    order_id: Identifier
+    shipment_id: Identifier
+    carrier: Label | None = None
+
+
+class ShipmentDelivered(BusinessEvent):
+    """An order's shipment reached the customer; on time when `occurred_at` is at or before
+    `promised_delivery_at`."""
+
+    type: Literal["shipment_delivered"]
+    order_id: Identifier
+    shipment_id: Identifier
+    promised_delivery_at: Timestamp
+
+
+class InventoryReceived(BusinessEvent, Money):
+    """Goods entering stock: `amount` is their total cost (adds to inventory value)."""
+
+    type: Literal["inventory_received"]
+    sku: Identifier
+    quantity: Quantity
+
+
+class InvoiceIssued(BusinessEvent, Money):
+    """A customer invoice (adds to accounts receivable)."""
+
+    type: Literal["invoice_issued"]
+    invoice_id: Identifier
+    customer_id: Identifier | None = None
+    due_at: Timestamp | None = None
+
+
+class PaymentReceived(BusinessEvent, Money):
+    """A customer payment against an invoice (takes off accounts receivable)."""
+
+    type: Literal["payment_received"]
+    invoice_id: Identifier
+
+
+class BillReceived(BusinessEvent, Money):
+    """A supplier bill (adds to accounts payable)."""
+
+    type: Literal["bill_received"]
+    bill_id: Identifier
+    supplier_id: Identifier | None = None
+    due_at: Timestamp | None = None
+
+
+class BillPaid(BusinessEvent, Money):
+    """A payment of a supplier bill (takes off accounts payable)."""
+
+    type: Literal["bill_paid"]
+    bill_id: Identifier
+
+
+class BudgetSet(BusinessEvent, Money):
+    """The OpEx budget of a cost center for one calendar month (`period`, e.g. "2026-11", in the
+    business time zone). A later `budget_set` (by `occurred_at`) for the same cost center and
+    period replaces the earlier one."""
+
+    type: Literal["budget_set"]
+    period: Annotated[str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+
+    _required_dimensions = ("cost_center",)
+
+
+class InvestmentMade(BusinessEvent, Money):
+    """Money spent on an initiative (`dimensions.initiative_id`)."""
+
+    type: Literal["investment_made"]
+
+    _required_dimensions = ("initiative_id",)
+
+
+class BenefitRealized(BusinessEvent, Money):
+    """A measured benefit of an initiative (`dimensions.initiative_id`)."""
+
+    type: Literal["benefit_realized"]
+
+    _required_dimensions = ("initiative_id",)
+
+
+class FxRate(Envelope):
+    """From `occurred_at` on, one unit of `currency` is worth `rate` units of `quote_currency`.
+    Rates into the reporting currency are used for conversion; others are accepted and ignored."""
+
+    type: Literal["fx_rate"]
+    currency: CurrencyCode
+    quote_currency: CurrencyCode
+    rate: Annotated[Decimal, Field(gt=0, max_digits=24, decimal_places=12, allow_inf_nan=False)]
+
+
 Event: TypeAlias = Annotated[
     OrderPlaced
     | OrderCancelled
     | RefundIssued
+    | ShipmentDispatched
+    | ShipmentDelivered
+    | InventoryReceived
     | InventoryIssued
+    | InvoiceIssued
+    | PaymentReceived
+    | BillReceived
+    | BillPaid
     | ExpensePosted
-    | FeedbackSubmitted,
+    | BudgetSet
+    | InvestmentMade
+    | BenefitRealized
+    | FeedbackSubmitted
+    | FxRate,
     Field(discriminator="type"),
 ]
 
 EVENT_MODELS: dict[str, type[Envelope]] = {
-    "order_placed": OrderPlaced,
-    "order_cancelled": OrderCancelled,
-    "refund_issued": RefundIssued,
-    "inventory_issued": InventoryIssued,
-    "expense_posted": ExpensePosted,
-    "feedback_submitted": FeedbackSubmitted,
+    model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
+    for model in (
+        OrderPlaced,
+        OrderCancelled,
+        RefundIssued,
+        ShipmentDispatched,
+        ShipmentDelivered,
+        InventoryReceived,
+        InventoryIssued,
+        InvoiceIssued,
+        PaymentReceived,
+        BillReceived,
+        BillPaid,
+        ExpensePosted,
+        BudgetSet,
+        InvestmentMade,
+        BenefitRealized,
+        FeedbackSubmitted,
+        FxRate,
+    )
 }
 EVENT_TYPES: frozenset[str] = frozenset(EVENT_MODELS)
 

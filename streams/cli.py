@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -107,6 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-pacing", action="store_true", help="publish as fast as possible, not in real time"
     )
 
+    backtest = commands.add_parser(
+        "backtest",
+        help="run the KPI core offline over a JSON-lines file; CSV of all closed windows",
+        description="Read one event envelope per line, compute every KPI of the catalog with the "
+        "same core as the worker, and write kpi,window,window_start,window_end,dimensions,value "
+        "for every closed window (the end of the input closes them all). Invalid lines are "
+        "reported on stderr with their line number.",
+    )
+    backtest.add_argument("file", type=Path, help="JSON-lines file of events ('-' = stdin)")
+    backtest.add_argument("--output", type=Path, help="write the CSV here instead of stdout")
+
     generate = commands.add_parser(
         "generate", help="regenerate the committed JSON Schema files from the models"
     )
@@ -187,6 +199,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "worker":
         return _worker(settings)
+    if args.command == "backtest":
+        return _backtest(args, settings)
     if args.command == "simulate":
         return _simulate(args, settings)
     if args.command == "bench":
@@ -213,6 +227,23 @@ def _generate(*, check: bool) -> int:
         return 0
     for path in write_json_schemas():
         sys.stdout.write(f"wrote {path}\n")
+    return 0
+
+
+def _backtest(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.backtest import run_backtest  # noqa: PLC0415
+
+    source = sys.stdin.buffer if str(args.file) == "-" else None
+    if source is None and not args.file.is_file():
+        raise ConfigError(f"backtest: no such file {args.file}")
+    with contextlib.ExitStack() as stack:
+        lines = source or stack.enter_context(args.file.open("rb"))
+        out = (
+            stack.enter_context(args.output.open("w", newline=""))
+            if args.output is not None
+            else sys.stdout
+        )
+        run_backtest(lines, settings, out, sys.stderr)
     return 0
 
 

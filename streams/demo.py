@@ -154,13 +154,13 @@ def summary_line(
         + (f" ({reasons})" if reasons else "")
         + f" | lag {lag}"
     )
-    closed = state.closed_window()
-    if closed is not None and closed.revenue:
-        start = datetime.fromtimestamp(closed.start, UTC).strftime("%H:%M")
-        end = datetime.fromtimestamp(closed.end, UTC).strftime("%H:%M")
-        total = sum(closed.revenue.values())
+    revenue = [v for v in state.latest_values() if v.kpi == "revenue" and v.window == "1m"]
+    if revenue:
+        start = datetime.fromtimestamp(revenue[0].start, UTC).strftime("%H:%M")
+        end = datetime.fromtimestamp(revenue[0].end, UTC).strftime("%H:%M")
+        total = sum(v.value for v in revenue)
         line += (
             f" | revenue {start}-{end} UTC: {total:,.2f} {state.config.fx.reporting_currency}"
-            f" over {len(closed.revenue)} series"
+            f" over {len(revenue)} series"
         )
     return line

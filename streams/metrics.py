@@ -8,16 +8,17 @@ counters ending `_total`, freshness as `_timestamp_seconds`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Final, Literal
+from typing import Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from streams.core import NO_WATERMARK, WorkerState
+from streams.core.compiler import CompiledCatalog
+from streams.core.windows import size_label
 from streams.errors import REJECT_REASONS
 
 MetricName = Literal[
-    "pulse_revenue",
     "pulse_events_processed",
     "pulse_events_rejected",
     "pulse_last_event_timestamp_seconds",
@@ -26,20 +27,38 @@ MetricName = Literal[
     "pulse_dedupe_evictions",
     "pulse_consumer_lag_messages",
 ]
-"""Family names as `prometheus_client` takes them (counters get `_total` appended on output)."""
-
-KPI_LABELS: Final = ("business_unit", "region", "window")
+"""Service families (counters get `_total` appended on output). KPI families are
+`pulse_<kpi name>` from the catalog, plus `_numerator` and `_denominator` for ratios."""
 
 LagSource = Callable[[], Iterable[tuple[str, int, int]]]
 """Returns (topic, partition, lag in messages) for each owned partition."""
 
+RATIO_KINDS = frozenset({"ratio", "cumulative_ratio", "trailing_ratio", "period_variance"})
+UNIT_HELP = {
+    "currency": "in the reporting currency",
+    "ratio": "a ratio (0-1 unless it can go negative)",
+    "count": "a count",
+    "days": "in days",
+    "seconds": "in seconds",
+    "score": "a score",
+}
+
 
 def window_label(seconds: int) -> str:
     """`60` → `1m`, `3600` → `1h`: the `window` label value for a window size."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    return size_label(seconds)
+
+
+def kpi_families(catalog: CompiledCatalog) -> dict[str, tuple[str, ...]]:
+    """Every KPI family name with its labels (for the rule and dashboard generators too)."""
+    families: dict[str, tuple[str, ...]] = {}
+    for kpi in catalog.kpis.values():
+        labels = (*kpi.dims, *(("quantile",) if kpi.kind == "quantile" else ()), "window")
+        families[f"pulse_{kpi.name}"] = labels
+        if kpi.kind in RATIO_KINDS:
+            families[f"pulse_{kpi.name}_numerator"] = labels
+            families[f"pulse_{kpi.name}_denominator"] = labels
+    return families
 
 
 class PulseCollector(Collector):
@@ -50,27 +69,47 @@ class PulseCollector(Collector):
         self._lag = lag
 
     def collect(self) -> Iterator[Metric]:
-        state = self._state
-        window = window_label(state.config.window_seconds)
-        revenue = GaugeMetricFamily(
-            "pulse_revenue",
-            "Revenue (orders - cancellations - refunds) of the newest closed event-time window, "
-            "in the reporting currency; sum() across workers for the total.",
-            labels=KPI_LABELS,
-        )
+        yield from self._kpis()
+        yield from self._service()
+
+    def _kpis(self) -> Iterator[Metric]:
+        catalog = self._state.config.catalog
+        families: dict[str, GaugeMetricFamily] = {}
+        for kpi in catalog.kpis.values():
+            labels = (*kpi.dims, *(("quantile",) if kpi.kind == "quantile" else ()), "window")
+            about = f"{kpi.description} ({UNIT_HELP[kpi.unit]})"
+            families[kpi.name] = GaugeMetricFamily(f"pulse_{kpi.name}", about, labels=labels)
+            if kpi.kind in RATIO_KINDS:
+                for part in ("numerator", "denominator"):
+                    families[f"{kpi.name}_{part}"] = GaugeMetricFamily(
+                        f"pulse_{kpi.name}_{part}",
+                        f"{part.capitalize()} of {kpi.name}; sum() it, then divide.",
+                        labels=labels,
+                    )
         window_end = GaugeMetricFamily(
             "pulse_window_end_timestamp_seconds",
-            "End (Unix time) of the window whose values the KPI gauges show.",
+            "End (Unix time) of the window instance the KPI gauges show, per window.",
             labels=("window",),
         )
-        closed = state.closed_window()
-        if closed is not None:
-            for (business_unit, region), value in sorted(closed.revenue.items()):
-                revenue.add_metric((business_unit, region, window), float(value))
-            window_end.add_metric((window,), float(closed.end))
-        yield revenue
+        ends: dict[str, int] = {}
+        for value in self._state.latest_values():
+            values = [v for _, v in value.labels]
+            families[value.kpi].add_metric([*values, value.window], float(value.value))
+            if value.numerator is not None and value.denominator is not None:
+                families[f"{value.kpi}_numerator"].add_metric(
+                    [*values, value.window], float(value.numerator)
+                )
+                families[f"{value.kpi}_denominator"].add_metric(
+                    [*values, value.window], float(value.denominator)
+                )
+            ends[value.window] = value.end
+        for window, end in sorted(ends.items()):
+            window_end.add_metric((window,), float(end))
+        yield from families.values()
         yield window_end
 
+    def _service(self) -> Iterator[Metric]:
+        state = self._state
         processed = CounterMetricFamily(
             "pulse_events_processed", "Valid events counted, by type.", labels=("type",)
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -37,7 +38,10 @@ class Settings(BaseSettings):
         default_factory=lambda: _parse_rates(DEFAULT_FX_RATES),
         description="CUR=rate,... units of reporting currency per unit of CUR.",
     )
-    window_seconds: int = Field(default=60, ge=1, le=86400)
+    business_timezone: str = Field(
+        default="UTC",
+        description="IANA time zone of the business day and month, e.g. Europe/Berlin.",
+    )
     watermark_delay_seconds: float = Field(default=5.0, ge=0)
     allowed_lateness_seconds: float = Field(default=60.0, ge=0)
     retained_windows: int = Field(default=10, ge=1, description="Closed windows kept per key.")
@@ -60,6 +64,15 @@ class Settings(BaseSettings):
             if not topics:
                 raise ValueError("needs at least one topic")
             return topics
+        return value
+
+    @field_validator("business_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
         return value
 
     @field_validator("fx_rates", mode="before")

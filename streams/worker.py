@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from zoneinfo import ZoneInfo
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -32,7 +33,9 @@ from streams.core import (
     FxTable,
     StateConfig,
     ValidationLimits,
+    Windows,
     WorkerState,
+    compile_catalog,
     decode_event,
 )
 from streams.deadletter import DeadLetter, DeadLetterPolicy, dead_letter
@@ -58,8 +61,10 @@ COMMIT_INTERVAL_S = 1.0
 
 
 def state_config(settings: Settings) -> StateConfig:
+    """The core's configuration from the settings; compiles (and so checks) the KPI catalog."""
     return StateConfig(
-        window_seconds=settings.window_seconds,
+        catalog=compile_catalog(),
+        windows=Windows.for_timezone(ZoneInfo(settings.business_timezone)),
         watermark_delay=settings.watermark_delay_seconds,
         allowed_lateness=settings.allowed_lateness_seconds,
         dedupe_max_entries=settings.dedupe_max_entries,

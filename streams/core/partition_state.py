@@ -1,45 +1,81 @@
-"""Everything one source partition contributes: watermark, dedupe memory and KPI windows.
+"""Everything one source partition contributes: watermark, dedupe memory, measures and joins.
 
-Updated in place per event by `apply`; `checkpoint` returns what changed since the last
-checkpoint as one changelog record (absolute values, so replaying a record twice is harmless),
-closed by the source offset it covers. `restore` applies such records in order. This is the
-write-ahead log of DESIGN.md principle 5: one write per changed key per batch, not per event.
+`apply` counts one event (the compiled catalog says which measures it feeds); `checkpoint`
+returns what changed since the last checkpoint as one changelog record (absolute values, so
+replaying a record twice is harmless), closed by the source offset it covers; `restore` applies
+such records in order. This is the write-ahead log of DESIGN.md principle 5: one write per
+changed key per batch, not per event.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from schemas import Envelope
+from schemas import Envelope, FxRate
+from streams.core.compiler import CompiledCatalog, Contribution
 from streams.core.dedupe import Deduper
+from streams.core.join import TimeJoin
+from streams.core.measures import Latest, MeasureStore
 from streams.core.money import FxTable
-from streams.core.revenue import RevenueWindows, Series, revenue_delta
-from streams.core.windows import NO_WATERMARK, TumblingWindows, Watermark
+from streams.core.windows import NO_WATERMARK, BusinessDay, CalendarMonth, Tumbling, Watermark
 from streams.errors import InvalidEvent
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+DAY_RETENTION_DAYS = 32
+"""Business days kept as buckets: a 30-day trailing window plus margin; older ones fold."""
+JOIN_TTL_SECONDS = 30 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """The window kinds of the catalog, shared by every partition of a worker."""
+
+    minute: Tumbling
+    flow: dict[str, Tumbling | BusinessDay]
+    day: BusinessDay
+    month: CalendarMonth
+
+    @classmethod
+    def for_timezone(cls, tz: Any) -> Windows:
+        day = BusinessDay(tz)
+        minute = Tumbling(60)
+        return cls(
+            minute=minute,
+            flow={"1m": minute, "5m": Tumbling(300), "1h": Tumbling(3600), "1d": day},
+            day=day,
+            month=CalendarMonth(tz),
+        )
+
+    def kind(self, name: str) -> Tumbling | BusinessDay | CalendarMonth:
+        return self.month if name == "1mo" else self.flow[name]
 
 
 class PartitionState:
     def __init__(
         self,
-        windows: TumblingWindows,
+        catalog: CompiledCatalog,
+        windows: Windows,
+        *,
         watermark: Watermark,
         fx: FxTable,
         dedupe_max_entries: int,
         retained_windows: int,
     ) -> None:
+        self.catalog = catalog
         self.windows = windows
         self.watermark = watermark
         self.fx = fx
         self.retained_windows = retained_windows
         self.seen = Deduper(dedupe_max_entries)
-        self.revenue = RevenueWindows()
+        self.store = MeasureStore()
+        self.join = TimeJoin(JOIN_TTL_SECONDS, dedupe_max_entries)
+        self.first_event_time = math.inf
         self.next_offset: int | None = None
-        self._dirty: set[tuple[int, Series]] = set()
         self._new_ids: list[tuple[str, int]] = []
+        self._new_rates: list[tuple[str, float, str]] = []
 
     @property
     def has_data(self) -> bool:
@@ -50,29 +86,110 @@ class PartitionState:
         unknown currency; the state is unchanged then.
 
         `now` (wall-clock epoch seconds) caps how far the event moves the watermark: an event
-        stamped in the future by a skewed clock still counts in its window, but does not make
+        stamped in the future by a skewed clock still counts in its windows, but does not make
         everyone else's events late. Offline replays leave it unbounded.
         """
         if event.event_id in self.seen:
             raise InvalidEvent("duplicate", f"event_id {event.event_id} was already counted")
         occurred = event.occurred_at.timestamp()
-        start = self.windows.start_of(occurred)
-        if not self.watermark.accepts(start + self.windows.size):
+        minute = self.windows.minute.start_of(occurred)
+        if not self.watermark.accepts(minute + 60):
             raise InvalidEvent(
                 "late",
-                f"window starting {start} closed for good; watermark {self.watermark.value:.3f}",
+                f"its 1m window starting {minute} is final; watermark {self.watermark.value:.3f}",
             )
-        delta = revenue_delta(event, self.fx)
-        self.seen.add(event.event_id, start)
-        self._new_ids.append((event.event_id, start))
+        contributions = self.catalog.by_event.get(event.type, ())
+        converted: Decimal | None = None
+        if contributions and any(c.money for c in contributions):
+            # Converted once, before anything changes, so an unknown currency leaves no trace.
+            converted = self.fx.to_reporting(event.amount, event.currency, occurred)  # type: ignore[attr-defined]
+        self.seen.add(event.event_id, minute)
+        self._new_ids.append((event.event_id, minute))
         self.watermark.observe(min(occurred, now))
-        if delta is not None:
-            series = (event.dimensions.business_unit, event.dimensions.region)
-            self.revenue.add(start, series, delta)
-            self._dirty.add((start, series))
+        self.first_event_time = min(self.first_event_time, occurred)
+        if isinstance(event, FxRate):
+            self._record_rate(event, occurred)
+            return
+        starts: dict[str, int] = {"1m": minute}
+        for c in contributions:
+            if c.keep is None or c.keep(event):
+                self._contribute(c, event, occurred, converted, starts)
+        for measure in self.catalog.join_starts.get(event.type, ()):
+            key_value = getattr(event, measure.join.key)  # type: ignore[union-attr]
+            for name, end, dims, seconds in self.join.start(key_value, occurred):
+                self._add_sample(name, end, dims, seconds, self.catalog.storage_windows[name])
+
+    def _contribute(
+        self,
+        c: Contribution,
+        event: Envelope,
+        occurred: float,
+        converted: Decimal | None,
+        starts: dict[str, int],
+    ) -> None:
+        measure = c.measure
+        dims = c.dims(event)
+        if measure.kind == "quantile":
+            self._join_end(measure.name, event, occurred, dims, c.windows)
+            return
+        if measure.kind == "latest":
+            period = getattr(event, measure.period_field or "")
+            bucket = ("1mo", self.windows.month.of_period(period))
+            latest = Latest(occurred, converted if converted is not None else Decimal(0))
+            self.store.put_latest(bucket, (measure.name, dims), latest)
+            return
+        value: Decimal | int
+        if measure.kind == "count":
+            value = 1
+        elif c.money and converted is not None:
+            value = converted if c.sign > 0 else -converted
+        else:
+            raw = Decimal(c.value(event)) if c.value is not None else Decimal(0)
+            value = raw if c.sign > 0 else -raw
+        key = (measure.name, dims)
+        add = self.store.add
+        for name in c.windows:
+            start = starts.get(name)
+            if start is None:
+                start = starts[name] = self.windows.kind(name).start_of(occurred)
+            add((name, start), key, value)
+
+    def _record_rate(self, event: FxRate, occurred: float) -> None:
+        if event.quote_currency == self.fx.reporting_currency:
+            self.fx.set_rate(event.currency, occurred, event.rate)
+            self._new_rates.append((event.currency, occurred, str(event.rate)))
+
+    def _join_end(
+        self,
+        measure: str,
+        event: Envelope,
+        at: float,
+        dims: tuple[str, ...],
+        windows: tuple[str, ...],
+    ) -> None:
+        join = self.catalog.measures[measure].join
+        assert join is not None
+        seconds = self.join.end(measure, getattr(event, join.key), at, dims)
+        if seconds is not None:
+            self._add_sample(measure, at, dims, seconds, windows)
+
+    def _add_sample(
+        self,
+        measure: str,
+        at: float,
+        dims: tuple[str, ...],
+        seconds: float,
+        windows: tuple[str, ...],
+    ) -> None:
+        if not self.watermark.accepts(self.windows.minute.start_of(at) + 60):
+            return  # the end event's windows are final: too late to add its duration
+        for name in windows:
+            self.store.add_sample(
+                (name, self.windows.kind(name).start_of(at)), (measure, dims), seconds
+            )
 
     def expire(self, shown_watermark: float) -> None:
-        """Drop ids and windows that can no longer change and are past the retention.
+        """Drop ids, join entries and windows that can no longer change and are past retention.
 
         `shown_watermark` is the watermark the worker exports by (`WorkerState.watermark`, the
         slowest owned partition): windows are kept for it, not for this partition alone, which
@@ -80,19 +197,28 @@ class PartitionState:
         """
         if not self.has_data:
             return
-        first_open = self._first_open_start()
-        self.seen.expire_before(first_open)
-        last_closed = self.windows.last_closed_start(min(shown_watermark, self.watermark.value))
-        keep_from = first_open
-        if last_closed is not None:
-            keep_from = min(
-                keep_from, last_closed - (self.retained_windows - 1) * self.windows.size
-            )
-        self.revenue.drop_before(keep_from)
-
-    def _first_open_start(self) -> int:
-        """Start of the oldest window that still accepts events."""
-        return self.windows.start_of(self.watermark.value - self.watermark.lateness)
+        mark = self.watermark.value
+        lateness = self.watermark.lateness
+        self.seen.expire_before(self.windows.minute.start_of(mark - lateness))
+        self.join.expire_before(mark)
+        horizon = min(shown_watermark, mark)
+        hour = self.windows.flow["1h"]
+        keep_minutes = max(self.retained_windows * 60, 3600)
+        for window, start in list(self.store.buckets):
+            if window == "1m":
+                # Minutes also make up their 5m and 1h windows: keep them while the hour that
+                # holds them can still change or is the one shown.
+                hour_end = hour.end_of(hour.start_of(start))
+                if hour_end + lateness <= mark and hour_end <= horizon - keep_minutes:
+                    self.store.drop((window, start), fold=False)
+                continue
+            end = self.windows.kind(window).end_of(start)
+            if end + lateness > mark:
+                continue  # still accepts events
+            if window == "1d" and end <= horizon - DAY_RETENTION_DAYS * 86400:
+                self.store.drop((window, start), fold=True)
+            elif window == "1mo" and end <= horizon - 62 * 86400:
+                self.store.drop((window, start), fold=False)
 
     def checkpoint(self, next_offset: int) -> dict[str, Any]:
         """The changelog record for everything applied since the previous checkpoint."""
@@ -102,15 +228,17 @@ class PartitionState:
             "v": CHECKPOINT_VERSION,
             "next_offset": next_offset,
             "max_event_time": None if max_time == NO_WATERMARK else max_time,
-            "revenue": [
-                [start, bu, region, str(self.revenue.get(start, (bu, region)))]
-                for start, (bu, region) in sorted(self._dirty)
-            ],
+            "first_event_time": None
+            if math.isinf(self.first_event_time)
+            else self.first_event_time,
+            "store": self.store.changes(),
+            "join": self.join.changes(),
+            "rates": self._new_rates,
             # Ids evicted since they were added stay forgotten: replay must not resurrect them.
             "seen": [(i, bucket) for i, bucket in self._new_ids if i in self.seen],
         }
-        self._dirty = set()
         self._new_ids = []
+        self._new_rates = []
         return record
 
     def restore(self, record: dict[str, Any]) -> None:
@@ -119,12 +247,17 @@ class PartitionState:
             raise ValueError(f"unsupported changelog record version {record.get('v')!r}")
         if record["max_event_time"] is not None:
             self.watermark.observe(float(record["max_event_time"]))
-        for start, bu, region, value in record["revenue"]:
-            self.revenue.set(int(start), (bu, region), Decimal(value))
+        if record["first_event_time"] is not None:
+            self.first_event_time = min(self.first_event_time, float(record["first_event_time"]))
+        self.store.restore(record["store"])
+        self.join.restore(record["join"])
+        for currency, when, rate in record["rates"]:
+            self.fx.set_rate(currency, float(when), Decimal(rate))
         for event_id, bucket in record["seen"]:
             self.seen.add(event_id, int(bucket))
         self.next_offset = int(record["next_offset"])
         # Ids may go as soon as this partition's windows stop accepting events; windows wait for
         # the worker's `expire` call, which knows the other partitions' progress.
         if self.has_data:
-            self.seen.expire_before(self._first_open_start())
+            lateness = self.watermark.lateness
+            self.seen.expire_before(self.windows.minute.start_of(self.watermark.value - lateness))

@@ -1,33 +1,154 @@
-"""Event-time tumbling windows and the watermark that closes them.
+"""Event-time windows and the watermark that closes them.
 
-Times are epoch seconds (UTC). A window is `[start, start + size)`. The watermark is the highest
-event time seen minus a fixed delay; a window *closes* (its value is final enough to show) when
-the watermark reaches its end, and it still accepts events until the watermark passes its end plus
-the allowed lateness. Events for windows past that point are *late*: counted and dead-lettered.
+Times are Unix epoch seconds. Window kinds:
+- `Tumbling(size)`: `1m`, `5m`, `1h`; aligned to the epoch (UTC).
+- `BusinessDay(tz)`: `1d`, local midnight to midnight in the business time zone, so 23 or 25 hours
+  long on DST change days.
+- `CalendarMonth(tz)`: `1mo`, the local calendar month.
+
+The watermark is the highest event time seen minus a fixed delay; a window *closes* (its value can
+be shown) when the watermark reaches its end, and it still accepts events until the watermark
+passes its end plus the allowed lateness.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
 
 NO_WATERMARK = -math.inf
 
 
+class WindowKind(Protocol):
+    name: str
+
+    def start_of(self, timestamp: float) -> int: ...
+
+    def end_of(self, start: int) -> int: ...
+
+
+def size_label(seconds: int) -> str:
+    """`60` → `1m`, `3600` → `1h`: the `window` label of a fixed window size."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 @dataclass(frozen=True, slots=True)
-class TumblingWindows:
+class Tumbling:
     """Fixed-size windows aligned to the epoch (so 60 s windows start on the minute, UTC)."""
 
     size: int
 
+    @property
+    def name(self) -> str:
+        return size_label(self.size)
+
     def start_of(self, timestamp: float) -> int:
         return int(timestamp // self.size) * self.size
+
+    def end_of(self, start: int) -> int:
+        return start + self.size
 
     def last_closed_start(self, watermark: float) -> int | None:
         """Start of the newest window whose end is at or before `watermark`, if any."""
         if watermark == NO_WATERMARK:
             return None
         return int(watermark // self.size) * self.size - self.size
+
+
+@dataclass(slots=True)
+class _LocalPeriods:
+    """Local calendar periods (days or months) with a one-entry cache: events mostly arrive in
+    order, so the period of the previous event usually holds the next one too."""
+
+    tz: ZoneInfo
+    months: bool
+    _cached: tuple[float, float] = (math.inf, -math.inf)
+
+    def start_of(self, timestamp: float) -> int:
+        lo, hi = self._cached
+        if lo <= timestamp < hi:
+            return int(lo)
+        local = datetime.fromtimestamp(timestamp, self.tz)
+        start = datetime(local.year, local.month, 1 if self.months else local.day, tzinfo=self.tz)
+        lo = start.timestamp()
+        self._cached = (lo, self._next(start).timestamp())
+        return int(lo)
+
+    def end_of(self, start: int) -> int:
+        local = datetime.fromtimestamp(start, self.tz)
+        return int(self._next(local.replace(hour=0, minute=0, second=0)).timestamp())
+
+    def shift(self, start: int, periods: int) -> int:
+        """The start of the period `periods` away (negative: earlier)."""
+        local = datetime.fromtimestamp(start, self.tz)
+        if self.months:
+            index = local.year * 12 + local.month - 1 + periods
+            moved = datetime(index // 12, index % 12 + 1, 1, tzinfo=self.tz)
+        else:
+            day = local.date() + timedelta(days=periods)
+            moved = datetime(day.year, day.month, day.day, tzinfo=self.tz)
+        return int(moved.timestamp())
+
+    def _next(self, start: datetime) -> datetime:
+        if self.months:
+            year, month = divmod(start.year * 12 + start.month, 12)
+            return datetime(year, month + 1, 1, tzinfo=self.tz)
+        day = start.date() + timedelta(days=1)
+        return datetime(day.year, day.month, day.day, tzinfo=self.tz)
+
+
+@dataclass(slots=True)
+class BusinessDay:
+    """`1d`: the business day in `tz` (DST-correct)."""
+
+    tz: ZoneInfo
+    name: str = "1d"
+    _periods: _LocalPeriods = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._periods = _LocalPeriods(self.tz, months=False)
+
+    def start_of(self, timestamp: float) -> int:
+        return self._periods.start_of(timestamp)
+
+    def end_of(self, start: int) -> int:
+        return self._periods.end_of(start)
+
+    def shift(self, start: int, days: int) -> int:
+        return self._periods.shift(start, days)
+
+
+@dataclass(slots=True)
+class CalendarMonth:
+    """`1mo`: the calendar month in `tz`."""
+
+    tz: ZoneInfo
+    name: str = "1mo"
+    _periods: _LocalPeriods = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._periods = _LocalPeriods(self.tz, months=True)
+
+    def start_of(self, timestamp: float) -> int:
+        return self._periods.start_of(timestamp)
+
+    def end_of(self, start: int) -> int:
+        return self._periods.end_of(start)
+
+    def of_period(self, period: str) -> int:
+        """Start of the month named `YYYY-MM`."""
+        year, month = (int(part) for part in period.split("-"))
+        return int(datetime(year, month, 1, tzinfo=self.tz).timestamp())
+
+
+# Backwards-compatible name for the fixed windows of the foundation.
+TumblingWindows = Tumbling
 
 
 @dataclass(slots=True)

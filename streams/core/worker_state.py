@@ -6,15 +6,29 @@ partitions this worker owns: a revoked partition's series disappear with its sta
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from streams.core.compiler import DERIVED_FROM_MINUTES, CompiledCatalog
+from streams.core.evaluate import (
+    KpiValue,
+    day_sums,
+    day_values,
+    flow_values,
+    merged_bucket,
+    month_values,
+    window_accs,
+)
+from streams.core.finalize import TRAILING_DAYS
+from streams.core.measures import MeasureStore
 from streams.core.money import FxTable
-from streams.core.partition_state import PartitionState
-from streams.core.revenue import Series, merge_window
-from streams.core.windows import NO_WATERMARK, TumblingWindows, Watermark
+from streams.core.partition_state import PartitionState, Windows
+from streams.core.windows import NO_WATERMARK, Tumbling, Watermark
 from streams.errors import RejectReason
+
+ZERO = Decimal(0)
 
 SourcePartition = tuple[str, int]
 """(topic, partition)."""
@@ -22,21 +36,13 @@ SourcePartition = tuple[str, int]
 
 @dataclass(frozen=True, slots=True)
 class StateConfig:
-    window_seconds: int
+    catalog: CompiledCatalog
+    windows: Windows
     watermark_delay: float
     allowed_lateness: float
     dedupe_max_entries: int
     retained_windows: int
     fx: FxTable
-
-
-@dataclass(frozen=True, slots=True)
-class ClosedWindow:
-    """The newest window closed on every owned partition, with its revenue per series."""
-
-    start: int
-    end: int
-    revenue: dict[Series, Decimal]
 
 
 @dataclass
@@ -46,17 +52,15 @@ class WorkerState:
     processed: Counter[str] = field(default_factory=Counter)
     rejected: Counter[RejectReason] = field(default_factory=Counter)
 
-    @property
-    def windows(self) -> TumblingWindows:
-        return TumblingWindows(self.config.window_seconds)
-
     def new_partition(self) -> PartitionState:
+        config = self.config
         return PartitionState(
-            windows=self.windows,
-            watermark=Watermark(self.config.watermark_delay, self.config.allowed_lateness),
-            fx=self.config.fx,
-            dedupe_max_entries=self.config.dedupe_max_entries,
-            retained_windows=self.config.retained_windows,
+            config.catalog,
+            config.windows,
+            watermark=Watermark(config.watermark_delay, config.allowed_lateness),
+            fx=config.fx,
+            dedupe_max_entries=config.dedupe_max_entries,
+            retained_windows=config.retained_windows,
         )
 
     def assign(self, source: SourcePartition) -> PartitionState:
@@ -77,12 +81,82 @@ class WorkerState:
         times = [p.watermark.max_event_time for p in self.partitions.values() if p.has_data]
         return max(times) if times else NO_WATERMARK
 
-    def closed_window(self) -> ClosedWindow | None:
-        start = self.windows.last_closed_start(self.watermark())
-        if start is None:
-            return None
-        revenue = merge_window((p.revenue for p in self.partitions.values()), start)
-        return ClosedWindow(start, start + self.config.window_seconds, revenue)
-
     def dedupe_evictions(self) -> int:
         return sum(p.seen.evicted for p in self.partitions.values())
+
+    def _stores(self) -> list[MeasureStore]:
+        return [p.store for p in self.partitions.values()]
+
+    def _quiet_series(
+        self, window: str, start: int, end: int, shown: list[KpiValue]
+    ) -> list[KpiValue]:
+        """Zeros for sum and count KPIs of series that are retained in other instances of this
+        window but had nothing in the one shown: a quiet key's revenue is 0, not missing."""
+        source = "1m" if window in DERIVED_FROM_MINUTES else window
+        kind = self.config.windows.kind(source)
+        if not any(
+            kind.start_of(s) >= start and s < end
+            for p in self.partitions.values()
+            for w, s in p.store.buckets
+            if w == source
+        ):
+            return []  # nothing at all in that instance (e.g. before this worker's data began)
+        catalog = self.config.catalog
+        present = {(v.kpi, v.labels) for v in shown}
+        zeros: list[KpiValue] = []
+        for kpi in catalog.kpis.values():
+            if kpi.kind != "flow" or window not in kpi.windows:
+                continue
+            for part in self.partitions.values():
+                for (name, _), accs in part.store.buckets.items():
+                    if name != source:
+                        continue
+                    for measure, dims in accs:
+                        if measure not in kpi.numerator:
+                            continue
+                        index = [catalog.measures[measure].dims.index(d) for d in kpi.dims]
+                        labels = tuple(zip(kpi.dims, (dims[i] for i in index), strict=True))
+                        if (kpi.name, labels) not in present:
+                            present.add((kpi.name, labels))
+                            zeros.append(KpiValue(kpi.name, window, start, end, labels, ZERO))
+        return zeros
+
+    def latest_values(self) -> list[KpiValue]:
+        """What /metrics shows: for each window kind, the newest instance closed on every owned
+        partition; balances and cumulative KPIs as of the watermark (all counted events)."""
+        mark = self.watermark()
+        if mark == NO_WATERMARK:
+            return []
+        windows = self.config.windows
+        catalog = self.config.catalog
+        stores = self._stores()
+        values: list[KpiValue] = []
+        for name, kind in windows.flow.items():
+            if isinstance(kind, Tumbling):
+                start = kind.last_closed_start(mark)
+                assert start is not None
+            else:
+                start = kind.shift(kind.start_of(mark), -1)
+            end = kind.end_of(start)
+            shown = flow_values(catalog, name, start, end, window_accs(stores, name, start, end))
+            values += shown + self._quiet_series(name, start, end, shown)
+        month = windows.month.start_of(mark)
+        last_month = windows.month.start_of(month - 1)
+        values += month_values(
+            catalog, last_month, month, merged_bucket(stores, ("1mo", last_month))
+        )
+        day = windows.day.start_of(mark)
+        closed_day = windows.day.shift(day, -1)
+        since = windows.day.shift(closed_day, -(TRAILING_DAYS - 1))
+        trailing_kpis = day_values(
+            catalog,
+            closed_day,
+            day,
+            day_sums(stores, closed_day),
+            day_sums(stores, closed_day, since),
+            trailing_start=since,
+        )
+        running = day_values(catalog, day, windows.day.end_of(day), day_sums(stores, math.inf), {})
+        values += [v for v in trailing_kpis if v.window == "30d"]
+        values += [v for v in running if v.window in {"balance", "cumulative"}]
+        return values

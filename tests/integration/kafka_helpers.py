@@ -64,11 +64,12 @@ async def scrape(url: str) -> Samples:
     return samples
 
 
-def revenue_of(samples: Samples) -> dict[tuple[str, str], float]:
+def revenue_of(samples: Samples, window: str = "1m") -> dict[tuple[str, str], float]:
+    """`pulse_revenue` of one window kind, by (business_unit, region)."""
     return {
         (labels["business_unit"], labels["region"]): value
         for (name, frozen), value in samples.items()
-        if name == "pulse_revenue" and (labels := dict(frozen))
+        if name == "pulse_revenue" and (labels := dict(frozen))["window"] == window
     }
 
 

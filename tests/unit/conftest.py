@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -21,15 +22,18 @@ from streams.core import (
     FxTable,
     PartitionState,
     StateConfig,
-    TumblingWindows,
     Watermark,
+    Windows,
     WorkerState,
+    compile_catalog,
 )
 
 T0 = 1_709_294_400
 
-FX = FxTable("EUR", {"USD": Decimal("0.9"), "GBP": Decimal("1.25")})
+STATIC_RATES = {"USD": Decimal("0.9"), "GBP": Decimal("1.25")}
 """Hand-written rates, EUR per unit: 1 USD = 0.9 EUR, 1 GBP = 1.25 EUR."""
+FX = FxTable("EUR", STATIC_RATES)
+CATALOG = compile_catalog()
 
 # The typed fields that make each event type valid on top of the envelope.
 TYPE_FIELDS: dict[str, dict[str, Any]] = {
@@ -38,6 +42,11 @@ TYPE_FIELDS: dict[str, dict[str, Any]] = {
     "refund_issued": {"amount": "10.00", "currency": "EUR", "order_id": "o-1"},
     "inventory_issued": {"amount": "4.00", "currency": "EUR", "sku": "sku-1", "quantity": "2"},
     "expense_posted": {"amount": "7.00", "currency": "EUR", "category": "travel"},
+    "shipment_delivered": {
+        "order_id": "o-1",
+        "shipment_id": "s-1",
+        "promised_delivery_at": "2024-03-02T12:00:00+00:00",
+    },
     "feedback_submitted": {"csat_score": 4},
 }
 
@@ -79,7 +88,8 @@ def make_payload() -> PayloadFactory:
             "occurred_at": iso(at),
             "source": "oms-eu",
             "schema_version": 1,
-            "dimensions": {"business_unit": business_unit, "region": region},
+            "dimensions": {"business_unit": business_unit, "region": region}
+            | ({"cost_center": "cc-1"} if event_type in ("expense_posted", "budget_set") else {}),
             **(typed or TYPE_FIELDS["order_placed"]),
         }
         for key in drop:
@@ -117,12 +127,13 @@ def make_state_config() -> Callable[..., StateConfig]:
 
     def make(**overrides: Any) -> StateConfig:
         values: dict[str, Any] = {
-            "window_seconds": 60,
+            "catalog": CATALOG,
+            "windows": Windows.for_timezone(ZoneInfo("UTC")),
             "watermark_delay": 5.0,
             "allowed_lateness": 30.0,
             "dedupe_max_entries": 1000,
             "retained_windows": 3,
-            "fx": FX,
+            "fx": FxTable("EUR", STATIC_RATES),
             **overrides,
         }
         return StateConfig(**values)
@@ -149,7 +160,8 @@ def make_partition(
     def make(**overrides: Any) -> PartitionState:
         config = make_state_config(**overrides)
         return PartitionState(
-            windows=TumblingWindows(config.window_seconds),
+            config.catalog,
+            config.windows,
             watermark=Watermark(config.watermark_delay, config.allowed_lateness),
             fx=config.fx,
             dedupe_max_entries=config.dedupe_max_entries,

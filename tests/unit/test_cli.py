@@ -9,7 +9,7 @@ from streams.cli import main
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("PULSE_KAFKA_BOOTSTRAP", "PULSE_WINDOW_SECONDS", "PULSE_LOG_LEVEL"):
+    for name in ("PULSE_KAFKA_BOOTSTRAP", "PULSE_BUSINESS_TIMEZONE", "PULSE_LOG_LEVEL"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -21,9 +21,9 @@ def test_worker_without_a_broker_names_the_variable(capsys: pytest.CaptureFixtur
 def test_a_bad_setting_fails_at_start_naming_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("PULSE_WINDOW_SECONDS", "0")
+    monkeypatch.setenv("PULSE_BUSINESS_TIMEZONE", "Mars/Olympus_Mons")
     assert main(["worker"]) == 2
-    assert "PULSE_WINDOW_SECONDS" in capsys.readouterr().err
+    assert "PULSE_BUSINESS_TIMEZONE" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

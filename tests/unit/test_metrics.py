@@ -152,7 +152,7 @@ def test_nothing_is_registered_on_the_global_registry(state):
 
 
 def test_window_sizes_from_hourly_windows_are_labelled_in_hours(make_state, make_envelope):
-    state = make_state(window_seconds=3600)
+    state = make_state()
     feed(state, P0, make_envelope(at=T0 + 10, amount="5.00"))
     feed(state, P0, make_envelope(at=T0 + 3605 + 10, amount="1.00"))  # watermark T0 + 3610
 

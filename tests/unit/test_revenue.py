@@ -9,8 +9,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from core_helpers import ClosedWindow, closed_revenue, revenue_1m, revenue_at
 
-from streams.core import NO_WATERMARK, ClosedWindow, FxTable
+from streams.core import NO_WATERMARK, FxTable
 from streams.errors import InvalidEvent
 
 T0 = 1_709_294_400  # 2024-03-01T12:00:00Z, a whole minute
@@ -42,7 +43,7 @@ def test_orders_minus_cancellations_minus_refunds_per_series_and_window(
     ]:
         part.apply(event)
 
-    assert part.revenue.by_window == {
+    assert revenue_1m(part) == {
         T0: {
             # 100.00 + 20.00 * 0.9 - 10.00 * 1.25 - 5.00 = 100 + 18 - 12.50 - 5 = 100.50
             RETAIL_EU: Decimal("100.50"),
@@ -68,7 +69,7 @@ def test_orders_minus_cancellations_minus_refunds_per_series_and_window(
 def test_conversion_rounds_each_amount_to_the_cent_half_even(amount, currency, expected):
     fx = FxTable("EUR", {"USD": Decimal("0.9"), "GBP": Decimal("1.25")})
 
-    assert fx.to_reporting(Decimal(amount), currency) == expected
+    assert fx.to_reporting(Decimal(amount), currency, 0.0) == expected
 
 
 def test_each_event_is_rounded_before_summing(make_partition, make_envelope):
@@ -83,10 +84,10 @@ def test_each_event_is_rounded_before_summing(make_partition, make_envelope):
         )
     )
 
-    assert part.revenue.get(T0, RETAIL_EU) == Decimal("0.12") + Decimal("0.14")  # 0.26
+    assert revenue_at(part, T0, RETAIL_EU) == Decimal("0.12") + Decimal("0.14")  # 0.26
     # 0.12 + 0.12 = 0.24; summing first (0.125 + 0.125 = 0.25) would not reconcile with a ledger.
-    assert part.revenue.get(T0, WHOLESALE_US) == Decimal("0.24")
-    assert part.revenue.get(T0, ONLINE_APAC) == Decimal("-0.12")
+    assert revenue_at(part, T0, WHOLESALE_US) == Decimal("0.24")
+    assert revenue_at(part, T0, ONLINE_APAC) == Decimal("-0.12")
 
 
 def test_unknown_currency_is_rejected_and_changes_nothing(make_partition, make_envelope):
@@ -98,14 +99,14 @@ def test_unknown_currency_is_rejected_and_changes_nothing(make_partition, make_e
         part.apply(make_envelope(event_id="yen-1", at=T0 + 50, amount="999", currency="JPY"))
 
     assert caught.value.reason == "unknown_currency"
-    assert part.revenue.by_window == {T0: {RETAIL_EU: Decimal("10.00")}}
+    assert revenue_1m(part) == {T0: {RETAIL_EU: Decimal("10.00")}}
     assert part.watermark.max_event_time == T0 + 1  # the rejected T0 + 50 did not move it
     assert "yen-1" not in part.seen
     record = part.checkpoint(next_offset=2)
-    assert (record["revenue"], record["seen"]) == ([], [])
+    assert (record["store"]["cells"], record["seen"]) == ([], [])
     # Not remembered, so a corrected resend with the same id counts.
     part.apply(make_envelope(event_id="yen-1", at=T0 + 50, amount="2.00", currency="USD"))
-    assert part.revenue.get(T0, RETAIL_EU) == Decimal("11.80")  # 10.00 + 2.00 * 0.9
+    assert revenue_at(part, T0, RETAIL_EU) == Decimal("11.80")  # 10.00 + 2.00 * 0.9
 
 
 def test_unknown_currency_on_an_empty_partition_leaves_it_without_data(
@@ -118,7 +119,7 @@ def test_unknown_currency_on_an_empty_partition_leaves_it_without_data(
 
     assert not part.has_data
     assert part.watermark.max_event_time == NO_WATERMARK
-    assert part.revenue.by_window == {}
+    assert revenue_1m(part) == {}
     assert len(part.seen) == 0
 
 
@@ -132,7 +133,7 @@ def test_out_of_order_events_within_lateness_land_in_their_own_window(
     part.apply(make_envelope(at=T0 + 94, amount="1.00"))  # watermark T0 + 89
     part.apply(make_envelope(at=T0 + 20, amount="2.00"))  # T0+89 < T0+90: still counted
 
-    assert part.revenue.by_window == {
+    assert revenue_1m(part) == {
         T0: {RETAIL_EU: Decimal("5.00")},  # 3.00 + 2.00
         T0 + 60: {RETAIL_EU: Decimal("11.00")},  # 10.00 + 1.00
     }
@@ -147,7 +148,7 @@ def test_an_event_past_the_lateness_is_late_and_not_counted(make_partition, make
         part.apply(make_envelope(event_id="late-1", at=T0 + 30, amount="500.00"))
 
     assert caught.value.reason == "late"
-    assert part.revenue.by_window == {
+    assert revenue_1m(part) == {
         T0: {RETAIL_EU: Decimal("3.00")},
         T0 + 60: {RETAIL_EU: Decimal("1.00")},
     }
@@ -183,7 +184,7 @@ def test_closed_window_is_the_newest_closed_on_every_partition_summed(make_state
     # min(T0 + 125, T0 + 65) = T0 + 65, so [T0, T0 + 60) is the newest window closed everywhere
     # (P0 alone has closed [T0 + 60, T0 + 120) too).
     assert state.watermark() == T0 + 65
-    assert state.closed_window() == ClosedWindow(
+    assert closed_revenue(state) == ClosedWindow(
         start=T0,
         end=T0 + 60,
         revenue={
@@ -196,7 +197,7 @@ def test_closed_window_is_the_newest_closed_on_every_partition_summed(make_state
     feed(state, P1, make_envelope(at=T0 + 130, amount="3.00"))  # P1 watermark T0 + 125
 
     # min(T0 + 125, T0 + 125) = T0 + 125: newest closed is [T0 + 60, T0 + 120).
-    assert state.closed_window() == ClosedWindow(
+    assert closed_revenue(state) == ClosedWindow(
         start=T0 + 60,
         end=T0 + 120,
         revenue={
@@ -209,39 +210,39 @@ def test_closed_window_is_the_newest_closed_on_every_partition_summed(make_state
 
 def test_no_closed_window_without_data(make_state):
     state = make_state()
-    assert state.closed_window() is None
+    assert closed_revenue(state) is None
 
     state.assign(P0)
-    assert state.closed_window() is None
+    assert closed_revenue(state) is None
 
 
-def test_expire_keeps_the_retained_closed_windows(make_partition, make_envelope):
+def test_expire_keeps_minutes_while_their_hour_can_be_shown(make_partition, make_envelope):
     part = make_partition(retained_windows=2)
     part.expire(part.watermark.value)  # nothing yet: a no-op
-    for k in range(6):  # one 1.00 order in each of [T0 + 60k, T0 + 60k + 60), k = 0..5
-        part.apply(make_envelope(event_id=f"e{k}", at=T0 + 60 * k + 10, amount="1.00"))
+    for k in range(4):  # one 1.00 order 10 s into each hour T0 + 3600k (T0 is a whole hour)
+        part.apply(make_envelope(event_id=f"e{k}", at=T0 + 3600 * k + 10, amount="1.00"))
 
     part.expire(part.watermark.value)
 
-    # watermark = T0 + 310 - 5 = T0 + 305
-    # oldest window still accepting: start_of(T0 + 305 - 30 = T0 + 275) = T0 + 240
-    # newest closed: [T0 + 240, T0 + 300) (ends <= T0 + 305); 2 closed kept: T0 + 240, T0 + 180
-    # keep from min(T0 + 240, T0 + 180) = T0 + 180; [T0 + 300, ...) is still open
-    assert sorted(part.revenue.by_window) == [T0 + 180, T0 + 240, T0 + 300]
-    # Ids are needed only while their window accepts events: buckets >= T0 + 240.
-    assert dict(part.seen.items()) == {"e4": T0 + 240, "e5": T0 + 300}
+    # watermark = T0 + 10810 - 5 = T0 + 10805. Minutes make up their 1h window, so a minute goes
+    # once its hour is final (hour end + 30 <= watermark) and older than the shown hour
+    # (hour end <= watermark - max(2 x 60, 3600) = T0 + 7205): hours ending T0 + 3600 and
+    # T0 + 7200 go; the hour ending T0 + 10800 is the one shown, T0 + 10800.. is open.
+    assert sorted(revenue_1m(part)) == [T0 + 7200, T0 + 10800]
+    # Ids are needed only while their 1m window accepts events: start_of(T0 + 10775) = T0 + 10740.
+    assert dict(part.seen.items()) == {"e3": T0 + 10800}
 
 
-def test_expire_keeps_windows_that_still_accept_late_events(make_partition, make_envelope):
-    part = make_partition(retained_windows=2, allowed_lateness=150.0)
-    for k in range(6):
-        part.apply(make_envelope(at=T0 + 60 * k + 10, amount="1.00"))
+def test_expire_keeps_minutes_whose_hour_still_accepts_late_events(make_partition, make_envelope):
+    part = make_partition(retained_windows=2, allowed_lateness=3700.0)
+    for k in range(4):
+        part.apply(make_envelope(at=T0 + 3600 * k + 10, amount="1.00"))
 
     part.expire(part.watermark.value)
 
-    # watermark T0 + 305; oldest accepting start_of(T0 + 305 - 150 = T0 + 155) = T0 + 120,
-    # older than the retention bound T0 + 180, so keep from T0 + 120.
-    assert sorted(part.revenue.by_window) == [T0 + 120, T0 + 180, T0 + 240, T0 + 300]
+    # watermark T0 + 10805: the hour ending T0 + 7200 accepts events until T0 + 10900, so its
+    # minute stays; only the hour ending T0 + 3600 (final at T0 + 7300) goes.
+    assert sorted(revenue_1m(part)) == [T0 + 3600, T0 + 7200, T0 + 10800]
 
 
 def test_closed_window_sums_partitions_even_when_one_is_far_ahead(make_state, make_envelope):
@@ -265,7 +266,7 @@ def test_closed_window_sums_partitions_even_when_one_is_far_ahead(make_state, ma
         part.expire(state.watermark())  # as the worker does after every batch
 
     # min watermark T0 + 65: the worker shows [T0, T0 + 60), where P0 had 100.00 and P1 10.00.
-    closed = state.closed_window()
+    closed = closed_revenue(state)
     assert closed is not None
     assert closed.start == T0
     assert closed.revenue[RETAIL_EU] == Decimal("110.00")
@@ -282,5 +283,5 @@ def test_a_future_stamped_event_counts_but_does_not_drag_the_watermark(
     # [T0 + 60, T0 + 120) is still accepted (T0 + 95 < T0 + 120 + 30).
     part.apply(make_envelope(event_id="on-time", at=T0 + 90, amount="2.00"), now)
     assert part.watermark.value == T0 + 95
-    assert part.revenue.get(T0 + 300, RETAIL_EU) == Decimal("1.00")
-    assert part.revenue.get(T0 + 60, RETAIL_EU) == Decimal("2.00")
+    assert revenue_at(part, T0 + 300, RETAIL_EU) == Decimal("1.00")
+    assert revenue_at(part, T0 + 60, RETAIL_EU) == Decimal("2.00")

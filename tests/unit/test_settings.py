@@ -28,7 +28,7 @@ def test_defaults():
     assert settings.consumer_group == "pulse-worker"
     assert settings.reporting_currency == "EUR"
     assert settings.fx_rates == {"USD": Decimal("0.92"), "GBP": Decimal("1.17")}
-    assert settings.window_seconds == 60
+    assert settings.business_timezone == "UTC"
     assert settings.watermark_delay_seconds == 5.0
     assert settings.allowed_lateness_seconds == 60.0
     assert settings.retained_windows == 10
@@ -53,13 +53,13 @@ def test_derived_topic_names(monkeypatch):
 
 
 def test_numbers_are_read_from_the_environment(monkeypatch):
-    monkeypatch.setenv("PULSE_WINDOW_SECONDS", "300")
+    monkeypatch.setenv("PULSE_RETAINED_WINDOWS", "300")
     monkeypatch.setenv("PULSE_MAX_BAD_RATIO", "0.25")
     monkeypatch.setenv("PULSE_KAFKA_BOOTSTRAP", "kafka-1:9092,kafka-2:9092")
 
     settings = load_settings()
 
-    assert settings.window_seconds == 300
+    assert settings.retained_windows == 300
     assert settings.max_bad_ratio == 0.25
     assert settings.kafka_bootstrap == "kafka-1:9092,kafka-2:9092"
 
@@ -99,8 +99,8 @@ def test_fx_rates_are_parsed_exactly_as_decimals(monkeypatch, value, rates):
         ("PULSE_FX_RATES", "USD=0"),
         ("PULSE_FX_RATES", "USD=-1"),
         ("PULSE_FX_RATES", "USD=NaN"),
-        ("PULSE_WINDOW_SECONDS", "0"),
-        ("PULSE_WINDOW_SECONDS", "sixty"),
+        ("PULSE_RETAINED_WINDOWS", "0"),
+        ("PULSE_RETAINED_WINDOWS", "sixty"),
         ("PULSE_INPUT_TOPICS", " , "),
         ("PULSE_REPORTING_CURRENCY", "euro"),
         ("PULSE_LOG_LEVEL", "verbose"),
@@ -119,19 +119,19 @@ def test_a_bad_value_is_a_config_error_naming_the_variable(monkeypatch, variable
 
 
 def test_every_bad_variable_is_named_at_once(monkeypatch):
-    monkeypatch.setenv("PULSE_WINDOW_SECONDS", "0")
+    monkeypatch.setenv("PULSE_RETAINED_WINDOWS", "0")
     monkeypatch.setenv("PULSE_MAX_BAD_RATIO", "2")
 
     with pytest.raises(ConfigError) as caught:
         load_settings()
 
-    assert "PULSE_WINDOW_SECONDS" in str(caught.value)
+    assert "PULSE_RETAINED_WINDOWS" in str(caught.value)
     assert "PULSE_MAX_BAD_RATIO" in str(caught.value)
 
 
 def test_explicit_overrides_win_and_are_validated_under_the_variable_name(monkeypatch):
-    monkeypatch.setenv("PULSE_WINDOW_SECONDS", "300")
+    monkeypatch.setenv("PULSE_RETAINED_WINDOWS", "300")
 
-    assert load_settings(window_seconds=60).window_seconds == 60
-    with pytest.raises(ConfigError, match="PULSE_WINDOW_SECONDS"):
-        load_settings(window_seconds=0)
+    assert load_settings(retained_windows=60).retained_windows == 60
+    with pytest.raises(ConfigError, match="PULSE_RETAINED_WINDOWS"):
+        load_settings(retained_windows=0)

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streams.core import NO_WATERMARK, TumblingWindows, Watermark
+from streams.core import NO_WATERMARK, Tumbling, Watermark
 
 T0 = 1_709_294_400  # 2024-03-01T12:00:00Z = 60 * 28_488_240 = 3600 * 474_804
-MINUTE = TumblingWindows(60)
+MINUTE = Tumbling(60)
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ def test_start_of_from_a_parsed_datetime_one_microsecond_before_noon():
 
 
 def test_start_of_an_hour_window():
-    hour = TumblingWindows(3600)
+    hour = Tumbling(3600)
 
     assert hour.start_of(T0 + 3599.5) == T0  # T0 is a whole hour
     assert hour.start_of(T0 + 3600) == T0 + 3600

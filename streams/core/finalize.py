@@ -1,0 +1,118 @@
+"""Emits the KPI values of every window instance once it is final, exactly once.
+
+A window is final when the watermark has passed its end plus the allowed lateness. Business days
+are emitted from the first day with a counted event to the day of the newest one, each with its
+balances, cumulative and trailing KPIs. With `release`, minute and hour windows are dropped once
+emitted and business days older than the trailing span are folded, bounding memory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from streams.core.compiler import DERIVED_FROM_MINUTES, CompiledCatalog
+from streams.core.evaluate import (
+    KpiValue,
+    day_sums,
+    day_values,
+    flow_values,
+    month_values,
+    window_accs,
+)
+from streams.core.measures import MeasureStore
+from streams.core.partition_state import DAY_RETENTION_DAYS, Windows
+
+TRAILING_DAYS = 30
+
+
+class Finalizer:
+    def __init__(self, catalog: CompiledCatalog, windows: Windows, lateness: float) -> None:
+        self.catalog = catalog
+        self.windows = windows
+        self.lateness = lateness
+        self._next_day: int | None = None
+        self._emitted: set[tuple[str, int]] = set()
+
+    def final_values(
+        self,
+        stores: Sequence[MeasureStore],
+        watermark: float,
+        first_event_time: float,
+        last_event_time: float,
+        *,
+        release: bool = False,
+    ) -> list[KpiValue]:
+        """Values of the windows that became final since the previous call."""
+        if math.isinf(first_event_time):
+            return []
+        values: list[KpiValue] = []
+        for window, start in self._instances(stores):
+            end = self.windows.kind(window).end_of(start)
+            if (window, start) in self._emitted or end + self.lateness > watermark:
+                continue
+            accs = window_accs(stores, window, start, end)
+            if window == "1mo":
+                values += month_values(self.catalog, start, end, accs)
+            else:
+                values += flow_values(self.catalog, window, start, end, accs)
+            self._emitted.add((window, start))
+        if release:
+            self._release(stores, watermark)
+        values += self._days(stores, watermark, first_event_time, last_event_time, release)
+        return values
+
+    def _instances(self, stores: Sequence[MeasureStore]) -> list[tuple[str, int]]:
+        """Every window instance with data, `5m`/`1h` derived from the `1m` buckets."""
+        found: set[tuple[str, int]] = set()
+        derived = [(name, self.windows.flow[name]) for name in sorted(DERIVED_FROM_MINUTES)]
+        for store in stores:
+            for window, start in store.buckets:
+                found.add((window, start))
+                if window == "1m":
+                    found.update((name, kind.start_of(start)) for name, kind in derived)
+        return sorted(found, key=lambda b: (b[1], b[0]))
+
+    def _release(self, stores: Sequence[MeasureStore], watermark: float) -> None:
+        """Drop emitted minute buckets once the hour that sums them is emitted, and months."""
+        hour = self.windows.flow["1h"]
+        for store in stores:
+            for window, start in list(store.buckets):
+                summed_by = ("1h", hour.start_of(start)) if window == "1m" else (window, start)
+                if window in {"1m", "1mo"} and summed_by in self._emitted:
+                    store.drop((window, start), fold=False)
+        horizon = watermark - self.lateness - 2 * 3600
+        self._emitted = {
+            (w, s)
+            for w, s in self._emitted
+            if w == "1d" or self.windows.kind(w).end_of(s) > horizon
+        }
+
+    def _days(
+        self,
+        stores: Sequence[MeasureStore],
+        watermark: float,
+        first_event_time: float,
+        last_event_time: float,
+        release: bool,
+    ) -> list[KpiValue]:
+        days = self.windows.day
+        day = self._next_day if self._next_day is not None else days.start_of(first_event_time)
+        last = days.start_of(last_event_time)
+        values: list[KpiValue] = []
+        while day <= last and days.end_of(day) + self.lateness <= watermark:
+            since = days.shift(day, -(TRAILING_DAYS - 1))
+            cumulative = day_sums(stores, until=day)
+            trailing = day_sums(stores, until=day, since=since)
+            values += day_values(
+                self.catalog, day, days.end_of(day), cumulative, trailing, trailing_start=since
+            )
+            if release:
+                old = days.shift(day, -DAY_RETENTION_DAYS)
+                for store in stores:
+                    for window, start in [b for b in store.buckets if b[0] == "1d" and b[1] < old]:
+                        store.drop((window, start), fold=True)
+                        self._emitted.discard((window, start))
+            day = days.shift(day, 1)
+        self._next_day = day
+        return values

@@ -1,0 +1,78 @@
+"""A bounded event-time join: the time from a start event to an end event sharing a key.
+
+Used for order cycle time (order_placed → shipment_delivered on order_id). Starts are remembered
+for `ttl` seconds of event time; an end that arrives before its start waits, also for `ttl`.
+Past `max_entries` the oldest entries are dropped and counted in `evicted`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.core.measures import Dims
+
+Pending = tuple[str, float, Dims]
+"""(measure, end time, dimensions) of an end event waiting for its start."""
+
+
+class TimeJoin:
+    def __init__(self, ttl: float, max_entries: int) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.evicted = 0
+        self.started: dict[str, float] = {}
+        self.waiting: dict[str, list[Pending]] = {}
+        self._log: list[list[Any]] = []
+
+    def start(self, key: str, at: float) -> list[tuple[str, float, Dims, float]]:
+        """Record a start; return the waiting ends it completes as (measure, end, dims, seconds)."""
+        self.started[key] = at
+        self._log.append(["s", key, at])
+        self._bound(self.started)
+        pending = self.waiting.pop(key, [])
+        if pending:
+            self._log.append(["m", key])
+        return [(measure, end, dims, end - at) for measure, end, dims in pending]
+
+    def end(self, measure: str, key: str, at: float, dims: Dims) -> float | None:
+        """Seconds since the start of `key`, or None (the end then waits for its start)."""
+        began = self.started.get(key)
+        if began is not None:
+            return at - began
+        self.waiting.setdefault(key, []).append((measure, at, dims))
+        self._log.append(["w", key, measure, at, list(dims)])
+        self._bound(self.waiting)
+        return None
+
+    def expire_before(self, cutoff: float) -> None:
+        """Forget starts and waiting ends older than `cutoff - ttl` (insertion ≈ time order)."""
+        limit = cutoff - self.ttl
+        while self.started:
+            key, at = next(iter(self.started.items()))
+            if at >= limit:
+                break
+            del self.started[key]
+        while self.waiting:
+            key, pending = next(iter(self.waiting.items()))
+            if pending[0][1] >= limit:
+                break
+            del self.waiting[key]
+
+    def _bound(self, entries: dict[str, Any]) -> None:
+        while len(entries) > self.max_entries:
+            del entries[next(iter(entries))]
+            self.evicted += 1
+
+    def changes(self) -> list[list[Any]]:
+        log, self._log = self._log, []
+        return log
+
+    def restore(self, log: list[list[Any]]) -> None:
+        for entry in log:
+            if entry[0] == "s":
+                self.started[entry[1]] = float(entry[2])
+            elif entry[0] == "m":
+                self.waiting.pop(entry[1], None)
+            else:
+                _, key, measure, at, dims = entry
+                self.waiting.setdefault(key, []).append((measure, float(at), tuple(dims)))

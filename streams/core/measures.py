@@ -1,0 +1,143 @@
+"""Measure accumulators of one source partition, kept per window instance.
+
+Layout: `buckets[(window, start)][(measure, dims)] = accumulator`, where the accumulator is a
+`Decimal` (sums), an `int` (counts), a `Latest` register (budgets) or a `QuantileSketch`. Whole
+window instances expire at once. Business-day buckets that leave the retention are folded into
+`base`, so running balances stay exact over any history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeAlias
+
+from streams.core.sketch import QuantileSketch
+
+Dims: TypeAlias = tuple[str, ...]
+Key: TypeAlias = tuple[str, Dims]
+"""(measure name, dimension values in the measure's order)."""
+BucketId: TypeAlias = tuple[str, int]
+"""(window name, window start)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Latest:
+    """A last-write-wins register ordered by event time (ties: the later arrival wins)."""
+
+    at: float
+    value: Decimal
+
+    def newer(self, other: Latest) -> Latest:
+        return other if other.at >= self.at else self
+
+
+Acc: TypeAlias = Decimal | int | Latest | QuantileSketch
+
+
+def merge_acc(left: Acc | None, right: Acc) -> Acc:
+    """Combine two accumulators of one measure (from two partitions, or an update)."""
+    if left is None:
+        return right.copy() if isinstance(right, QuantileSketch) else right
+    if isinstance(left, QuantileSketch):
+        merged = left.copy()
+        merged.merge(right)  # type: ignore[arg-type]
+        return merged
+    if isinstance(left, Latest):
+        return left.newer(right)  # type: ignore[arg-type]
+    return left + right  # type: ignore[operator]
+
+
+class MeasureStore:
+    def __init__(self) -> None:
+        self.buckets: dict[BucketId, dict[Key, Acc]] = {}
+        self.base: dict[Key, Decimal] = {}
+        self._dirty: set[tuple[BucketId, Key]] = set()
+        self._dirty_base: set[Key] = set()
+
+    def add(self, bucket: BucketId, key: Key, value: Decimal | int) -> None:
+        accs = self.buckets.get(bucket)
+        if accs is None:
+            accs = self.buckets[bucket] = {}
+        accs[key] = accs.get(key, 0) + value  # type: ignore[operator]
+        self._dirty.add((bucket, key))
+
+    def put_latest(self, bucket: BucketId, key: Key, value: Latest) -> None:
+        accs = self.buckets.setdefault(bucket, {})
+        current = accs.get(key)
+        accs[key] = value if current is None else current.newer(value)  # type: ignore[union-attr]
+        self._dirty.add((bucket, key))
+
+    def add_sample(self, bucket: BucketId, key: Key, value: float) -> None:
+        accs = self.buckets.setdefault(bucket, {})
+        sketch = accs.get(key)
+        if sketch is None:
+            sketch = accs[key] = QuantileSketch()
+        sketch.add(value)  # type: ignore[union-attr]
+        self._dirty.add((bucket, key))
+
+    def drop(self, bucket: BucketId, *, fold: bool) -> None:
+        """Forget a window instance; with `fold`, keep its sums in `base` (balances)."""
+        accs = self.buckets.pop(bucket, {})
+        if fold:
+            for key, acc in accs.items():
+                if isinstance(acc, Decimal):
+                    self.base[key] = self.base.get(key, Decimal(0)) + acc
+                    self._dirty_base.add(key)
+
+    def windows(self, name: str) -> Iterator[int]:
+        return (start for (window, start) in self.buckets if window == name)
+
+    # --- changelog ---------------------------------------------------------------------------
+
+    def changes(self) -> dict[str, Any]:
+        """Absolute values of everything changed since the previous call (JSON-ready)."""
+        cells = []
+        for bucket, key in sorted(self._dirty, key=repr):
+            acc = self.buckets.get(bucket, {}).get(key)
+            if acc is not None:
+                cells.append([bucket[0], bucket[1], key[0], list(key[1]), _encode(acc)])
+        dropped = sorted({b for b, _ in self._dirty if b not in self.buckets})
+        base = [[k[0], list(k[1]), str(self.base[k])] for k in sorted(self._dirty_base)]
+        self._dirty = set()
+        self._dirty_base = set()
+        return {"cells": cells, "base": base, "dropped": [list(b) for b in dropped]}
+
+    def restore(self, changes: dict[str, Any]) -> None:
+        for window, start, measure, dims, encoded in changes["cells"]:
+            bucket = (window, int(start))
+            self.buckets.setdefault(bucket, {})[(measure, tuple(dims))] = _decode(encoded)
+        for window, start in changes["dropped"]:
+            self.buckets.pop((window, int(start)), None)
+        for measure, dims, value in changes["base"]:
+            self.base[(measure, tuple(dims))] = Decimal(value)
+
+
+def _encode(acc: Acc) -> Any:
+    if isinstance(acc, Decimal):
+        return {"d": str(acc)}
+    if isinstance(acc, Latest):
+        return {"l": [acc.at, str(acc.value)]}
+    if isinstance(acc, QuantileSketch):
+        return {"q": acc.to_json()}
+    return {"n": acc}
+
+
+def _decode(data: dict[str, Any]) -> Acc:
+    if "d" in data:
+        return Decimal(data["d"])
+    if "l" in data:
+        at, value = data["l"]
+        return Latest(float(at), Decimal(value))
+    if "q" in data:
+        return QuantileSketch.from_json(data["q"])
+    return int(data["n"])
+
+
+def merge_buckets(parts: Iterable[dict[Key, Acc]]) -> dict[Key, Acc]:
+    merged: dict[Key, Acc] = {}
+    for accs in parts:
+        for key, acc in accs.items():
+            merged[key] = merge_acc(merged.get(key), acc)
+    return merged
