@@ -19,6 +19,7 @@ from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from streams.core import ValidationLimits, Watermark, decode_event
+from streams.core.cardinality import CardinalityGuard
 from streams.core.compiler import compile_catalog
 from streams.core.evaluate import KpiValue
 from streams.core.finalize import Finalizer
@@ -68,6 +69,7 @@ def run_backtest(
         fx=FxTable(settings.reporting_currency, settings.fx_rates),
         dedupe_max_entries=settings.dedupe_max_entries,
         retained_windows=settings.retained_windows,
+        guard=CardinalityGuard(settings.max_dimension_values),
     )
     finalizer = Finalizer(catalog, windows, settings.allowed_lateness_seconds)
     limits = ValidationLimits(settings.max_event_bytes, settings.max_future_skew_seconds)

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 # Every topic is created with explicit configs: some brokers only report configs set at creation.
 KEEP_FOREVER = {"retention.ms": "-1", "cleanup.policy": "delete"}
 KEEP_A_WEEK = {"retention.ms": str(7 * 86400 * 1000), "cleanup.policy": "delete"}
+COMPACTED = {"cleanup.policy": "compact", "retention.ms": "-1"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ MetricName = Literal[
     "pulse_watermark_timestamp_seconds",
     "pulse_window_end_timestamp_seconds",
     "pulse_dedupe_evictions",
+    "pulse_dimension_values_folded",
     "pulse_consumer_lag_messages",
 ]
 """Service families (counters get `_total` appended on output). KPI families are
@@ -136,6 +137,15 @@ class PulseCollector(Collector):
             "Event-time watermark of this worker (slowest owned partition), Unix time.",
             state.watermark(),
         )
+        folded = CounterMetricFamily(
+            "pulse_dimension_values_folded",
+            "Events whose dimension value was folded into 'other' by the cardinality limit.",
+            labels=("dimension",),
+        )
+        guard = state.config.guard
+        for dimension, count in sorted((guard.folded if guard else {}).items()):
+            folded.add_metric((dimension,), count)
+        yield folded
         yield CounterMetricFamily(
             "pulse_dedupe_evictions",
             "Event ids forgotten early because the dedupe memory was full.",

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     allowed_lateness_seconds: float = Field(default=60.0, ge=0)
     retained_windows: int = Field(default=10, ge=1, description="Closed windows kept per key.")
     dedupe_max_entries: int = Field(default=1_000_000, ge=1)
+    max_dimension_values: int = Field(
+        default=1000, ge=1, description="Distinct values per dimension before folding to 'other'."
+    )
     max_event_bytes: int = Field(default=65536, ge=256)
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
     max_bad_ratio: float = Field(default=0.5, gt=0, le=1)
@@ -83,6 +86,10 @@ class Settings(BaseSettings):
     @property
     def deadletter_topic(self) -> str:
         return f"{self.topic_prefix}.deadletter"
+
+    @property
+    def kpi_topic(self) -> str:
+        return f"{self.topic_prefix}.kpi"
 
     def changelog_topic(self, input_topic: str) -> str:
         """The write-ahead log of one input topic's state, one partition per input partition."""

@@ -38,10 +38,12 @@ from streams.core import (
     compile_catalog,
     decode_event,
 )
+from streams.core.cardinality import CardinalityGuard
 from streams.deadletter import DeadLetter, DeadLetterPolicy, dead_letter
 from streams.errors import InvalidEvent
 from streams.http import MetricsServer
 from streams.kafka import (
+    COMPACTED,
     KEEP_A_WEEK,
     KEEP_FOREVER,
     TopicSpec,
@@ -52,6 +54,7 @@ from streams.kafka import (
     start_client,
     topic_partitions,
 )
+from streams.kpi_topic import KpiPublisher
 from streams.metrics import build_registry
 from streams.settings import Settings
 
@@ -70,6 +73,7 @@ def state_config(settings: Settings) -> StateConfig:
         dedupe_max_entries=settings.dedupe_max_entries,
         retained_windows=settings.retained_windows,
         fx=FxTable(settings.reporting_currency, settings.fx_rates),
+        guard=CardinalityGuard(settings.max_dimension_values),
     )
 
 
@@ -84,6 +88,7 @@ class Worker:
         self.policy = DeadLetterPolicy(
             self.state, BadEventGuard(settings.max_bad_ratio, settings.bad_ratio_window)
         )
+        self.kpis = KpiPublisher(self.state)
         self.registry = build_registry(self.state, self.lag)
         self.server = MetricsServer(
             self.registry, settings.metrics_host, settings.metrics_port, self.is_healthy
@@ -113,6 +118,7 @@ class Worker:
             self.bootstrap,
             [
                 TopicSpec(settings.deadletter_topic, 1, config=dict(KEEP_A_WEEK)),
+                TopicSpec(settings.kpi_topic, 3, config=dict(COMPACTED)),
                 *(
                     TopicSpec(settings.changelog_topic(t), n, config=dict(KEEP_FOREVER))
                     for t, n in partitions.items()
@@ -193,6 +199,8 @@ class Worker:
             highwater = consumer.highwater(tp)
             if highwater is not None:
                 self._lag[tp] = max(0, highwater - next_offset)
+        # Windows that closed with this batch are read before expiry may drop their minutes.
+        kpi_records = self.kpis.due()
         shown = self.state.watermark()
         for part in self.state.partitions.values():
             part.expire(shown)
@@ -213,6 +221,11 @@ class Worker:
                 )
                 for tp, record in checkpoints
             ),
+        )
+        # Published after the changelog: a crash in between republishes the same keys.
+        await _send_all(
+            producer,
+            ((self.settings.kpi_topic, key, value, None, None) for key, value in kpi_records),
         )
         return {tp: OffsetAndMetadata(record["next_offset"], "") for tp, record in checkpoints}
 
@@ -248,6 +261,7 @@ class Worker:
             applied,
             time.monotonic() - started,
         )
+        self.kpis.reset()
         self.assigned.set()
 
     async def revoke(self, revoked: Iterable[TopicPartition]) -> None:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 WATCHED_LOGGERS = ("streams", "schemas", "asyncio")
+
+# The reference ledger (tests/reference) is checked through `pulse backtest` there and end to end
+# through the broker in tests/integration; both import its modules by name.
+sys.path.insert(0, str(Path(__file__).parent / "reference"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -58,7 +58,8 @@ class Finalizer:
                 values += flow_values(self.catalog, window, start, end, accs)
             self._emitted.add((window, start))
         if release:
-            self._release(stores, watermark)
+            self._release(stores)
+        self._forget(watermark)
         values += self._days(stores, watermark, first_event_time, last_event_time, release)
         return values
 
@@ -73,7 +74,7 @@ class Finalizer:
                     found.update((name, kind.start_of(start)) for name, kind in derived)
         return sorted(found, key=lambda b: (b[1], b[0]))
 
-    def _release(self, stores: Sequence[MeasureStore], watermark: float) -> None:
+    def _release(self, stores: Sequence[MeasureStore]) -> None:
         """Drop emitted minute buckets once the hour that sums them is emitted, and months."""
         hour = self.windows.flow["1h"]
         for store in stores:
@@ -81,11 +82,14 @@ class Finalizer:
                 summed_by = ("1h", hour.start_of(start)) if window == "1m" else (window, start)
                 if window in {"1m", "1mo"} and summed_by in self._emitted:
                     store.drop((window, start), fold=False)
-        horizon = watermark - self.lateness - 2 * 3600
+
+    def _forget(self, watermark: float) -> None:
+        """Bound the memory of what was emitted: far older than any bucket a store keeps."""
+        keep = {"1d": 40 * 86400, "1mo": 100 * 86400}
         self._emitted = {
             (w, s)
             for w, s in self._emitted
-            if w == "1d" or self.windows.kind(w).end_of(s) > horizon
+            if self.windows.kind(w).end_of(s) > watermark - keep.get(w, 3 * 86400)
         }
 
     def _days(

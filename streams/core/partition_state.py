@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from schemas import Envelope, FxRate
+from streams.core.cardinality import CardinalityGuard
 from streams.core.compiler import CompiledCatalog, Contribution
 from streams.core.dedupe import Deduper
 from streams.core.join import TimeJoin
@@ -63,8 +64,10 @@ class PartitionState:
         fx: FxTable,
         dedupe_max_entries: int,
         retained_windows: int,
+        guard: CardinalityGuard | None = None,
     ) -> None:
         self.catalog = catalog
+        self.guard = guard
         self.windows = windows
         self.watermark = watermark
         self.fx = fx
@@ -129,6 +132,8 @@ class PartitionState:
     ) -> None:
         measure = c.measure
         dims = c.dims(event)
+        if self.guard is not None:
+            dims = self.guard.fold(measure.dims, dims)
         if measure.kind == "quantile":
             self._join_end(measure.name, event, occurred, dims, c.windows)
             return
@@ -250,6 +255,9 @@ class PartitionState:
         if record["first_event_time"] is not None:
             self.first_event_time = min(self.first_event_time, float(record["first_event_time"]))
         self.store.restore(record["store"])
+        if self.guard is not None:
+            for _, _, measure, dims, _ in record["store"]["cells"]:
+                self.guard.admit(self.catalog.measures[measure].dims, dims)
         self.join.restore(record["join"])
         for currency, when, rate in record["rates"]:
             self.fx.set_rate(currency, float(when), Decimal(rate))

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from streams.core.cardinality import CardinalityGuard
 from streams.core.compiler import DERIVED_FROM_MINUTES, CompiledCatalog
 from streams.core.evaluate import (
     KpiValue,
@@ -43,6 +44,7 @@ class StateConfig:
     dedupe_max_entries: int
     retained_windows: int
     fx: FxTable
+    guard: CardinalityGuard | None = None
 
 
 @dataclass
@@ -61,6 +63,7 @@ class WorkerState:
             fx=config.fx,
             dedupe_max_entries=config.dedupe_max_entries,
             retained_windows=config.retained_windows,
+            guard=config.guard,
         )
 
     def assign(self, source: SourcePartition) -> PartitionState:

@@ -1,0 +1,78 @@
+"""The KPI topic `<prefix>.kpi`: the values of every window instance once it closes.
+
+Each window is published twice: when the watermark reaches its end (`"final": false`), and
+again once the allowed lateness has passed (`"final": true`, including late updates). The key is
+KPI + window + window start + dimensions, so a compacted topic keeps the latest value of each.
+Values are this worker's, over the partitions it owns (listed in the record): with several
+workers, add up records of the same key from different workers' partitions.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import orjson
+
+from streams.core import Finalizer, KpiValue, WorkerState
+
+Record = tuple[bytes, bytes]
+
+
+def kpi_key(value: KpiValue) -> bytes:
+    dims = ";".join(f"{k}={v}" for k, v in sorted(value.labels))
+    return f"{value.kpi}|{value.window}|{value.start}|{dims}".encode()
+
+
+def kpi_record(value: KpiValue, *, final: bool, partitions: list[str], now: float) -> Record:
+    body = {
+        "kpi": value.kpi,
+        "window": value.window,
+        "window_start": value.start,
+        "window_end": value.end,
+        "dimensions": dict(value.labels),
+        "value": str(value.value),
+        "numerator": None if value.numerator is None else str(value.numerator),
+        "denominator": None if value.denominator is None else str(value.denominator),
+        "final": final,
+        "partitions": partitions,
+        "emitted_at": round(now, 3),
+    }
+    return kpi_key(value), orjson.dumps(body)
+
+
+class KpiPublisher:
+    """Decides, after each batch, which window values are due on the KPI topic."""
+
+    def __init__(self, state: WorkerState) -> None:
+        self._state = state
+        self.reset()
+
+    def reset(self) -> None:
+        """Start over (after a rebalance): windows still held are published again."""
+        config = self._state.config
+        self._closing = Finalizer(config.catalog, config.windows, 0.0)
+        self._final = Finalizer(config.catalog, config.windows, config.allowed_lateness)
+
+    def due(self) -> list[Record]:
+        state = self._state
+        parts = [p for p in state.partitions.values() if p.has_data]
+        if not parts:
+            return []
+        stores = [p.store for p in parts]
+        mark = state.watermark()
+        first = min(p.first_event_time for p in parts)
+        last = max(p.watermark.max_event_time for p in parts)
+        if math.isinf(first):
+            return []
+        owned = sorted(f"{t}[{p}]" for t, p in state.partitions)
+        now = time.time()
+        records = [
+            kpi_record(v, final=False, partitions=owned, now=now)
+            for v in self._closing.final_values(stores, mark, first, last)
+        ]
+        records += [
+            kpi_record(v, final=True, partitions=owned, now=now)
+            for v in self._final.final_values(stores, mark, first, last)
+        ]
+        return records
