@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from streams.core import NO_WATERMARK, Tumbling, Watermark
+from streams.core import NO_WATERMARK, BusinessDay, CalendarMonth, Tumbling, Watermark
 
 T0 = 1_709_294_400  # 2024-03-01T12:00:00Z = 60 * 28_488_240 = 3600 * 474_804
 MINUTE = Tumbling(60)
@@ -105,3 +106,34 @@ def test_the_next_window_is_still_open_when_the_previous_one_stops_accepting():
 
     assert not mark.accepts(60)  # [0, 60): 90 < 60 + 30 is false
     assert mark.accepts(120)  # [60, 120): 90 < 120 + 30
+
+
+# --- business days and months in a time zone with DST ---------------------------------------
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def utc(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def test_the_business_day_is_local_midnight_to_midnight_and_25_hours_on_dst_end() -> None:
+    day = BusinessDay(BERLIN)
+    # 2026-10-25: clocks go back 03:00 CEST -> 02:00 CET; the day runs 22:00Z to 23:00Z next day.
+    start = day.start_of(utc("2026-10-25T12:00:00+00:00"))
+    assert start == utc("2026-10-24T22:00:00+00:00")
+    assert day.end_of(start) - start == 25 * 3600
+    assert day.start_of(utc("2026-10-25T22:59:59+00:00")) == start  # 23:59:59 CET
+    assert day.start_of(utc("2026-10-25T23:00:00+00:00")) == utc("2026-10-25T23:00:00+00:00")
+    # 2026-03-29: clocks go forward; that day is 23 hours long.
+    spring = day.start_of(utc("2026-03-29T12:00:00+00:00"))
+    assert day.end_of(spring) - spring == 23 * 3600
+    assert day.shift(start, -30) == utc("2026-09-24T22:00:00+00:00")  # still CEST then
+
+
+def test_the_calendar_month_follows_the_business_time_zone() -> None:
+    month = CalendarMonth(BERLIN)
+    october = utc("2026-09-30T22:00:00+00:00")  # 2026-10-01 00:00 CEST
+    assert month.start_of(utc("2026-10-31T22:59:59+00:00")) == october  # 23:59:59 CET
+    assert month.end_of(october) == utc("2026-10-31T23:00:00+00:00")
+    assert month.of_period("2026-10") == october
