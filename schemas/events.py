@@ -77,6 +77,10 @@ class BusinessEvent(Envelope):
 
     dimensions: Dimensions
 
+
+class NeedsDimensions(BusinessEvent):
+    """A business event type that also requires some optional dimensions."""
+
     _required_dimensions: ClassVar[tuple[str, ...]] = ()
 
     @model_validator(mode="after")
@@ -126,7 +130,7 @@ class InventoryIssued(BusinessEvent, Money):
     order_id: Identifier | None = None
 
 
-class ExpensePosted(BusinessEvent, Money):
+class ExpensePosted(NeedsDimensions, Money):
     """An operating expense booked to a category (and usually a cost center)."""
 
     type: Literal["expense_posted"]
@@ -209,7 +213,7 @@ class BillPaid(BusinessEvent, Money):
     bill_id: Identifier
 
 
-class BudgetSet(BusinessEvent, Money):
+class BudgetSet(NeedsDimensions, Money):
     """The OpEx budget of a cost center for one calendar month (`period`, e.g. "2026-11", in the
     business time zone). A later `budget_set` (by `occurred_at`) for the same cost center and
     period replaces the earlier one."""
@@ -220,7 +224,7 @@ class BudgetSet(BusinessEvent, Money):
     _required_dimensions = ("cost_center",)
 
 
-class InvestmentMade(BusinessEvent, Money):
+class InvestmentMade(NeedsDimensions, Money):
     """Money spent on an initiative (`dimensions.initiative_id`)."""
 
     type: Literal["investment_made"]
@@ -228,7 +232,7 @@ class InvestmentMade(BusinessEvent, Money):
     _required_dimensions = ("initiative_id",)
 
 
-class BenefitRealized(BusinessEvent, Money):
+class BenefitRealized(NeedsDimensions, Money):
     """A measured benefit of an initiative (`dimensions.initiative_id`)."""
 
     type: Literal["benefit_realized"]

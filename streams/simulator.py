@@ -1,29 +1,42 @@
 """A deterministic generator of a company's event stream, valid and bad, for demos and tests.
 
-The model: one company with business units `retail`, `wholesale` and `marketplace`, regions
-`emea`, `amer` and `apac`, and channels `web`, `store` and `partner`. Events arrive as a Poisson
-process on a simulated clock whose rate follows the time of day in UTC (`rate` x ~0.35 at midnight,
-x ~1.65 at noon, a cosine whose daily mean is exactly `rate`). Each message is bad with probability
-`bad_ratio` (kind drawn uniformly from `BAD_KINDS`); otherwise it is a valid event drawn with the
-weights in `_EVENT_WEIGHTS`. Order values are lognormal around a per-business-unit mean; EMEA pays
-in EUR (~20% GBP), the rest in USD. Cancellations, refunds, cost of goods and feedback refer to a
-recent order, so totals stay plausible: a cancelled or refunded order leaves the pool, which keeps
-the money taken off any order at or below its value.
+The company: business units `retail`, `wholesale` and `marketplace`, regions `emea`, `amer` and
+`apac` (one cost center `cc-<bu>-<1|2|3>` per unit and region), channels `web`, `store`, `partner`.
+Messages arrive as a Poisson process on a simulated clock whose rate follows the time of day in
+UTC (`rate` x ~0.35 at midnight, x ~1.65 at noon, a cosine whose daily mean is exactly `rate`).
+Each is bad with probability `bad_ratio` (kind uniform over `BAD_KINDS`), else the next valid event:
+the follow-up due earliest, if one is due, or a fresh event drawn with `_FRESH_WEIGHTS`.
+Follow-ups: an order's dispatch then delivery (every order not sold in a store ships); an invoice
+at dispatch (most wholesale orders) then its payment(s); a restock when a unit's stock falls below
+its reorder point, then the supplier's bill and its payment(s); `fx_rate` USD and GBP into EUR
+every 6 hours; each cost center's `budget_set` at each new UTC month. Rates, budgets and opening
+stock are due at the start, so they come first. Follow-ups use arrival slots, so the daily mean
+stays `rate`; they are about half of the valid events, and `order_placed` ~30%.
+
+Lead times are compressed, a day of them to half a simulated hour, so that a day's run sees
+orders delivered and invoices paid: delivery is promised 1-3 such days out and ~88% arrive in time.
+Order values are lognormal around a per-business-unit mean; EMEA pays in EUR (~20% GBP), the rest
+in USD. Reversals, cost of goods and feedback refer to a recent order; a cancelled or refunded
+order leaves the pool, so the money taken off an order never exceeds its value.
 
 Pure: stdlib, orjson and `schemas` only; all randomness comes from one `random.Random(seed)`, so a
-config always yields byte-identical messages.
+config always yields byte-identical messages. Memory is bounded by `_MAX_PENDING` follow-ups.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import random
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import cache, partial
 from itertools import accumulate
+from statistics import fmean
 from typing import Any
 
 import orjson
@@ -42,22 +55,28 @@ BAD_KINDS: tuple[str, ...] = (
     "duplicate",
 )
 
-_EVENT_WEIGHTS: dict[str, float] = {
-    "order_placed": 0.60,
-    "inventory_issued": 0.15,
+_FRESH_WEIGHTS: dict[str, float] = {  # the first six keep about their old ratios and KPIs
+    "order_placed": 0.597,
+    "inventory_issued": 0.149,
     "expense_posted": 0.08,
     "feedback_submitted": 0.08,
     "order_cancelled": 0.05,
-    "refund_issued": 0.04,
+    "refund_issued": 0.039,
+    "investment_made": 0.002,
+    "benefit_realized": 0.003,
 }
-_EVENT_TYPES = tuple(_EVENT_WEIGHTS)
-_EVENT_CUM = tuple(accumulate(_EVENT_WEIGHTS.values()))  # cumulative: choices() is hot
+_FRESH_TYPES = tuple(_FRESH_WEIGHTS)
+_FRESH_CUM = tuple(accumulate(_FRESH_WEIGHTS.values()))  # cumulative: choices() is hot
+_FRESH_SHARE = 0.5  # of valid events once follow-ups run (measured); sizes budgets and lots
 _SEASONAL_AMPLITUDE = 0.65  # rate x (1 - A) at 00:00 UTC, x (1 + A) at 12:00 UTC
 _DAY_SECONDS = 86_400.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MINUTE_MS, _HOUR_MS = 60_000, 3_600_000
+_LEAD_DAY_MS = 30 * _MINUTE_MS  # a day of lead time (promise, payment terms) in simulated time
 
-_BUSINESS_UNITS = ("retail", "wholesale", "marketplace")
-_BU_CUM = tuple(accumulate((0.55, 0.15, 0.30)))
+_BU_SHARE = {"retail": 0.55, "wholesale": 0.15, "marketplace": 0.30}
+_BUSINESS_UNITS = tuple(_BU_SHARE)
+_BU_CUM = tuple(accumulate(_BU_SHARE.values()))
 _BU_ORDER_VALUE = {"retail": 60.0, "wholesale": 900.0, "marketplace": 35.0}  # mean, in currency
 _BU_CHANNELS = {
     "retail": ("web", "store"),
@@ -65,16 +84,48 @@ _BU_CHANNELS = {
     "marketplace": ("web",),
 }
 _BU_QUANTITY = {"retail": (1, 4), "wholesale": (10, 200), "marketplace": (1, 2)}
-_REGIONS = ("emea", "amer", "apac")
-_REGION_CUM = tuple(accumulate((0.45, 0.40, 0.15)))
+_BU_ITEM_COST = {"retail": 1500, "wholesale": 800, "marketplace": 1200}  # cents, when bought
+_BU_INVOICED = {"retail": 0.02, "wholesale": 0.85, "marketplace": 0.10}  # of shipped orders
+_BU_REVENUE = {bu: _BU_SHARE[bu] * _BU_ORDER_VALUE[bu] for bu in _BU_SHARE}  # per order drawn
+_BU_REVENUE_CUM = tuple(accumulate(_BU_REVENUE.values()))  # expenses follow it: every BU earns
+_REGION_SHARE = {"emea": 0.45, "amer": 0.40, "apac": 0.15}
+_REGIONS = tuple(_REGION_SHARE)
+_REGION_CUM = tuple(accumulate(_REGION_SHARE.values()))
+_UNITS = tuple((bu, region) for bu in _BUSINESS_UNITS for region in _REGIONS)
+_EUR_PER_UNIT = {"emea": 0.8 + 0.2 * 1.17, "amer": 0.92, "apac": 0.92}  # mix at base rates
 _EXPENSE_VALUE = {"marketing": 400.0, "logistics": 250.0, "it": 300.0, "payroll": 2500.0}
 _EXPENSE_CATEGORIES = tuple(_EXPENSE_VALUE)
 _CSAT_CUM = tuple(accumulate((3, 5, 12, 35, 45)))  # scores 1..5: happy customers answer more
 _NPS_CUM = tuple(accumulate((1, 1, 1, 2, 2, 4, 5, 10, 20, 25, 29)))  # scores 0..10
 _AMOUNT_SIGMA = 0.5  # lognormal noise on order values and expenses
 _COGS_SHARE = 0.55
+_CARRIERS = ("dhl", "ups", "fedex", "dpd")
+_LEAD_MU, _LEAD_SIGMA = -0.3, 0.25  # lead / promise is lognormal: P(<= 1) = Phi(1.2) ~ 0.885
+_PARTIAL_PAYMENT = 0.15  # a payment covers only part of what is open; the rest follows
+_CLAIMS = {  # id field: issued as, paid as, party field, due after, paid after (median; lead days)
+    "invoice_id": ("invoice_issued", "payment_received", "customer_id", 14, 8.0),
+    "bill_id": ("bill_received", "bill_paid", "supplier_id", 30, 20.0),
+}
+_LOT_SECONDS = 6 * 3600  # a restock covers ~6 h of a unit's cost of goods at the mean rate
+_REORDER_SHARE = 0.5  # of a lot: ~3 h of cover, ~1.8 h at the peak; a restock takes <= 1 h
+_FX_BASE = {"USD": 0.92, "GBP": 1.17}  # EUR per unit
+_FX_EVERY_MS = 6 * _HOUR_MS
+_FX_SIGMA, _FX_REVERSION = 0.003, 0.05  # steps of the log rate; stationary spread ~1%
+_INITIATIVES = {  # where each belongs
+    "init-1": ("retail", "emea"),
+    "init-2": ("wholesale", "amer"),
+    "init-3": ("marketplace", "apac"),
+    "init-4": ("retail", "amer"),
+    "init-5": ("wholesale", "emea"),
+}
+_INVESTMENT_VALUE, _BENEFIT_VALUE = 10_000.0, 8_000.0  # 1.5x as many benefits: ROI tends to +0.2
+_BENEFIT_LAG_MS = 2 * _HOUR_MS  # from an initiative's first investment to its first benefit
 _RECENT_ORDERS = 1_000  # pool bounds keep memory flat on long runs
 _RECENT_VALID = 256
+_MAX_PENDING = 200_000  # ~2x the most follow-ups open at 50/s; when full, orders do not ship
+
+_Keyed = tuple[str, dict[str, Any]]  # (Kafka key, event)
+_Step = Callable[[int], _Keyed | None]  # a follow-up, given the time it is emitted at
 
 
 @dataclass(frozen=True)
@@ -116,7 +167,7 @@ class SimulationConfig:
             raise ValueError(f"max_event_bytes must be >= 1024, got {self.max_event_bytes!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Order:
     order_id: str
     cents: int
@@ -124,10 +175,25 @@ class _Order:
     business_unit: str
     region: str
     channel: str
+    customer_id: str
+    promised_ms: int | None = None  # set when the order ships
+    arrives_ms: int = 0  # when the shipment reaches the customer, if nothing holds it up
+    dispatched: bool = False
+    cancelled: bool = False
 
     def dimensions(self, *, channel: bool = True) -> dict[str, str]:
-        dims = {"business_unit": self.business_unit, "region": self.region}
-        return {**dims, "channel": self.channel} if channel else dims
+        return _dims(self.business_unit, self.region, self.channel if channel else None)
+
+
+@dataclass(slots=True)
+class _Claim:
+    """An invoice to a customer or a bill from a supplier."""
+
+    id_field: str  # a key of _CLAIMS
+    claim_id: str
+    party: str  # the customer or supplier
+    dims: dict[str, str]
+    cents: int  # still unpaid
 
 
 def simulate(config: SimulationConfig) -> Iterator[SimulatedMessage]:
@@ -137,7 +203,7 @@ def simulate(config: SimulationConfig) -> Iterator[SimulatedMessage]:
     original's. A duplicate drawn before any valid event exists is emitted as a valid event.
     """
     rng = random.Random(config.seed)
-    orders: deque[_Order] = deque(maxlen=_RECENT_ORDERS)
+    company = _Company(rng, config)
     valid: deque[SimulatedMessage] = deque(maxlen=_RECENT_VALID)
     for ms in _arrival_millis(rng, config):
         if rng.random() < config.bad_ratio:
@@ -148,7 +214,7 @@ def simulate(config: SimulationConfig) -> Iterator[SimulatedMessage]:
             if valid:  # a redelivery of something already sent, as after a consumer rebalance
                 yield replace(rng.choice(valid), bad_kind="duplicate")
                 continue
-        key, event = _valid_event(rng, ms, orders)
+        key, event = company.next_event(ms)
         message = SimulatedMessage(key.encode(), orjson.dumps(event), None, ms / 1000)
         valid.append(message)
         yield message
@@ -173,57 +239,225 @@ def _arrival_millis(rng: random.Random, config: SimulationConfig) -> Iterator[in
             yield min(math.ceil(t * 1000), last_ms)
 
 
-def _valid_event(rng: random.Random, ms: int, orders: deque[_Order]) -> tuple[str, dict[str, Any]]:
-    """Draw one valid event at `ms`; return (Kafka key, event).
+class _Company:
+    """The company between events. Event methods take the event time (epoch ms) and return
+    (Kafka key, event); a follow-up returns None instead when it has lapsed."""
 
-    Mutates `orders`: a placed order joins the pool, a cancelled or refunded one leaves it.
-    """
-    kind = rng.choices(_EVENT_TYPES, cum_weights=_EVENT_CUM)[0]
-    if kind in ("order_cancelled", "refund_issued") and not orders:
-        kind = "order_placed"
-    match kind:
-        case "order_placed":
-            order = _new_order(rng)
-            orders.append(order)
-            return order.order_id, _order_placed(rng, ms, order)
-        case "order_cancelled" | "refund_issued":
-            index = rng.randrange(len(orders))
-            order = orders[index]
-            del orders[index]  # one reversal per order, so reversals never exceed its value
-            cents = order.cents
-            if kind == "refund_issued":
-                cents = max(1, round(cents * rng.uniform(0.1, 1.0)))  # partial, never above
-            event = _envelope(rng, kind, ms, f"oms-{order.region}", order.dimensions())
-            money = _money(cents, order.currency)
-            return order.order_id, {**event, **money, "order_id": order.order_id}
-        case "inventory_issued":
-            order = rng.choice(orders) if orders else _new_order(rng)  # unlinked when no orders
-            link = {"order_id": order.order_id} if orders else {}
-            low, high = _BU_QUANTITY[order.business_unit]
-            cost = max(1, round(order.cents * _COGS_SHARE * rng.lognormvariate(0.0, 0.1)))
-            event = _envelope(rng, kind, ms, "wms", order.dimensions(channel=False))
-            sku = f"sku-{order.business_unit}-{rng.randrange(1, 5000):04d}"
-            fields = {"sku": sku, "quantity": rng.randint(low, high), **link}
-            return event["event_id"], {**event, **fields, **_money(cost, order.currency)}
-        case "expense_posted":
-            bu, region = _pick_unit(rng)
-            category = rng.choice(_EXPENSE_CATEGORIES)
-            cost_center = f"cc-{bu}-{rng.randint(1, 3)}"
-            dims = {"business_unit": bu, "region": region, "cost_center": cost_center}
-            event = _envelope(rng, kind, ms, "erp", dims)
-            cents = _noisy_cents(rng, _EXPENSE_VALUE[category])
-            money = _money(cents, _currency(rng, region))
-            return event["event_id"], {**event, **money, "category": category}
-        case _:  # feedback_submitted
-            order = rng.choice(orders) if orders else _new_order(rng)
-            link = {"order_id": order.order_id} if orders else {}
-            event = _envelope(rng, kind, ms, "survey", order.dimensions())
-            asked = rng.choice(("csat", "nps", "both"))
-            if asked != "nps":
-                event["csat_score"] = rng.choices(range(1, 6), cum_weights=_CSAT_CUM)[0]
-            if asked != "csat":
-                event["nps_score"] = rng.choices(range(11), cum_weights=_NPS_CUM)[0]
-            return event["event_id"], {**event, **link}
+    def __init__(self, rng: random.Random, config: SimulationConfig) -> None:
+        self.rng = rng
+        self.orders: deque[_Order] = deque(maxlen=_RECENT_ORDERS)
+        self.pending: list[tuple[int, int, _Step]] = []  # heap by due time, then by scheduling
+        self.sequence = itertools.count()
+        self.fx = dict(_FX_BASE)
+        self.invested: dict[str, int] = {}  # initiative -> time of its first investment
+        self.stock = dict.fromkeys(_UNITS, 0)  # cost in cents, currencies mixed as if at par
+        self.restocking: set[tuple[str, str]] = set()
+        fresh = config.rate * (1 - config.bad_ratio) * _FRESH_SHARE  # per second, daily mean
+        cogs = fresh * _FRESH_WEIGHTS["inventory_issued"] * _COGS_SHARE * 100 * _LOT_SECONDS
+        opex = fresh * _FRESH_WEIGHTS["expense_posted"] * fmean(_EXPENSE_VALUE.values()) * 100
+        self.lot: dict[tuple[str, str], float] = {}  # cents
+        self.opex: dict[tuple[str, str], float] = {}  # cents per second
+        for bu, region in _UNITS:
+            self.lot[bu, region] = max(1e5, cogs * _BU_REVENUE[bu] * _REGION_SHARE[region])
+            share = _BU_REVENUE[bu] / _BU_REVENUE_CUM[-1] * _REGION_SHARE[region]
+            self.opex[bu, region] = opex * share * _EUR_PER_UNIT[region]
+        self.fresh: dict[str, Callable[[int, str], _Keyed]] = {
+            "order_placed": self._order_placed,
+            "order_cancelled": self._reversal,
+            "refund_issued": self._reversal,
+            "inventory_issued": self._inventory_issued,
+            "expense_posted": self._expense_posted,
+            "feedback_submitted": self._feedback_submitted,
+            "investment_made": self._initiative,
+            "benefit_realized": self._initiative,
+        }
+        start = math.floor(config.start.timestamp() * 1000)
+        for currency in _FX_BASE:  # first, so that every amount after them has a rate
+            self._schedule(start, partial(self._fx_rate, currency))
+        for step in (self._budget_set, self._restock):
+            for unit in _UNITS:
+                self._schedule(start, partial(step, unit))
+
+    def next_event(self, ms: int) -> _Keyed:
+        """The follow-up due earliest at `ms`, if any is due, else a fresh event."""
+        while self.pending and self.pending[0][0] <= ms:
+            keyed = heapq.heappop(self.pending)[2](ms)
+            if keyed is not None:
+                return keyed
+        kind = self.rng.choices(_FRESH_TYPES, cum_weights=_FRESH_CUM)[0]
+        if kind in ("order_cancelled", "refund_issued") and not self.orders:
+            kind = "order_placed"
+        return self.fresh[kind](ms, kind)
+
+    def _schedule(self, due_ms: int, step: _Step) -> None:
+        heapq.heappush(self.pending, (due_ms, next(self.sequence), step))
+
+    def _after(self, ms: int, lead_days: float) -> int:
+        """A time about `lead_days` (the median, lognormal) after `ms`."""
+        return ms + round(lead_days * _LEAD_DAY_MS * self.rng.lognormvariate(0.0, 0.4))
+
+    def _order_placed(self, ms: int, kind: str) -> _Keyed:
+        order = _new_order(self.rng)
+        self.orders.append(order)
+        if order.channel != "store" and len(self.pending) < _MAX_PENDING:  # stores hand over
+            promise = self.rng.randint(1, 3) * _LEAD_DAY_MS
+            lead = promise * self.rng.lognormvariate(_LEAD_MU, _LEAD_SIGMA)
+            order.promised_ms, order.arrives_ms = ms + promise, ms + round(lead)
+            dispatch = ms + max(_MINUTE_MS, round(lead * self.rng.uniform(0.1, 0.4)))
+            self._schedule(dispatch, partial(self._dispatch, order, ms + promise))
+        return order.order_id, _order_placed(self.rng, ms, order)
+
+    def _reversal(self, ms: int, kind: str) -> _Keyed:
+        index = self.rng.randrange(len(self.orders))
+        order = self.orders[index]
+        del self.orders[index]  # one reversal per order, so reversals never exceed its value
+        cents = order.cents
+        if order.dispatched:  # too late to cancel: a return
+            kind = "refund_issued"
+        if kind == "refund_issued":
+            cents = max(1, round(cents * self.rng.uniform(0.1, 1.0)))  # partial, never above
+        else:
+            order.cancelled = True
+        event = _envelope(self.rng, kind, ms, f"oms-{order.region}", order.dimensions())
+        return order.order_id, {
+            **event,
+            **_money(cents, order.currency),
+            "order_id": order.order_id,
+        }
+
+    def _dispatch(self, order: _Order, promised_ms: int, ms: int) -> _Keyed | None:
+        if order.cancelled:
+            return None
+        order.dispatched = True
+        shipment = f"shp-{_uuid(self.rng)}"
+        event = _envelope(self.rng, "shipment_dispatched", ms, "wms", order.dimensions())
+        event |= {"order_id": order.order_id, "shipment_id": shipment}
+        event["carrier"] = self.rng.choice(_CARRIERS)
+        deliver = partial(self._deliver, order, shipment, promised_ms)
+        self._schedule(max(order.arrives_ms, ms + _MINUTE_MS), deliver)
+        invoiced = self.rng.random() < _BU_INVOICED[order.business_unit]
+        if invoiced and len(self.pending) < _MAX_PENDING:  # invoiced as it ships
+            invoice_id, dims = f"inv-{_uuid(self.rng)}", order.dimensions()
+            invoice = _Claim("invoice_id", invoice_id, order.customer_id, dims, order.cents)
+            self._schedule(ms, partial(self._issue, invoice, order.currency))
+        return order.order_id, event
+
+    def _deliver(self, order: _Order, shipment: str, promised_ms: int, ms: int) -> _Keyed:
+        event = _envelope(self.rng, "shipment_delivered", ms, "tms", order.dimensions())
+        event |= {"order_id": order.order_id, "shipment_id": shipment}
+        event["promised_delivery_at"] = _rfc3339(promised_ms)
+        return order.order_id, event
+
+    def _issue(self, claim: _Claim, currency: str, ms: int) -> _Keyed:
+        """The invoice or bill `claim`; its payment follows after about the usual delay."""
+        kind, _, party_field, due_days, paid_days = _CLAIMS[claim.id_field]
+        event = _envelope(self.rng, kind, ms, "erp", claim.dims)
+        event |= {claim.id_field: claim.claim_id, party_field: claim.party}
+        event["due_at"] = _rfc3339(ms + due_days * _LEAD_DAY_MS)
+        self._schedule(self._after(ms, paid_days), partial(self._settle, claim, currency))
+        return claim.claim_id, {**event, **_money(claim.cents, currency)}
+
+    def _settle(self, claim: _Claim, currency: str, ms: int) -> _Keyed:
+        """A payment of all that is open of `claim`, or of part of it, the rest following."""
+        _, kind, _, _, paid_days = _CLAIMS[claim.id_field]
+        cents = claim.cents
+        if cents > 1 and self.rng.random() < _PARTIAL_PAYMENT:
+            cents = min(cents - 1, max(1, round(cents * self.rng.uniform(0.3, 0.9))))
+            self._schedule(self._after(ms, paid_days / 2), partial(self._settle, claim, currency))
+        claim.cents -= cents
+        event = _envelope(self.rng, kind, ms, "erp", claim.dims)
+        return claim.claim_id, {**event, claim.id_field: claim.claim_id, **_money(cents, currency)}
+
+    def _inventory_issued(self, ms: int, kind: str) -> _Keyed:
+        order = self.rng.choice(self.orders) if self.orders else _new_order(self.rng)
+        link = {"order_id": order.order_id} if self.orders else {}  # unlinked when no orders
+        low, high = _BU_QUANTITY[order.business_unit]
+        cost = max(1, round(order.cents * _COGS_SHARE * self.rng.lognormvariate(0.0, 0.1)))
+        event = _envelope(self.rng, kind, ms, "wms", order.dimensions(channel=False))
+        sku = f"sku-{order.business_unit}-{self.rng.randrange(1, 5000):04d}"
+        fields = {"sku": sku, "quantity": self.rng.randint(low, high), **link}
+        unit = (order.business_unit, order.region)
+        self.stock[unit] -= cost
+        if self.stock[unit] < self.lot[unit] * _REORDER_SHARE and unit not in self.restocking:
+            self.restocking.add(unit)
+            self._schedule(ms + self.rng.randint(10, 60) * _MINUTE_MS, partial(self._restock, unit))
+        return event["event_id"], {**event, **fields, **_money(cost, order.currency)}
+
+    def _restock(self, unit: tuple[str, str], ms: int) -> _Keyed:
+        """A lot bought in the unit's home currency, billed by the supplier a little later."""
+        (bu, region), cents = unit, round(self.lot[unit] * self.rng.uniform(0.9, 1.1))
+        self.stock[unit] += cents
+        self.restocking.discard(unit)
+        currency = "EUR" if region == "emea" else "USD"
+        event = _envelope(self.rng, "inventory_received", ms, "wms", _dims(bu, region))
+        sku = f"sku-{bu}-{self.rng.randrange(1, 5000):04d}"
+        event |= {"sku": sku, "quantity": max(1, cents // _BU_ITEM_COST[bu])}
+        supplier = f"sup-{bu}-{self.rng.randint(1, 20):02d}"
+        bill = _Claim("bill_id", f"bill-{_uuid(self.rng)}", supplier, _dims(bu, region), cents)
+        self._schedule(self._after(ms, 0.2), partial(self._issue, bill, currency))
+        return event["event_id"], {**event, **_money(cents, currency)}
+
+    def _expense_posted(self, ms: int, kind: str) -> _Keyed:
+        bu = self.rng.choices(_BUSINESS_UNITS, cum_weights=_BU_REVENUE_CUM)[0]
+        region = self.rng.choices(_REGIONS, cum_weights=_REGION_CUM)[0]
+        category = self.rng.choice(_EXPENSE_CATEGORIES)
+        event = _envelope(self.rng, kind, ms, "erp", _dims(bu, region, cc=True))
+        money = _money(
+            _noisy_cents(self.rng, _EXPENSE_VALUE[category]), _currency(self.rng, region)
+        )
+        return event["event_id"], {**event, **money, "category": category}
+
+    def _budget_set(self, unit: tuple[str, str], ms: int) -> _Keyed:
+        """The month's OpEx budget of the unit's cost center, in whole hundreds of euros 5-20%
+        above the expected expense. Renews itself when the next month starts (UTC)."""
+        when = _EPOCH + timedelta(milliseconds=ms)
+        month = datetime(when.year, when.month, 1, tzinfo=UTC)
+        next_month = datetime(when.year + when.month // 12, when.month % 12 + 1, 1, tzinfo=UTC)
+        expected = self.opex[unit] * (next_month - month).total_seconds()
+        hundreds = max(1, math.ceil(expected * self.rng.uniform(1.05, 1.2) / 10_000))
+        event = _envelope(self.rng, "budget_set", ms, "erp", _dims(*unit, cc=True))
+        event |= {**_money(hundreds * 10_000, "EUR"), "period": f"{month:%Y-%m}"}
+        renew = round((next_month - _EPOCH).total_seconds() * 1000)
+        self._schedule(renew, partial(self._budget_set, unit))
+        return event["event_id"], event
+
+    def _fx_rate(self, currency: str, ms: int) -> _Keyed:
+        """The rate into EUR; then a mean-reverting step of its logarithm for the next one."""
+        event = _envelope(self.rng, "fx_rate", ms, "treasury", None)
+        event |= {"currency": currency, "quote_currency": "EUR"}
+        event["rate"] = f"{self.fx[currency]:.6f}"
+        base = _FX_BASE[currency]
+        drift = math.log(self.fx[currency] / base) * (1 - _FX_REVERSION)
+        self.fx[currency] = base * math.exp(drift + self.rng.gauss(0.0, _FX_SIGMA))
+        self._schedule(ms + _FX_EVERY_MS, partial(self._fx_rate, currency))
+        return event["event_id"], event
+
+    def _initiative(self, ms: int, kind: str) -> _Keyed:
+        """A benefit of an initiative invested in long enough ago, if any; else an investment."""
+        ready = [i for i, first in self.invested.items() if ms - first >= _BENEFIT_LAG_MS]
+        if kind == "benefit_realized" and ready:
+            initiative, mean = self.rng.choice(ready), _BENEFIT_VALUE
+        else:
+            kind, mean = "investment_made", _INVESTMENT_VALUE
+            initiative = self.rng.choice(tuple(_INITIATIVES))
+            self.invested.setdefault(initiative, ms)
+        bu, region = _INITIATIVES[initiative]
+        event = _envelope(
+            self.rng, kind, ms, "pmo", {**_dims(bu, region), "initiative_id": initiative}
+        )
+        money = _money(_noisy_cents(self.rng, mean), _currency(self.rng, region))
+        return event["event_id"], {**event, **money}
+
+    def _feedback_submitted(self, ms: int, kind: str) -> _Keyed:
+        order = self.rng.choice(self.orders) if self.orders else _new_order(self.rng)
+        link = {"order_id": order.order_id} if self.orders else {}
+        event = _envelope(self.rng, kind, ms, "survey", order.dimensions())
+        asked = self.rng.choice(("csat", "nps", "both"))
+        if asked != "nps":
+            event["csat_score"] = self.rng.choices(range(1, 6), cum_weights=_CSAT_CUM)[0]
+        if asked != "csat":
+            event["nps_score"] = self.rng.choices(range(11), cum_weights=_NPS_CUM)[0]
+        return event["event_id"], {**event, **link}
 
 
 def _bad_message(rng: random.Random, kind: str, ms: int, max_event_bytes: int) -> SimulatedMessage:
@@ -253,29 +487,44 @@ def _new_order(rng: random.Random) -> _Order:
     bu, region = _pick_unit(rng)
     cents = _noisy_cents(rng, _BU_ORDER_VALUE[bu])
     channel = rng.choice(_BU_CHANNELS[bu])
-    return _Order(f"ord-{_uuid(rng)}", cents, _currency(rng, region), bu, region, channel)
+    customer = f"cust-{rng.randrange(10**6):06d}"
+    return _Order(f"ord-{_uuid(rng)}", cents, _currency(rng, region), bu, region, channel, customer)
 
 
 def _order_placed(rng: random.Random, ms: int, order: _Order) -> dict[str, Any]:
     event = _envelope(rng, "order_placed", ms, f"oms-{order.region}", order.dimensions())
-    event |= {"order_id": order.order_id, "customer_id": f"cust-{rng.randrange(10**6):06d}"}
+    event |= {"order_id": order.order_id, "customer_id": order.customer_id}
     event |= _money(order.cents, order.currency)
-    if order.channel != "store":  # shipped orders carry a promise, store sales are handed over
-        event["promised_delivery_at"] = _rfc3339(ms + rng.randint(1, 5) * 86_400_000)
+    if order.promised_ms is not None:
+        event["promised_delivery_at"] = _rfc3339(order.promised_ms)
     return event
 
 
 def _envelope(
-    rng: random.Random, kind: str, ms: int, source: str, dims: dict[str, str]
+    rng: random.Random, kind: str, ms: int, source: str, dims: dict[str, str] | None
 ) -> dict[str, Any]:
-    return {
+    """The envelope fields; `dims` None for the one type without dimensions (`fx_rate`)."""
+    event: dict[str, Any] = {
         "event_id": _uuid(rng),
         "type": kind,
         "occurred_at": _rfc3339(ms),
         "source": source,
         "schema_version": SCHEMA_VERSION,
-        "dimensions": dims,
     }
+    if dims is not None:
+        event["dimensions"] = dims
+    return event
+
+
+@cache
+def _dims(bu: str, region: str, channel: str | None = None, *, cc: bool = False) -> dict[str, str]:
+    """Dimensions; one dict per combination, shared by the events, which only serialise it."""
+    dims = {"business_unit": bu, "region": region}
+    if channel is not None:
+        dims["channel"] = channel
+    if cc:  # one cost center per business unit and region
+        dims["cost_center"] = f"cc-{bu}-{_REGIONS.index(region) + 1}"
+    return dims
 
 
 def _pick_unit(rng: random.Random) -> tuple[str, str]:

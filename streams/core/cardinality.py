@@ -18,9 +18,13 @@ class CardinalityGuard:
         self.limit = limit
         self.folded: Counter[str] = Counter()
         self._admitted: dict[str, set[str]] = {}
+        self._known: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
+        """Whole (names, values) pairs already admitted: the common case is one set lookup."""
 
     def fold(self, names: tuple[str, ...], values: tuple[str, ...]) -> tuple[str, ...]:
         """`values` with every value beyond its dimension's limit replaced by `other`."""
+        if (names, values) in self._known:
+            return values
         folded: list[str] | None = None
         for index, name in enumerate(names):
             value = values[index]
@@ -36,7 +40,10 @@ class CardinalityGuard:
                 folded = list(values)
             folded[index] = OTHER
             self.folded[name] += 1
-        return values if folded is None else tuple(folded)
+        if folded is None:
+            self._known.add((names, values))
+            return values
+        return tuple(folded)
 
     def admit(self, names: Iterable[str], values: Iterable[str]) -> None:
         """Re-admit values found in recovered state, so existing series keep their labels."""

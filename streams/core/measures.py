@@ -53,33 +53,50 @@ class MeasureStore:
     def __init__(self) -> None:
         self.buckets: dict[BucketId, dict[Key, Acc]] = {}
         self.base: dict[Key, Decimal] = {}
-        self._dirty: set[tuple[BucketId, Key]] = set()
+        # Keys changed since the last `changes()`, per bucket (hashing the key alone is cheaper
+        # than hashing (bucket, key) on every add).
+        self._dirty: dict[BucketId, set[Key]] = {}
         self._dirty_base: set[Key] = set()
 
-    def add(self, bucket: BucketId, key: Key, value: Decimal | int) -> None:
+    def _cell(self, bucket: BucketId) -> tuple[dict[Key, Acc], set[Key]]:
         accs = self.buckets.get(bucket)
         if accs is None:
             accs = self.buckets[bucket] = {}
+        dirty = self._dirty.get(bucket)
+        if dirty is None:
+            dirty = self._dirty[bucket] = set()
+        return accs, dirty
+
+    def add(self, bucket: BucketId, key: Key, value: Decimal | int) -> None:
+        # The hot path: `_cell` inlined.
+        accs = self.buckets.get(bucket)
+        if accs is None:
+            accs = self.buckets[bucket] = {}
+            self._dirty[bucket] = set()
         accs[key] = accs.get(key, 0) + value  # type: ignore[operator]
-        self._dirty.add((bucket, key))
+        dirty = self._dirty.get(bucket)
+        if dirty is None:
+            dirty = self._dirty[bucket] = set()
+        dirty.add(key)
 
     def put_latest(self, bucket: BucketId, key: Key, value: Latest) -> None:
-        accs = self.buckets.setdefault(bucket, {})
+        accs, dirty = self._cell(bucket)
         current = accs.get(key)
         accs[key] = value if current is None else current.newer(value)  # type: ignore[union-attr]
-        self._dirty.add((bucket, key))
+        dirty.add(key)
 
     def add_sample(self, bucket: BucketId, key: Key, value: float) -> None:
-        accs = self.buckets.setdefault(bucket, {})
+        accs, dirty = self._cell(bucket)
         sketch = accs.get(key)
         if sketch is None:
             sketch = accs[key] = QuantileSketch()
         sketch.add(value)  # type: ignore[union-attr]
-        self._dirty.add((bucket, key))
+        dirty.add(key)
 
     def drop(self, bucket: BucketId, *, fold: bool) -> None:
         """Forget a window instance; with `fold`, keep its sums in `base` (balances)."""
         accs = self.buckets.pop(bucket, {})
+        self._dirty.setdefault(bucket, set())  # so the changelog says it was dropped
         if fold:
             for key, acc in accs.items():
                 if isinstance(acc, Decimal):
@@ -94,13 +111,15 @@ class MeasureStore:
     def changes(self) -> dict[str, Any]:
         """Absolute values of everything changed since the previous call (JSON-ready)."""
         cells = []
-        for bucket, key in sorted(self._dirty, key=repr):
-            acc = self.buckets.get(bucket, {}).get(key)
-            if acc is not None:
-                cells.append([bucket[0], bucket[1], key[0], list(key[1]), _encode(acc)])
-        dropped = sorted({b for b, _ in self._dirty if b not in self.buckets})
+        for bucket, keys in sorted(self._dirty.items()):
+            accs = self.buckets.get(bucket, {})
+            for key in sorted(keys):
+                acc = accs.get(key)
+                if acc is not None:
+                    cells.append([bucket[0], bucket[1], key[0], list(key[1]), _encode(acc)])
+        dropped = sorted(b for b in self._dirty if b not in self.buckets)
         base = [[k[0], list(k[1]), str(self.base[k])] for k in sorted(self._dirty_base)]
-        self._dirty = set()
+        self._dirty = {}
         self._dirty_base = set()
         return {"cells": cells, "base": base, "dropped": [list(b) for b in dropped]}
 
