@@ -14,7 +14,8 @@ stock are due at the start, so they come first. Follow-ups use arrival slots, so
 stays `rate`; they are about half of the valid events, and `order_placed` ~30%.
 
 Lead times are compressed, a day of them to half a simulated hour, so that a day's run sees
-orders delivered and invoices paid: delivery is promised 1-3 such days out and ~88% arrive in time.
+orders delivered and invoices paid: delivery is promised 1-3 such days out, and ~88% arrive in
+time (fewer below ~0.1 events/s, where a follow-up waits long for an arrival slot).
 Order values are lognormal around a per-business-unit mean; EMEA pays in EUR (~20% GBP), the rest
 in USD. Reversals, cost of goods and feedback refer to a recent order; a cancelled or refunded
 order leaves the pool, so the money taken off an order never exceeds its value.
@@ -26,7 +27,6 @@ config always yields byte-identical messages. Memory is bounded by `_MAX_PENDING
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 import random
 import uuid
@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache, partial
-from itertools import accumulate
+from itertools import accumulate, count
 from statistics import fmean
 from typing import Any
 
@@ -92,7 +92,7 @@ _REGION_SHARE = {"emea": 0.45, "amer": 0.40, "apac": 0.15}
 _REGIONS = tuple(_REGION_SHARE)
 _REGION_CUM = tuple(accumulate(_REGION_SHARE.values()))
 _UNITS = tuple((bu, region) for bu in _BUSINESS_UNITS for region in _REGIONS)
-_EUR_PER_UNIT = {"emea": 0.8 + 0.2 * 1.17, "amer": 0.92, "apac": 0.92}  # mix at base rates
+_EUR_PER_UNIT = {"emea": 0.8 + 0.2 * 1.17, "amer": 0.92, "apac": 0.92}  # of regional money
 _EXPENSE_VALUE = {"marketing": 400.0, "logistics": 250.0, "it": 300.0, "payroll": 2500.0}
 _EXPENSE_CATEGORIES = tuple(_EXPENSE_VALUE)
 _CSAT_CUM = tuple(accumulate((3, 5, 12, 35, 45)))  # scores 1..5: happy customers answer more
@@ -247,7 +247,7 @@ class _Company:
         self.rng = rng
         self.orders: deque[_Order] = deque(maxlen=_RECENT_ORDERS)
         self.pending: list[tuple[int, int, _Step]] = []  # heap by due time, then by scheduling
-        self.sequence = itertools.count()
+        self.sequence = count()
         self.fx = dict(_FX_BASE)
         self.invested: dict[str, int] = {}  # initiative -> time of its first investment
         self.stock = dict.fromkeys(_UNITS, 0)  # cost in cents, currencies mixed as if at par
