@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--duration", type=_positive, help="stop by itself after SECONDS, exit 0")
     demo.add_argument(
+        "--history-days",
+        type=int,
+        default=32,
+        help="days of low-rate history published first, so daily and monthly KPIs have values "
+        "(default 32; 0 = start with the live stream)",
+    )
+    demo.add_argument(
         "--metrics-port",
         type=_port,
         help="port for /metrics (default 9464, or any free one if taken; 0 = any free one)",
@@ -190,6 +197,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         options = DemoOptions(
             duration=args.duration,
+            history_days=args.history_days,
             metrics_port=args.metrics_port,
             rate=args.rate,
             seed=args.seed,

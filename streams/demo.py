@@ -1,13 +1,16 @@
 """`pulse demo`: embedded broker + worker + simulator in one process, with a live summary.
 
-The simulator first backfills the last two minutes (so closed windows, and revenue on /metrics,
-appear within seconds), then publishes in real time. Ctrl-C stops everything cleanly.
+The simulator first publishes a quiet history (32 days at a low rate, so that business days and
+a month have closed and balances, DSO/DPO/DIO and budget variance have values), then the last two
+minutes (so closed 1-minute windows appear within seconds), then events in real time.
+Ctrl-C stops everything cleanly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import signal
 import sys
 import time
@@ -29,9 +32,14 @@ INPUT_PARTITIONS = 3
 SHUTDOWN_TIMEOUT_S = 15.0
 
 
+HISTORY_RATE = 0.05
+"""Events per second of the history: ~4k a day, enough for every daily and monthly KPI."""
+
+
 @dataclass(frozen=True)
 class DemoOptions:
     duration: float | None = None
+    history_days: int = 32
     metrics_port: int | None = None
     """None: the configured port (9464 by default), or any free one if that is taken."""
     rate: float = 50.0
@@ -80,17 +88,29 @@ async def _run(
     await ensure_topics(bootstrap, [TopicSpec(topic, INPUT_PARTITIONS)])
     worker = Worker(settings, bootstrap)
     worker_task = asyncio.create_task(worker.run(stop), name="worker")
-    simulation = SimulationConfig(
-        start=datetime.now(UTC) - BACKFILL,
+    live_from = datetime.now(UTC) - BACKFILL
+    history = SimulationConfig(
+        start=live_from - timedelta(days=options.history_days),
+        seed=options.seed + 1,  # its own ids: history and live stream never collide
+        rate=HISTORY_RATE,
+        bad_ratio=options.bad_ratio,
+        duration=options.history_days * 86400.0,
+        max_event_bytes=settings.max_event_bytes,
+    )
+    live = SimulationConfig(
+        start=live_from,
         seed=options.seed,
         rate=options.rate,
         bad_ratio=options.bad_ratio,
         duration=BACKFILL.total_seconds() + (options.duration or FOREVER_S),
         max_event_bytes=settings.max_event_bytes,
     )
+    if options.history_days:
+        say(f"publishing {options.history_days} days of history first, then live events")
+    messages = itertools.chain(simulate(history) if options.history_days else (), simulate(live))
     stats = PublishStats()
     publisher_task = asyncio.create_task(
-        publish(bootstrap, topic, simulate(simulation), stop, stats=stats), name="simulator"
+        publish(bootstrap, topic, messages, stop, stats=stats), name="simulator"
     )
     tasks = (worker_task, publisher_task)
     try:

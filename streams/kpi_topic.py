@@ -1,7 +1,8 @@
 """The KPI topic `<prefix>.kpi`: the values of every window instance once it closes.
 
 Each window is published twice: when the watermark reaches its end (`"final": false`), and
-again once the allowed lateness has passed (`"final": true`, including late updates). The key is
+again once the allowed lateness has passed (`"final": true`, including late updates); only the
+final record when both happen in one batch (catching up on a backlog). The key is
 KPI + window + window start + dimensions, so a compacted topic keeps the latest value of each.
 Values are this worker's, over the partitions it owns (listed in the record): with several
 workers, add up records of the same key from different workers' partitions.
@@ -67,9 +68,11 @@ class KpiPublisher:
             return []
         owned = sorted(f"{t}[{p}]" for t, p in state.partitions)
         now = time.time()
+        lateness = self._state.config.allowed_lateness
+        # A window that closes and is final in the same batch (catching up) is published once.
         records = [
             kpi_record(v, final=False, partitions=owned, now=now)
-            for v in self._closing.final_values(stores, mark, first, last)
+            for v in self._closing.final_values(stores, mark, first, last, skip_past=lateness)
         ]
         records += [
             kpi_record(v, final=True, partitions=owned, now=now)

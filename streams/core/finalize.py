@@ -42,14 +42,22 @@ class Finalizer:
         last_event_time: float,
         *,
         release: bool = False,
+        skip_past: float | None = None,
     ) -> list[KpiValue]:
-        """Values of the windows that became final since the previous call."""
+        """Values of the windows that became final since the previous call.
+
+        `skip_past`: a lateness under which windows are taken as handled elsewhere (marked
+        emitted without a value): a provisional pass skips windows already final.
+        """
         if math.isinf(first_event_time):
             return []
         values: list[KpiValue] = []
         for window, start in self._instances(stores):
             end = self.windows.kind(window).end_of(start)
             if (window, start) in self._emitted or end + self.lateness > watermark:
+                continue
+            if skip_past is not None and end + skip_past <= watermark:
+                self._emitted.add((window, start))
                 continue
             accs = window_accs(stores, window, start, end)
             if window == "1mo":
@@ -60,7 +68,14 @@ class Finalizer:
         if release:
             self._release(stores)
         self._forget(watermark)
-        values += self._days(stores, watermark, first_event_time, last_event_time, release)
+        values += self._days(
+            stores,
+            watermark,
+            first_event_time,
+            last_event_time,
+            release=release,
+            skip_past=skip_past,
+        )
         return values
 
     def _instances(self, stores: Sequence[MeasureStore]) -> list[tuple[str, int]]:
@@ -98,13 +113,18 @@ class Finalizer:
         watermark: float,
         first_event_time: float,
         last_event_time: float,
+        *,
         release: bool,
+        skip_past: float | None,
     ) -> list[KpiValue]:
         days = self.windows.day
         day = self._next_day if self._next_day is not None else days.start_of(first_event_time)
         last = days.start_of(last_event_time)
         values: list[KpiValue] = []
         while day <= last and days.end_of(day) + self.lateness <= watermark:
+            if skip_past is not None and days.end_of(day) + skip_past <= watermark:
+                day = days.shift(day, 1)
+                continue
             since = days.shift(day, -(TRAILING_DAYS - 1))
             cumulative = day_sums(stores, until=day)
             trailing = day_sums(stores, until=day, since=since)
