@@ -75,7 +75,7 @@ def new_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
     options: dict[str, object] = {
         "bootstrap_servers": bootstrap,
         "acks": "all",
-        "linger_ms": 5,
+        "linger_ms": 1,
         "max_batch_size": 256 * 1024,
         "max_request_size": 4 * 1024 * 1024,
         "enable_idempotence": False,  # the embedded broker cannot; see DESIGN principle 5

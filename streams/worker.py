@@ -100,6 +100,8 @@ class Worker:
         self.consumed = 0
         self._lag: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
+        self._inflight: list[asyncio.Future[object]] = []
+        self._inflight_offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         self._running = False
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -141,6 +143,7 @@ class Worker:
             self.serving.set()
             self._running = True
             await self._loop(consumer, producer, stop)
+            await self._settle()
         finally:
             self._running = False
             await self.server.stop()
@@ -156,9 +159,11 @@ class Worker:
             batches = await consumer.getmany(
                 timeout_ms=100, max_records=self.settings.batch_max_records
             )
-            if batches:
-                async with self._lock:
+            async with self._lock:
+                if batches:
                     committable.update(await self._process(batches, consumer, producer))
+                elif self._inflight:
+                    committable.update(await self._settle())
             if committable and time.monotonic() >= next_commit:
                 try:
                     await consumer.commit(committable)
@@ -204,12 +209,17 @@ class Worker:
         shown = self.state.watermark()
         for part in self.state.partitions.values():
             part.expire(shown)
-        # Dead letters are acknowledged before the checkpoint that moves past them.
-        await _send_all(
+        # Pipelined, one batch deep: this batch's dead letters are acknowledged together with the
+        # previous batch's changelog and KPI records, then this batch's changelog and KPI records
+        # are sent and acknowledged while the next batch is processed. So dead letters are
+        # durable before the checkpoint that moves past them, and changelog records of a
+        # partition are written in order (one batch's are acknowledged before the next's go).
+        dead_sent = await _send_all(
             producer,
             ((self.settings.deadletter_topic, d.key, d.value, d.headers, None) for d in dead),
         )
-        await _send_all(
+        settled = await self._settle(dead_sent)
+        self._inflight = await _send_all(
             producer,
             (
                 (
@@ -222,12 +232,24 @@ class Worker:
                 for tp, record in checkpoints
             ),
         )
-        # Published after the changelog: a crash in between republishes the same keys.
-        await _send_all(
+        # KPI records go after the changelog: a crash in between republishes the same keys.
+        self._inflight += await _send_all(
             producer,
             ((self.settings.kpi_topic, key, value, None, None) for key, value in kpi_records),
         )
-        return {tp: OffsetAndMetadata(record["next_offset"], "") for tp, record in checkpoints}
+        self._inflight_offsets = {
+            tp: OffsetAndMetadata(record["next_offset"], "") for tp, record in checkpoints
+        }
+        return settled
+
+    async def _settle(
+        self, also: list[asyncio.Future[object]] | None = None
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Wait for the sends in flight (and `also`); return the offsets they made durable."""
+        if self._inflight or also:
+            await asyncio.gather(*self._inflight, *(also or ()))
+        settled, self._inflight, self._inflight_offsets = self._inflight_offsets, [], {}
+        return settled
 
     async def recover(self, assigned: Iterable[TopicPartition]) -> None:
         """Rebuild the state of newly assigned partitions from the changelog and seek past it."""
@@ -266,6 +288,7 @@ class Worker:
 
     async def revoke(self, revoked: Iterable[TopicPartition]) -> None:
         async with self._lock:  # waits for the batch in progress to be checkpointed
+            await self._settle()  # ... and acknowledged, so a new owner replays all of it
             for tp in revoked:
                 self.state.revoke((tp.topic, tp.partition))
                 self._lag.pop(tp, None)
@@ -276,13 +299,12 @@ async def _send_all(
     messages: Iterable[
         tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int | None]
     ],
-) -> None:
-    futures = [
+) -> list[asyncio.Future[object]]:
+    """Hand messages to the producer; return their acknowledgement futures."""
+    return [
         await producer.send(topic, value=value, key=key, headers=headers, partition=partition)
         for topic, key, value, headers, partition in messages
     ]
-    if futures:
-        await asyncio.gather(*futures)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -39,6 +39,9 @@ class Contribution:
     """What one event type adds to one measure."""
 
     measure: Measure
+    name: str
+    additive: bool
+    """A sum or a count: the hot path adds a number to each of `windows`."""
     sign: int
     dims: Callable[[Any], tuple[str, ...]]
     value: Callable[[Any], Any] | None
@@ -56,6 +59,8 @@ class CompiledCatalog:
     by_event: dict[str, tuple[Contribution, ...]]
     join_starts: dict[str, tuple[Measure, ...]]
     """Event type → quantile measures that this event type starts (e.g. order_placed)."""
+    money_types: frozenset[str]
+    """Event types whose amount some measure converts to the reporting currency."""
     formula_order: tuple[str, ...]
 
 
@@ -88,6 +93,7 @@ def compile_catalog(catalog: Catalog = CATALOG) -> CompiledCatalog:
         storage_windows=storage_windows,
         by_event={t: tuple(c) for t, c in by_event.items()},
         join_starts={t: tuple(m) for t, m in join_starts.items()},
+        money_types=frozenset(t for t, cs in by_event.items() if any(c.money for c in cs)),
         formula_order=_formula_order(catalog.kpis, kpis),
     )
 
@@ -247,6 +253,8 @@ def _contribution(
     money = measure.field == "amount" and "currency" in model.model_fields
     return Contribution(
         measure=measure,
+        name=measure.name,
+        additive=measure.kind in {"sum", "count"},
         sign=sign,
         dims=dims,
         value=value,

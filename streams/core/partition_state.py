@@ -84,7 +84,7 @@ class PartitionState:
     def has_data(self) -> bool:
         return self.watermark.max_event_time != NO_WATERMARK
 
-    def apply(self, event: Envelope, now: float = math.inf) -> None:
+    def apply(self, event: Envelope, now: float = math.inf) -> None:  # noqa: PLR0912 - flat on purpose: the per-event hot path, measured
         """Count one valid event. Raises `InvalidEvent` for a duplicate, a late event or an
         unknown currency; the state is unchanged then.
 
@@ -92,44 +92,68 @@ class PartitionState:
         stamped in the future by a skewed clock still counts in its windows, but does not make
         everyone else's events late. Offline replays leave it unbounded.
         """
-        if event.event_id in self.seen:
-            raise InvalidEvent("duplicate", f"event_id {event.event_id} was already counted")
+        event_id = event.event_id
+        if event_id in self.seen:
+            raise InvalidEvent("duplicate", f"event_id {event_id} was already counted")
         occurred = event.occurred_at.timestamp()
-        minute = self.windows.minute.start_of(occurred)
-        if not self.watermark.accepts(minute + 60):
+        minute = int(occurred // 60) * 60
+        mark = self.watermark
+        if not mark.accepts(minute + 60):
             raise InvalidEvent(
-                "late",
-                f"its 1m window starting {minute} is final; watermark {self.watermark.value:.3f}",
+                "late", f"its 1m window starting {minute} is final; watermark {mark.value:.3f}"
             )
-        contributions = self.catalog.by_event.get(event.type, ())
+        catalog = self.catalog
+        event_type = event.type
         converted: Decimal | None = None
-        if contributions and any(c.money for c in contributions):
+        if event_type in catalog.money_types:
             # Converted once, before anything changes, so an unknown currency leaves no trace.
             converted = self.fx.to_reporting(event.amount, event.currency, occurred)  # type: ignore[attr-defined]
-        self.seen.add(event.event_id, minute)
-        self._new_ids.append((event.event_id, minute))
-        self.watermark.observe(min(occurred, now))
+        self.seen.add(event_id, minute)
+        self._new_ids.append((event_id, minute))
+        mark.observe(occurred if occurred < now else now)
         self.first_event_time = min(self.first_event_time, occurred)
         if isinstance(event, FxRate):
             self._record_rate(event, occurred)
             return
-        starts: dict[str, int] = {"1m": minute}
-        for c in contributions:
-            if c.keep is None or c.keep(event):
-                self._contribute(c, event, occurred, converted, starts)
-        for measure in self.catalog.join_starts.get(event.type, ()):
+        # The hot path, kept flat: sums and counts into their minute and business-day buckets.
+        add = self.store.add
+        guard = self.guard
+        day: int | None = None
+        for c in catalog.by_event.get(event_type, ()):
+            if c.keep is not None and not c.keep(event):
+                continue
+            if not c.additive:
+                self._contribute(c, event, occurred, converted)
+                continue
+            dims = c.dims(event)
+            if guard is not None:
+                dims = guard.fold(c.measure.dims, dims)
+            value: Decimal | int
+            if c.value is None:
+                value = 1
+            elif converted is not None and c.money:
+                value = converted if c.sign > 0 else -converted
+            else:
+                value = Decimal(c.value(event)) * c.sign
+            key = (c.name, dims)
+            for name in c.windows:
+                if name == "1m":
+                    add((name, minute), key, value)
+                elif name == "1d":
+                    if day is None:
+                        day = self.windows.day.start_of(occurred)
+                    add((name, day), key, value)
+                else:
+                    add((name, self.windows.kind(name).start_of(occurred)), key, value)
+        for measure in catalog.join_starts.get(event_type, ()):
             key_value = getattr(event, measure.join.key)  # type: ignore[union-attr]
             for name, end, dims, seconds in self.join.start(key_value, occurred):
-                self._add_sample(name, end, dims, seconds, self.catalog.storage_windows[name])
+                self._add_sample(name, end, dims, seconds, catalog.storage_windows[name])
 
     def _contribute(
-        self,
-        c: Contribution,
-        event: Envelope,
-        occurred: float,
-        converted: Decimal | None,
-        starts: dict[str, int],
+        self, c: Contribution, event: Envelope, occurred: float, converted: Decimal | None
     ) -> None:
+        """The measures that are not plain sums: quantiles (a join) and latest values."""
         measure = c.measure
         dims = c.dims(event)
         if self.guard is not None:
@@ -137,27 +161,10 @@ class PartitionState:
         if measure.kind == "quantile":
             self._join_end(measure.name, event, occurred, dims, c.windows)
             return
-        if measure.kind == "latest":
-            period = getattr(event, measure.period_field or "")
-            bucket = ("1mo", self.windows.month.of_period(period))
-            latest = Latest(occurred, converted if converted is not None else Decimal(0))
-            self.store.put_latest(bucket, (measure.name, dims), latest)
-            return
-        value: Decimal | int
-        if measure.kind == "count":
-            value = 1
-        elif c.money and converted is not None:
-            value = converted if c.sign > 0 else -converted
-        else:
-            raw = Decimal(c.value(event)) if c.value is not None else Decimal(0)
-            value = raw if c.sign > 0 else -raw
-        key = (measure.name, dims)
-        add = self.store.add
-        for name in c.windows:
-            start = starts.get(name)
-            if start is None:
-                start = starts[name] = self.windows.kind(name).start_of(occurred)
-            add((name, start), key, value)
+        period = getattr(event, measure.period_field or "")
+        bucket = ("1mo", self.windows.month.of_period(period))
+        latest = Latest(occurred, converted if converted is not None else Decimal(0))
+        self.store.put_latest(bucket, (measure.name, dims), latest)
 
     def _record_rate(self, event: FxRate, occurred: float) -> None:
         if event.quote_currency == self.fx.reporting_currency:
