@@ -14,8 +14,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from streams.core import NO_WATERMARK, WorkerState
-from streams.core.compiler import CompiledCatalog
-from streams.core.windows import size_label
 from streams.errors import REJECT_REASONS
 
 MetricName = Literal[
@@ -43,23 +41,6 @@ UNIT_HELP = {
     "seconds": "in seconds",
     "score": "a score",
 }
-
-
-def window_label(seconds: int) -> str:
-    """`60` → `1m`, `3600` → `1h`: the `window` label value for a window size."""
-    return size_label(seconds)
-
-
-def kpi_families(catalog: CompiledCatalog) -> dict[str, tuple[str, ...]]:
-    """Every KPI family name with its labels (for the rule and dashboard generators too)."""
-    families: dict[str, tuple[str, ...]] = {}
-    for kpi in catalog.kpis.values():
-        labels = (*kpi.dims, *(("quantile",) if kpi.kind == "quantile" else ()), "window")
-        families[f"pulse_{kpi.name}"] = labels
-        if kpi.kind in RATIO_KINDS:
-            families[f"pulse_{kpi.name}_numerator"] = labels
-            families[f"pulse_{kpi.name}_denominator"] = labels
-    return families
 
 
 class PulseCollector(Collector):

@@ -8,7 +8,7 @@ window instances expire at once. Business-day buckets that leave the retention a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeAlias
@@ -152,11 +152,3 @@ def _decode(data: dict[str, Any]) -> Acc:
     if "q" in data:
         return QuantileSketch.from_json(data["q"])
     return int(data["n"])
-
-
-def merge_buckets(parts: Iterable[dict[Key, Acc]]) -> dict[Key, Acc]:
-    merged: dict[Key, Acc] = {}
-    for accs in parts:
-        for key, acc in accs.items():
-            merged[key] = merge_acc(merged.get(key), acc)
-    return merged

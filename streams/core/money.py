@@ -60,11 +60,3 @@ class FxTable:
                 "unknown_currency", f"no rate from {currency} to {self.reporting_currency}"
             )
         return (amount * rate).quantize(CENT, rounding=ROUND_HALF_EVEN)
-
-    def series(self) -> list[tuple[str, float, str]]:
-        """Every event-sourced rate as (currency, effective_from, rate) for the changelog."""
-        return [
-            (currency, when, str(rate))
-            for currency, times in self._times.items()
-            for when, rate in zip(times, self._rates[currency], strict=True)
-        ]

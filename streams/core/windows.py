@@ -147,10 +147,6 @@ class CalendarMonth:
         return int(datetime(year, month, 1, tzinfo=self.tz).timestamp())
 
 
-# Backwards-compatible name for the fixed windows of the foundation.
-TumblingWindows = Tumbling
-
-
 @dataclass(slots=True)
 class Watermark:
     """Tracks event-time progress of one stream (one source partition)."""
