@@ -75,4 +75,7 @@ class TimeJoin:
                 self.waiting.pop(entry[1], None)
             else:
                 _, key, measure, at, dims = entry
-                self.waiting.setdefault(key, []).append((measure, float(at), tuple(dims)))
+                pending = self.waiting.setdefault(key, [])
+                waiting = (measure, float(at), tuple(dims))
+                if waiting not in pending:  # replaying a record twice must change nothing
+                    pending.append(waiting)
