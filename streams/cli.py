@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -189,7 +190,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def tune_gc() -> None:
+    """Collect young objects every 100k allocations instead of every 700.
+
+    A worker keeps hundreds of thousands of live objects (dedupe ids, join entries, window
+    buckets) and allocates several per event, so the default threshold runs a collection every
+    few dozen events for almost nothing to free. Measured on decode + apply: +20-30%.
+    """
+    gc.freeze()  # what start-up allocated is never garbage
+    gc.set_threshold(100_000, 50, 100)
+
+
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command in {"demo", "worker", "bench", "backtest"}:
+        tune_gc()
     if args.command == "generate":
         return _generate(check=args.check)
     if args.command == "demo":
