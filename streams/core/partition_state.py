@@ -78,6 +78,7 @@ class PartitionState:
         self.first_event_time = math.inf
         self.next_offset: int | None = None
         self._new_ids: list[tuple[str, int]] = []
+        self._evicted_at_checkpoint = 0
         self._new_rates: list[tuple[str, float, str]] = []
 
     @property
@@ -232,6 +233,14 @@ class PartitionState:
             elif window == "1mo" and end <= horizon - 62 * 86400:
                 self.store.drop((window, start), fold=False)
 
+    def _remembered_new_ids(self) -> list[tuple[str, int]]:
+        """New ids, less any evicted since they were added: replay must not resurrect them.
+        Filtering is needed only after an eviction (rare), so the common case is free."""
+        evicted, self._evicted_at_checkpoint = self._evicted_at_checkpoint, self.seen.evicted
+        if self.seen.evicted == evicted:
+            return self._new_ids
+        return [(i, bucket) for i, bucket in self._new_ids if i in self.seen]
+
     def checkpoint(self, next_offset: int) -> dict[str, Any]:
         """The changelog record for everything applied since the previous checkpoint."""
         self.next_offset = next_offset
@@ -246,8 +255,7 @@ class PartitionState:
             "store": self.store.changes(),
             "join": self.join.changes(),
             "rates": self._new_rates,
-            # Ids evicted since they were added stay forgotten: replay must not resurrect them.
-            "seen": [(i, bucket) for i, bucket in self._new_ids if i in self.seen],
+            "seen": self._remembered_new_ids(),
         }
         self._new_ids = []
         self._new_rates = []
