@@ -105,23 +105,27 @@ class WorkerState:
         ):
             return []  # nothing at all in that instance (e.g. before this worker's data began)
         catalog = self.config.catalog
+        # Every (measure, dims) retained in this window kind, gathered once per scrape.
+        known = {
+            key
+            for part in self.partitions.values()
+            for (name, _), accs in part.store.buckets.items()
+            if name == source
+            for key in accs
+        }
         present = {(v.kpi, v.labels) for v in shown}
         zeros: list[KpiValue] = []
         for kpi in catalog.kpis.values():
             if kpi.kind != "flow" or window not in kpi.windows:
                 continue
-            for part in self.partitions.values():
-                for (name, _), accs in part.store.buckets.items():
-                    if name != source:
-                        continue
-                    for measure, dims in accs:
-                        if measure not in kpi.numerator:
-                            continue
-                        index = [catalog.measures[measure].dims.index(d) for d in kpi.dims]
-                        labels = tuple(zip(kpi.dims, (dims[i] for i in index), strict=True))
-                        if (kpi.name, labels) not in present:
-                            present.add((kpi.name, labels))
-                            zeros.append(KpiValue(kpi.name, window, start, end, labels, ZERO))
+            for measure, dims in known:
+                if measure not in kpi.numerator:
+                    continue
+                index = [catalog.measures[measure].dims.index(d) for d in kpi.dims]
+                labels = tuple(zip(kpi.dims, (dims[i] for i in index), strict=True))
+                if (kpi.name, labels) not in present:
+                    present.add((kpi.name, labels))
+                    zeros.append(KpiValue(kpi.name, window, start, end, labels, ZERO))
         return zeros
 
     def latest_values(self) -> list[KpiValue]:
