@@ -39,8 +39,11 @@ class TimeJoin:
         began = self.started.get(key)
         if began is not None:
             return at - began
-        self.waiting.setdefault(key, []).append((measure, at, dims))
-        self._log.append(["w", key, measure, at, list(dims)])
+        pending = self.waiting.setdefault(key, [])
+        pending.append((measure, at, dims))
+        # Logged with its position, so replaying a record twice sets rather than appends, while
+        # two identical deliveries (two shipments at one instant) stay two.
+        self._log.append(["w", key, len(pending) - 1, measure, at, list(dims)])
         self._bound(self.waiting)
         return None
 
@@ -74,8 +77,10 @@ class TimeJoin:
             elif entry[0] == "m":
                 self.waiting.pop(entry[1], None)
             else:
-                _, key, measure, at, dims = entry
+                _, key, position, measure, at, dims = entry
                 pending = self.waiting.setdefault(key, [])
                 waiting = (measure, float(at), tuple(dims))
-                if waiting not in pending:  # replaying a record twice must change nothing
+                if position < len(pending):
+                    pending[position] = waiting  # a replayed record: set, do not append
+                else:
                     pending.append(waiting)

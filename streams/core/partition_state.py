@@ -24,7 +24,7 @@ from streams.core.money import FxTable
 from streams.core.windows import NO_WATERMARK, BusinessDay, CalendarMonth, Tumbling, Watermark
 from streams.errors import InvalidEvent
 
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 DAY_RETENTION_DAYS = 32
 """Business days kept as buckets: a 30-day trailing window plus margin; older ones fold."""
 JOIN_TTL_SECONDS = 30 * 86400.0

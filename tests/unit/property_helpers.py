@@ -118,6 +118,8 @@ class Spec(NamedTuple):
     """Promised delivery, relative to a delivery's own time."""
     delivery: int | None = None
     """Seconds from an `order_placed` to its own `shipment_delivered`, if it has one."""
+    shipments: int = 1
+    """How many `shipment_delivered` (a split shipment) arrive together at that time."""
     ends_batch: bool = False
     crash_after: bool = False
 
@@ -203,6 +205,7 @@ specs = st.builds(
     # Often within seconds, so within the order's 30-second group (a shuffle may then bring
     # the delivery first), else hours later.
     delivery=st.none() | st.integers(0, 10) | st.integers(0, 10) | st.integers(11, 12 * 3600),
+    shipments=st.integers(1, 2),
     # Batch ends and crashes travel with the events, not with arrival positions, so that
     # deleting an event while shrinking a failure leaves the others where they were.
     ends_batch=st.booleans(),
@@ -256,7 +259,8 @@ def build_stream(day: int, bursts: Sequence[tuple[int, Sequence[Spec]]]) -> Stre
     for n, (offset, spec) in enumerate(flat):
         timed.append((day + offset, n, spec, None))
         if spec.kind == "order_placed" and spec.delivery is not None:
-            timed.append((day + offset + spec.delivery, n, spec, f"order-{n}"))
+            for _ in range(spec.shipments):
+                timed.append((day + offset + spec.delivery, n, spec, f"order-{n}"))
     timed.sort(key=lambda t: (t[0], t[1], t[3] is not None))
     started: dict[str, list[str]] = {"order": [], "invoice": [], "bill": []}
     events: list[Sent] = []

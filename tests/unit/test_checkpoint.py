@@ -101,7 +101,7 @@ def test_restoring_the_same_records_twice_changes_nothing(source, make_partition
 
 def test_a_checkpoint_holds_only_what_changed_since_the_previous_one(source, make_envelope):
     first = over_the_wire(source.checkpoint(next_offset=4))
-    assert (first["v"], first["next_offset"], first["max_event_time"]) == (2, 4, T0 + 70)
+    assert (first["v"], first["next_offset"], first["max_event_time"]) == (3, 4, T0 + 70)
     assert revenue_cells(first) == [
         [T0, "retail", "eu", "100.00"],
         [T0, "wholesale", "us", "18.00"],
