@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 from aiokafka import TopicPartition
-from expected import expected_rows, kpi_kind
+from expected import RATIO_TOLERANCE, agrees, expected_rows
 from kafka_helpers import eventually, produce, scrape
 from ledger import SETTINGS_ENV, ledger_lines
 
@@ -36,21 +36,11 @@ PUSHER = orjson.dumps(
     }
 )
 FINAL_BEFORE = PUSH - 5 - 60
-RATIO_TOLERANCE = Decimal("1e-9")
 Key = tuple[str, str, str, str, str]
 
 
 def rfc3339(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def close_enough(kpi: str, got: Decimal, want: Decimal) -> bool:
-    kind = kpi_kind(kpi)
-    if kind in ("money", "count"):
-        return got == want
-    if kind == "ratio":
-        return abs(got - want) <= RATIO_TOLERANCE
-    return abs(got - want) <= abs(want) / 100  # DDSketch: 1% relative accuracy
 
 
 def settings_of_reference(make_settings: Callable[..., Settings]) -> Settings:
@@ -125,7 +115,7 @@ async def test_reference_ledger_through_the_broker(
     missing, unexpected = sorted(set(want) - set(got)), sorted(set(got) - set(want))
     assert not missing, f"{len(missing)} missing, e.g. {missing[:5]}"
     assert not unexpected, f"{len(unexpected)} unexpected, e.g. {unexpected[:5]}"
-    wrong = [(k, got[k], want[k]) for k in want if not close_enough(k[0], got[k], want[k])]
+    wrong = [(k, got[k], want[k]) for k in want if not agrees(k[0], got[k], want[k])]
     assert not wrong, f"{len(wrong)} values differ, e.g. {wrong[:5]}"
     assert len(want) > 1000  # the comparison covered the ledger, not an empty corner of it
 

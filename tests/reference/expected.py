@@ -86,6 +86,20 @@ def kpi_kind(kpi: str) -> str:
     raise KeyError(kpi)
 
 
+RATIO_TOLERANCE = Decimal("1e-9")
+QUANTILE_RELATIVE_TOLERANCE = Decimal("0.01")
+
+
+def agrees(kpi: str, got: Decimal, want: Decimal) -> bool:
+    """Money and counts exactly; ratios and days within 1e-9; quantiles within 1% (DDSketch)."""
+    kind = kpi_kind(kpi)
+    if kind in ("money", "count"):
+        return got == want
+    if kind == "ratio":
+        return abs(got - want) <= RATIO_TOLERANCE
+    return abs(got - want) <= abs(want) * QUANTILE_RELATIVE_TOLERANCE
+
+
 # --- validity: enough of the contract for the lines the ledger contains -----------------------
 
 MONEY_TYPES = frozenset(

@@ -19,14 +19,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from expected import expected_rejections, expected_rows, kpi_kind
+from expected import agrees, expected_rejections, expected_rows
 from ledger import SETTINGS_ENV, ledger_bytes, ledger_lines
 
 REPO = Path(__file__).resolve().parents[2]
 HEADER = ["kpi", "window", "window_start", "window_end", "dimensions", "value"]
 PLAIN_DECIMAL = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
-RATIO_TOLERANCE = Decimal("1e-9")
-QUANTILE_RELATIVE_TOLERANCE = Decimal("0.01")
 SHOWN = 20
 # Lines that are not "invalid" in the document's sense: valid events that are not counted.
 NOT_INVALID = frozenset({"duplicate", "late"})
@@ -139,15 +137,6 @@ def test_the_rows_are_exactly_the_expected_ones(backtest: Run) -> None:
         pytest.fail(report, pytrace=False)
 
 
-def _agrees(kpi: str, got: Decimal, want: Decimal) -> bool:
-    kind = kpi_kind(kpi)
-    if kind in ("money", "count"):
-        return got == want
-    if kind == "ratio":
-        return abs(got - want) <= RATIO_TOLERANCE
-    return abs(got - want) <= abs(want) * QUANTILE_RELATIVE_TOLERANCE
-
-
 def test_the_values_are_the_expected_ones(backtest: Run) -> None:
     actual = parsed(backtest)
     wrong = []
@@ -157,7 +146,7 @@ def test_the_values_are_the_expected_ones(backtest: Run) -> None:
         text = actual[key]
         assert PLAIN_DECIMAL.match(text), f"{key}: value {text!r} is not a plain decimal"
         got = Decimal(text)
-        if not _agrees(key[0], got, want):
+        if not agrees(key[0], got, want):
             wrong.append(f"{key}: got {got}, expected {want}")
     if wrong:
         pytest.fail(

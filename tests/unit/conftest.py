@@ -22,7 +22,6 @@ from streams.core import (
     FxTable,
     PartitionState,
     StateConfig,
-    Watermark,
     Windows,
     WorkerState,
     compile_catalog,
@@ -155,17 +154,9 @@ def make_state(make_state_config: Callable[..., StateConfig]) -> Callable[..., W
 def make_partition(
     make_state_config: Callable[..., StateConfig],
 ) -> Callable[..., PartitionState]:
-    """`make_partition(**config_overrides)` -> an empty `PartitionState`, built directly."""
+    """`make_partition(**config_overrides)` -> an empty `PartitionState`, as a worker makes it."""
 
     def make(**overrides: Any) -> PartitionState:
-        config = make_state_config(**overrides)
-        return PartitionState(
-            config.catalog,
-            config.windows,
-            watermark=Watermark(config.watermark_delay, config.allowed_lateness),
-            fx=config.fx,
-            dedupe_max_entries=config.dedupe_max_entries,
-            retained_windows=config.retained_windows,
-        )
+        return WorkerState(make_state_config(**overrides)).new_partition()
 
     return make
