@@ -1,5 +1,6 @@
 """The kpi-pulse event contract (imports nothing from `streams`)."""
 
+from schemas.anomaly import ANOMALY_SCHEMA_VERSION, Anomaly
 from schemas.contract import SCHEMA_DIR, render_json_schemas, write_json_schemas
 from schemas.events import (
     EVENT_MODELS,
@@ -30,10 +31,12 @@ from schemas.events import (
 )
 
 __all__ = [
+    "ANOMALY_SCHEMA_VERSION",
     "EVENT_MODELS",
     "EVENT_TYPES",
     "SCHEMA_DIR",
     "SCHEMA_VERSION",
+    "Anomaly",
     "BenefitRealized",
     "BillPaid",
     "BillReceived",

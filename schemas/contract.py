@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from schemas.anomaly import ANOMALY_SCHEMA_VERSION, Anomaly
 from schemas.events import EVENT_MODELS, SCHEMA_VERSION, event_adapter
 
 SCHEMA_DIR = Path(__file__).parent / "json"
@@ -31,7 +32,8 @@ def _dump(schema: dict[str, Any]) -> str:
 
 
 def render_json_schemas() -> dict[str, str]:
-    """Return {file name: JSON text} for the envelope union and each event type.
+    """Return {file name: JSON text} for the envelope union, each event type and the anomaly
+    message.
 
     Deterministic (sorted keys, fixed indentation) so that the committed files can be diffed.
     """
@@ -44,6 +46,10 @@ def render_json_schemas() -> dict[str, str]:
         schema = model.model_json_schema()
         schema["$id"] = f"{_BASE_ID}/v{SCHEMA_VERSION}/{name}.schema.json"
         files[f"{name}.schema.json"] = _dump(schema)
+    anomaly = Anomaly.model_json_schema()
+    anomaly["$id"] = f"{_BASE_ID}/anomaly/v{ANOMALY_SCHEMA_VERSION}/anomaly.schema.json"
+    anomaly["title"] = "kpi-pulse anomaly"
+    files["anomaly.schema.json"] = _dump(anomaly)
     return files
 
 

@@ -55,27 +55,27 @@ class KpiPublisher:
         self._closing = Finalizer(config.catalog, config.windows, 0.0)
         self._final = Finalizer(config.catalog, config.windows, config.allowed_lateness)
 
-    def due(self) -> list[Record]:
+    def due(self) -> tuple[list[KpiValue], list[KpiValue]]:
+        """Values that became due with the last batch: (closing, final)."""
         state = self._state
         parts = [p for p in state.partitions.values() if p.has_data]
         if not parts:
-            return []
+            return [], []
         stores = [p.store for p in parts]
         mark = state.watermark()
         first = min(p.first_event_time for p in parts)
         last = max(p.watermark.max_event_time for p in parts)
         if math.isinf(first):
-            return []
-        owned = sorted(f"{t}[{p}]" for t, p in state.partitions)
-        now = time.time()
+            return [], []
         lateness = self._state.config.allowed_lateness
         # A window that closes and is final in the same batch (catching up) is published once.
-        records = [
-            kpi_record(v, final=False, partitions=owned, now=now)
-            for v in self._closing.final_values(stores, mark, first, last, skip_past=lateness)
+        closing = self._closing.final_values(stores, mark, first, last, skip_past=lateness)
+        final = self._final.final_values(stores, mark, first, last)
+        return closing, final
+
+    def records(self, closing: list[KpiValue], final: list[KpiValue]) -> list[Record]:
+        owned = sorted(f"{t}[{p}]" for t, p in self._state.partitions)
+        now = time.time()
+        return [kpi_record(v, final=False, partitions=owned, now=now) for v in closing] + [
+            kpi_record(v, final=True, partitions=owned, now=now) for v in final
         ]
-        records += [
-            kpi_record(v, final=True, partitions=owned, now=now)
-            for v in self._final.final_values(stores, mark, first, last)
-        ]
-        return records

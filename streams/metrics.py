@@ -12,8 +12,10 @@ from typing import Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.samples import Sample
 
 from streams.core import NO_WATERMARK, WorkerState
+from streams.core.watch import AnomalyWatch
 from streams.errors import REJECT_REASONS
 
 MetricName = Literal[
@@ -25,6 +27,12 @@ MetricName = Literal[
     "pulse_dedupe_evictions",
     "pulse_dimension_values_folded",
     "pulse_consumer_lag_messages",
+    "pulse_kpi_anomaly_score",
+    "pulse_kpi_expected_lower",
+    "pulse_kpi_expected_upper",
+    "pulse_kpi_anomaly_active",
+    "pulse_data_stale",
+    "pulse_detector_seconds",
 ]
 """Service families (counters get `_total` appended on output). KPI families are
 `pulse_<kpi name>` from the catalog, plus `_numerator` and `_denominator` for ratios."""
@@ -44,15 +52,73 @@ UNIT_HELP = {
 
 
 class PulseCollector(Collector):
-    """Reads `WorkerState` (and, when given, consumer lag) on every scrape."""
+    """Reads `WorkerState` (and, when given, consumer lag and the anomaly watch) on every
+    scrape."""
 
-    def __init__(self, state: WorkerState, lag: LagSource | None = None) -> None:
+    def __init__(
+        self,
+        state: WorkerState,
+        lag: LagSource | None = None,
+        watch: AnomalyWatch | None = None,
+        detector_cost: Callable[[], float] | None = None,
+    ) -> None:
         self._state = state
         self._lag = lag
+        self._watch = watch
+        self._detector_cost = detector_cost
 
     def collect(self) -> Iterator[Metric]:
         yield from self._kpis()
         yield from self._service()
+        if self._watch is not None:
+            yield from self._anomalies(self._watch)
+
+    def _anomalies(self, watch: AnomalyWatch) -> Iterator[Metric]:
+        """Per series: score, band and whether an alert is open. Label sets differ per KPI
+        (`kpi`, `window` and the KPI's own dimensions), so samples are added one by one."""
+        score = GaugeMetricFamily(
+            "pulse_kpi_anomaly_score",
+            "Anomaly score of the newest closed window of each KPI series (0.5 = band edge).",
+        )
+        lower = GaugeMetricFamily(
+            "pulse_kpi_expected_lower", "Lower edge of the expected band of each KPI series."
+        )
+        upper = GaugeMetricFamily(
+            "pulse_kpi_expected_upper", "Upper edge of the expected band of each KPI series."
+        )
+        active = GaugeMetricFamily(
+            "pulse_kpi_anomaly_active",
+            "1 while an anomaly alert is open on the series (label severity), else 0.",
+        )
+        for (kpi, window, labels), series in sorted(watch.series.items()):
+            result = series.score
+            if result is None:
+                continue
+            names = {"kpi": kpi, "window": window, **dict(labels)}
+            score.samples.append(Sample(score.name, names, result.score))
+            lower.samples.append(Sample(lower.name, names, result.lower))
+            upper.samples.append(Sample(upper.name, names, result.upper))
+            open_ = series.lifecycle.active
+            severity = series.lifecycle.severity if open_ else "none"
+            active.samples.append(
+                Sample(active.name, {**names, "severity": severity}, 1.0 if open_ else 0.0)
+            )
+        yield from (score, lower, upper, active)
+        stale = GaugeMetricFamily(
+            "pulse_data_stale",
+            "1 while a source (event type) is silent or behind beyond its usual gaps, else 0.",
+            labels=("source",),
+        )
+        silent = watch.completeness.stale()
+        for source in watch.completeness.judged():
+            stale.add_metric((source,), 1.0 if source in silent else 0.0)
+        yield stale
+        if self._detector_cost is not None:
+            yield CounterMetricFamily(
+                "pulse_detector_seconds",
+                "Time spent in anomaly detection (detectors, lifecycle, completeness).",
+                value=self._detector_cost(),
+            )
 
     def _kpis(self) -> Iterator[Metric]:
         catalog = self._state.config.catalog
@@ -150,8 +216,13 @@ def _timestamp(name: MetricName, documentation: str, value: float) -> GaugeMetri
     return family
 
 
-def build_registry(state: WorkerState, lag: LagSource | None = None) -> CollectorRegistry:
+def build_registry(
+    state: WorkerState,
+    lag: LagSource | None = None,
+    watch: AnomalyWatch | None = None,
+    detector_cost: Callable[[], float] | None = None,
+) -> CollectorRegistry:
     """A fresh registry holding only kpi-pulse's collector."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(PulseCollector(state, lag))
+    registry.register(PulseCollector(state, lag, watch, detector_cost))
     return registry

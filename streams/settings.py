@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
     max_bad_ratio: float = Field(default=0.5, gt=0, le=1)
     bad_ratio_window: int = Field(default=1000, ge=10)
+    detection: bool = Field(
+        default=True, description="Watch every KPI series for anomalies (pulse.anomalies)."
+    )
+    stale_after_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Shortest silence after which a source is stale (longer for sources that "
+        "are usually quiet longer).",
+    )
     batch_max_records: int = Field(default=5000, ge=1, le=50_000)
     session_timeout_ms: int = Field(default=10000, ge=6000)
     metrics_host: str = "127.0.0.1"
@@ -90,6 +99,10 @@ class Settings(BaseSettings):
     @property
     def kpi_topic(self) -> str:
         return f"{self.topic_prefix}.kpi"
+
+    @property
+    def anomalies_topic(self) -> str:
+        return f"{self.topic_prefix}.anomalies"
 
     def changelog_topic(self, input_topic: str) -> str:
         """The write-ahead log of one input topic's state, one partition per input partition."""

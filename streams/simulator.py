@@ -20,6 +20,20 @@ Order values are lognormal around a per-business-unit mean; EMEA pays in EUR (~2
 in USD. Reversals, cost of goods and feedback refer to a recent order; a cancelled or refunded
 order leaves the pool, so the money taken off an order never exceeds its value.
 
+A weekly shape is optional: with `weekly_amplitude` a, the rate is x (1 - a) on Saturday and
+Sunday (UTC) and x (1 + 2a/5) on weekdays, so the weekly mean stays `rate`.
+
+Labelled incidents (`streams.incidents`) change the events they match by business unit and region
+within their window of event time: revenue scales order amounts, cogs the cost of inventory
+issued, opex expense amounts (each by `Incident.factor`, at least a cent); csat_ratio turns a
+satisfied answer (CSAT 4-5, NPS 9-10) into an unhappy one (CSAT 1-2, NPS 0-4) with probability
+1 - factor; on_time_delivery_ratio makes an order that would arrive in time arrive 0.5-2 lead
+days after its promise instead, with probability 1 - factor at that late arrival, so that the
+KPI, counted at delivery, dips within the incident's window and not an hour or two after it. A
+silent_source drops the events of its type (fresh or follow-up, made as usual, then not sent);
+bad messages and redeliveries still come. Incidents draw random numbers only for the events
+they change, so a run equals the run without them up to the first event they change.
+
 Pure: stdlib, orjson and `schemas` only; all randomness comes from one `random.Random(seed)`, so a
 config always yields byte-identical messages. Memory is bounded by `_MAX_PENDING` follow-ups.
 """
@@ -31,7 +45,7 @@ import math
 import random
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache, partial
@@ -41,7 +55,8 @@ from typing import Any
 
 import orjson
 
-from schemas import SCHEMA_VERSION
+from schemas import EVENT_TYPES, SCHEMA_VERSION
+from streams.incidents import KPI_TARGETS, Incident
 
 __all__ = ["BAD_KINDS", "SimulatedMessage", "SimulationConfig", "simulate"]
 
@@ -69,6 +84,7 @@ _FRESH_TYPES = tuple(_FRESH_WEIGHTS)
 _FRESH_CUM = tuple(accumulate(_FRESH_WEIGHTS.values()))  # cumulative: choices() is hot
 _FRESH_SHARE = 0.5  # of valid events once follow-ups run (measured); sizes budgets and lots
 _SEASONAL_AMPLITUDE = 0.65  # rate x (1 - A) at 00:00 UTC, x (1 + A) at 12:00 UTC
+_WEEKDAY_SHARE = 2 / 5  # of the weekly amplitude: 5 weekdays make up for 2 weekend days
 _DAY_SECONDS = 86_400.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MINUTE_MS, _HOUR_MS = 60_000, 3_600_000
@@ -100,6 +116,7 @@ _NPS_CUM = tuple(accumulate((1, 1, 1, 2, 2, 4, 5, 10, 20, 25, 29)))  # scores 0.
 _AMOUNT_SIGMA = 0.5  # lognormal noise on order values and expenses
 _COGS_SHARE = 0.55
 _CARRIERS = ("dhl", "ups", "fedex", "dpd")
+_LATE_LEAD_DAYS = (0.5, 2.0)  # after the promise, when an on-time incident makes an order late
 _LEAD_MU, _LEAD_SIGMA = -0.3, 0.25  # lead / promise is lognormal: P(<= 1) = Phi(1.2) ~ 0.885
 _PARTIAL_PAYMENT = 0.15  # a payment covers only part of what is open; the rest follows
 _CLAIMS = {  # id field: issued as, paid as, party field, due after, paid after (median; lead days)
@@ -124,6 +141,7 @@ _RECENT_ORDERS = 1_000  # pool bounds keep memory flat on long runs
 _RECENT_VALID = 256
 _MAX_PENDING = 200_000  # ~2x the most follow-ups open at 50/s; when full, orders do not ship
 
+_NO_DIMENSIONS: dict[str, str] = {}
 _Keyed = tuple[str, dict[str, Any]]  # (Kafka key, event)
 _Step = Callable[[int], _Keyed | None]  # a follow-up, given the time it is emitted at
 
@@ -141,7 +159,8 @@ class SimulatedMessage:
 @dataclass(frozen=True)
 class SimulationConfig:
     """What to simulate: `start` (timezone-aware) plus `duration` seconds of simulated time, at a
-    daily mean of `rate` events per second.
+    daily mean of `rate` events per second (a weekly mean, with `weekly_amplitude`), with the
+    changes `incidents` make (see the module's docstring).
 
     Raises ValueError naming the field when a value is out of range. Valid events stay well under
     1 KiB, so `max_event_bytes` below 1024 is refused: it would make valid events oversized too.
@@ -153,6 +172,8 @@ class SimulationConfig:
     duration: float = 60.0
     bad_ratio: float = 0.02
     max_event_bytes: int = 65_536
+    incidents: tuple[Incident, ...] = ()
+    weekly_amplitude: float = 0.0
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.start.utcoffset() is None:
@@ -165,6 +186,16 @@ class SimulationConfig:
             raise ValueError(f"bad_ratio must be within [0, 1], got {self.bad_ratio!r}")
         if self.max_event_bytes < 1024:
             raise ValueError(f"max_event_bytes must be >= 1024, got {self.max_event_bytes!r}")
+        if not 0 <= self.weekly_amplitude < 1:
+            raise ValueError(
+                f"weekly_amplitude must be within [0, 1), got {self.weekly_amplitude!r}"
+            )
+        for index, incident in enumerate(self.incidents):
+            if incident.kind == "silent_source" and incident.target not in EVENT_TYPES:
+                raise ValueError(
+                    f"incidents {index}: {incident.target!r} is not an event type; one of "
+                    f"{', '.join(sorted(EVENT_TYPES))}"
+                )
 
 
 @dataclass(slots=True)
@@ -205,6 +236,7 @@ def simulate(config: SimulationConfig) -> Iterator[SimulatedMessage]:
     rng = random.Random(config.seed)
     company = _Company(rng, config)
     valid: deque[SimulatedMessage] = deque(maxlen=_RECENT_VALID)
+    silent = tuple(i for i in config.incidents if i.kind == "silent_source")
     for ms in _arrival_millis(rng, config):
         if rng.random() < config.bad_ratio:
             kind = rng.choice(BAD_KINDS)
@@ -215,6 +247,8 @@ def simulate(config: SimulationConfig) -> Iterator[SimulatedMessage]:
                 yield replace(rng.choice(valid), bad_kind="duplicate")
                 continue
         key, event = company.next_event(ms)
+        if silent and _silenced(silent, event, ms):
+            continue
         message = SimulatedMessage(key.encode(), orjson.dumps(event), None, ms / 1000)
         valid.append(message)
         yield message
@@ -226,17 +260,39 @@ def _arrival_millis(rng: random.Random, config: SimulationConfig) -> Iterator[in
     Thinning (Lewis-Shedler): candidates at the peak rate, each kept with probability
     rate(t) / peak. Exact for a time-varying rate, where drawing each gap at the current rate
     would skew the night, when gaps are long. Millisecond times make the float `occurred_at` equal
-    the RFC 3339 string the event carries.
+    the RFC 3339 string the event carries. Without a weekly shape, the weekly factors are exactly
+    1.0, so the draws and times are those of a daily shape alone.
     """
     start = config.start.timestamp()
     end = start + config.duration
     last_ms = math.floor(end * 1000)
-    peak = config.rate * (1 + _SEASONAL_AMPLITUDE)
+    weekly = config.weekly_amplitude
+    top = (1 + _SEASONAL_AMPLITUDE) * (1 + weekly * _WEEKDAY_SHARE)  # the most rate(t) / rate
+    peak = config.rate * top
     t = start
     while (t := t + rng.expovariate(peak)) < end:
         phase = 2 * math.pi * (t % _DAY_SECONDS) / _DAY_SECONDS
-        if rng.random() * (1 + _SEASONAL_AMPLITUDE) < 1 - _SEASONAL_AMPLITUDE * math.cos(phase):
+        level = 1 - _SEASONAL_AMPLITUDE * math.cos(phase)
+        if weekly:
+            weekend = (t // _DAY_SECONDS + 3) % 7 >= 5  # 1970-01-01 was a Thursday (Monday = 0)
+            level *= 1 - weekly if weekend else 1 + weekly * _WEEKDAY_SHARE
+        if rng.random() * top < level:
             yield min(math.ceil(t * 1000), last_ms)
+
+
+def _factor(incidents: tuple[Incident, ...], dims: Mapping[str, str], ms: int) -> float:
+    """The product of the factors of `incidents` matching `dims` at `ms` (epoch milliseconds)."""
+    t, factor = ms / 1000, 1.0
+    for incident in incidents:
+        if incident.start <= t < incident.end and incident.matches(dims):
+            factor *= incident.factor(t)
+    return factor
+
+
+def _silenced(silent: tuple[Incident, ...], event: dict[str, Any], ms: int) -> bool:
+    t, kind = ms / 1000, event["type"]
+    dims = event.get("dimensions", _NO_DIMENSIONS)
+    return any(i.start <= t < i.end and i.target == kind and i.matches(dims) for i in silent)
 
 
 class _Company:
@@ -252,6 +308,10 @@ class _Company:
         self.invested: dict[str, int] = {}  # initiative -> time of its first investment
         self.stock = dict.fromkeys(_UNITS, 0)  # cost in cents, currencies mixed as if at par
         self.restocking: set[tuple[str, str]] = set()
+        # Per KPI, empty on the common path, where an event pays for one truth test.
+        on = {t: tuple(i for i in config.incidents if i.target == t) for t in KPI_TARGETS}
+        self.on_revenue, self.on_cogs, self.on_opex = on["revenue"], on["cogs"], on["opex"]
+        self.on_csat, self.on_time = on["csat_ratio"], on["on_time_delivery_ratio"]
         fresh = config.rate * (1 - config.bad_ratio) * _FRESH_SHARE  # per second, daily mean
         cogs = fresh * _FRESH_WEIGHTS["inventory_issued"] * _COGS_SHARE * 100 * _LOT_SECONDS
         opex = fresh * _FRESH_WEIGHTS["expense_posted"] * fmean(_EXPENSE_VALUE.values()) * 100
@@ -298,14 +358,30 @@ class _Company:
 
     def _order_placed(self, ms: int, kind: str) -> _Keyed:
         order = _new_order(self.rng)
+        if self.on_revenue:
+            order.cents = max(
+                1, round(order.cents * _factor(self.on_revenue, order.dimensions(), ms))
+            )
         self.orders.append(order)
         if order.channel != "store" and len(self.pending) < _MAX_PENDING:  # stores hand over
             promise = self.rng.randint(1, 3) * _LEAD_DAY_MS
             lead = promise * self.rng.lognormvariate(_LEAD_MU, _LEAD_SIGMA)
             order.promised_ms, order.arrives_ms = ms + promise, ms + round(lead)
+            if self.on_time and order.arrives_ms <= order.promised_ms:
+                self._maybe_late(order, order.promised_ms)
             dispatch = ms + max(_MINUTE_MS, round(lead * self.rng.uniform(0.1, 0.4)))
             self._schedule(dispatch, partial(self._dispatch, order, ms + promise))
         return order.order_id, _order_placed(self.rng, ms, order)
+
+    def _maybe_late(self, order: _Order, promised_ms: int) -> None:
+        """Make `order` arrive late with probability 1 - the on-time factor at its late arrival,
+        drawing nothing unless an on-time incident matches and overlaps the possible arrivals."""
+        low, high = ((promised_ms + days * _LEAD_DAY_MS) / 1000 for days in _LATE_LEAD_DAYS)
+        dims = order.dimensions()
+        if any(i.start <= high and low < i.end and i.matches(dims) for i in self.on_time):
+            late = promised_ms + round(self.rng.uniform(*_LATE_LEAD_DAYS) * _LEAD_DAY_MS)
+            if self.rng.random() < 1 - _factor(self.on_time, dims, late):
+                order.arrives_ms = late
 
     def _reversal(self, ms: int, kind: str) -> _Keyed:
         index = self.rng.randrange(len(self.orders))
@@ -374,6 +450,8 @@ class _Company:
         low, high = _BU_QUANTITY[order.business_unit]
         cost = max(1, round(order.cents * _COGS_SHARE * self.rng.lognormvariate(0.0, 0.1)))
         event = _envelope(self.rng, kind, ms, "wms", order.dimensions(channel=False))
+        if self.on_cogs:
+            cost = max(1, round(cost * _factor(self.on_cogs, event["dimensions"], ms)))
         sku = f"sku-{order.business_unit}-{self.rng.randrange(1, 5000):04d}"
         fields = {"sku": sku, "quantity": self.rng.randint(low, high), **link}
         unit = (order.business_unit, order.region)
@@ -402,9 +480,10 @@ class _Company:
         region = self.rng.choices(_REGIONS, cum_weights=_REGION_CUM)[0]
         category = self.rng.choice(_EXPENSE_CATEGORIES)
         event = _envelope(self.rng, kind, ms, "erp", _dims(bu, region, cc=True))
-        money = _money(
-            _noisy_cents(self.rng, _EXPENSE_VALUE[category]), _currency(self.rng, region)
-        )
+        cents = _noisy_cents(self.rng, _EXPENSE_VALUE[category])
+        if self.on_opex:
+            cents = max(1, round(cents * _factor(self.on_opex, event["dimensions"], ms)))
+        money = _money(cents, _currency(self.rng, region))
         return event["event_id"], {**event, **money, "category": category}
 
     def _budget_set(self, unit: tuple[str, str], ms: int) -> _Keyed:
@@ -457,7 +536,22 @@ class _Company:
             event["csat_score"] = self.rng.choices(range(1, 6), cum_weights=_CSAT_CUM)[0]
         if asked != "csat":
             event["nps_score"] = self.rng.choices(range(11), cum_weights=_NPS_CUM)[0]
+        if self.on_csat:
+            self._maybe_unhappy(event, ms)
         return event["event_id"], {**event, **link}
+
+    def _maybe_unhappy(self, event: dict[str, Any], ms: int) -> None:
+        """Turn a satisfied answer unhappy with probability 1 - the CSAT factor: one draw per
+        answer, for both scores, as it is one customer; none for an unhappy answer already."""
+        csat, nps = event.get("csat_score", 0) >= 4, event.get("nps_score", 0) >= 9
+        if not (csat or nps):
+            return
+        factor = _factor(self.on_csat, event["dimensions"], ms)
+        if factor < 1 and self.rng.random() < 1 - factor:
+            if csat:
+                event["csat_score"] = self.rng.randint(1, 2)
+            if nps:
+                event["nps_score"] = self.rng.randint(0, 4)
 
 
 def _bad_message(rng: random.Random, kind: str, ms: int, max_event_bytes: int) -> SimulatedMessage:

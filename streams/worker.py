@@ -27,10 +27,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
+from streams.anomalies import anomaly_record
 from streams.changelog import encode, key_for, replay
 from streams.core import (
     BadEventGuard,
     FxTable,
+    KpiValue,
     StateConfig,
     ValidationLimits,
     Windows,
@@ -39,6 +41,8 @@ from streams.core import (
     decode_event,
 )
 from streams.core.cardinality import CardinalityGuard
+from streams.core.completeness import Completeness
+from streams.core.watch import AnomalyEvent, AnomalyWatch
 from streams.deadletter import DeadLetter, DeadLetterPolicy, dead_letter
 from streams.errors import InvalidEvent
 from streams.http import MetricsServer
@@ -89,7 +93,17 @@ class Worker:
             self.state, BadEventGuard(settings.max_bad_ratio, settings.bad_ratio_window)
         )
         self.kpis = KpiPublisher(self.state)
-        self.registry = build_registry(self.state, self.lag)
+        self.watch = (
+            AnomalyWatch(
+                self.state.config.catalog,
+                completeness=Completeness(min_silence=settings.stale_after_seconds),
+            )
+            if settings.detection
+            else None
+        )
+        self.detect_seconds = 0.0
+        """Time spent in detection (the detector cost on the service board)."""
+        self.registry = build_registry(self.state, self.lag, self.watch, self.detector_cost)
         self.server = MetricsServer(
             self.registry, settings.metrics_host, settings.metrics_port, self.is_healthy
         )
@@ -106,6 +120,9 @@ class Worker:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
 
+    def detector_cost(self) -> float:
+        return self.detect_seconds
+
     def is_healthy(self) -> bool:
         return self._running
 
@@ -121,6 +138,7 @@ class Worker:
             [
                 TopicSpec(settings.deadletter_topic, 1, config=dict(KEEP_A_WEEK)),
                 TopicSpec(settings.kpi_topic, 3, config=dict(COMPACTED)),
+                TopicSpec(settings.anomalies_topic, 1, config=dict(KEEP_A_WEEK)),
                 *(
                     TopicSpec(settings.changelog_topic(t), n, config=dict(KEEP_FOREVER))
                     for t, n in partitions.items()
@@ -162,8 +180,10 @@ class Worker:
             async with self._lock:
                 if batches:
                     committable.update(await self._process(batches, consumer, producer))
-                elif self._inflight:
-                    committable.update(await self._settle())
+                else:
+                    await self._tick(producer)
+                    if self._inflight:
+                        committable.update(await self._settle())
             if committable and time.monotonic() >= next_commit:
                 try:
                     await consumer.commit(committable)
@@ -205,7 +225,9 @@ class Worker:
             if highwater is not None:
                 self._lag[tp] = max(0, highwater - next_offset)
         # Windows that closed with this batch are read before expiry may drop their minutes.
-        kpi_records = self.kpis.due()
+        closing, final = self.kpis.due()
+        kpi_records = self.kpis.records(closing, final)
+        anomaly_records = self._detect(closing + final, now)
         shown = self.state.watermark()
         for part in self.state.partitions.values():
             part.expire(shown)
@@ -237,10 +259,69 @@ class Worker:
             producer,
             ((self.settings.kpi_topic, key, value, None, None) for key, value in kpi_records),
         )
+        self._inflight += await self._send_anomalies(producer, anomaly_records)
         self._inflight_offsets = {
             tp: OffsetAndMetadata(record["next_offset"], "") for tp, record in checkpoints
         }
         return settled
+
+    def _detect(self, values: list[KpiValue], now: float) -> list[tuple[bytes, bytes]]:
+        """Feed closed windows and source freshness to the detectors; the alert records due."""
+        watch = self.watch
+        if watch is None:
+            return []
+        started = time.perf_counter()
+        for part in self.state.partitions.values():
+            for source, newest in part.newest.items():
+                watch.observe_event(source, newest)
+        events = watch.observe_values(values, self._clock(now))
+        self.detect_seconds += time.perf_counter() - started
+        for event in events:
+            self._log_anomaly(event)
+        return [anomaly_record(e, now) for e in events]
+
+    def _clock(self, now: float) -> float:
+        """Event time for completeness: the watermark, or wall-clock time once caught up (so
+        that a source silent in real time is stale even when nothing else moves)."""
+        mark = self.state.watermark()
+        if self._lag and not any(self._lag.values()):
+            return max(mark, now - self.settings.watermark_delay_seconds)
+        return mark
+
+    def _log_anomaly(self, event: AnomalyEvent) -> None:
+        if event.alert == "data_stale":
+            log.warning("data_stale %s: source %s", event.state, event.source)
+            return
+        dims = ",".join(f"{k}={v}" for k, v in event.dimensions)
+        text = event.explanation.text if event.explanation else ""
+        log.info(
+            "anomaly %s (%s): %s{%s} window %s score %.2f %s",
+            event.state,
+            event.severity,
+            event.kpi,
+            dims,
+            event.window,
+            event.score,
+            text,
+        )
+
+    async def _send_anomalies(
+        self, producer: AIOKafkaProducer, records: list[tuple[bytes, bytes]]
+    ) -> list[asyncio.Future[object]]:
+        topic = self.settings.anomalies_topic
+        return await _send_all(producer, ((topic, k, v, None, None) for k, v in records))
+
+    async def _tick(self, producer: AIOKafkaProducer) -> None:
+        """Between batches: judge the sources against the clock (silence is news too)."""
+        if self.watch is None or not self.state.partitions:
+            return
+        now = time.time()
+        events = self.watch.check_sources(self._clock(now))
+        for event in events:
+            self._log_anomaly(event)
+        self._inflight += await self._send_anomalies(
+            producer, [anomaly_record(e, now) for e in events]
+        )
 
     async def _settle(
         self, also: list[asyncio.Future[object]] | None = None
@@ -284,6 +365,8 @@ class Worker:
             time.monotonic() - started,
         )
         self.kpis.reset()
+        if self.watch is not None:
+            self.watch.reset()  # its series were sums over the partitions owned before
         self.assigned.set()
 
     async def revoke(self, revoked: Iterable[TopicPartition]) -> None:

@@ -27,10 +27,18 @@ TRAILING_DAYS = 30
 
 
 class Finalizer:
-    def __init__(self, catalog: CompiledCatalog, windows: Windows, lateness: float) -> None:
+    def __init__(
+        self,
+        catalog: CompiledCatalog,
+        windows: Windows,
+        lateness: float,
+        only: frozenset[str] | None = None,
+    ) -> None:
+        """`only`: emit just these minute/hour/month windows (None: all); days always."""
         self.catalog = catalog
         self.windows = windows
         self.lateness = lateness
+        self.only = only
         self._next_day: int | None = None
         self._emitted: set[tuple[str, int]] = set()
 
@@ -56,7 +64,9 @@ class Finalizer:
             end = self.windows.kind(window).end_of(start)
             if (window, start) in self._emitted or end + self.lateness > watermark:
                 continue
-            if skip_past is not None and end + skip_past <= watermark:
+            if (skip_past is not None and end + skip_past <= watermark) or (
+                self.only is not None and window not in self.only
+            ):
                 self._emitted.add((window, start))
                 continue
             accs = window_accs(stores, window, start, end)

@@ -76,6 +76,8 @@ class PartitionState:
         self.store = MeasureStore()
         self.join = TimeJoin(JOIN_TTL_SECONDS, dedupe_max_entries)
         self.first_event_time = math.inf
+        self.newest: dict[str, float] = {}
+        """Newest event time per event type (what completeness judges sources by)."""
         self.next_offset: int | None = None
         self._new_ids: list[tuple[str, int]] = []
         self._evicted_at_checkpoint = 0
@@ -85,7 +87,7 @@ class PartitionState:
     def has_data(self) -> bool:
         return self.watermark.max_event_time != NO_WATERMARK
 
-    def apply(self, event: Envelope, now: float = math.inf) -> None:  # noqa: PLR0912 - flat on purpose: the per-event hot path, measured
+    def apply(self, event: Envelope, now: float = math.inf) -> None:  # noqa: PLR0912, PLR0915 - flat on purpose: the per-event hot path, measured
         """Count one valid event. Raises `InvalidEvent` for a duplicate, a late event or an
         unknown currency; the state is unchanged then.
 
@@ -113,6 +115,8 @@ class PartitionState:
         self._new_ids.append((event_id, minute))
         mark.observe(occurred if occurred < now else now)
         self.first_event_time = min(self.first_event_time, occurred)
+        if occurred > self.newest.get(event_type, 0.0):
+            self.newest[event_type] = occurred
         if isinstance(event, FxRate):
             self._record_rate(event, occurred)
             return

@@ -56,5 +56,5 @@ def test_there_is_one_schema_per_event_type_and_one_for_the_envelope_union():
         "fx_rate",
     ]
     assert sorted(render_json_schemas()) == sorted(
-        ["event.schema.json", *(f"{t}.schema.json" for t in types)]
+        ["event.schema.json", "anomaly.schema.json", *(f"{t}.schema.json" for t in types)]
     )

@@ -1,0 +1,378 @@
+"""Streaming anomaly detectors for one series: a score in [0, 1] and an expected band per point.
+
+`SeriesDetector` combines two complementary methods, both O(1) in time and memory per update:
+
+- **Robust seasonal baseline** (`_Baseline`): Holt-Winters-style exponential smoothing of level,
+  damped trend and additive seasonality, made robust (Gelper, Fried & Croux, "Robust forecasting
+  with exponential and Holt-Winters smoothing", 2010): each update uses the residual clipped at
+  `CLIP` scales (Huber), so the outliers it is meant to find barely move what it learned. The scale
+  is learned separately above and below the forecast (skewed series such as sums of lognormal
+  order values get a wider upper band). Three candidates run side by side, no seasonality, daily
+  (slot of the day) and daily + weekly (slot of the day plus day of the week); the period is
+  detected from the data by choosing the candidate with the lowest robust forecast error once it
+  has seen two full periods. Smoothing uses elapsed time, so gaps and irregular spacing are handled:
+  a gap of k steps projects the trend k steps and weighs the new point as k steps would.
+- **Change detector** (`_Cusum`): a two-sided CUSUM with forgetting over the baseline's
+  standardized residuals. It catches slow drifts and small persistent shifts that stay inside the
+  band point by point while the baseline follows them.
+
+Score: `max(|z| / (2 Z), S / (2 H))` clipped to [0, 1], where z is the residual in scales, Z the
+band width in scales and S the CUSUM statistic with threshold H; 0.5 means "at the edge of the
+band" or "at the CUSUM threshold". The band is
+`[expected - Z scale_below, expected + Z scale_above]`.
+
+`EwmaDetector` is the plain EWMA z-score baseline that `pulse evaluate` compares against.
+Pure: stdlib only. Times are epoch seconds; `step` is the series' spacing in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Period = Literal["none", "daily", "weekly"]
+
+DAY = 86_400.0
+WEEK = 7 * DAY
+Z_BAND = 4.5
+"""Band half-width in scales: a point at the band edge scores 0.5."""
+CLIP = 2.0
+"""Huber clipping of the residual that updates the baseline, in scales."""
+SCALE_CAP = 3.0
+"""A residual updates the scale by at most this many scales (an outlier cannot blow it up)."""
+GAUSS_MAD = 1.2533
+"""Standard deviation per mean absolute deviation of a normal distribution."""
+REL_FLOOR = 0.01
+"""The scale is at least 1% of the expected level: tinier moves are never anomalies."""
+CUSUM_K = 0.75
+CUSUM_H = 6.0
+CUSUM_FORGET = 0.85
+WARMUP_POINTS = 24
+"""Points before a series can alert (the baseline needs a few level time constants)."""
+WARMUP_STEPS = 360
+"""... and a span of this many steps, or three days if shorter."""
+WARMUP_SPAN = 3 * 86_400.0
+CAL_Z = 3.0
+CAL_TARGET = 0.01
+CAL_RATE = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """What a detector says about one point."""
+
+    score: float
+    expected: float
+    lower: float
+    upper: float
+    ready: bool
+    """True once the series is learned (warm-up over): alerts may open."""
+    z: float = 0.0
+    """Signed residual in scales (positive: above expected)."""
+
+
+class Detector(Protocol):
+    def update(self, t: float, value: float) -> Score: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """Smoothing gains per step (level, trend, scale) and per visit (season slots)."""
+
+    level: float = 0.12
+    trend: float = 0.01
+    damping: float = 0.97
+    season_day: float = 0.12
+    season_week: float = 0.08
+    scale: float = 0.05
+    error: float = 0.03
+    magnitude: float = 0.01
+
+
+def _gain(alpha: float, steps: float) -> float:
+    """The weight of a point after `steps` steps of smoothing at `alpha` per step."""
+    return 1.0 - float((1.0 - alpha) ** max(steps, 1.0))
+
+
+@dataclass(slots=True)
+class _Baseline:
+    """One candidate: level + damped trend (+ slot-of-day profile) (+ day-of-week offset)."""
+
+    period: Period
+    step: float
+    tuning: Tuning
+    level: float = math.nan
+    trend: float = 0.0
+    day: list[float] = field(default_factory=list)
+    day_seen: list[int] = field(default_factory=list)
+    week: list[float] = field(default_factory=list)
+    week_seen: list[int] = field(default_factory=list)
+    above: float = 0.0
+    below: float = 0.0
+    error: float = 0.0
+    magnitude: float = 0.0
+    """The series' typical absolute value (slow average)."""
+    n: int = 0
+    first: float = math.nan
+    last: float = math.nan
+
+    def __post_init__(self) -> None:
+        if self.period != "none" and self.step < DAY:
+            self.day = [0.0] * self._day_slots
+            self.day_seen = [0] * self._day_slots
+        if self.period == "weekly":
+            self.week = [0.0] * 7
+            self.week_seen = [0] * 7
+
+    @property
+    def _day_slots(self) -> int:
+        return max(1, round(DAY / max(self.step, 3600.0)))
+
+    def _slots(self, t: float) -> tuple[int, int]:
+        mid = t + self.step / 2
+        day_slot = int((mid % DAY) / DAY * len(self.day)) if self.day else -1
+        week_slot = int((mid // DAY + 3) % 7) if self.week else -1  # 1970-01-01 was a Thursday
+        return day_slot, week_slot
+
+    def eligible(self, t: float) -> bool:
+        """Seen two full periods (a seasonal candidate needs them to be judged)."""
+        if self.n == 0:
+            return False
+        span = t - self.first
+        return {"none": True, "daily": span >= 2 * DAY, "weekly": span >= 2 * WEEK}[self.period]
+
+    def forecast(self, t: float) -> tuple[float, float, float]:
+        """(expected, scale below, scale above) at `t`, before seeing its value."""
+        steps = (t - self.last) / self.step if self.n else 1.0
+        phi = self.tuning.damping
+        damped = phi * (1 - phi ** max(steps, 0.0)) / (1 - phi)
+        expected = self.level + self.trend * damped + self._season(t)
+        spread = self._spread(expected)
+        floor = REL_FLOOR * abs(expected) + 1e-9
+        return expected, max(self.below * spread, floor), max(self.above * spread, floor)
+
+    def _spread(self, expected: float) -> float:
+        """How much wider than usual the noise is at this level: event-driven sums have a
+        variance proportional to their rate, so the scale follows the square root of the
+        expected level relative to the series' typical magnitude."""
+        typical = self.magnitude + 1e-12
+        relative = (abs(expected) + 0.1 * typical) / (1.1 * typical)
+        return min(4.0, max(0.25, math.sqrt(relative)))
+
+    def update(self, t: float, value: float) -> tuple[float, float, float, float]:
+        """Learn `value` at `t`; return (residual, expected, scale below, scale above) of the
+        forecast made before it."""
+        tuning = self.tuning
+        if self.n == 0:
+            self.level, self.first, self.last, self.n = value, t, t, 1
+            self.magnitude = abs(value)
+            return 0.0, value, 0.0, 0.0
+        expected, below, above = self.forecast(t)
+        spread = self._spread(expected)
+        steps = max((t - self.last) / self.step, 1.0)
+        residual = value - expected
+        clipped = min(max(residual, -CLIP * below), CLIP * above) if self.n > 3 else residual
+        self.n += 1
+        warm = 1.0 / self.n  # the first points are averaged rather than smoothed
+        phi_k = tuning.damping**steps
+        level_gain = max(_gain(tuning.level, steps), warm)
+        self.level = expected - self._season(t) + level_gain * clipped
+        self.level = max(self.level, 0.0) if expected >= 0 > self.level and self.day else self.level
+        self.trend = self.trend * phi_k + _gain(tuning.trend, steps) * level_gain * clipped
+        unexplained = (1.0 - level_gain) * clipped / max(abs(self.level), 1e-12)
+        day_slot, week_slot = self._slots(t)
+        if day_slot >= 0:
+            self.day_seen[day_slot] += 1
+            gain = max(tuning.season_day, 1.0 / (self.day_seen[day_slot] + 1))
+            self.day[day_slot] = _bounded(self.day[day_slot] + gain * unexplained)
+        if week_slot >= 0:
+            self.week_seen[week_slot] += 1
+            gain = max(tuning.season_week, 1.0 / (self.week_seen[week_slot] + 1))
+            self.week[week_slot] = _bounded(self.week[week_slot] + gain * unexplained)
+        scale_gain = max(_gain(tuning.scale, steps), 1.0 / self.n)
+        size = abs(residual) * GAUSS_MAD / spread
+        self.magnitude += max(_gain(tuning.magnitude, steps), 1.0 / self.n) * (
+            abs(value) - self.magnitude
+        )
+        if residual >= 0:
+            cap = SCALE_CAP * above / spread if self.n > 3 else size
+            self.above += scale_gain * (min(size, cap) - self.above)
+            if self.n <= 3:
+                self.below = max(self.below, self.above)
+        else:
+            cap = SCALE_CAP * below / spread if self.n > 3 else size
+            self.below += scale_gain * (min(size, cap) - self.below)
+            if self.n <= 3:
+                self.above = max(self.above, self.below)
+        scale = below if residual < 0 else above
+        error_gain = max(tuning.error, 1.0 / self.n)
+        self.error += error_gain * (min(abs(residual), SCALE_CAP * scale) - self.error)
+        self.last = t
+        return residual, expected, below, above
+
+    def _season(self, t: float) -> float:
+        """The seasonal part at `t`: relative offsets of the slot of the day and the day of the
+        week, times the level (seasonality scales with the level: a busy noon is busier in a
+        busy week)."""
+        day_slot, week_slot = self._slots(t)
+        relative = (self.day[day_slot] if day_slot >= 0 else 0.0) + (
+            self.week[week_slot] if week_slot >= 0 else 0.0
+        )
+        return abs(self.level) * relative
+
+
+def _bounded(offset: float) -> float:
+    """A relative seasonal offset stays within [-1, 3] (a slot at 0x to 4x the level)."""
+    return min(3.0, max(-1.0, offset))
+
+
+@dataclass(slots=True)
+class _Cusum:
+    """Two-sided CUSUM with forgetting over standardized residuals."""
+
+    up: float = 0.0
+    down: float = 0.0
+
+    def update(self, z: float) -> float:
+        z = max(-2 * Z_BAND, min(2 * Z_BAND, z))
+        self.up = max(0.0, CUSUM_FORGET * self.up + z - CUSUM_K)
+        self.down = max(0.0, CUSUM_FORGET * self.down - z - CUSUM_K)
+        return max(self.up, self.down)
+
+
+def _candidates(step: float) -> tuple[Period, ...]:
+    if step >= WEEK:
+        return ("none",)
+    if step >= DAY:
+        return ("none", "weekly")
+    return ("none", "daily", "weekly")
+
+
+@dataclass(slots=True)
+class SeriesDetector:
+    """The combined detector of one series. `step` None: learned from the first spacings."""
+
+    step: float | None = None
+    tuning: Tuning = field(default_factory=Tuning)
+    warmup: int = WARMUP_POINTS
+    _models: list[_Baseline] = field(default_factory=list)
+    _chosen: int = 0
+    _cusum: _Cusum = field(default_factory=_Cusum)
+    _gaps: list[float] = field(default_factory=list)
+    _last: float = math.nan
+    _n: int = 0
+    _pending: list[tuple[float, float]] = field(default_factory=list)
+    _width: float = 1.0
+
+    @property
+    def period(self) -> Period:
+        return self._models[self._chosen].period if self._models else "none"
+
+    def update(self, t: float, value: float) -> Score:
+        if not math.isfinite(value):
+            raise ValueError(f"value must be finite, got {value!r}")
+        if self._n and t <= self._last:
+            raise ValueError(f"times must increase: {t} after {self._last}")
+        if not self._models:
+            if self.step is None:
+                return self._learn_step(t, value)
+            self._models = [_Baseline(p, self.step, self.tuning) for p in _candidates(self.step)]
+        self._n += 1
+        self._last = t
+        results = [model.update(t, value) for model in self._models]
+        residual, expected, below, above = results[self._chosen]
+        self._choose(t)
+        if self._n <= 2:
+            return Score(0.0, expected, expected, expected, ready=False)
+        width = self._width
+        raw = residual / (below if residual < 0 else above)
+        z = raw / width
+        self._calibrate(raw)
+        statistic = self._cusum.update(z)
+        score = min(1.0, max(abs(z) / (2 * Z_BAND), statistic / (2 * CUSUM_H)))
+        return Score(
+            score,
+            expected,
+            expected - Z_BAND * width * below,
+            expected + Z_BAND * width * above,
+            ready=self._ready(t),
+            z=z,
+        )
+
+    def _calibrate(self, raw: float) -> None:
+        """Widen the band of a series whose tails are heavier than its scale says.
+
+        Adaptive conformal calibration (Gibbs & Candes, "Adaptive conformal inference under
+        distribution shift", 2021) on a log scale: the width grows by `CAL_RATE` when a residual
+        lies beyond `CAL_Z` widths and shrinks slowly otherwise, so that about `CAL_TARGET` of
+        the points fall beyond; never below 1 (a well-behaved series keeps its learned scale).
+        """
+        beyond = 1.0 if abs(raw) > CAL_Z * self._width else 0.0
+        self._width = max(1.0, self._width * math.exp(CAL_RATE * (beyond - CAL_TARGET)))
+
+    def _ready(self, t: float) -> bool:
+        """Warm-up: enough points, spanning enough time for the period to be found and judged
+        (three days for hourly series; less for minute series, whose level follows the day)."""
+        assert self.step is not None
+        span = t - self._models[0].first
+        return self._n > self.warmup and span >= min(WARMUP_SPAN, WARMUP_STEPS * self.step)
+
+    def _choose(self, t: float) -> None:
+        """Keep the simplest candidate unless a seasonal one forecasts clearly better."""
+        best = 0
+        for i, model in enumerate(self._models[1:], start=1):
+            if model.eligible(t) and model.error < 0.9 * self._models[best].error:
+                best = i
+        self._chosen = best
+
+    def _learn_step(self, t: float, value: float) -> Score:
+        """Until the spacing is known (median of the first gaps), only remember the points."""
+        if self._n:
+            self._gaps.append(t - self._last)
+        self._n += 1
+        self._last = t
+        self._pending.append((t, value))
+        if len(self._gaps) >= STEP_SAMPLE:
+            self.step = sorted(self._gaps)[len(self._gaps) // 2]
+            pending, self._pending, self._n = self._pending, [], 0
+            scores = [self.update(pt, pv) for pt, pv in pending]
+            return scores[-1]
+        return Score(0.0, value, value, value, ready=False)
+
+
+STEP_SAMPLE = 8
+"""Spacings observed before a detector without a declared step fixes it (their median)."""
+
+
+@dataclass(slots=True)
+class EwmaDetector:
+    """The plain baseline: EWMA mean and variance, z-score, band at 3 standard deviations."""
+
+    alpha: float = 0.1
+    warmup: int = WARMUP_POINTS
+    mean: float = math.nan
+    var: float = 0.0
+    n: int = 0
+
+    def update(self, t: float, value: float) -> Score:
+        del t
+        self.n += 1
+        if self.n == 1:
+            self.mean = value
+            return Score(0.0, value, value, value, ready=False)
+        std = math.sqrt(self.var) + REL_FLOOR * abs(self.mean) + 1e-9
+        z = (value - self.mean) / std
+        expected = self.mean
+        diff = value - self.mean
+        gain = max(self.alpha, 1.0 / self.n)
+        self.mean += gain * diff
+        self.var = (1 - gain) * (self.var + gain * diff * diff)
+        return Score(
+            min(1.0, abs(z) / 6.0),
+            expected,
+            expected - 3 * std,
+            expected + 3 * std,
+            ready=self.n > self.warmup,
+            z=z,
+        )

@@ -1,0 +1,261 @@
+"""Every KPI series watched: detectors, alert lifecycle, completeness gating and explanations.
+
+`AnomalyWatch` takes the KPI values of closed windows (in time order, as the finalizer emits them)
+and the events' sources, and returns alert transitions (`AnomalyEvent`): a KPI series' anomaly
+opened or resolved, or a source's `data_stale` opened or resolved. One detector and one lifecycle
+per series (KPI x dimension values x window), each updated once per closed window instance.
+
+- A flow KPI (a sum or count) with no value in a closed instance is 0 there: a series that
+  stops is a drop, not a gap (series seen in the last `ZERO_FILL_STEPS` instances are filled).
+- While a source a series depends on is stale, or for windows that overlap a past outage of it,
+  the series neither learns nor alerts: incomplete data is neither normal nor an anomaly.
+- Static catalog thresholds count at business-day granularity and above (`1d`, `30d`, balances,
+  cumulative, `1mo`), where finance sets them; at minute and hour level one segment's sample is
+  too small for a fixed bound.
+Pure: no Kafka, no Prometheus. The worker feeds it; `pulse evaluate` and tests feed it offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+from streams.core.alerts import AlertPolicy, Lifecycle, Severity, static_severity
+from streams.core.compiler import CompiledCatalog
+from streams.core.completeness import Completeness
+from streams.core.detectors import Detector, Score, SeriesDetector
+from streams.core.evaluate import KpiValue
+from streams.core.explain import Explanation, Point, explain, input_kpis
+
+Labels = tuple[tuple[str, str], ...]
+SeriesKey = tuple[str, str, Labels]
+"""(kpi, window, labels)."""
+
+STEPS: dict[str, float] = {
+    "1m": 60.0,
+    "5m": 300.0,
+    "1h": 3600.0,
+    "1d": 86_400.0,
+    "30d": 86_400.0,
+    "balance": 86_400.0,
+    "cumulative": 86_400.0,
+    "1mo": 30 * 86_400.0,
+}
+"""Spacing of each window's series: day-end KPIs are emitted once per business day."""
+STATIC_WINDOWS = frozenset({"1d", "30d", "balance", "cumulative", "1mo"})
+ZERO_FILL_STEPS = 48
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyEvent:
+    """One message of `<prefix>.anomalies`."""
+
+    alert: Literal["kpi_anomaly", "data_stale"]
+    state: Literal["opened", "resolved"]
+    severity: Severity
+    started_at: float
+    at: float
+    """Event time the decision was made at (end of the window instance, or the clock)."""
+    kpi: str | None = None
+    window: str | None = None
+    dimensions: Labels = ()
+    window_start: float | None = None
+    window_end: float | None = None
+    observed: float | None = None
+    expected: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    score: float = 0.0
+    source: str | None = None
+    explanation: Explanation | None = None
+
+
+@dataclass(slots=True)
+class Series:
+    """The watched state of one series (what /metrics shows)."""
+
+    detector: Detector
+    lifecycle: Lifecycle
+    last_start: float = float("-inf")
+    observed: float = 0.0
+    score: Score | None = None
+
+
+def kpi_sources(catalog: CompiledCatalog) -> dict[str, frozenset[str]]:
+    """Event types each KPI depends on (formulas: those of their inputs)."""
+    by_measure: dict[str, set[str]] = {}
+    for event_type, contributions in catalog.by_event.items():
+        for c in contributions:
+            by_measure.setdefault(c.measure.name, set()).add(event_type)
+    for name, starts in catalog.join_starts.items():
+        for measure in starts:
+            by_measure.setdefault(measure.name, set()).add(name)
+    sources: dict[str, frozenset[str]] = {}
+    for kpi in catalog.kpis.values():
+        if kpi.kind != "formula":
+            names = [*kpi.numerator, *(kpi.denominator or {})]
+            sources[kpi.name] = frozenset(e for n in names for e in by_measure.get(n, ()))
+    for name in catalog.formula_order:
+        kpi = catalog.kpis[name]
+        sources[name] = frozenset(e for ref in kpi.numerator for e in sources.get(ref, ()))
+    return sources
+
+
+@dataclass
+class AnomalyWatch:
+    catalog: CompiledCatalog
+    policy: AlertPolicy = field(default_factory=AlertPolicy)
+    completeness: Completeness = field(default_factory=Completeness)
+    detector: Callable[[float], Detector] = SeriesDetector
+    windows: frozenset[str] | None = None
+    """Windows watched (None: all)."""
+    series: dict[SeriesKey, Series] = field(default_factory=dict)
+    stale_severity: Severity = "warning"
+
+    def __post_init__(self) -> None:
+        self._sources = kpi_sources(self.catalog)
+        self._inputs = {
+            k.name: input_kpis(k, self.catalog.kpis)
+            for k in self.catalog.kpis.values()
+            if k.kind != "flow"
+        }
+
+    def observe_event(self, source: str, event_time: float) -> None:
+        self.completeness.observe(source, event_time)
+
+    def check_sources(self, clock: float) -> list[AnomalyEvent]:
+        """`data_stale` transitions as of `clock` (event time, or wall-clock when live)."""
+        return [
+            AnomalyEvent(
+                "data_stale",
+                c.state,
+                self.stale_severity,
+                started_at=c.since,
+                at=clock,
+                source=c.source,
+                observed=c.last_event,
+            )
+            for c in self.completeness.check(clock)
+        ]
+
+    def observe_values(self, values: Iterable[KpiValue], clock: float) -> list[AnomalyEvent]:
+        """Feed the values of closed window instances; return the alert transitions."""
+        events = self.check_sources(clock)
+        groups: dict[tuple[str, int], list[KpiValue]] = {}
+        for v in values:
+            if self.windows is None or v.window in self.windows:
+                groups.setdefault((v.window, v.start), []).append(v)
+        for (window, start), group in sorted(groups.items(), key=lambda g: (g[0][1], g[0][0])):
+            events += self._instance(window, start, group)
+        return events
+
+    def _instance(self, window: str, start: int, values: list[KpiValue]) -> list[AnomalyEvent]:
+        """One closed window instance: update every series, then decide alerts."""
+        end = values[0].end
+        observed = {(v.kpi, v.labels): float(v.value) for v in values}
+        raw = {(v.kpi, v.labels): v.value for v in values}
+        step = STEPS.get(window, 86_400.0)
+        for (kpi, w, labels), s in self.series.items():  # a quiet flow series is 0
+            if (
+                w == window
+                and (kpi, labels) not in observed
+                and self.catalog.kpis[kpi].kind == "flow"
+                and s.last_start < start <= s.last_start + ZERO_FILL_STEPS * step
+            ):
+                observed[(kpi, labels)] = 0.0
+                raw[(kpi, labels)] = Decimal(0)
+        updated: list[tuple[SeriesKey, Series]] = []
+        for (kpi, labels), value in sorted(observed.items()):
+            key = (kpi, window, labels)
+            found = self.series.get(key)
+            if found is None:
+                found = self.series[key] = Series(self.detector(step), Lifecycle(self.policy))
+            s = found
+            if start <= s.last_start:
+                continue  # already seen (the final record of a window scored at its close)
+            if self._held(kpi, start, end):
+                s.last_start = start
+                continue
+            s.score = s.detector.update(float(start), value)
+            s.observed, s.last_start = value, start
+            updated.append((key, s))
+        events: list[AnomalyEvent] = []
+        for key, s in updated:
+            kpi, _, labels = key
+            assert s.score is not None
+            static = (
+                static_severity(self.catalog.kpis[kpi].thresholds, raw[(kpi, labels)])
+                if window in STATIC_WINDOWS
+                else None
+            )
+            change = s.lifecycle.step(
+                start, s.score.score, ready=s.score.ready, static=static, held=False
+            )
+            if change is None:
+                continue
+            explanation = (
+                self._explain(kpi, window, labels, start) if change.state == "opened" else None
+            )
+            events.append(
+                AnomalyEvent(
+                    "kpi_anomaly",
+                    change.state,
+                    change.severity,
+                    started_at=change.started_at,
+                    at=float(end),
+                    kpi=kpi,
+                    window=window,
+                    dimensions=labels,
+                    window_start=float(start),
+                    window_end=float(end),
+                    observed=s.observed,
+                    expected=s.score.expected,
+                    lower=s.score.lower,
+                    upper=s.score.upper,
+                    score=s.score.score,
+                    explanation=explanation,
+                )
+            )
+        return events
+
+    def _held(self, kpi: str, start: float, end: float) -> bool:
+        return any(
+            self.completeness.incomplete(source, start, end) for source in self._sources[kpi]
+        )
+
+    def _point(self, key: SeriesKey, start: int) -> Point | None:
+        s = self.series.get(key)
+        if s is None or s.score is None or s.last_start != start:
+            return None
+        return Point(key[2], s.observed, s.score.expected, s.score.z)
+
+    def _explain(self, kpi: str, window: str, labels: Labels, start: int) -> Explanation:
+        point = self._point((kpi, window, labels), start)
+        assert point is not None
+        siblings = [
+            p
+            for key in self.series
+            if key[0] == kpi and key[1] == window
+            for p in [self._point(key, start)]
+            if p is not None
+        ]
+        inputs = {
+            name: p
+            for name in self._inputs.get(kpi, ())
+            for p in [self._point((name, window, self._project(name, labels)), start)]
+            if p is not None
+        }
+        return explain(kpi, point, siblings, inputs)
+
+    def _project(self, kpi: str, labels: Labels) -> Labels:
+        dims = self.catalog.kpis[kpi].dims
+        return tuple((k, v) for k, v in labels if k in dims)
+
+    def active(self) -> list[tuple[SeriesKey, Series]]:
+        return [(k, s) for k, s in self.series.items() if s.lifecycle.active]
+
+    def reset(self) -> None:
+        """Forget every series (after a rebalance their values mean other partitions)."""
+        self.series.clear()

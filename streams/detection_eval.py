@@ -1,0 +1,300 @@
+"""`pulse evaluate`: judge the detectors on simulated weeks with labelled incidents.
+
+The simulator runs offline with a planned set of incidents (`streams.incidents`); its events go
+through the same core as the worker (validation, KPI state, window closing) and the KPI values of
+the watched window feed two `AnomalyWatch`es in the same run: ours (`SeriesDetector`) and a plain
+EWMA z-score baseline (`EwmaDetector`), both with the same alert lifecycle and completeness gating,
+so the comparison is of the detectors alone.
+
+Scoring, per incident kind and over all:
+- an alert **matches** an incident when its series depends on what the incident changed (the KPIs
+  computed from the perturbed measures, with labels that do not contradict the incident's
+  dimensions; a `silent_source` incident is matched only by `data_stale` of that source) and it
+  started between one step before the incident and `GRACE_STEPS` steps after its end (the return
+  to normal after a long shift is part of the incident);
+- **precision** = matching alerts / all alerts opened (on every watched series, over the whole run
+  after warm-up; KPI alerts caused by a silent source count against it);
+- **recall** = incidents with at least one matching alert / incidents;
+- **time to detect** = event time of the first matching alert's opening minus the incident start.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from streams.core import Finalizer, ValidationLimits, Watermark, compile_catalog, decode_event
+from streams.core.compiler import CompiledCatalog
+from streams.core.detectors import Detector, EwmaDetector, SeriesDetector
+from streams.core.money import FxTable
+from streams.core.partition_state import PartitionState, Windows
+from streams.core.watch import STEPS, AnomalyEvent, AnomalyWatch
+from streams.incidents import Incident, plan_incidents
+from streams.simulator import SimulationConfig, simulate
+
+DAY = 86_400.0
+GRACE_STEPS = 6
+FLUSH_EVERY = 500
+TARGET_MEASURES: dict[str, frozenset[str]] = {
+    "revenue": frozenset({"revenue", "cogs"}),
+    "cogs": frozenset({"cogs"}),
+    "opex": frozenset({"opex"}),
+    "csat_ratio": frozenset({"csat_satisfied", "nps_promoters", "nps_detractors"}),
+    "on_time_delivery_ratio": frozenset({"deliveries_on_time", "cycle_time"}),
+}
+"""What each incident target perturbs in the simulator (the cost of goods issued follows recent
+order values; a degraded survey also lowers NPS; late deliveries also lengthen the order cycle)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    start: datetime = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
+    days: float = 21.0
+    warmup_days: float = 9.0
+    rate: float = 1.0
+    weekly_amplitude: float = 0.2
+    seed: int = 7
+    window: str = "1h"
+
+    def __post_init__(self) -> None:
+        if self.window not in STEPS:
+            raise ValueError(f"window must be one of {sorted(STEPS)}, got {self.window!r}")
+        if not 0 <= self.warmup_days < self.days:
+            raise ValueError("warmup_days must be >= 0 and below days")
+
+
+@dataclass
+class KindScore:
+    incidents: int = 0
+    detected: int = 0
+    alerts: int = 0
+    """Alerts matched to incidents of this kind."""
+    delays: list[float] = field(default_factory=list)
+
+
+@dataclass
+class DetectorReport:
+    name: str
+    alerts: int = 0
+    matched: int = 0
+    kinds: dict[str, KindScore] = field(default_factory=dict)
+    false_alarms: list[AnomalyEvent] = field(default_factory=list)
+
+    @property
+    def precision(self) -> float:
+        return self.matched / self.alerts if self.alerts else 1.0
+
+    @property
+    def recall(self) -> float:
+        total = sum(k.incidents for k in self.kinds.values())
+        return sum(k.detected for k in self.kinds.values()) / total if total else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    def median_delay(self, kind: str | None = None) -> float | None:
+        delays = [d for name, k in self.kinds.items() if kind in (None, name) for d in k.delays]
+        return statistics.median(delays) if delays else None
+
+
+@dataclass
+class Evaluation:
+    scenario: Scenario
+    incidents: tuple[Incident, ...]
+    reports: list[DetectorReport]
+    events: int
+    seconds: float
+
+
+def affected_kpis(catalog: CompiledCatalog, target: str) -> frozenset[str]:
+    """KPIs computed from what an incident on `target` perturbs, formulas included."""
+    measures = TARGET_MEASURES[target]
+    hit = {
+        k.name
+        for k in catalog.kpis.values()
+        if k.kind != "formula" and measures & {*k.numerator, *(k.denominator or {})}
+    }
+    for name in catalog.formula_order:
+        if hit & set(catalog.kpis[name].numerator):
+            hit.add(name)
+    return frozenset(hit)
+
+
+def matches(alert: AnomalyEvent, incident: Incident, affected: frozenset[str], step: float) -> bool:
+    start, end = incident.start - step, incident.end + GRACE_STEPS * step
+    if not start <= alert.started_at <= end:
+        return False
+    if incident.kind == "silent_source":
+        return alert.alert == "data_stale" and alert.source == incident.target
+    if alert.alert != "kpi_anomaly" or alert.kpi not in affected:
+        return False
+    labels = dict(alert.dimensions)
+    return all(labels.get(k, v) == v for k, v in incident.dimensions)
+
+
+def score(
+    name: str,
+    alerts: Sequence[AnomalyEvent],
+    incidents: Sequence[Incident],
+    catalog: CompiledCatalog,
+    step: float,
+) -> DetectorReport:
+    report = DetectorReport(name)
+    affected = {
+        i: affected_kpis(catalog, i.target) if i.kind != "silent_source" else frozenset()
+        for i in incidents
+    }
+    for incident in incidents:
+        report.kinds.setdefault(incident.kind, KindScore()).incidents += 1
+    opened = [a for a in alerts if a.state == "opened"]
+    first: dict[Incident, float] = {}
+    for alert in opened:
+        report.alerts += 1
+        hits = [i for i in incidents if matches(alert, i, affected[i], step)]
+        if not hits:
+            report.false_alarms.append(alert)
+            continue
+        report.matched += 1
+        for incident in hits:
+            report.kinds[incident.kind].alerts += 1
+            first[incident] = min(first.get(incident, math.inf), alert.at)
+    for incident, at in first.items():
+        kind = report.kinds[incident.kind]
+        kind.detected += 1
+        kind.delays.append(max(0.0, at - incident.start))
+    return report
+
+
+def run(scenario: Scenario, progress: TextIO | None = None) -> Evaluation:
+    """Simulate the scenario and score both detectors."""
+    started = time.perf_counter()
+    catalog = compile_catalog()
+    begin = scenario.start.timestamp()
+    duration = scenario.days * DAY
+    incidents = plan_incidents(begin, duration, scenario.seed, warmup=scenario.warmup_days * DAY)
+    config = SimulationConfig(
+        start=scenario.start,
+        seed=scenario.seed,
+        rate=scenario.rate,
+        duration=duration,
+        bad_ratio=0.0,
+        weekly_amplitude=scenario.weekly_amplitude,
+        incidents=incidents,
+    )
+    windows = Windows.for_timezone(ZoneInfo("UTC"))
+    state = PartitionState(
+        catalog,
+        windows,
+        watermark=Watermark(5.0, 0.0),
+        fx=FxTable("EUR", {}),
+        dedupe_max_entries=200_000,
+        retained_windows=2,
+    )
+    closing = Finalizer(catalog, windows, 0.0, only=frozenset({scenario.window}))
+    watched = frozenset({scenario.window})
+    factories: list[tuple[str, Callable[[float], Detector]]] = [
+        ("kpi-pulse", SeriesDetector),
+        ("ewma z-score", lambda step: EwmaDetector()),
+    ]
+    watches = [(n, AnomalyWatch(catalog, detector=f, windows=watched)) for n, f in factories]
+    alerts: dict[str, list[AnomalyEvent]] = {n: [] for n, _ in factories}
+    limits = ValidationLimits(65_536, 300.0)
+    now = begin + duration + DAY
+    count = 0
+    next_report = begin + DAY
+
+    def flush(mark: float) -> None:
+        values = closing.final_values(
+            [state.store],
+            mark,
+            state.first_event_time,
+            state.watermark.max_event_time,
+            release=True,
+        )
+        for name, watch in watches:
+            alerts[name] += watch.observe_values(values, mark)
+
+    for message in simulate(config):
+        event = decode_event(message.value, limits, now)
+        state.apply(event, now)
+        for _, watch in watches:
+            watch.observe_event(event.type, message.occurred_at)
+        count += 1
+        if count % FLUSH_EVERY == 0:
+            flush(state.watermark.value)
+            if progress is not None and message.occurred_at >= next_report:
+                day = (message.occurred_at - begin) / DAY
+                progress.write(f"evaluate: day {day:.0f} of {scenario.days:g}, {count} events\n")
+                next_report += DAY
+    flush(begin + duration)
+    step = STEPS[scenario.window]
+    warm = begin + scenario.warmup_days * DAY
+    reports = [
+        score(name, [a for a in alerts[name] if a.at >= warm - 2 * DAY], incidents, catalog, step)
+        for name, _ in factories
+    ]
+    return Evaluation(scenario, incidents, reports, count, time.perf_counter() - started)
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}{unit}"
+
+
+def table(evaluation: Evaluation) -> str:
+    """A plain-text table: per detector, per incident kind and over all."""
+    lines = [
+        "detector       kind                incidents  detected  recall  median time to detect",
+    ]
+    for report in evaluation.reports:
+        for kind, k in sorted(report.kinds.items()):
+            delay = report.median_delay(kind)
+            lines.append(
+                f"{report.name:<14} {kind:<19} {k.incidents:>9}  {k.detected:>8}  "
+                f"{k.detected / k.incidents if k.incidents else 1.0:>6.2f}  "
+                f"{_fmt(delay / 60 if delay is not None else None, ' min')}"
+            )
+        delay = report.median_delay()
+        lines.append(
+            f"{report.name:<14} ALL: precision {report.precision:.2f}  recall "
+            f"{report.recall:.2f}  F1 {report.f1:.2f}  alerts {report.alerts} "
+            f"(false {len(report.false_alarms)})  median time to detect "
+            f"{_fmt(delay / 60 if delay is not None else None, ' min')}"
+        )
+    return "\n".join(lines)
+
+
+def describe(alert: AnomalyEvent) -> str:
+    when = datetime.fromtimestamp(alert.started_at, UTC).strftime("%Y-%m-%d %H:%M")
+    what = alert.source if alert.alert == "data_stale" else alert.kpi
+    dims = ",".join(f"{k}={v}" for k, v in alert.dimensions)
+    return f"{when} {alert.alert} {what}{{{dims}}} score {alert.score:.2f}"
+
+
+def main_report(evaluation: Evaluation, out: TextIO, verbose: bool = False) -> None:
+    s = evaluation.scenario
+    out.write(
+        f"evaluate: {s.days:g} simulated days from {s.start:%Y-%m-%d} at {s.rate:g} events/s "
+        f"(seed {s.seed}), window {s.window}, warm-up {s.warmup_days:g} days, "
+        f"{len(evaluation.incidents)} incidents, {evaluation.events} events in "
+        f"{evaluation.seconds:.0f} s\n"
+    )
+    out.write(table(evaluation) + "\n")
+    if verbose:
+        for report in evaluation.reports:
+            for alert in report.false_alarms:
+                out.write(f"false alarm ({report.name}): {describe(alert)}\n")
+
+
+if __name__ == "__main__":  # pragma: no cover - manual runs
+    main_report(run(Scenario(), sys.stderr), sys.stdout, verbose=True)
