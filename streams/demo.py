@@ -3,7 +3,12 @@
 The simulator first publishes a quiet history (32 days at a low rate, so that business days and
 a month have closed and balances, DSO/DPO/DIO and budget variance have values), then the last two
 minutes (so closed 1-minute windows appear within seconds), then events in real time.
-Ctrl-C stops everything cleanly.
+
+With `incidents`, the history is instead the last three hours at the live rate (enough for the
+minute-level detectors to learn), with a labelled revenue dip in EMEA that ended half an hour ago
+(so `pulse.anomalies` shows it opened and resolved within seconds of starting), followed by live
+incidents a few minutes in: a dip, a silent source and a spike. Their ground truth is written as
+CSV. Ctrl-C stops everything cleanly.
 """
 
 from __future__ import annotations
@@ -17,9 +22,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from streams.broker import kafka_bootstrap, port_is_free
 from streams.core import WorkerState
+from streams.core.watch import AnomalyWatch
+from streams.incidents import Incident, write_ground_truth
 from streams.kafka import TopicSpec, ensure_topics
 from streams.publisher import PublishStats, publish
 from streams.settings import Settings
@@ -34,6 +42,8 @@ SHUTDOWN_TIMEOUT_S = 15.0
 
 HISTORY_RATE = 0.05
 """Events per second of the history: ~4k a day, enough for every daily and monthly KPI."""
+INCIDENT_BACKFILL = timedelta(hours=3)
+"""With incidents: history at the live rate, longer than the minute detectors' warm-up (2 h)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,30 @@ class DemoOptions:
     seed: int = 42
     bad_ratio: float = 0.02
     summary_every: float = 5.0
+    incidents: bool = False
+    ground_truth: Path = Path("ground-truth.csv")
+
+
+def demo_incidents(live: float) -> tuple[Incident, ...]:
+    """The labelled incidents of the demo, around `live` (epoch seconds, whole)."""
+    minute = 60
+    return (
+        Incident(
+            "dip", "revenue", live - 40 * minute, live - 28 * minute, 0.7, (("region", "emea"),)
+        ),
+        Incident(
+            "dip",
+            "revenue",
+            live + 3 * minute,
+            live + 9 * minute,
+            0.7,
+            (("business_unit", "retail"),),
+        ),
+        Incident("silent_source", "shipment_delivered", live + 14 * minute, live + 22 * minute),
+        Incident(
+            "spike", "cogs", live + 27 * minute, live + 33 * minute, 2.0, (("region", "amer"),)
+        ),
+    )
 
 
 def _say(line: str) -> None:
@@ -88,13 +122,21 @@ async def _run(
     await ensure_topics(bootstrap, [TopicSpec(topic, INPUT_PARTITIONS)])
     worker = Worker(settings, bootstrap)
     worker_task = asyncio.create_task(worker.run(stop), name="worker")
-    live_from = datetime.now(UTC) - BACKFILL
+    now = datetime.now(UTC).replace(microsecond=0)
+    backfill = INCIDENT_BACKFILL if options.incidents else BACKFILL
+    history_days = 0 if options.incidents else options.history_days
+    live_from = now - backfill
+    incidents = demo_incidents(now.timestamp()) if options.incidents else ()
+    if incidents:
+        with options.ground_truth.open("w", newline="") as out:
+            write_ground_truth(incidents, out)
+        say(f"{len(incidents)} labelled incidents; ground truth in {options.ground_truth}")
     history = SimulationConfig(
-        start=live_from - timedelta(days=options.history_days),
+        start=live_from - timedelta(days=history_days),
         seed=options.seed + 1,  # its own ids: history and live stream never collide
         rate=HISTORY_RATE,
         bad_ratio=options.bad_ratio,
-        duration=options.history_days * 86400.0,
+        duration=history_days * 86400.0,
         max_event_bytes=settings.max_event_bytes,
     )
     live = SimulationConfig(
@@ -102,12 +144,15 @@ async def _run(
         seed=options.seed,
         rate=options.rate,
         bad_ratio=options.bad_ratio,
-        duration=BACKFILL.total_seconds() + (options.duration or FOREVER_S),
+        duration=backfill.total_seconds() + (options.duration or FOREVER_S),
         max_event_bytes=settings.max_event_bytes,
+        incidents=incidents,
     )
-    if options.history_days:
-        say(f"publishing {options.history_days} days of history first, then live events")
-    messages = itertools.chain(simulate(history) if options.history_days else (), simulate(live))
+    if history_days:
+        say(f"publishing {history_days} days of history first, then live events")
+    elif incidents:
+        say(f"publishing the last {backfill} at the live rate first, then live events")
+    messages = itertools.chain(simulate(history) if history_days else (), simulate(live))
     stats = PublishStats()
     publisher_task = asyncio.create_task(
         publish(bootstrap, topic, messages, stop, stats=stats), name="simulator"
@@ -157,13 +202,19 @@ async def _watch(
         rate = (worker.consumed - last_consumed) / max(now - last_time, 1e-9)
         last_consumed, last_time = worker.consumed, now
         lag = sum(behind for *_, behind in worker.lag())
-        say(summary_line(now - started, rate, stats, worker.state, lag))
+        say(summary_line(now - started, rate, stats, worker.state, lag, watch=worker.watch))
         if deadline is not None and now >= deadline:
             return
 
 
 def summary_line(
-    elapsed: float, rate: float, stats: PublishStats, state: WorkerState, lag: int
+    elapsed: float,
+    rate: float,
+    stats: PublishStats,
+    state: WorkerState,
+    lag: int,
+    *,
+    watch: AnomalyWatch | None = None,
 ) -> str:
     """One line for a person watching the demo."""
     rejected = sum(state.rejected.values())
@@ -182,5 +233,10 @@ def summary_line(
         line += (
             f" | revenue {start}-{end} UTC: {total:,.2f} {state.config.fx.reporting_currency}"
             f" over {len(revenue)} series"
+        )
+    if watch is not None:
+        stale = sorted(watch.completeness.stale())
+        line += f" | anomalies open {len(watch.active())}" + (
+            f" | stale: {', '.join(stale)}" if stale else ""
         )
     return line

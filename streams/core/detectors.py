@@ -190,7 +190,7 @@ class _Baseline:
             self.week_seen[week_slot] += 1
             gain = max(tuning.season_week, 1.0 / (self.week_seen[week_slot] + 1))
             self.week[week_slot] = _bounded(self.week[week_slot] + gain * unexplained)
-        scale_gain = max(_gain(tuning.scale, steps), 1.0 / self.n)
+        scale_gain = max(tuning.scale, 1.0 / self.n)  # per point: noise does not grow in gaps
         size = abs(residual) * GAUSS_MAD / spread
         self.magnitude += max(_gain(tuning.magnitude, steps), 1.0 / self.n) * (
             abs(value) - self.magnitude
@@ -285,10 +285,12 @@ class SeriesDetector:
         self._choose(t)
         if self._n <= 2:
             return Score(0.0, expected, expected, expected, ready=False)
+        ready = self._ready(t)
         width = self._width
         raw = residual / (below if residual < 0 else above)
         z = raw / width
-        self._calibrate(raw)
+        if ready:  # during warm-up the model itself is still wrong: that is not the tails
+            self._calibrate(raw)
         statistic = self._cusum.update(z)
         score = min(1.0, max(abs(z) / (2 * Z_BAND), statistic / (2 * CUSUM_H)))
         return Score(
@@ -296,7 +298,7 @@ class SeriesDetector:
             expected,
             expected - Z_BAND * width * below,
             expected + Z_BAND * width * above,
-            ready=self._ready(t),
+            ready=ready,
             z=z,
         )
 
