@@ -122,7 +122,7 @@ async def _run(
     await ensure_topics(bootstrap, [TopicSpec(topic, INPUT_PARTITIONS)])
     worker = Worker(settings, bootstrap)
     worker_task = asyncio.create_task(worker.run(stop), name="worker")
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)  # incidents on whole minutes
     backfill = INCIDENT_BACKFILL if options.incidents else BACKFILL
     history_days = 0 if options.incidents else options.history_days
     live_from = now - backfill

@@ -86,6 +86,7 @@ class DetectorReport:
     matched: int = 0
     kinds: dict[str, KindScore] = field(default_factory=dict)
     false_alarms: list[AnomalyEvent] = field(default_factory=list)
+    missed: list[Incident] = field(default_factory=list)
 
     @property
     def precision(self) -> float:
@@ -171,6 +172,7 @@ def score(
         kind = report.kinds[incident.kind]
         kind.detected += 1
         kind.delays.append(max(0.0, at - incident.start))
+    report.missed = [i for i in incidents if i not in first]
     return report
 
 
@@ -294,6 +296,9 @@ def main_report(evaluation: Evaluation, out: TextIO, verbose: bool = False) -> N
         for report in evaluation.reports:
             for alert in report.false_alarms:
                 out.write(f"false alarm ({report.name}): {describe(alert)}\n")
+            for incident in report.missed:
+                when = datetime.fromtimestamp(incident.start, UTC).strftime("%Y-%m-%d %H:%M")
+                out.write(f"missed ({report.name}): {when} {incident.kind} {incident.series}\n")
 
 
 if __name__ == "__main__":  # pragma: no cover - manual runs

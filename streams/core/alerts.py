@@ -118,7 +118,7 @@ class Lifecycle:
             return None
         if self.phase == "cooldown":
             self.run += 1
-            if self.run < p.cooldown_points:
+            if self.run <= p.cooldown_points:
                 return None
             self.phase, self.run = "idle", 0
         if not anomalous or held:

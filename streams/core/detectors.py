@@ -38,19 +38,25 @@ WEEK = 7 * DAY
 Z_BAND = 4.5
 """Band half-width in scales: a point at the band edge scores 0.5."""
 CLIP = 2.0
+SEASON_LEARN_VISITS = 3
+"""Visits of a seasonal slot that learn unclipped."""
 """Huber clipping of the residual that updates the baseline, in scales."""
 SCALE_CAP = 3.0
+OUTSIDE_SCALE_GAIN = 0.1
+"""Points outside the band teach the scale at a tenth of the usual rate."""
 """A residual updates the scale by at most this many scales (an outlier cannot blow it up)."""
 GAUSS_MAD = 1.2533
 """Standard deviation per mean absolute deviation of a normal distribution."""
 REL_FLOOR = 0.01
 """The scale is at least 1% of the expected level: tinier moves are never anomalies."""
-CUSUM_K = 0.75
-CUSUM_H = 6.0
+IN_BAND_Z = 0.9 * Z_BAND
+"""The largest |z| of a value inside the band (a clipped lower edge keeps values inside)."""
+CUSUM_K = 1.0
+CUSUM_H = 7.0
 CUSUM_FORGET = 0.85
 WARMUP_POINTS = 24
 """Points before a series can alert (the baseline needs a few level time constants)."""
-WARMUP_STEPS = 360
+WARMUP_STEPS = 120
 """... and a span of this many steps, or three days if shorter."""
 WARMUP_SPAN = 3 * 86_400.0
 CAL_Z = 3.0
@@ -81,6 +87,8 @@ class Tuning:
     """Smoothing gains per step (level, trend, scale) and per visit (season slots)."""
 
     level: float = 0.12
+    seasonal_level: float = 0.08
+    """Seasonal candidates move their level slowly: the season explains the hourly swings."""
     trend: float = 0.01
     damping: float = 0.97
     season_day: float = 0.12
@@ -136,21 +144,33 @@ class _Baseline:
         return day_slot, week_slot
 
     def eligible(self, t: float) -> bool:
-        """Seen two full periods (a seasonal candidate needs them to be judged)."""
+        """Seen enough to be judged: two days for the daily profile, every day of the week
+        once and one more day for the weekly one."""
         if self.n == 0:
             return False
         span = t - self.first
-        return {"none": True, "daily": span >= 2 * DAY, "weekly": span >= 2 * WEEK}[self.period]
+        return {"none": True, "daily": span >= 2 * DAY, "weekly": span >= WEEK + DAY}[self.period]
 
     def forecast(self, t: float) -> tuple[float, float, float]:
         """(expected, scale below, scale above) at `t`, before seeing its value."""
-        steps = (t - self.last) / self.step if self.n else 1.0
-        phi = self.tuning.damping
-        damped = phi * (1 - phi ** max(steps, 0.0)) / (1 - phi)
-        expected = self.level + self.trend * damped + self._season(t)
+        expected = self._base(t) * self._factor(t)
         spread = self._spread(expected)
         floor = REL_FLOOR * abs(expected) + 1e-9
         return expected, max(self.below * spread, floor), max(self.above * spread, floor)
+
+    def _base(self, t: float) -> float:
+        """Level plus the damped trend projected to `t` (deseasonalized)."""
+        steps = (t - self.last) / self.step if self.n else 1.0
+        phi = self.tuning.damping
+        damped = phi * (1 - float(phi ** max(steps, 0.0))) / (1 - phi)
+        return self.level + self.trend * damped
+
+    def _factor(self, t: float) -> float:
+        """The seasonal factor at `t`: slot of the day times day of the week (multiplicative:
+        a busy noon is busier in a busy week)."""
+        day_slot, week_slot = self._slots(t)
+        factor = 1.0 + self.day[day_slot] if day_slot >= 0 else 1.0
+        return factor * (1.0 + self.week[week_slot] if week_slot >= 0 else 1.0)
 
     def _spread(self, expected: float) -> float:
         """How much wider than usual the noise is at this level: event-driven sums have a
@@ -175,22 +195,63 @@ class _Baseline:
         clipped = min(max(residual, -CLIP * below), CLIP * above) if self.n > 3 else residual
         self.n += 1
         warm = 1.0 / self.n  # the first points are averaged rather than smoothed
-        phi_k = tuning.damping**steps
-        level_gain = max(_gain(tuning.level, steps), warm)
-        self.level = expected - self._season(t) + level_gain * clipped
-        self.level = max(self.level, 0.0) if expected >= 0 > self.level and self.day else self.level
-        self.trend = self.trend * phi_k + _gain(tuning.trend, steps) * level_gain * clipped
-        unexplained = (1.0 - level_gain) * clipped / max(abs(self.level), 1e-12)
+        alpha = tuning.level if self.period == "none" else tuning.seasonal_level
+        level_gain = max(_gain(alpha, steps), warm)
+        base, factor = self._base(t), self._factor(t)
+        self.level = base + level_gain * clipped / factor
+        self.trend = self.trend * tuning.damping**steps + _gain(tuning.trend, steps) * (
+            self.level - base
+        )
+        self._learn_season(t, expected, clipped, residual)
+        self._learn_scale(steps, value, residual, (below, above), spread)
+        self.last = t
+        return residual, expected, below, above
+
+    def _learn_season(self, t: float, expected: float, clipped: float, residual: float) -> None:
+        """Multiplicative Holt-Winters factors (Winters 1960), each pulled towards what this
+        point says it should be, from the clipped value; then renormalized to average 1."""
+        if not self.day and not self.week:
+            return
+        level = self.level if abs(self.level) > 1e-12 else 1e-12
         day_slot, week_slot = self._slots(t)
-        if day_slot >= 0:
-            self.day_seen[day_slot] += 1
-            gain = max(tuning.season_day, 1.0 / (self.day_seen[day_slot] + 1))
-            self.day[day_slot] = _bounded(self.day[day_slot] + gain * unexplained)
-        if week_slot >= 0:
-            self.week_seen[week_slot] += 1
-            gain = max(tuning.season_week, 1.0 / (self.week_seen[week_slot] + 1))
-            self.week[week_slot] = _bounded(self.week[week_slot] + gain * unexplained)
+        day = 1.0 + self.day[day_slot] if day_slot >= 0 else 1.0
+        week = 1.0 + self.week[week_slot] if week_slot >= 0 else 1.0
+        for slot, offsets, seen, base_gain, other in (
+            (day_slot, self.day, self.day_seen, self.tuning.season_day, week),
+            (week_slot, self.week, self.week_seen, self.tuning.season_week, day),
+        ):
+            if slot < 0:
+                continue
+            seen[slot] += 1
+            # A slot's first visits learn from the whole value: clipping at a scale that does
+            # not know the season yet would make the season take weeks to learn.
+            observed = expected + (clipped if seen[slot] > SEASON_LEARN_VISITS else residual)
+            target = _bounded(observed / (level * other) - 1.0)
+            gain = max(base_gain, 1.0 / seen[slot])
+            offsets[slot] += gain * (target - offsets[slot])
+        for offsets in (self.day, self.week):
+            if offsets:
+                mean = sum(offsets) / len(offsets)
+                norm = 1.0 + mean
+                if norm > 0.1:
+                    offsets[:] = [_bounded((1.0 + o) / norm - 1.0) for o in offsets]
+                    self.level *= norm
+                    self.trend *= norm
+
+    def _learn_scale(
+        self,
+        steps: float,
+        value: float,
+        residual: float,
+        scales: tuple[float, float],
+        spread: float,
+    ) -> None:
+        """Learn the scales below and above from the residual, and the typical magnitude."""
+        tuning = self.tuning
+        below, above = scales
         scale_gain = max(tuning.scale, 1.0 / self.n)  # per point: noise does not grow in gaps
+        if self.n > 3 and abs(residual) > Z_BAND * (below if residual < 0 else above):
+            scale_gain *= OUTSIDE_SCALE_GAIN  # an anomaly says little about the usual noise
         size = abs(residual) * GAUSS_MAD / spread
         self.magnitude += max(_gain(tuning.magnitude, steps), 1.0 / self.n) * (
             abs(value) - self.magnitude
@@ -208,23 +269,11 @@ class _Baseline:
         scale = below if residual < 0 else above
         error_gain = max(tuning.error, 1.0 / self.n)
         self.error += error_gain * (min(abs(residual), SCALE_CAP * scale) - self.error)
-        self.last = t
-        return residual, expected, below, above
-
-    def _season(self, t: float) -> float:
-        """The seasonal part at `t`: relative offsets of the slot of the day and the day of the
-        week, times the level (seasonality scales with the level: a busy noon is busier in a
-        busy week)."""
-        day_slot, week_slot = self._slots(t)
-        relative = (self.day[day_slot] if day_slot >= 0 else 0.0) + (
-            self.week[week_slot] if week_slot >= 0 else 0.0
-        )
-        return abs(self.level) * relative
 
 
 def _bounded(offset: float) -> float:
-    """A relative seasonal offset stays within [-1, 3] (a slot at 0x to 4x the level)."""
-    return min(3.0, max(-1.0, offset))
+    """A relative seasonal offset stays within [-0.9, 3] (a slot at 0.1x to 4x the level)."""
+    return min(3.0, max(-0.9, offset))
 
 
 @dataclass(slots=True)
@@ -264,6 +313,8 @@ class SeriesDetector:
     _n: int = 0
     _pending: list[tuple[float, float]] = field(default_factory=list)
     _width: float = 1.0
+    _beyond: bool = False
+    _nonnegative: bool = True
 
     @property
     def period(self) -> Period:
@@ -291,12 +342,25 @@ class SeriesDetector:
         z = raw / width
         if ready:  # during warm-up the model itself is still wrong: that is not the tails
             self._calibrate(raw)
-        statistic = self._cusum.update(z)
+        lower = expected - Z_BAND * width * below
+        self._nonnegative = self._nonnegative and value >= 0
+        if self._nonnegative and lower <= 0:
+            # A series that never went below 0 cannot fall below 0: its band stops at 0, and
+            # when the band reaches 0 an empty window (0) is inside it and adds no evidence:
+            # a sparse series' quiet minutes are normal.
+            lower = 0.0
+            if value == 0:
+                z = max(z, -IN_BAND_Z)
+                statistic = self._cusum.update(max(z, -CUSUM_K))
+            else:
+                statistic = self._cusum.update(z)
+        else:
+            statistic = self._cusum.update(z)
         score = min(1.0, max(abs(z) / (2 * Z_BAND), statistic / (2 * CUSUM_H)))
         return Score(
             score,
             expected,
-            expected - Z_BAND * width * below,
+            lower,
             expected + Z_BAND * width * above,
             ready=ready,
             z=z,
@@ -309,8 +373,13 @@ class SeriesDetector:
         distribution shift", 2021) on a log scale: the width grows by `CAL_RATE` when a residual
         lies beyond `CAL_Z` widths and shrinks slowly otherwise, so that about `CAL_TARGET` of
         the points fall beyond; never below 1 (a well-behaved series keeps its learned scale).
+        Only isolated points beyond count: the second point of a run is an incident, which must
+        not teach the series to expect incidents.
         """
-        beyond = 1.0 if abs(raw) > CAL_Z * self._width else 0.0
+        beyond = abs(raw) > CAL_Z * self._width
+        if beyond and self._beyond:
+            return  # a run of points beyond is an incident (or a change), not heavy tails
+        self._beyond = beyond
         self._width = max(1.0, self._width * math.exp(CAL_RATE * (beyond - CAL_TARGET)))
 
     def _ready(self, t: float) -> bool:

@@ -79,15 +79,15 @@ def dimension_shares(siblings: Sequence[Point], direction: float) -> tuple[Dimen
 
 
 def input_kpis(kpi: Kpi, kpis: Mapping[str, Kpi]) -> tuple[str, ...]:
-    """The KPIs a ratio or formula KPI is made of: formulas name KPIs; ratios name measures,
-    explained by the plain flow KPI of each measure where there is one."""
+    """The KPIs a KPI of several inputs is made of: formulas name KPIs; ratios and combined
+    balances name measures, explained by the plain KPI of each measure where there is one."""
     names = [*kpi.numerator, *(kpi.denominator or {})]
     if kpi.kind == "formula":
         return tuple(dict.fromkeys(n for n in names if n in kpis))
     plain = {
         next(iter(k.numerator)): k.name
         for k in kpis.values()
-        if k.kind == "flow" and len(k.numerator) == 1 and k.denominator is None
+        if k.kind in {"flow", "balance"} and len(k.numerator) == 1 and k.denominator is None
     }
     return tuple(dict.fromkeys(plain[n] for n in names if n in plain and plain[n] != kpi.name))
 

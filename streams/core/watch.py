@@ -45,6 +45,9 @@ STEPS: dict[str, float] = {
 }
 """Spacing of each window's series: day-end KPIs are emitted once per business day."""
 STATIC_WINDOWS = frozenset({"1d", "30d", "balance", "cumulative", "1mo"})
+MIN_SUPPORT = 20
+"""A ratio over counted events (CSAT answers, deliveries, orders) is judged only when at least
+this many events are behind it; fewer is a sample too small to mean anything (a gap)."""
 ZERO_FILL_STEPS = 48
 
 
@@ -116,10 +119,14 @@ class AnomalyWatch:
 
     def __post_init__(self) -> None:
         self._sources = kpi_sources(self.catalog)
-        self._inputs = {
-            k.name: input_kpis(k, self.catalog.kpis)
+        measures = self.catalog.measures
+        self._counted = frozenset(
+            k.name
             for k in self.catalog.kpis.values()
-            if k.kind != "flow"
+            if k.denominator and all(measures[m].kind == "count" for m in k.denominator)
+        )
+        self._inputs = {
+            k.name: input_kpis(k, self.catalog.kpis) for k in self.catalog.kpis.values()
         }
 
     def observe_event(self, source: str, event_time: float) -> None:
@@ -154,7 +161,12 @@ class AnomalyWatch:
     def _instance(self, window: str, start: int, values: list[KpiValue]) -> list[AnomalyEvent]:
         """One closed window instance: update every series, then decide alerts."""
         end = values[0].end
-        observed = {(v.kpi, v.labels): float(v.value) for v in values}
+        counted = self._counted
+        observed = {
+            (v.kpi, v.labels): float(v.value)
+            for v in values
+            if not (v.kpi in counted and v.denominator is not None and v.denominator < MIN_SUPPORT)
+        }
         raw = {(v.kpi, v.labels): v.value for v in values}
         step = STEPS.get(window, 86_400.0)
         for (kpi, w, labels), s in self.series.items():  # a quiet flow series is 0

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
+import orjson
 import pytest
+from aiokafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from schemas import Anomaly
 from streams.broker import EmbeddedBroker
+from streams.incidents import read_ground_truth
+from streams.kafka import new_consumer
 
 
 def _start_demo(*args: str, env_extra: dict[str, str]) -> subprocess.Popen[str]:
@@ -103,3 +111,103 @@ def test_demo_with_embedded_broker_stops_cleanly_on_ctrl_c() -> None:
     replacement = EmbeddedBroker(port=port)
     replacement.start(timeout=10)
     replacement.stop()
+
+
+async def _anomalies(bootstrap: str, topic: str, within: float) -> list[dict[str, object]]:
+    """Poll `topic` until an EMEA revenue alert has opened and then resolved (or time runs out);
+    return every message read."""
+    consumer = new_consumer(bootstrap, group_id=None)
+    await consumer.start()
+    messages: list[dict[str, object]] = []
+    try:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if topic not in (await consumer.topics()):
+                await asyncio.sleep(1)
+                continue
+            if not consumer.assignment():
+                consumer.assign([TopicPartition(topic, 0)])
+                await consumer.seek_to_beginning(TopicPartition(topic, 0))
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                messages += [orjson.loads(r.value) for r in records if r.value is not None]
+            if _dip_alert(messages, "resolved"):
+                break
+    finally:
+        await consumer.stop()
+    return messages
+
+
+def _dip_alert(messages: list[dict[str, object]], state: str) -> list[dict[str, object]]:
+    return [
+        m
+        for m in messages
+        if m["alert"] == "kpi_anomaly"
+        and m["kpi"] == "revenue"
+        and m["window"] == "1m"
+        and m["state"] == state
+        and isinstance(m["dimensions"], dict)
+        and m["dimensions"].get("region") == "emea"
+    ]
+
+
+def test_demo_with_incidents_opens_and_resolves_the_injected_dip(
+    demo_env: dict[str, str], kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    truth = tmp_path / "truth.csv"
+    process = _start_demo(
+        "--incidents",
+        "--rate",
+        "20",
+        "--duration",
+        "240",
+        "--ground-truth",
+        str(truth),
+        env_extra=demo_env,
+    )
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(_lines(process)), daemon=True)
+    reader.start()
+    try:
+        started = time.monotonic()
+        messages = asyncio.run(
+            _anomalies(kafka_bootstrap, f"{demo_env['PULSE_TOPIC_PREFIX']}.anomalies", 180)
+        )
+        took = time.monotonic() - started
+        url = next(m.group(1) for line in output if (m := re.search(r"metrics: (\S+)", line)))
+        with urllib.request.urlopen(url, timeout=5) as response:
+            metrics = response.read().decode()
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(30)
+        reader.join(10)
+    incidents = read_ground_truth(truth.open())
+    dip = next(i for i in incidents if i.kind == "dip" and i.end < time.time())
+    assert dip.dimensions == (("region", "emea"),)
+    opened, resolved = _dip_alert(messages, "opened"), _dip_alert(messages, "resolved")
+    assert opened, f"no EMEA revenue alert opened within {took:.0f} s"
+    assert resolved, f"the EMEA revenue alert did not resolve within {took:.0f} s"
+    first = opened[0]
+    # It started inside the dip, says where the drop is, and is anomalous against its band.
+    assert isinstance(first["started_at"], float)
+    assert dip.start <= first["started_at"] < dip.end
+    assert first["observed"] < first["lower"] < first["expected"]  # type: ignore[operator]
+    assert first["score"] >= 0.5  # type: ignore[operator]
+    explanation = first["explanation"]
+    assert isinstance(explanation, dict)
+    assert "revenue fell" in explanation["text"]
+    assert any(
+        m["dimensions"] == first["dimensions"] and m["started_at"] == first["started_at"]
+        for m in resolved
+    )
+    Anomaly.model_validate(first)  # the published message follows the schema
+    # /metrics shows the band of the series.
+    bands = {
+        (family.name, sample.labels.get("business_unit"))
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if family.name in {"pulse_kpi_expected_lower", "pulse_kpi_expected_upper"}
+        and sample.labels.get("kpi") == "revenue"
+        and sample.labels.get("region") == "emea"
+        and sample.labels.get("window") == "1m"
+    }
+    assert {name for name, _ in bands} == {"pulse_kpi_expected_lower", "pulse_kpi_expected_upper"}
