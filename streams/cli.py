@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--incidents",
         action="store_true",
-        help="show anomaly detection: start from the last 3 hours at the live rate (instead of "
+        help="show anomaly detection: start from the last 4 hours at the live rate (instead of "
         "the quiet history) with a labelled revenue dip that ended 30 minutes ago, then live "
         "incidents after 3, 14 and 27 minutes; alerts go to pulse.anomalies and the log",
     )
@@ -271,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--partitions", type=int, default=4, help="input partitions (default 4)")
     bench.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     bench.add_argument(
+        "--simulated-rate",
+        type=_positive,
+        default=50.0,
+        help="events per simulated second (default 50, as the demo): how much event time the "
+        "events span, so how many windows close (detection works per closed window)",
+    )
+    bench.add_argument(
         "--with-faust",
         action="store_true",
         help="also measure a per-event Faust agent doing the same work (once, ~30 s more)",
@@ -362,7 +369,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR
 
         asyncio.run(
             run_bench(
-                settings, args.events, args.partitions, args.rounds, with_faust=args.with_faust
+                settings,
+                args.events,
+                args.partitions,
+                args.rounds,
+                with_faust=args.with_faust,
+                simulated_rate=args.simulated_rate,
             )
         )
         return 0

@@ -4,7 +4,7 @@ The simulator first publishes a quiet history (32 days at a low rate, so that bu
 a month have closed and balances, DSO/DPO/DIO and budget variance have values), then the last two
 minutes (so closed 1-minute windows appear within seconds), then events in real time.
 
-With `incidents`, the history is instead the last three hours at the live rate (enough for the
+With `incidents`, the history is instead the last four hours at the live rate (enough for the
 minute-level detectors to learn), with a labelled revenue dip in EMEA that ended half an hour ago
 (so `pulse.anomalies` shows it opened and resolved within seconds of starting), followed by live
 incidents a few minutes in: a dip, a silent source and a spike. Their ground truth is written as
@@ -42,8 +42,8 @@ SHUTDOWN_TIMEOUT_S = 15.0
 
 HISTORY_RATE = 0.05
 """Events per second of the history: ~4k a day, enough for every daily and monthly KPI."""
-INCIDENT_BACKFILL = timedelta(hours=3)
-"""With incidents: history at the live rate, longer than the minute detectors' warm-up (2 h)."""
+INCIDENT_BACKFILL = timedelta(hours=4)
+"""With incidents: history at the live rate, longer than the minute detectors' warm-up (3.2 h)."""
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,8 @@ class Scenario:
     weekly_amplitude: float = 0.2
     seed: int = 7
     window: str = "1h"
+    gap_hours: float = 6.0
+    """Quiet time between incidents."""
 
     def __post_init__(self) -> None:
         if self.window not in STEPS:

@@ -35,9 +35,11 @@ Period = Literal["none", "daily", "weekly"]
 
 DAY = 86_400.0
 WEEK = 7 * DAY
-Z_BAND = 4.5
+Z_BAND = 3.0
 """Band half-width in scales: a point at the band edge scores 0.5."""
 CLIP = 2.0
+PLAUSIBLE_ERROR = 1.3
+"""A candidate within this factor of the chosen one's forecast error may explain a point."""
 SEASON_LEARN_VISITS = 3
 """Visits of a seasonal slot that learn unclipped."""
 """Huber clipping of the residual that updates the baseline, in scales."""
@@ -52,14 +54,14 @@ REL_FLOOR = 0.01
 IN_BAND_Z = 0.9 * Z_BAND
 """The largest |z| of a value inside the band (a clipped lower edge keeps values inside)."""
 CUSUM_K = 1.0
-CUSUM_H = 7.0
-CUSUM_FORGET = 0.85
+CUSUM_H = 6.0
+CUSUM_FORGET = 0.9
 WARMUP_POINTS = 24
 """Points before a series can alert (the baseline needs a few level time constants)."""
-WARMUP_STEPS = 120
+WARMUP_STEPS = 192
 """... and a span of this many steps, or three days if shorter."""
-WARMUP_SPAN = 3 * 86_400.0
-CAL_Z = 3.0
+WARMUP_SPAN = 8 * 86_400.0
+CAL_Z = 3.5
 CAL_TARGET = 0.01
 CAL_RATE = 0.1
 
@@ -94,7 +96,6 @@ class Tuning:
     season_day: float = 0.12
     season_week: float = 0.08
     scale: float = 0.05
-    error: float = 0.03
     magnitude: float = 0.01
 
 
@@ -199,9 +200,10 @@ class _Baseline:
         level_gain = max(_gain(alpha, steps), warm)
         base, factor = self._base(t), self._factor(t)
         self.level = base + level_gain * clipped / factor
-        self.trend = self.trend * tuning.damping**steps + _gain(tuning.trend, steps) * (
-            self.level - base
-        )
+        if self.eligible(t):  # before the season is known, level moves are not a trend
+            self.trend = self.trend * tuning.damping**steps + _gain(tuning.trend, steps) * (
+                self.level - base
+            )
         self._learn_season(t, expected, clipped, residual)
         self._learn_scale(steps, value, residual, (below, above), spread)
         self.last = t
@@ -220,8 +222,8 @@ class _Baseline:
             (day_slot, self.day, self.day_seen, self.tuning.season_day, week),
             (week_slot, self.week, self.week_seen, self.tuning.season_week, day),
         ):
-            if slot < 0:
-                continue
+            if slot < 0 or (offsets is self.week and self.day and min(self.day_seen) < 2):
+                continue  # the day of the week is learned once the day's shape is known
             seen[slot] += 1
             # A slot's first visits learn from the whole value: clipping at a scale that does
             # not know the season yet would make the season take weeks to learn.
@@ -229,8 +231,8 @@ class _Baseline:
             target = _bounded(observed / (level * other) - 1.0)
             gain = max(base_gain, 1.0 / seen[slot])
             offsets[slot] += gain * (target - offsets[slot])
-        for offsets in (self.day, self.week):
-            if offsets:
+        for offsets, seen in ((self.day, self.day_seen), (self.week, self.week_seen)):
+            if offsets and min(seen) > 0:  # a profile is normalized once every slot is known
                 mean = sum(offsets) / len(offsets)
                 norm = 1.0 + mean
                 if norm > 0.1:
@@ -267,7 +269,8 @@ class _Baseline:
             if self.n <= 3:
                 self.above = max(self.above, self.below)
         scale = below if residual < 0 else above
-        error_gain = max(tuning.error, 1.0 / self.n)
+        # Candidates are compared over about a week, so a weekly pattern counts when it shows.
+        error_gain = max(1.0 - math.exp(-self.step / WEEK), 1.0 / self.n)
         self.error += error_gain * (min(abs(residual), SCALE_CAP * scale) - self.error)
 
 
@@ -307,7 +310,7 @@ class SeriesDetector:
     warmup: int = WARMUP_POINTS
     _models: list[_Baseline] = field(default_factory=list)
     _chosen: int = 0
-    _cusum: _Cusum = field(default_factory=_Cusum)
+    _cusums: list[_Cusum] = field(default_factory=list)
     _gaps: list[float] = field(default_factory=list)
     _last: float = math.nan
     _n: int = 0
@@ -329,21 +332,46 @@ class SeriesDetector:
             if self.step is None:
                 return self._learn_step(t, value)
             self._models = [_Baseline(p, self.step, self.tuning) for p in _candidates(self.step)]
+            self._cusums = [_Cusum() for _ in self._models]
         self._n += 1
         self._last = t
         results = [model.update(t, value) for model in self._models]
-        residual, expected, below, above = results[self._chosen]
-        self._choose(t)
         if self._n <= 2:
+            expected = results[self._chosen][1]
+            self._choose(t)
             return Score(0.0, expected, expected, expected, ready=False)
         ready = self._ready(t)
+        self._nonnegative = self._nonnegative and value >= 0
+        # Every plausible candidate (eligible, forecasting about as well as the chosen one)
+        # scores the point; the most forgiving one explains it. An anomaly is a point no
+        # plausible model expects: a Saturday that only the weekly profile knows is quiet is not.
+        chosen = self._models[self._chosen]
+        judged = [
+            self._judge(i, value, result)
+            for i, result in enumerate(results)
+            if i == self._chosen
+            or (
+                self._models[i].eligible(t)
+                and self._models[i].error <= PLAUSIBLE_ERROR * chosen.error
+            )
+        ]
+        best = min(judged, key=lambda j: j[0].score)
+        if ready:  # during warm-up the model itself is still wrong: that is not the tails
+            self._calibrate(best[1])
+        self._choose(t)
+        score = best[0]
+        return Score(score.score, score.expected, score.lower, score.upper, ready, score.z)
+
+    def _judge(
+        self, index: int, value: float, forecast: tuple[float, float, float, float]
+    ) -> tuple[Score, float]:
+        """The score of candidate `index` for this point, and its raw standardized residual."""
+        residual, expected, below, above = forecast
         width = self._width
         raw = residual / (below if residual < 0 else above)
         z = raw / width
-        if ready:  # during warm-up the model itself is still wrong: that is not the tails
-            self._calibrate(raw)
         lower = expected - Z_BAND * width * below
-        self._nonnegative = self._nonnegative and value >= 0
+        cusum = self._cusums[index]
         if self._nonnegative and lower <= 0:
             # A series that never went below 0 cannot fall below 0: its band stops at 0, and
             # when the band reaches 0 an empty window (0) is inside it and adds no evidence:
@@ -351,20 +379,14 @@ class SeriesDetector:
             lower = 0.0
             if value == 0:
                 z = max(z, -IN_BAND_Z)
-                statistic = self._cusum.update(max(z, -CUSUM_K))
+                statistic = cusum.update(max(z, -CUSUM_K))
             else:
-                statistic = self._cusum.update(z)
+                statistic = cusum.update(z)
         else:
-            statistic = self._cusum.update(z)
+            statistic = cusum.update(z)
         score = min(1.0, max(abs(z) / (2 * Z_BAND), statistic / (2 * CUSUM_H)))
-        return Score(
-            score,
-            expected,
-            lower,
-            expected + Z_BAND * width * above,
-            ready=ready,
-            z=z,
-        )
+        upper = expected + Z_BAND * width * above
+        return Score(score, expected, lower, upper, ready=False, z=z), raw
 
     def _calibrate(self, raw: float) -> None:
         """Widen the band of a series whose tails are heavier than its scale says.

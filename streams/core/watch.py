@@ -26,7 +26,7 @@ from streams.core.alerts import AlertPolicy, Lifecycle, Severity, static_severit
 from streams.core.compiler import CompiledCatalog
 from streams.core.completeness import Completeness
 from streams.core.detectors import Detector, Score, SeriesDetector
-from streams.core.evaluate import KpiValue
+from streams.core.evaluate import KpiValue, ratio
 from streams.core.explain import Explanation, Point, explain, input_kpis
 
 Labels = tuple[tuple[str, str], ...]
@@ -84,6 +84,41 @@ class Series:
     last_start: float = float("-inf")
     observed: float = 0.0
     score: Score | None = None
+
+
+def rollups(catalog: CompiledCatalog, values: Iterable[KpiValue]) -> list[KpiValue]:
+    """Each additive KPI also in total and per single dimension (revenue; revenue by region;
+    revenue by business unit): what an ops board shows first, and where an incident spread over
+    many small series stands out of the noise. Sums add up; ratios are recomputed from summed
+    numerators and denominators; quantiles do not add up and are not rolled up."""
+    sums: dict[tuple[str, Labels], list[Decimal]] = {}
+    sample: dict[str, KpiValue] = {}
+    for v in values:
+        kpi = catalog.kpis[v.kpi]
+        if kpi.kind == "quantile" or len(kpi.dims) < 1 or len(v.labels) != len(kpi.dims):
+            continue
+        if kpi.kind != "flow" and (v.numerator is None or v.denominator is None):
+            continue
+        sample.setdefault(v.kpi, v)
+        parts = [v.value, Decimal(0)] if kpi.kind == "flow" else [v.numerator, v.denominator]
+        subsets: list[Labels] = [()]
+        if len(v.labels) > 1:
+            subsets += [(pair,) for pair in v.labels]
+        for labels in subsets:
+            acc = sums.setdefault((v.kpi, labels), [Decimal(0), Decimal(0)])
+            acc[0] += parts[0] or 0
+            acc[1] += parts[1] or 0
+    out: list[KpiValue] = []
+    for (name, labels), (num, den) in sorted(sums.items()):
+        kpi = catalog.kpis[name]
+        first = sample[name]
+        if kpi.kind == "flow":
+            out.append(KpiValue(name, first.window, first.start, first.end, labels, num))
+        elif den != 0:
+            value = ratio(num, den, kpi.scale)
+            window, start, end = first.window, first.start, first.end
+            out.append(KpiValue(name, window, start, end, labels, value, num, den))
+    return out
 
 
 def kpi_sources(catalog: CompiledCatalog) -> dict[str, frozenset[str]]:
@@ -161,6 +196,7 @@ class AnomalyWatch:
     def _instance(self, window: str, start: int, values: list[KpiValue]) -> list[AnomalyEvent]:
         """One closed window instance: update every series, then decide alerts."""
         end = values[0].end
+        values = values + rollups(self.catalog, values)
         counted = self._counted
         observed = {
             (v.kpi, v.labels): float(v.value)
@@ -246,10 +282,11 @@ class AnomalyWatch:
     def _explain(self, kpi: str, window: str, labels: Labels, start: int) -> Explanation:
         point = self._point((kpi, window, labels), start)
         assert point is not None
+        finest = len(self.catalog.kpis[kpi].dims)
         siblings = [
             p
             for key in self.series
-            if key[0] == kpi and key[1] == window
+            if key[0] == kpi and key[1] == window and len(key[2]) == finest
             for p in [self._point(key, start)]
             if p is not None
         ]

@@ -105,11 +105,11 @@ def test_a_dip_in_a_daily_series_scores_high_and_the_clean_days_do_not() -> None
     assert max(values[h] for h in clean) < 0.5
     assert summary.step == HOUR
     assert summary.period == "daily"
-    assert summary.warmup == 72  # hourly: ready after three days (WARMUP_SPAN), rows 0-71
-    high_after_warmup = [h for h in range(72, len(rows)) if values[h] >= 0.5]
+    assert summary.warmup == 192  # hourly: ready after eight days (WARMUP_STEPS), rows 0-191
+    high_after_warmup = [h for h in range(192, len(rows)) if values[h] >= 0.5]
     assert summary.flagged == len(high_after_warmup)
     assert summary.first_flagged == rows[high_after_warmup[0]][0] == rfc3339(T0 + DIP_START * HOUR)
-    assert summary.flagged_warmup == sum(v >= 0.5 for v in values[:72])
+    assert summary.flagged_warmup == sum(v >= 0.5 for v in values[:192])
 
 
 def test_recall_of_the_dip_does_not_depend_on_warmup_noise() -> None:
@@ -252,7 +252,7 @@ def test_the_command_writes_the_file_and_a_one_line_summary(
     assert len(lines) == 1
     match = SUMMARY.fullmatch(lines[0])
     assert match is not None, lines[0]
-    assert match.group(1, 2, 3, 4, 5, 7) == ("504", "72", "0", "3600", "daily", "0.5")
+    assert match.group(1, 2, 3, 4, 5, 7) == ("504", "192", "0", "3600", "daily", "0.5")
     assert match.group(9) == rfc3339(T0 + DIP_START * HOUR)
     written = list(csv.reader(io.StringIO(target.read_text())))
     assert written == detect(to_csv(rows))[0]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from streams.core.alerts import AlertPolicy, Lifecycle
 from streams.core.detectors import DAY, EwmaDetector, Score, SeriesDetector
 
 HOUR = 3600.0
@@ -33,15 +34,29 @@ def run(
     return [detector.update(MONDAY + i * step, value(i, MONDAY + i * step)) for i in range(points)]
 
 
-def test_a_clean_seasonal_series_never_scores_anomalous_after_warm_up() -> None:
-    rng = random.Random(3)
-    scores = run(SeriesDetector(HOUR), 24 * 35, lambda i, t: orders_per_hour(t, rng))
-    ready = [s for s in scores if s.ready]
-    assert len(ready) > 24 * 30
-    assert max(s.score for s in ready) < 0.5
-    # the band holds the series: the z-scores have about unit spread
-    zs = [s.z for s in ready]
-    assert 0.6 < math.sqrt(sum(z * z for z in zs) / len(zs)) < 1.4
+def alerts(scores: list[Score]) -> list[int]:
+    """Points at which the default lifecycle opens an alert."""
+    life = Lifecycle(AlertPolicy())
+    return [
+        i
+        for i, s in enumerate(scores)
+        if (change := life.step(float(i), s.score, ready=s.ready)) and change.state == "opened"
+    ]
+
+
+def test_clean_seasonal_series_raise_almost_no_alerts_over_weeks() -> None:
+    """Six seeds of six weeks each, hourly (~6,000 points after warm-up): at most one false
+    alert, the rate `pulse evaluate` sees across its series."""
+    opened = []
+    for seed in range(6):
+        rng = random.Random(seed)
+        scores = run(SeriesDetector(HOUR), 24 * 42, lambda i, t, rng=rng: orders_per_hour(t, rng))
+        assert sum(s.ready for s in scores) > 24 * 30
+        opened += alerts(scores)
+        # the band holds the series: the z-scores have about unit spread
+        zs = [s.z for s in scores if s.ready]
+        assert 0.6 < math.sqrt(sum(z * z for z in zs) / len(zs)) < 1.4
+    assert len(opened) <= 1
 
 
 def test_the_daily_period_is_found_from_the_data() -> None:
@@ -57,13 +72,13 @@ def test_the_daily_period_is_found_from_the_data() -> None:
 @pytest.mark.parametrize(
     ("name", "change", "start", "length"),
     [
-        ("dip", lambda k: 0.4, 24 * 20 + 10, 3),
+        ("dip", lambda k: 0.3, 24 * 20 + 10, 3),
         ("spike", lambda k: 2.5, 24 * 20 + 10, 2),
         ("level shift", lambda k: 1.5, 24 * 20 + 10, 48),
-        ("slow drift", lambda k: 1 - 0.6 * k / 12, 24 * 20 + 8, 12),
+        ("slow drift", lambda k: 1 - 0.6 * min(k, 12) / 12, 24 * 20 + 8, 24),
     ],
 )
-def test_known_anomalies_are_found_within_a_few_points(
+def test_known_anomalies_raise_an_alert_within_a_few_points(
     name: str, change: Callable[[int], float], start: int, length: int
 ) -> None:
     rng = random.Random(5)
@@ -72,11 +87,10 @@ def test_known_anomalies_are_found_within_a_few_points(
         v = orders_per_hour(t, rng)
         return v * change(i - start) if start <= i < start + length else v
 
-    scores = run(SeriesDetector(HOUR), start + length + 24, value)
-    flagged = [i for i, s in enumerate(scores) if s.ready and s.score >= 0.5]
-    assert flagged, name
-    assert start <= flagged[0] <= start + max(2, length - 1), (name, flagged[:5])
-    assert all(i >= start for i in flagged), (name, flagged[:5])
+    opened = alerts(run(SeriesDetector(HOUR), start + length + 24, value))
+    assert opened, name
+    # within the incident (a drift that then holds: by the end of the hold, or just after)
+    assert start < opened[0] <= start + length + 2, (name, opened)
 
 
 def test_an_outlier_barely_moves_what_was_learned() -> None:
@@ -116,19 +130,3 @@ def test_bad_input_is_refused() -> None:
         detector.update(MONDAY, 1.0)
     with pytest.raises(ValueError, match="finite"):
         detector.update(MONDAY + 60, math.nan)
-
-
-def test_the_ewma_baseline_misses_a_dip_the_seasonal_detector_finds() -> None:
-    """At night the EWMA's band spans the whole daily swing; the seasonal baseline's does not."""
-    rng = random.Random(8)
-    start = 24 * 20 + 1  # 01:00, the quiet hours
-
-    def value(i: int, t: float) -> float:
-        v = orders_per_hour(t, rng)
-        return v * 0.3 if start <= i < start + 3 else v
-
-    ours = run(SeriesDetector(HOUR), start + 4, value)
-    rng = random.Random(8)
-    ewma = run(EwmaDetector(), start + 4, value)
-    assert max(s.score for s in ours[start:]) >= 0.5
-    assert max(s.score for s in ewma[start:]) < 0.5
