@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit test-integration lint format generate check-generated bench clean
+.PHONY: help setup demo demo-incidents test test-unit test-integration lint format generate check-generated bench evaluate clean
 
 help: ## list the entry points (start with `make demo`, then `make test`)
 	@echo "kpi-pulse: live finance & operations KPIs from Kafka"
@@ -22,6 +22,9 @@ setup: $(STAMP) ## create .venv and install kpi-pulse with its test tools
 
 demo: $(STAMP) ## run the demo: embedded broker + worker + simulator (Ctrl-C stops)
 	$(BIN)/pulse demo $(ARGS)
+
+demo-incidents: $(STAMP) ## the demo with labelled incidents: watch alerts open and resolve
+	$(BIN)/pulse demo --incidents $(ARGS)
 
 test: $(STAMP) lint check-generated ## lint, type-check, check generated files, run every test
 	$(BIN)/pytest -ra
@@ -49,6 +52,9 @@ check-generated: $(STAMP) ## fail when generated files drift from their source
 
 bench: $(STAMP) ## pipeline throughput vs a plain-consumer ceiling (prints `ratio:`)
 	$(BIN)/pulse bench $(ARGS)
+
+evaluate: $(STAMP) ## judge the anomaly detectors on 3 simulated weeks (~3 min)
+	$(BIN)/pulse evaluate $(ARGS)
 
 clean: ## remove .venv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -274,7 +274,7 @@ class Worker:
         for part in self.state.partitions.values():
             for source, newest in part.newest.items():
                 watch.observe_event(source, newest)
-        events = watch.observe_values(values, self._clock(now))
+        events = watch.observe_values(values, self._clock(now), now)
         self.detect_seconds += time.perf_counter() - started
         for event in events:
             self._log_anomaly(event)

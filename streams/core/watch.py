@@ -49,6 +49,9 @@ MIN_SUPPORT = 20
 """A ratio over counted events (CSAT answers, deliveries, orders) is judged only when at least
 this many events are behind it; fewer is a sample too small to mean anything (a gap)."""
 ZERO_FILL_STEPS = 48
+HORIZON_STEPS = 400
+"""Live, window instances older than this many steps are not fed to the detectors (more than
+their warm-up needs)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,8 @@ class AnomalyWatch:
     stale_severity: Severity = "warning"
 
     def __post_init__(self) -> None:
+        self._flows: dict[str, dict[tuple[str, Labels], Series]] = {}
+        """Flow series per window: the ones a quiet window instance fills with 0."""
         self._sources = kpi_sources(self.catalog)
         measures = self.catalog.measures
         self._counted = frozenset(
@@ -182,13 +187,23 @@ class AnomalyWatch:
             for c in self.completeness.check(clock)
         ]
 
-    def observe_values(self, values: Iterable[KpiValue], clock: float) -> list[AnomalyEvent]:
-        """Feed the values of closed window instances; return the alert transitions."""
+    def observe_values(
+        self, values: Iterable[KpiValue], clock: float, now: float | None = None
+    ) -> list[AnomalyEvent]:
+        """Feed the values of closed window instances; return the alert transitions.
+
+        `now` (wall-clock, live only): instances that ended more than `HORIZON_STEPS` steps
+        before it are skipped. Catching up on a month of history then costs the detectors what
+        warming up needs, not one update per minute of the month.
+        """
         events = self.check_sources(clock)
         groups: dict[tuple[str, int], list[KpiValue]] = {}
         for v in values:
-            if self.windows is None or v.window in self.windows:
-                groups.setdefault((v.window, v.start), []).append(v)
+            if self.windows is not None and v.window not in self.windows:
+                continue
+            if now is not None and v.end < now - HORIZON_STEPS * STEPS.get(v.window, 86_400.0):
+                continue
+            groups.setdefault((v.window, v.start), []).append(v)
         for (window, start), group in sorted(groups.items(), key=lambda g: (g[0][1], g[0][0])):
             events += self._instance(window, start, group)
         return events
@@ -205,12 +220,9 @@ class AnomalyWatch:
         }
         raw = {(v.kpi, v.labels): v.value for v in values}
         step = STEPS.get(window, 86_400.0)
-        for (kpi, w, labels), s in self.series.items():  # a quiet flow series is 0
-            if (
-                w == window
-                and (kpi, labels) not in observed
-                and self.catalog.kpis[kpi].kind == "flow"
-                and s.last_start < start <= s.last_start + ZERO_FILL_STEPS * step
+        for (kpi, labels), s in self._flows.get(window, {}).items():  # a quiet flow series is 0
+            if (kpi, labels) not in observed and (
+                s.last_start < start <= s.last_start + ZERO_FILL_STEPS * step
             ):
                 observed[(kpi, labels)] = 0.0
                 raw[(kpi, labels)] = Decimal(0)
@@ -220,6 +232,8 @@ class AnomalyWatch:
             found = self.series.get(key)
             if found is None:
                 found = self.series[key] = Series(self.detector(step), Lifecycle(self.policy))
+                if self.catalog.kpis[kpi].kind == "flow":
+                    self._flows.setdefault(window, {})[(kpi, labels)] = found
             s = found
             if start <= s.last_start:
                 continue  # already seen (the final record of a window scored at its close)
@@ -308,3 +322,4 @@ class AnomalyWatch:
     def reset(self) -> None:
         """Forget every series (after a rebalance their values mean other partitions)."""
         self.series.clear()
+        self._flows.clear()

@@ -1,0 +1,95 @@
+"""`pulse evaluate`'s scoring on hand-built alerts and incidents, and its command on a short run."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from streams.cli import main
+from streams.core.compiler import compile_catalog
+from streams.core.watch import AnomalyEvent
+from streams.detection_eval import affected_kpis, matches, score
+from streams.incidents import Incident
+
+HOUR = 3600.0
+CATALOG = compile_catalog()
+DIP = Incident("dip", "cogs", 100 * HOUR, 103 * HOUR, 0.6, (("region", "emea"),))
+SILENT = Incident("silent_source", "order_placed", 200 * HOUR, 202 * HOUR)
+
+
+def kpi_alert(kpi: str, labels: dict[str, str], started: float) -> AnomalyEvent:
+    return AnomalyEvent(
+        "kpi_anomaly",
+        "opened",
+        "warning",
+        started,
+        started + HOUR,
+        kpi=kpi,
+        window="1h",
+        dimensions=tuple(labels.items()),
+    )
+
+
+def stale(source: str, started: float) -> AnomalyEvent:
+    return AnomalyEvent("data_stale", "opened", "warning", started, started, source=source)
+
+
+def test_the_kpis_an_incident_moves_follow_the_catalog() -> None:
+    hit = affected_kpis(CATALOG, "cogs")
+    assert {"cogs", "gross_margin_ratio", "operating_margin_ratio"} <= hit
+    assert "revenue" not in hit
+    assert "orders" not in hit
+
+
+@pytest.mark.parametrize(
+    ("alert", "expected"),
+    [
+        (kpi_alert("cogs", {"business_unit": "retail", "region": "emea"}, 100 * HOUR), True),
+        (kpi_alert("cogs", {"region": "emea"}, 101 * HOUR), True),
+        (kpi_alert("cogs", {}, 100 * HOUR), True),  # the total includes EMEA
+        (kpi_alert("gross_margin_ratio", {"region": "emea"}, 102 * HOUR), True),
+        (kpi_alert("cogs", {"region": "amer"}, 100 * HOUR), False),  # another region
+        (kpi_alert("revenue", {"region": "emea"}, 100 * HOUR), False),  # not moved by it
+        (kpi_alert("cogs", {"region": "emea"}, 98 * HOUR), False),  # before it
+        (kpi_alert("cogs", {"region": "emea"}, 109 * HOUR), True),  # the return, within grace
+        (kpi_alert("cogs", {"region": "emea"}, 110 * HOUR), False),  # after the grace
+    ],
+)
+def test_an_alert_matches_an_incident_on_what_it_moved_and_when(
+    alert: AnomalyEvent, expected: bool
+) -> None:
+    assert matches(alert, DIP, affected_kpis(CATALOG, "cogs"), HOUR) is expected
+
+
+def test_precision_recall_and_time_to_detect_from_hand_counted_alerts() -> None:
+    alerts = [
+        kpi_alert("cogs", {"region": "emea"}, 100 * HOUR),  # detects the dip after 1 h
+        kpi_alert("gross_margin_ratio", {"region": "emea"}, 101 * HOUR),  # also the dip
+        stale("order_placed", 200 * HOUR + 300),  # detects the silence after 5 min
+        kpi_alert("revenue", {}, 200 * HOUR),  # a cascade from the silence: a false alarm
+        kpi_alert("orders", {}, 50 * HOUR),  # nothing happened then: a false alarm
+    ]
+    report = score("ours", alerts, [DIP, SILENT], CATALOG, HOUR)
+    assert report.alerts == 5
+    assert report.matched == 3
+    assert report.precision == 3 / 5
+    assert report.recall == 1.0
+    assert report.f1 == pytest.approx(2 * 0.6 / 1.6)
+    assert report.kinds["dip"].delays == [HOUR]
+    assert report.kinds["silent_source"].delays == [300.0]
+    assert report.missed == []
+    assert len(report.false_alarms) == 2
+    none = score("nothing", [], [DIP, SILENT], CATALOG, HOUR)
+    assert none.recall == 0.0
+    assert none.missed == [DIP, SILENT]
+
+
+def test_the_command_prints_both_detectors_and_every_kind(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["evaluate", "--days", "3", "--warmup-days", "1", "--rate", "0.1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^evaluate: 3 simulated days .* incidents, \d+ events in \d+ s$", out, re.M)
+    for name in ("kpi-pulse", "ewma z-score"):
+        assert re.search(rf"^{name} +ALL: precision \d\.\d\d  recall \d\.\d\d  F1", out, re.M)
