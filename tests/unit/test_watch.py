@@ -1,0 +1,100 @@
+"""AnomalyWatch on hand-built window values: roll-ups, quiet series, support, stale sources."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from streams.core.compiler import compile_catalog
+from streams.core.detectors import Score
+from streams.core.evaluate import KpiValue
+from streams.core.watch import AnomalyWatch, rollups
+
+CATALOG = compile_catalog()
+MINUTE = 60
+
+
+class Recorder:
+    """A detector that records what it is fed and scores from a script."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.fed: list[tuple[float, float]] = []
+        self.script: dict[int, float] = {}
+
+    def update(self, t: float, value: float) -> Score:
+        self.fed.append((t, value))
+        score = self.script.get(len(self.fed), 0.0)
+        return Score(score, 100.0, 90.0, 110.0, ready=True, z=-10.0 if score else 0.0)
+
+
+def revenue(start: int, bu: str, region: str, value: str) -> KpiValue:
+    labels = (("business_unit", bu), ("region", region))
+    return KpiValue("revenue", "1m", start, start + MINUTE, labels, Decimal(value))
+
+
+def csat(start: int, satisfied: int, answers: int) -> KpiValue:
+    labels = (("business_unit", "retail"), ("region", "emea"))
+    value = Decimal(satisfied) / Decimal(answers)
+    return KpiValue(
+        "csat_ratio",
+        "1m",
+        start,
+        start + MINUTE,
+        labels,
+        value,
+        Decimal(satisfied),
+        Decimal(answers),
+    )
+
+
+def test_roll_ups_add_sums_and_recompute_ratios() -> None:
+    values = [revenue(0, "retail", "emea", "10.5"), revenue(0, "retail", "amer", "4.5")]
+    values += [csat(0, 8, 10), csat(0, 27, 30)]
+    by_key = {(v.kpi, v.labels): v for v in rollups(CATALOG, values)}
+    assert by_key[("revenue", ())].value == Decimal("15.0")
+    assert by_key[("revenue", (("region", "emea"),))].value == Decimal("10.5")
+    assert by_key[("revenue", (("business_unit", "retail"),))].value == Decimal("15.0")
+    total = by_key[("csat_ratio", ())]
+    assert (total.numerator, total.denominator) == (Decimal(35), Decimal(40))
+    assert total.value == Decimal("0.875")
+
+
+def test_a_quiet_flow_series_is_fed_a_zero_and_a_thin_ratio_is_a_gap() -> None:
+    detectors: list[Recorder] = []
+
+    def make(step: float) -> Recorder:
+        detectors.append(Recorder(step))
+        return detectors[-1]
+
+    watch = AnomalyWatch(CATALOG, detector=make)
+    watch.observe_values([revenue(0, "retail", "emea", "10"), csat(0, 18, 20)], 0.0)
+    watch.observe_values([revenue(60, "retail", "amer", "5"), csat(60, 5, 10)], 0.0)
+    fed = {k: d.fed for k, d in zip(watch.series, detectors, strict=True)}
+    emea = ("revenue", "1m", (("business_unit", "retail"), ("region", "emea")))
+    assert fed[emea] == [(0.0, 10.0), (60.0, 0.0)]  # quiet in the second minute: 0
+    ratio = ("csat_ratio", "1m", (("business_unit", "retail"), ("region", "emea")))
+    assert fed[ratio] == [(0.0, 0.9)]  # 10 answers are below the support of 20: not fed
+
+
+def test_a_stale_source_raises_one_alert_and_holds_its_kpis() -> None:
+    detectors: list[Recorder] = []
+
+    def make(step: float) -> Recorder:
+        detectors.append(Recorder(step))
+        detectors[-1].script = {2: 0.9, 3: 0.9}
+        return detectors[-1]
+
+    watch = AnomalyWatch(CATALOG, detector=make)
+    for i in range(30):
+        watch.observe_event("order_placed", float(i * 10))
+    watch.observe_values([revenue(0, "retail", "emea", "10")], 300.0)
+    # order_placed silent from t=290: stale after 300 s of silence, at 590
+    events = watch.observe_values([revenue(600, "retail", "emea", "1")], 700.0)
+    assert [(e.alert, e.state, e.source) for e in events] == [
+        ("data_stale", "opened", "order_placed")
+    ]
+    events = watch.observe_values([revenue(660, "retail", "emea", "1")], 720.0)
+    assert events == []  # revenue depends on order_placed: held, no cascade
+    watch.observe_event("order_placed", 730.0)
+    events = watch.observe_values([], 731.0)
+    assert [(e.alert, e.state) for e in events] == [("data_stale", "resolved")]
