@@ -61,6 +61,11 @@ WARMUP_POINTS = 24
 WARMUP_STEPS = 192
 """... and a span of this many steps, or three days if shorter."""
 WARMUP_SPAN = 8 * 86_400.0
+SPARSE_SHARE = 0.25
+SPARSE_GAIN = 0.02
+"""A series that is 0 in more than a quarter of its recent points (a few expenses a day seen
+hourly) is too sparse to judge at its window size: it is scored but never alerts; its roll-ups
+and longer windows are judged instead."""
 CAL_Z = 3.5
 CAL_TARGET = 0.01
 CAL_RATE = 0.1
@@ -318,6 +323,8 @@ class SeriesDetector:
     _width: float = 1.0
     _beyond: bool = False
     _nonnegative: bool = True
+    _zeros: float = 0.0
+    """Recent share of points that are exactly 0."""
 
     @property
     def period(self) -> Period:
@@ -340,7 +347,8 @@ class SeriesDetector:
             expected = results[self._chosen][1]
             self._choose(t)
             return Score(0.0, expected, expected, expected, ready=False)
-        ready = self._ready(t)
+        self._zeros += max(SPARSE_GAIN, 1.0 / self._n) * ((value == 0) - self._zeros)
+        ready = self._ready(t) and self._zeros < SPARSE_SHARE
         self._nonnegative = self._nonnegative and value >= 0
         # Every plausible candidate (eligible, forecasting about as well as the chosen one)
         # scores the point; the most forgiving one explains it. An anomaly is a point no

@@ -45,7 +45,7 @@ STEPS: dict[str, float] = {
 }
 """Spacing of each window's series: day-end KPIs are emitted once per business day."""
 STATIC_WINDOWS = frozenset({"1d", "30d", "balance", "cumulative", "1mo"})
-MIN_SUPPORT = 20
+MIN_SUPPORT = 50
 """A ratio over counted events (CSAT answers, deliveries, orders) is judged only when at least
 this many events are behind it; fewer is a sample too small to mean anything (a gap)."""
 ZERO_FILL_STEPS = 48

@@ -7,7 +7,7 @@ from decimal import Decimal
 from streams.core.compiler import compile_catalog
 from streams.core.detectors import Score
 from streams.core.evaluate import KpiValue
-from streams.core.watch import AnomalyWatch, rollups
+from streams.core.watch import MIN_SUPPORT, AnomalyWatch, rollups
 
 CATALOG = compile_catalog()
 MINUTE = 60
@@ -67,13 +67,15 @@ def test_a_quiet_flow_series_is_fed_a_zero_and_a_thin_ratio_is_a_gap() -> None:
         return detectors[-1]
 
     watch = AnomalyWatch(CATALOG, detector=make)
-    watch.observe_values([revenue(0, "retail", "emea", "10"), csat(0, 18, 20)], 0.0)
-    watch.observe_values([revenue(60, "retail", "amer", "5"), csat(60, 5, 10)], 0.0)
+    enough = MIN_SUPPORT
+    watch.observe_values([revenue(0, "retail", "emea", "10"), csat(0, enough - 5, enough)], 0.0)
+    watch.observe_values([revenue(60, "retail", "amer", "5"), csat(60, 9, enough - 1)], 0.0)
     fed = {k: d.fed for k, d in zip(watch.series, detectors, strict=True)}
     emea = ("revenue", "1m", (("business_unit", "retail"), ("region", "emea")))
     assert fed[emea] == [(0.0, 10.0), (60.0, 0.0)]  # quiet in the second minute: 0
     ratio = ("csat_ratio", "1m", (("business_unit", "retail"), ("region", "emea")))
-    assert fed[ratio] == [(0.0, 0.9)]  # 10 answers are below the support of 20: not fed
+    # one answer short of the support: a gap, not a point
+    assert fed[ratio] == [(0.0, (enough - 5) / enough)]
 
 
 def test_a_stale_source_raises_one_alert_and_holds_its_kpis() -> None:
