@@ -79,13 +79,7 @@ def run_backtest(
     now = time.time()
 
     def flush(watermark: float) -> None:
-        values = finalizer.final_values(
-            [state.store],
-            watermark,
-            state.first_event_time,
-            state.watermark.max_event_time,
-            release=True,
-        )
+        values = finalizer.close(state, watermark)
         values.sort(key=lambda v: (v.end, v.kpi, v.window, v.labels))
         writer.writerows(csv_row(v) for v in values)
         summary.rows += len(values)

@@ -217,13 +217,7 @@ def run(scenario: Scenario, progress: TextIO | None = None) -> Evaluation:
     next_report = begin + DAY
 
     def flush(mark: float) -> None:
-        values = closing.final_values(
-            [state.store],
-            mark,
-            state.first_event_time,
-            state.watermark.max_event_time,
-            release=True,
-        )
+        values = closing.close(state, mark)
         for name, watch in watches:
             alerts[name] += watch.observe_values(values, mark)
 

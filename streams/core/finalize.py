@@ -21,7 +21,7 @@ from streams.core.evaluate import (
     window_accs,
 )
 from streams.core.measures import MeasureStore
-from streams.core.partition_state import DAY_RETENTION_DAYS, Windows
+from streams.core.partition_state import DAY_RETENTION_DAYS, PartitionState, Windows
 
 TRAILING_DAYS = 30
 
@@ -87,6 +87,17 @@ class Finalizer:
             skip_past=skip_past,
         )
         return values
+
+    def close(self, state: PartitionState, watermark: float) -> list[KpiValue]:
+        """Offline (one partition, read in order): values of the windows final at `watermark`,
+        releasing what they no longer need."""
+        return self.final_values(
+            [state.store],
+            watermark,
+            state.first_event_time,
+            state.watermark.max_event_time,
+            release=True,
+        )
 
     def _instances(self, stores: Sequence[MeasureStore]) -> list[tuple[str, int]]:
         """Every window instance with data, `5m`/`1h` derived from the `1m` buckets."""
