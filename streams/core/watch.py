@@ -152,6 +152,8 @@ class AnomalyWatch:
     detector: Callable[[float], Detector] = SeriesDetector
     windows: frozenset[str] | None = None
     """Windows watched (None: all)."""
+    since: float | None = None
+    """Window instances starting before this (epoch seconds) are not watched (None: all)."""
     series: dict[SeriesKey, Series] = field(default_factory=dict)
     stale_severity: Severity = "warning"
 
@@ -202,6 +204,8 @@ class AnomalyWatch:
             if self.windows is not None and v.window not in self.windows:
                 continue
             if now is not None and v.end < now - HORIZON_STEPS * STEPS.get(v.window, 86_400.0):
+                continue
+            if self.since is not None and v.start < self.since:
                 continue
             groups.setdefault((v.window, v.start), []).append(v)
         for (window, start), group in sorted(groups.items(), key=lambda g: (g[0][1], g[0][0])):
