@@ -2,24 +2,26 @@
 
 `SeriesDetector` combines two complementary methods, both O(1) in time and memory per update:
 
-- **Robust seasonal baseline** (`_Baseline`): Holt-Winters-style exponential smoothing of level,
-  damped trend and additive seasonality, made robust (Gelper, Fried & Croux, "Robust forecasting
-  with exponential and Holt-Winters smoothing", 2010): each update uses the residual clipped at
-  `CLIP` scales (Huber), so the outliers it is meant to find barely move what it learned. The scale
-  is learned separately above and below the forecast (skewed series such as sums of lognormal
-  order values get a wider upper band). Three candidates run side by side, no seasonality, daily
-  (slot of the day) and daily + weekly (slot of the day plus day of the week); the period is
-  detected from the data by choosing the candidate with the lowest robust forecast error once it
-  has seen two full periods. Smoothing uses elapsed time, so gaps and irregular spacing are handled:
-  a gap of k steps projects the trend k steps and weighs the new point as k steps would.
-- **Change detector** (`_Cusum`): a two-sided CUSUM with forgetting over the baseline's
-  standardized residuals. It catches slow drifts and small persistent shifts that stay inside the
-  band point by point while the baseline follows them.
+- **Robust seasonal baseline** (`_Baseline`): Holt-Winters exponential smoothing of level, damped
+  trend and multiplicative seasonality (slot of the day x day of the week), made robust (Gelper,
+  Fried & Croux, "Robust forecasting with exponential and Holt-Winters smoothing", 2010): each
+  update uses the residual clipped at `CLIP` scales, so the outliers it is meant to find barely
+  move what it learned. The scale is learned separately above and below the forecast (skewed
+  series such as sums of lognormal order values get a wider upper band) and per point, not per
+  elapsed time. Three candidates run side by side: no seasonality, daily, daily + weekly; the
+  period is detected from the data by choosing the candidate with the lowest robust forecast
+  error over about a week, once it is eligible (two days; every weekday seen once). Smoothing of
+  the level uses elapsed time, so gaps and irregular spacing are handled: a gap of k steps
+  projects the trend k steps and weighs the new point as k steps would.
+- **Change detector** (`_Cusum`, one per candidate): a two-sided CUSUM with forgetting over the
+  standardized residuals. It catches slow drifts and small persistent shifts that stay inside
+  the band point by point while the baseline follows them.
 
 Score: `max(|z| / (2 Z), S / (2 H))` clipped to [0, 1], where z is the residual in scales, Z the
 band width in scales and S the CUSUM statistic with threshold H; 0.5 means "at the edge of the
-band" or "at the CUSUM threshold". The band is
-`[expected - Z scale_below, expected + Z scale_above]`.
+band" or "at the CUSUM threshold". Every plausible candidate (eligible, forecasting within
+`PLAUSIBLE_ERROR` of the chosen one) scores the point and the most forgiving one gives the score
+and the band `[expected - Z scale_below, expected + Z scale_above]`.
 
 `EwmaDetector` is the plain EWMA z-score baseline that `pulse evaluate` compares against.
 Pure: stdlib only. Times are epoch seconds; `step` is the series' spacing in seconds.
