@@ -15,7 +15,6 @@ alert per source is raised instead. Pure: stdlib only.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -72,14 +71,6 @@ class Completeness:
             del state.outages[:-MAX_OUTAGES]
         state.last = event_time
 
-    def observe_many(self, newest: Iterable[tuple[str, float, int]]) -> None:
-        """Record a batch: (source, newest event time, number of events) per source."""
-        for source, event_time, count in newest:
-            state = self._sources.get(source)
-            self.observe(source, event_time)
-            if state is not None and count > 1:
-                state.events += count - 1
-
     def allowed(self, source: str) -> float:
         """Seconds of silence after which `source` is stale."""
         state = self._sources[source]
@@ -124,7 +115,3 @@ class Completeness:
         if state.stale_since is not None:
             return True
         return any(before < end and after > start for before, after in state.outages)
-
-    def last_event(self, source: str) -> float | None:
-        state = self._sources.get(source)
-        return None if state is None else state.last
