@@ -122,7 +122,8 @@ async def _run(
     topic = settings.input_topics[0]
     await ensure_topics(bootstrap, [TopicSpec(topic, INPUT_PARTITIONS)])
     worker = Worker(settings, bootstrap)
-    now = datetime.now(UTC).replace(second=0, microsecond=0)  # incidents on whole minutes
+    started = datetime.now(UTC)
+    now = started.replace(second=0, microsecond=0)  # incidents on whole minutes
     backfill = INCIDENT_BACKFILL if options.incidents else BACKFILL
     history_days = 0 if options.incidents else options.history_days
     live_from = now - backfill
@@ -149,7 +150,8 @@ async def _run(
         seed=options.seed,
         rate=options.rate,
         bad_ratio=options.bad_ratio,
-        duration=backfill.total_seconds() + (options.duration or FOREVER_S),
+        # until `duration` after the real start (`now` is rounded down to the minute)
+        duration=(started - live_from).total_seconds() + (options.duration or FOREVER_S),
         max_event_bytes=settings.max_event_bytes,
         incidents=incidents,
     )

@@ -75,11 +75,13 @@ def test_demo_shows_revenue_within_a_minute_and_stops_by_itself(demo_env: dict[s
         url = None
         summaries = 0
         seen_revenue_after = None
+        published: list[int] = []
         for line in _lines(process):
             if match := re.search(r"metrics: (http://\S+)", line):
                 url = match.group(1)
             if "events/s" in line:
                 summaries += 1
+                published.append(int(re.search(r"published (\d+)", line).group(1)))  # type: ignore[union-attr]
                 assert url is not None
                 if seen_revenue_after is None and _revenue_series(url) > 0:
                     seen_revenue_after = time.monotonic() - started
@@ -90,6 +92,8 @@ def test_demo_shows_revenue_within_a_minute_and_stops_by_itself(demo_env: dict[s
     assert summaries >= 3
     assert seen_revenue_after is not None, "no revenue series on /metrics"
     assert seen_revenue_after < 60
+    # The live stream keeps coming until the end (it once stopped with the backfill).
+    assert published[-1] > published[-2] > published[-3]
 
 
 def test_demo_with_embedded_broker_stops_cleanly_on_ctrl_c() -> None:
