@@ -28,11 +28,14 @@ MetricName = Literal[
     "pulse_dimension_values_folded",
     "pulse_consumer_lag_messages",
     "pulse_kpi_anomaly_score",
+    "pulse_kpi_observed",
+    "pulse_kpi_expected",
     "pulse_kpi_expected_lower",
     "pulse_kpi_expected_upper",
     "pulse_kpi_anomaly_active",
     "pulse_data_stale",
     "pulse_detector_seconds",
+    "pulse_rebalances",
 ]
 """Service families (counters get `_total` appended on output). KPI families are
 `pulse_<kpi name>` from the catalog, plus `_numerator` and `_denominator` for ratios."""
@@ -61,11 +64,13 @@ class PulseCollector(Collector):
         lag: LagSource | None = None,
         watch: AnomalyWatch | None = None,
         detector_cost: Callable[[], float] | None = None,
+        rebalances: Callable[[], int] | None = None,
     ) -> None:
         self._state = state
         self._lag = lag
         self._watch = watch
         self._detector_cost = detector_cost
+        self._rebalances = rebalances
 
     def collect(self) -> Iterator[Metric]:
         yield from self._kpis()
@@ -79,6 +84,14 @@ class PulseCollector(Collector):
         score = GaugeMetricFamily(
             "pulse_kpi_anomaly_score",
             "Anomaly score of the newest closed window of each KPI series (0.5 = band edge).",
+        )
+        observed = GaugeMetricFamily(
+            "pulse_kpi_observed",
+            "Value of each KPI series' newest scored window, as the detectors saw it (series "
+            "totals and per-dimension roll-ups included).",
+        )
+        expected = GaugeMetricFamily(
+            "pulse_kpi_expected", "Expected value of each KPI series' newest scored window."
         )
         lower = GaugeMetricFamily(
             "pulse_kpi_expected_lower", "Lower edge of the expected band of each KPI series."
@@ -96,6 +109,8 @@ class PulseCollector(Collector):
                 continue
             names = {"kpi": kpi, "window": window, **dict(labels)}
             score.samples.append(Sample(score.name, names, result.score))
+            observed.samples.append(Sample(observed.name, names, series.observed))
+            expected.samples.append(Sample(expected.name, names, result.expected))
             lower.samples.append(Sample(lower.name, names, result.lower))
             upper.samples.append(Sample(upper.name, names, result.upper))
             open_ = series.lifecycle.active
@@ -103,7 +118,7 @@ class PulseCollector(Collector):
             active.samples.append(
                 Sample(active.name, {**names, "severity": severity}, 1.0 if open_ else 0.0)
             )
-        yield from (score, lower, upper, active)
+        yield from (score, observed, expected, lower, upper, active)
         stale = GaugeMetricFamily(
             "pulse_data_stale",
             "1 while a source (event type) is silent or behind beyond its usual gaps, else 0.",
@@ -207,6 +222,12 @@ class PulseCollector(Collector):
             for topic, partition, behind in self._lag():
                 lag.add_metric((topic, str(partition)), behind)
             yield lag
+        if self._rebalances is not None:
+            yield CounterMetricFamily(
+                "pulse_rebalances",
+                "Partition assignments this worker received (its first one included).",
+                value=self._rebalances(),
+            )
 
 
 def _timestamp(name: MetricName, documentation: str, value: float) -> GaugeMetricFamily:
@@ -221,8 +242,9 @@ def build_registry(
     lag: LagSource | None = None,
     watch: AnomalyWatch | None = None,
     detector_cost: Callable[[], float] | None = None,
+    rebalances: Callable[[], int] | None = None,
 ) -> CollectorRegistry:
     """A fresh registry holding only kpi-pulse's collector."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(PulseCollector(state, lag, watch, detector_cost))
+    registry.register(PulseCollector(state, lag, watch, detector_cost, rebalances))
     return registry

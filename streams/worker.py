@@ -103,7 +103,11 @@ class Worker:
         )
         self.detect_seconds = 0.0
         """Time spent in detection (the detector cost on the service board)."""
-        self.registry = build_registry(self.state, self.lag, self.watch, self.detector_cost)
+        self.rebalances = 0
+        """Partition assignments received (the service board's rebalance count)."""
+        self.registry = build_registry(
+            self.state, self.lag, self.watch, self.detector_cost, lambda: self.rebalances
+        )
         self.server = MetricsServer(
             self.registry, settings.metrics_host, settings.metrics_port, self.is_healthy
         )
@@ -364,6 +368,7 @@ class Worker:
             applied,
             time.monotonic() - started,
         )
+        self.rebalances += 1
         self.kpis.reset()
         if self.watch is not None:
             self.watch.reset()  # its series were sums over the partitions owned before

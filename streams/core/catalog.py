@@ -33,12 +33,15 @@ KpiKind: TypeAlias = Literal[
     "quantile",
 ]
 Unit: TypeAlias = Literal["currency", "ratio", "count", "days", "seconds", "score"]
+Domain: TypeAlias = Literal["sales", "spend", "customer", "delivery", "working_capital"]
+"""Where a KPI lives on the ops boards: one Grafana board per domain, and the alert's link."""
 Linear: TypeAlias = Mapping[str, int]
 """A linear combination of measures (or, for formulas, of KPIs): name → coefficient."""
 
 FLOW_WINDOWS = ("1m", "5m", "1h", "1d")
 BU_REGION = ("business_unit", "region")
 UNITS: frozenset[str] = frozenset(Unit.__args__)  # type: ignore[attr-defined]
+DOMAINS: tuple[str, ...] = Domain.__args__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,7 @@ class Kpi:
     trailing_days: int = 0
     quantiles: tuple[Decimal, ...] = ()
     thresholds: Thresholds | None = None
+    domain: Domain = "sales"
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +203,7 @@ KPIS = (
         "currency",
         {"opex": 1},
         dims=(*BU_REGION, "cost_center", "category"),
+        domain="spend",
     ),
     Kpi(
         "operating_margin_ratio",
@@ -207,6 +212,7 @@ KPIS = (
         "ratio",
         {"revenue": 1, "cogs": -1, "opex": -1},
         {"revenue": 1},
+        domain="spend",
     ),
     Kpi(
         "csat_ratio",
@@ -216,6 +222,7 @@ KPIS = (
         {"csat_satisfied": 1},
         {"csat_responses": 1},
         thresholds=Thresholds(warning_below=Decimal("0.7")),
+        domain="customer",
     ),
     Kpi(
         "nps",
@@ -225,6 +232,7 @@ KPIS = (
         {"nps_promoters": 1, "nps_detractors": -1},
         {"nps_responses": 1},
         scale=Decimal(100),
+        domain="customer",
     ),
     Kpi(
         "on_time_delivery_ratio",
@@ -234,6 +242,7 @@ KPIS = (
         {"deliveries_on_time": 1},
         {"deliveries": 1},
         thresholds=Thresholds(warning_below=Decimal("0.85"), critical_below=Decimal("0.7")),
+        domain="delivery",
     ),
     Kpi(
         "order_cycle_time_seconds",
@@ -242,6 +251,7 @@ KPIS = (
         "seconds",
         {"cycle_time": 1},
         quantiles=(Decimal("0.5"), Decimal("0.95")),
+        domain="delivery",
     ),
     Kpi(
         "ar_balance",
@@ -250,6 +260,7 @@ KPIS = (
         "currency",
         {"ar": 1},
         windows=("balance",),
+        domain="working_capital",
     ),
     Kpi(
         "ap_balance",
@@ -258,6 +269,7 @@ KPIS = (
         "currency",
         {"ap": 1},
         windows=("balance",),
+        domain="working_capital",
     ),
     Kpi(
         "inventory_value",
@@ -266,6 +278,7 @@ KPIS = (
         "currency",
         {"inventory": 1},
         windows=("balance",),
+        domain="working_capital",
     ),
     Kpi(
         "working_capital",
@@ -274,6 +287,7 @@ KPIS = (
         "currency",
         {"ar": 1, "inventory": 1, "ap": -1},
         windows=("balance",),
+        domain="working_capital",
     ),
     Kpi(
         "roi_ratio",
@@ -284,6 +298,7 @@ KPIS = (
         {"investment": 1},
         dims=("initiative_id",),
         windows=("cumulative",),
+        domain="spend",
     ),
     Kpi(
         "dso_days",
@@ -295,6 +310,7 @@ KPIS = (
         windows=("30d",),
         scale=Decimal(30),
         trailing_days=30,
+        domain="working_capital",
     ),
     Kpi(
         "dpo_days",
@@ -306,6 +322,7 @@ KPIS = (
         windows=("30d",),
         scale=Decimal(30),
         trailing_days=30,
+        domain="working_capital",
     ),
     Kpi(
         "dio_days",
@@ -317,6 +334,7 @@ KPIS = (
         windows=("30d",),
         scale=Decimal(30),
         trailing_days=30,
+        domain="working_capital",
     ),
     Kpi(
         "cash_conversion_cycle_days",
@@ -325,6 +343,7 @@ KPIS = (
         "days",
         {"dso_days": 1, "dio_days": 1, "dpo_days": -1},
         windows=("30d",),
+        domain="working_capital",
     ),
     Kpi(
         "budget_variance_ratio",
@@ -336,6 +355,7 @@ KPIS = (
         dims=("cost_center",),
         windows=("1mo",),
         thresholds=Thresholds(warning_above=Decimal("0.1"), critical_above=Decimal("0.25")),
+        domain="spend",
     ),
 )
 
