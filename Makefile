@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo demo-incidents test test-unit test-integration lint format generate check-generated bench evaluate clean
+OPS_TOOLS := prometheus promtool prometheus-alertmanager amtool
+
+.PHONY: help setup ops-tools demo demo-incidents test test-unit test-integration lint format generate check-generated bench evaluate clean
 
 help: ## list the entry points (start with `make demo`, then `make test`)
 	@echo "kpi-pulse: live finance & operations KPIs from Kafka"
@@ -20,19 +22,29 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install kpi-pulse with its test tools
 
+ops-tools: ## install Prometheus + Alertmanager (Debian packages; the rule and alert tests run them)
+	@missing=""; for tool in $(OPS_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing prometheus and prometheus-alertmanager (missing:$$missing)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    prometheus prometheus-alertmanager >/dev/null; \
+	fi
+
 demo: $(STAMP) ## run the demo: embedded broker + worker + simulator (Ctrl-C stops)
 	$(BIN)/pulse demo $(ARGS)
 
 demo-incidents: $(STAMP) ## the demo with labelled incidents: watch alerts open and resolve
 	$(BIN)/pulse demo --incidents $(ARGS)
 
-test: $(STAMP) lint check-generated ## lint, type-check, check generated files, run every test
+test: $(STAMP) ops-tools lint check-generated ## lint, type-check, check generated files, run every test
 	$(BIN)/pytest -ra
 
-test-unit: $(STAMP) ## unit tests only (no broker, seconds)
+test-unit: $(STAMP) ops-tools ## unit tests only (no broker, seconds; promtool for the rule tests)
 	$(BIN)/pytest -ra tests/unit
 
-test-integration: $(STAMP) ## integration tests on a real broker (embedded unless PULSE_KAFKA_BOOTSTRAP)
+test-integration: $(STAMP) ops-tools ## integration tests on a real broker (embedded unless PULSE_KAFKA_BOOTSTRAP)
 	$(BIN)/pytest -ra tests/integration
 
 lint: $(STAMP) ## ruff lint + format check, mypy strict on streams/ and schemas/
@@ -44,7 +56,7 @@ format: $(STAMP) ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-generate: $(STAMP) ## regenerate the committed JSON Schema files from the models
+generate: $(STAMP) ## regenerate schemas, Prometheus rules, Alertmanager config, Grafana boards
 	$(BIN)/pulse generate
 
 check-generated: $(STAMP) ## fail when generated files drift from their source

@@ -13,6 +13,7 @@ import gc
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -254,10 +255,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     generate = commands.add_parser(
-        "generate", help="regenerate the committed JSON Schema files from the models"
+        "generate",
+        help="regenerate the committed files derived from the catalog and the contract",
+        description="Write the JSON Schemas (schemas/json), the Prometheus recording and alert "
+        "rules (deploy/prometheus/rules), the Alertmanager configuration (deploy/alertmanager) "
+        "and the Grafana dashboards (grafana/dashboards), all from the event models and the KPI "
+        "catalog. Run it from a source checkout after changing either, and commit the result.",
     )
     generate.add_argument(
         "--check", action="store_true", help="only report drift; exit 1 when files differ"
+    )
+    generate.add_argument(
+        "--grafana-url",
+        help="Grafana base URL in the alerts' dashboard links "
+        "(default http://localhost:3000, the docker-compose Grafana)",
+    )
+    generate.add_argument(
+        "--runbook-url",
+        help="web address of docs/runbook.md for the alerts' runbook_url (default: the "
+        "repository path docs/runbook.md; set it to where your clone is published)",
     )
 
     bench = commands.add_parser(
@@ -338,7 +354,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR
     if args.command in {"demo", "worker", "bench", "backtest"}:
         tune_gc()
     if args.command == "generate":
-        return _generate(check=args.check)
+        return _generate(args)
     if args.command == "demo":
         from streams.demo import DemoOptions, run_demo  # noqa: PLC0415 - keep `--help` fast
 
@@ -381,17 +397,23 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR
     raise AssertionError(args.command)
 
 
-def _generate(*, check: bool) -> int:
-    from schemas import SCHEMA_DIR, render_json_schemas, write_json_schemas  # noqa: PLC0415
+def _generate(args: argparse.Namespace) -> int:
+    from streams.generate import drift, write_all  # noqa: PLC0415
+    from streams.rules import Links  # noqa: PLC0415
 
-    if check:
-        expected = render_json_schemas()
-        actual = {p.name: p.read_text() for p in SCHEMA_DIR.glob("*.schema.json")}
-        if expected != actual:
-            sys.stderr.write(f"{SCHEMA_DIR} differs from the models: run `pulse generate`\n")
-            return 1
-        return 0
-    for path in write_json_schemas():
+    links = Links()
+    if args.grafana_url:
+        links = replace(links, grafana=args.grafana_url.rstrip("/"))
+    if args.runbook_url:
+        links = replace(links, runbook=args.runbook_url)
+    if args.check:
+        stale = drift(links=links)
+        for path in stale:
+            sys.stderr.write(f"{path} differs from what the code generates\n")
+        if stale:
+            sys.stderr.write("run `pulse generate` (or `make generate`) and commit the result\n")
+        return 1 if stale else 0
+    for path in write_all(links=links):
         sys.stdout.write(f"wrote {path}\n")
     return 0
 

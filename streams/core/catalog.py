@@ -101,6 +101,12 @@ class Kpi:
     quantiles: tuple[Decimal, ...] = ()
     thresholds: Thresholds | None = None
     domain: Domain = "sales"
+    title: str = ""
+    """What people call it on boards and in alerts ("Gross margin"); default: the name."""
+
+    @property
+    def label(self) -> str:
+        return self.title or self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,9 +182,16 @@ COUNT_MEASURES = (
 )
 
 KPIS = (
-    Kpi("revenue", "Orders minus cancellations and refunds.", "flow", "currency", {"revenue": 1}),
-    Kpi("cogs", "Cost of goods issued.", "flow", "currency", {"cogs": 1}),
-    Kpi("orders", "Orders placed.", "flow", "count", {"orders": 1}),
+    Kpi(
+        "revenue",
+        "Orders minus cancellations and refunds.",
+        "flow",
+        "currency",
+        {"revenue": 1},
+        title="Revenue",
+    ),
+    Kpi("cogs", "Cost of goods issued.", "flow", "currency", {"cogs": 1}, title="COGS"),
+    Kpi("orders", "Orders placed.", "flow", "count", {"orders": 1}, title="Orders"),
     Kpi(
         "average_order_value",
         "Revenue per order placed.",
@@ -186,6 +199,7 @@ KPIS = (
         "currency",
         {"revenue": 1},
         {"orders": 1},
+        title="Average order value",
     ),
     Kpi(
         "gross_margin_ratio",
@@ -195,6 +209,7 @@ KPIS = (
         {"revenue": 1, "cogs": -1},
         {"revenue": 1},
         thresholds=Thresholds(warning_below=Decimal("0.2"), critical_below=Decimal("0")),
+        title="Gross margin",
     ),
     Kpi(
         "opex",
@@ -204,6 +219,7 @@ KPIS = (
         {"opex": 1},
         dims=(*BU_REGION, "cost_center", "category"),
         domain="spend",
+        title="OpEx",
     ),
     Kpi(
         "operating_margin_ratio",
@@ -213,6 +229,7 @@ KPIS = (
         {"revenue": 1, "cogs": -1, "opex": -1},
         {"revenue": 1},
         domain="spend",
+        title="Operating margin",
     ),
     Kpi(
         "csat_ratio",
@@ -223,6 +240,7 @@ KPIS = (
         {"csat_responses": 1},
         thresholds=Thresholds(warning_below=Decimal("0.7")),
         domain="customer",
+        title="CSAT",
     ),
     Kpi(
         "nps",
@@ -233,6 +251,7 @@ KPIS = (
         {"nps_responses": 1},
         scale=Decimal(100),
         domain="customer",
+        title="NPS",
     ),
     Kpi(
         "on_time_delivery_ratio",
@@ -243,6 +262,7 @@ KPIS = (
         {"deliveries": 1},
         thresholds=Thresholds(warning_below=Decimal("0.85"), critical_below=Decimal("0.7")),
         domain="delivery",
+        title="On-time delivery",
     ),
     Kpi(
         "order_cycle_time_seconds",
@@ -252,6 +272,7 @@ KPIS = (
         {"cycle_time": 1},
         quantiles=(Decimal("0.5"), Decimal("0.95")),
         domain="delivery",
+        title="Order cycle time",
     ),
     Kpi(
         "ar_balance",
@@ -261,6 +282,7 @@ KPIS = (
         {"ar": 1},
         windows=("balance",),
         domain="working_capital",
+        title="AR balance",
     ),
     Kpi(
         "ap_balance",
@@ -270,6 +292,7 @@ KPIS = (
         {"ap": 1},
         windows=("balance",),
         domain="working_capital",
+        title="AP balance",
     ),
     Kpi(
         "inventory_value",
@@ -279,6 +302,7 @@ KPIS = (
         {"inventory": 1},
         windows=("balance",),
         domain="working_capital",
+        title="Inventory value",
     ),
     Kpi(
         "working_capital",
@@ -288,6 +312,7 @@ KPIS = (
         {"ar": 1, "inventory": 1, "ap": -1},
         windows=("balance",),
         domain="working_capital",
+        title="Working capital",
     ),
     Kpi(
         "roi_ratio",
@@ -299,6 +324,7 @@ KPIS = (
         dims=("initiative_id",),
         windows=("cumulative",),
         domain="spend",
+        title="ROI",
     ),
     Kpi(
         "dso_days",
@@ -311,6 +337,7 @@ KPIS = (
         scale=Decimal(30),
         trailing_days=30,
         domain="working_capital",
+        title="DSO",
     ),
     Kpi(
         "dpo_days",
@@ -323,6 +350,7 @@ KPIS = (
         scale=Decimal(30),
         trailing_days=30,
         domain="working_capital",
+        title="DPO",
     ),
     Kpi(
         "dio_days",
@@ -335,6 +363,7 @@ KPIS = (
         scale=Decimal(30),
         trailing_days=30,
         domain="working_capital",
+        title="DIO",
     ),
     Kpi(
         "cash_conversion_cycle_days",
@@ -344,6 +373,7 @@ KPIS = (
         {"dso_days": 1, "dio_days": 1, "dpo_days": -1},
         windows=("30d",),
         domain="working_capital",
+        title="Cash conversion cycle",
     ),
     Kpi(
         "budget_variance_ratio",
@@ -356,6 +386,7 @@ KPIS = (
         windows=("1mo",),
         thresholds=Thresholds(warning_above=Decimal("0.1"), critical_above=Decimal("0.25")),
         domain="spend",
+        title="Budget variance",
     ),
 )
 
