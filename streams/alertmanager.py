@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from streams.core.compiler import compile_catalog
 from streams.core.catalog import CATALOG, Catalog
+from streams.core.compiler import compile_catalog
 from streams.core.watch import kpi_sources
 
 ALERTMANAGER_FILE = "alertmanager.yml"

@@ -16,7 +16,7 @@ from schemas import render_json_schemas
 from streams.alertmanager import render_alertmanager
 from streams.dashboards import render_dashboards
 from streams.errors import ConfigError
-from streams.rules import Links, render_rules
+from streams.rules import DEFAULT_LINKS, Links, render_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +30,7 @@ class Output:
     render: Callable[[], dict[str, str]]
 
 
-def outputs(links: Links = Links()) -> tuple[Output, ...]:
+def outputs(links: Links = DEFAULT_LINKS) -> tuple[Output, ...]:
     return (
         Output("schemas/json", "*.schema.json", render_json_schemas),
         Output("deploy/prometheus/rules", "*.rules.yml", lambda: render_rules(links=links)),
@@ -39,7 +39,7 @@ def outputs(links: Links = Links()) -> tuple[Output, ...]:
     )
 
 
-def drift(root: Path = ROOT, links: Links = Links()) -> list[str]:
+def drift(root: Path = ROOT, links: Links = DEFAULT_LINKS) -> list[str]:
     """Paths (relative to `root`) that are missing, different or no longer generated."""
     _check_root(root)
     found: list[str] = []
@@ -53,7 +53,7 @@ def drift(root: Path = ROOT, links: Links = Links()) -> list[str]:
     return found
 
 
-def write_all(root: Path = ROOT, links: Links = Links()) -> list[str]:
+def write_all(root: Path = ROOT, links: Links = DEFAULT_LINKS) -> list[str]:
     """Write every generated file and remove stale ones; return the paths written."""
     _check_root(root)
     written: list[str] = []

@@ -205,8 +205,8 @@ class PulseCollector(Collector):
             labels=("dimension",),
         )
         guard = state.config.guard
-        for dimension, count in sorted((guard.folded if guard else {}).items()):
-            folded.add_metric((dimension,), count)
+        for dimension in guard.dimensions() if guard is not None else ():
+            folded.add_metric((dimension,), guard.folded[dimension] if guard else 0)
         yield folded
         yield CounterMetricFamily(
             "pulse_dedupe_evictions",

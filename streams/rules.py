@@ -3,7 +3,7 @@
 Recording rules put the workers back together. Every worker exports partial sums for the
 partitions it owns, so a KPI is only whole once summed across workers:
 - `kpi:pulse_<kpi>:sum`: flows and balances summed over workers, all dimensions kept;
-- `kpi:pulse_<kpi>:ratio`: ratio KPIs recomputed as scale × Σ numerator / Σ denominator;
+- `kpi:pulse_<kpi>:ratio`: ratio KPIs recomputed as scale * sum(numerator) / sum(denominator);
 - `kpi:pulse_<kpi>:formula`: formula KPIs (cash conversion cycle) from the recorded inputs;
 - `kpi_total:…`: the same for the whole company (summed over every dimension), per window.
 Quantile KPIs do not add up across workers and are not recorded.
@@ -68,7 +68,10 @@ class Links:
     runbook: str = "docs/runbook.md"
 
 
-def render_rules(catalog: Catalog = CATALOG, links: Links = Links()) -> dict[str, str]:
+DEFAULT_LINKS = Links()
+
+
+def render_rules(catalog: Catalog = CATALOG, links: Links = DEFAULT_LINKS) -> dict[str, str]:
     """File name → YAML text of the recording and the alert rules."""
     return {
         RECORDING_FILE: _dump({"groups": [_recording_group(catalog)]}),
@@ -115,7 +118,10 @@ def _recording_group(catalog: Catalog) -> dict[str, Any]:
                 )
             else:
                 expr = _linear(
-                    {recorded_name(by_name[ref], total) or ref: c for ref, c in kpi.numerator.items()}
+                    {
+                        recorded_name(by_name[ref], total) or ref: c
+                        for ref, c in kpi.numerator.items()
+                    }
                 )
             rules.append({"record": record, "expr": expr})
     return {"name": "pulse-kpi-recording", "rules": rules}
@@ -152,7 +158,8 @@ def _anomaly_group(catalog: Catalog, links: Links) -> dict[str, Any]:
                 "labels": {"kpi": kpi.name, "domain": kpi.domain},
                 "annotations": {
                     "summary": (
-                        f"{kpi.label} ({{{{ $labels.window }}}}){where} is outside its expected band"
+                        f"{kpi.label} ({{{{ $labels.window }}}}){where} "
+                        "is outside its expected band"
                     ),
                     "description": (
                         f"{kpi.label} ({{{{ $labels.window }}}}){where} is "
@@ -200,7 +207,9 @@ def _threshold_group(catalog: Catalog, links: Links) -> dict[str, Any]:
         record = recorded_name(kpi)
         assert record is not None, f"{kpi.name}: thresholds need a recorded KPI"
         windows = "|".join(w for w in kpi.windows if w in STATIC_WINDOWS)
-        where = "".join(f"{{{{ with $labels.{d} }}}} {d}={{{{ . }}}}{{{{ end }}}}" for d in kpi.dims)
+        where = "".join(
+            f"{{{{ with $labels.{d} }}}} {d}={{{{ . }}}}{{{{ end }}}}" for d in kpi.dims
+        )
         for severity, bound in _bounds(kpi):
             op, limit = bound
             side = "below" if op == "<" else "above"
@@ -251,7 +260,14 @@ def _service_group(links: Links) -> dict[str, Any]:
     board = f"{links.grafana}/d/{SERVICE_UID}"
 
     def rule(
-        alert: str, expr: str, for_: str, keep: str, severity: str, summary: str, description: str
+        alert: str,
+        expr: str,
+        *,
+        for_: str,
+        keep: str,
+        severity: str,
+        summary: str,
+        description: str,
     ) -> dict[str, Any]:
         return {
             "alert": alert,
@@ -277,56 +293,75 @@ def _service_group(links: Links) -> dict[str, Any]:
             rule(
                 "PulseWorkerDown",
                 'up{job="pulse"} == 0',
-                "1m",
-                "2m",
-                "critical",
-                "kpi-pulse worker {{ $labels.instance }} is down",
-                "Prometheus cannot scrape {{ $labels.instance }} for a minute: its partitions "
-                "are not counted until a worker takes them over, and summed KPIs are partial.",
+                for_="1m",
+                keep="2m",
+                severity="critical",
+                summary="kpi-pulse worker {{ $labels.instance }} is down",
+                description=(
+                    "Prometheus cannot scrape {{ $labels.instance }} for a minute: its partitions "
+                    "are not counted until a worker takes them over, and summed KPIs are partial."
+                ),
             ),
             rule(
                 "PulseConsumerLagGrowing",
                 f"{lag} > 10000\n  and sum by (instance, topic) "
                 "(delta(pulse_consumer_lag_messages[10m])) > 0",
-                "10m",
-                "5m",
-                "warning",
-                "kpi-pulse worker {{ $labels.instance }} is falling behind on {{ $labels.topic }}",
-                "{{ $labels.instance }} is {{ $value }} messages behind on {{ $labels.topic }} "
-                "and the lag has grown for 10 minutes: KPIs are late.",
+                for_="10m",
+                keep="5m",
+                severity="warning",
+                summary=(
+                    "kpi-pulse worker {{ $labels.instance }} is falling behind on {{ $labels.topic "
+                    "}}"
+                ),
+                description=(
+                    "{{ $labels.instance }} is {{ $value }} messages behind on {{ $labels.topic }} "
+                    "and the lag has grown for 10 minutes: KPIs are late."
+                ),
             ),
             rule(
                 "PulseDeadLetterRateHigh",
                 f"{share} > 0.05",
-                "10m",
-                "10m",
-                "warning",
-                "{{ $labels.instance }} dead-letters {{ humanizePercentage $value }} of its input",
-                "{{ humanizePercentage $value }} of the messages {{ $labels.instance }} read in "
-                "the last 5 minutes went to the dead-letter topic (above 5%): an upstream "
-                "system is publishing events that break the contract.",
+                for_="10m",
+                keep="10m",
+                severity="warning",
+                summary=(
+                    "{{ $labels.instance }} dead-letters {{ humanizePercentage $value }} of its "
+                    "input"
+                ),
+                description=(
+                    "{{ humanizePercentage $value }} of the messages {{ $labels.instance }} read "
+                    "in the last 5 minutes went to the dead-letter topic (above 5%): an upstream "
+                    "system is publishing events that break the contract."
+                ),
             ),
             rule(
                 "PulseDeadLetterRateHigh",
                 f"{share} > 0.25",
-                "5m",
-                "10m",
-                "critical",
-                "{{ $labels.instance }} dead-letters {{ humanizePercentage $value }} of its input",
-                "{{ humanizePercentage $value }} of the messages {{ $labels.instance }} read in "
-                "the last 5 minutes went to the dead-letter topic (above 25%); the worker stops "
-                "itself past PULSE_MAX_BAD_RATIO.",
+                for_="5m",
+                keep="10m",
+                severity="critical",
+                summary=(
+                    "{{ $labels.instance }} dead-letters {{ humanizePercentage $value }} of its "
+                    "input"
+                ),
+                description=(
+                    "{{ humanizePercentage $value }} of the messages {{ $labels.instance }} read "
+                    "in the last 5 minutes went to the dead-letter topic (above 25%); the worker "
+                    "stops itself past PULSE_MAX_BAD_RATIO."
+                ),
             ),
             rule(
                 "PulseDataStale",
                 "max by (source) (pulse_data_stale) == 1",
-                "1m",
-                "5m",
-                "warning",
-                "No {{ $labels.source }} events for longer than usual",
-                "Source {{ $labels.source }} has been silent (or behind) beyond 3x its usual "
-                "gaps. The KPIs it feeds are incomplete; their anomaly alerts are held until it "
-                "is back.",
+                for_="1m",
+                keep="5m",
+                severity="warning",
+                summary="No {{ $labels.source }} events for longer than usual",
+                description=(
+                    "Source {{ $labels.source }} has been silent (or behind) beyond 3x its usual "
+                    "gaps. The KPIs it feeds are incomplete; their anomaly alerts are held until "
+                    "it is back."
+                ),
             ),
         ],
     }

@@ -45,6 +45,10 @@ class CardinalityGuard:
             return values
         return tuple(folded)
 
+    def dimensions(self) -> list[str]:
+        """Every dimension the guard has seen a value of (folded or not)."""
+        return sorted(self._admitted)
+
     def admit(self, names: Iterable[str], values: Iterable[str]) -> None:
         """Re-admit values found in recovered state, so existing series keep their labels."""
         for name, value in zip(names, values, strict=True):

@@ -51,10 +51,12 @@ def _serve(args: list[str], url: str, log: Path, within: float = 20.0) -> Iterat
         while True:
             if process.poll() is not None:
                 raise AssertionError(f"{args[0]} exited: {log.read_text()[-2000:]}")
-            with contextlib.suppress(OSError, urllib.error.URLError):
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        break
+            with (
+                contextlib.suppress(OSError, urllib.error.URLError),
+                urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response,
+            ):
+                if response.status == 200:
+                    break
             if time.monotonic() > deadline:
                 raise AssertionError(f"{args[0]} not ready in {within} s: {log.read_text()}")
             time.sleep(0.1)

@@ -41,7 +41,10 @@ def _alert(alertname: str, severity: str, **labels: str) -> dict[str, Any]:
 def test_the_generated_config_passes_amtool_and_routes_by_severity() -> None:
     amtool = binary("amtool")
     check = subprocess.run(
-        [amtool, "check-config", str(ALERTMANAGER_CONFIG)], capture_output=True, text=True
+        [amtool, "check-config", str(ALERTMANAGER_CONFIG)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert check.returncode == 0, check.stdout + check.stderr
     for labels, receiver in [
@@ -54,6 +57,7 @@ def test_the_generated_config_passes_amtool_and_routes_by_severity() -> None:
             [amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}", *labels],
             capture_output=True,
             text=True,
+            check=False,
         )
         assert routed.stdout.strip() == receiver, (labels, routed.stdout, routed.stderr)
 

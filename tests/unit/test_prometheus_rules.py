@@ -125,9 +125,33 @@ CASES: dict[str, tuple[str, str, str, dict[str, str], str, str, str]] = {
         "50%",
         "60%",
     ),
-    "dso_days": ("DSO", "pulse-working-capital", "30d", BU_REGION, "12.3 days", "20.0 days", "30.0 days"),
-    "dpo_days": ("DPO", "pulse-working-capital", "30d", BU_REGION, "12.3 days", "20.0 days", "30.0 days"),
-    "dio_days": ("DIO", "pulse-working-capital", "30d", BU_REGION, "12.3 days", "20.0 days", "30.0 days"),
+    "dso_days": (
+        "DSO",
+        "pulse-working-capital",
+        "30d",
+        BU_REGION,
+        "12.3 days",
+        "20.0 days",
+        "30.0 days",
+    ),
+    "dpo_days": (
+        "DPO",
+        "pulse-working-capital",
+        "30d",
+        BU_REGION,
+        "12.3 days",
+        "20.0 days",
+        "30.0 days",
+    ),
+    "dio_days": (
+        "DIO",
+        "pulse-working-capital",
+        "30d",
+        BU_REGION,
+        "12.3 days",
+        "20.0 days",
+        "30.0 days",
+    ),
     "cash_conversion_cycle_days": (
         "Cash conversion cycle",
         "pulse-working-capital",
@@ -325,7 +349,8 @@ def test_every_alert_has_severity_summary_description_dashboard_and_runbook() ->
     runbook = (ROOT / "docs/runbook.md").read_text()
     anchors = {h.lower() for h in re.findall(r"^## (\w+)$", runbook, flags=re.MULTILINE)}
     for rule in alert_rules():
-        assert "for" in rule and "keep_firing_for" in rule, rule["alert"]
+        assert "for" in rule, rule["alert"]
+        assert "keep_firing_for" in rule, rule["alert"]
         has_severity = "severity" in rule["labels"] or "severity!=" in rule["expr"]
         assert has_severity, rule["alert"]
         notes = rule["annotations"]

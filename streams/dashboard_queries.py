@@ -1,0 +1,128 @@
+"""PromQL for the Grafana boards, derived from the KPI catalog.
+
+Every worker exports the KPI gauges of the partitions it owns, so a query must merge workers:
+- flows and balances: `sum by (dims)` over workers;
+- ratios: `scale * sum(numerator) / sum(denominator)` from the `_numerator`/`_denominator`
+  families (never an average of the workers' ratios);
+- budget variance: its exported numerator is the worker's `actual - budget` and its denominator
+  the budget, so `actual = numerator + denominator` per worker, and the variance is
+  `sum(actual) / budget - 1` (see `value_expr`);
+- formulas (cash conversion cycle): the same combination of their inputs' merged values;
+- quantiles do not merge: one series per worker (`instance`).
+
+Pure strings; nothing here talks to Prometheus or Grafana.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+
+from streams.core.catalog import BU_REGION, FLOW_WINDOWS, Kpi
+from streams.metrics import RATIO_KINDS
+
+WINDOW_VARIABLE = "$window"
+"""What a flow KPI's `window` label is set to: the board's `window` variable."""
+FILTERED_DIMS = BU_REGION
+"""Dimensions the boards filter by (their `business_unit` and `region` variables)."""
+DETECTED_TOTAL_KINDS = frozenset({"flow", *RATIO_KINDS})
+"""KPI kinds whose company total the detectors score (`streams.core.watch.rollups` sums values
+or numerators and denominators: balances and formulas carry neither, quantiles do not add up).
+Checked on /metrics: `pulse_kpi_expected` has no dimensionless series for the others."""
+BAND_FAMILIES = (
+    ("observed", "pulse_kpi_observed"),
+    ("expected", "pulse_kpi_expected"),
+    ("lower", "pulse_kpi_expected_lower"),
+    ("upper", "pulse_kpi_expected_upper"),
+)
+"""(legend, family) of the detectors' view of a series, in drawing order."""
+
+
+def board_window(kpi: Kpi) -> str:
+    """The `window` label value a board queries a KPI at: the `window` variable for flow-window
+    KPIs, else the KPI's only window (`balance`, `30d`, `cumulative`, `1mo`)."""
+    if kpi.windows == FLOW_WINDOWS:
+        return WINDOW_VARIABLE
+    if len(kpi.windows) == 1:
+        return kpi.windows[0]
+    raise ValueError(f"KPI {kpi.name}: no board layout for windows {kpi.windows}")
+
+
+def selector(kpi: Kpi, window: str, extra: Sequence[str] = ()) -> str:
+    """Label matchers `{...}` of a KPI family: the board's dimension filters and the window."""
+    matchers = [f'{dim}=~"${dim}"' for dim in kpi.dims if dim in FILTERED_DIMS]
+    return "{" + ", ".join([*matchers, f'window="{window}"', *extra]) + "}"
+
+
+def _agg(op: str, expr: str, by: Sequence[str]) -> str:
+    return f"{op} by ({', '.join(by)}) ({expr})" if by else f"{op}({expr})"
+
+
+def _scaled(scale: Decimal, expr: str) -> str:
+    return expr if scale == 1 else f"{scale.normalize():f} * {expr}"
+
+
+def value_expr(kpi: Kpi, kpis: Mapping[str, Kpi], by: Sequence[str] = ()) -> str:
+    """The KPI's value, exact across workers, per `by` labels (none: one total).
+
+    `kpis` resolves formula inputs. Quantile KPIs have no merged value: use `quantile_expr`.
+    """
+    window = board_window(kpi)
+    sel = selector(kpi, window)
+    family = f"pulse_{kpi.name}"
+    if kpi.kind == "period_variance":
+        # Per worker: numerator = actual - budget, denominator = budget. Only a worker holding
+        # the budget exports the row; if several do, each holds it (or a revision): count the
+        # budget once per row (max) and add up the actuals.
+        actual = f"{family}_numerator{sel} + {family}_denominator{sel}"
+        budget = _agg("max", f"{family}_denominator{sel}", kpi.dims)
+        if set(by) != set(kpi.dims):  # a roll-up: each row's budget once, then added up
+            budget = _agg("sum", budget, by)
+        return f"{_agg('sum', actual, by)} / {budget} - 1"
+    if kpi.kind in RATIO_KINDS:
+        numerator = _agg("sum", f"{family}_numerator{sel}", by)
+        denominator = _agg("sum", f"{family}_denominator{sel}", by)
+        return f"{_scaled(kpi.scale, numerator)} / {denominator}"
+    if kpi.kind == "formula":
+        return _combine(
+            (coefficient, value_expr(kpis[name], kpis, by))
+            for name, coefficient in kpi.numerator.items()
+        )
+    if kpi.kind == "quantile":
+        raise ValueError(f"KPI {kpi.name}: quantiles do not merge across workers")
+    return _agg("sum", f"{family}{sel}", by)
+
+
+def _combine(terms: Iterable[tuple[int, str]]) -> str:
+    """`a + b - c` of (coefficient, expression) terms; each term in parentheses."""
+    parts = []
+    for coefficient, expr in terms:
+        factor = "" if abs(coefficient) == 1 else f"{abs(coefficient)} * "
+        parts.append(f"{'-' if coefficient < 0 else '+'} {factor}({expr})")
+    text = " ".join(parts)
+    return text.removeprefix("+ ")
+
+
+def quantile_expr(kpi: Kpi, quantile: Decimal) -> str:
+    """One quantile of a quantile KPI, one series per worker (sketches are not exported, so
+    the workers' quantiles cannot be merged)."""
+    matchers = selector(kpi, board_window(kpi), [f'quantile="{quantile}"'])
+    return f"pulse_{kpi.name}{matchers}"
+
+
+def band_expr(family: str, kpi: Kpi) -> str:
+    """One of `BAND_FAMILIES` for the KPI's company total (every dimension label empty) at the
+    board's window, for the worker the panel is repeated for (`$instance`)."""
+    matchers = [
+        f'kpi="{kpi.name}"',
+        f'window="{board_window(kpi)}"',
+        *(f'{dim}=""' for dim in kpi.dims),
+        'instance=~"$instance"',
+    ]
+    return f"{family}{{{', '.join(matchers)}}}"
+
+
+def anomaly_expr(kpis: Iterable[Kpi]) -> str:
+    """Open anomaly alerts on any series of these KPIs (the domain board's annotations)."""
+    names = "|".join(k.name for k in kpis)
+    return f'pulse_kpi_anomaly_active{{kpi=~"{names}", severity!="none"}} == 1'
