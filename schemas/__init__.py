@@ -1,7 +1,7 @@
 """The kpi-pulse event contract (imports nothing from `streams`)."""
 
 from schemas.anomaly import ANOMALY_SCHEMA_VERSION, Anomaly
-from schemas.contract import SCHEMA_DIR, render_json_schemas, write_json_schemas
+from schemas.contract import SCHEMA_DIR, render_json_schemas
 from schemas.events import (
     EVENT_MODELS,
     EVENT_TYPES,
@@ -60,5 +60,4 @@ __all__ = [
     "ShipmentDispatched",
     "event_adapter",
     "render_json_schemas",
-    "write_json_schemas",
 ]

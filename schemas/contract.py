@@ -51,18 +51,3 @@ def render_json_schemas() -> dict[str, str]:
     anomaly["title"] = "kpi-pulse anomaly"
     files["anomaly.schema.json"] = _dump(anomaly)
     return files
-
-
-def write_json_schemas(directory: Path = SCHEMA_DIR) -> list[Path]:
-    """Write the generated files, removing stale ones; return the paths written."""
-    directory.mkdir(parents=True, exist_ok=True)
-    files = render_json_schemas()
-    for stale in directory.glob("*.schema.json"):
-        if stale.name not in files:
-            stale.unlink()
-    written = []
-    for name, text in files.items():
-        path = directory / name
-        path.write_text(text)
-        written.append(path)
-    return written

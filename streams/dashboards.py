@@ -3,8 +3,8 @@
 Boards: an executive overview (`OVERVIEW_UID`), one board per KPI domain (`board_uid`) and the
 service health board (`SERVICE_UID`). Alert rules link to `/d/<uid>`: the UIDs are stable.
 `render_dashboards` returns the JSON files (deterministic: sorted keys, indent 2, trailing
-newline); `write_dashboards` writes them to `grafana/dashboards/`, where they are committed and
-checked for drift. Panels come from `streams.dashboard_panels`, PromQL from
+newline); `pulse generate` (streams/generate.py) writes them to `grafana/dashboards/`, where
+they are committed and checked for drift. Panels come from `streams.dashboard_panels`, PromQL from
 `streams.dashboard_queries`.
 
 Pure: no Kafka, Faust or network; rendering reads only the catalog.
@@ -263,18 +263,3 @@ def render_dashboards(catalog: Catalog = CATALOG) -> dict[str, str]:
         text = json.dumps(board, cls=JSONEncoder, indent=2, sort_keys=True)
         files[f"{board.uid}.json"] = text + "\n"
     return dict(sorted(files.items()))
-
-
-def write_dashboards(directory: Path = DASHBOARD_DIR) -> list[Path]:
-    """Write the rendered boards, removing stale `pulse-*.json`; return the paths written."""
-    directory.mkdir(parents=True, exist_ok=True)
-    files = render_dashboards()
-    for stale in directory.glob("pulse-*.json"):
-        if stale.name not in files:
-            stale.unlink()
-    paths = []
-    for name, text in files.items():
-        path = directory / name
-        path.write_text(text)
-        paths.append(path)
-    return paths

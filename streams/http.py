@@ -1,11 +1,12 @@
-"""The worker's HTTP endpoint: `/metrics` for Prometheus and `/healthz` for liveness.
+"""The worker's HTTP endpoint: `/metrics` for Prometheus, `/healthz` (liveness) and `/readyz`
+(readiness) for an orchestrator.
 
 Served from the worker's own event loop, so a scrape never races the state it reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -13,15 +14,24 @@ from prometheus_client.registry import CollectorRegistry
 
 from streams.errors import ConfigError
 
+Probe = Callable[[], tuple[bool, Mapping[str, object]]]
+"""Answers a probe: (passing, details shown as JSON)."""
+
 
 class MetricsServer:
     def __init__(
-        self, registry: CollectorRegistry, host: str, port: int, healthy: Callable[[], bool]
+        self,
+        registry: CollectorRegistry,
+        host: str,
+        port: int,
+        healthy: Probe,
+        ready: Probe | None = None,
     ) -> None:
         self._registry = registry
         self._host = host
         self._port = port
         self._healthy = healthy
+        self._ready = ready
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -34,6 +44,7 @@ class MetricsServer:
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._health)
+        app.router.add_get("/readyz", self._readiness)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
@@ -57,5 +68,12 @@ class MetricsServer:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _health(self, _request: web.Request) -> web.Response:
-        ok = self._healthy()
-        return web.json_response({"status": "ok" if ok else "failing"}, status=200 if ok else 503)
+        return _answer(*self._healthy())
+
+    async def _readiness(self, _request: web.Request) -> web.Response:
+        return _answer(*(self._ready() if self._ready else self._healthy()))
+
+
+def _answer(ok: bool, details: Mapping[str, object]) -> web.Response:
+    body = {"status": "ok" if ok else "failing", **details}
+    return web.json_response(body, status=200 if ok else 503)

@@ -31,12 +31,12 @@ import yaml
 from streams.core.catalog import CATALOG, FLOW_WINDOWS, Catalog, Kpi
 from streams.core.watch import STATIC_WINDOWS
 from streams.dashboards import SERVICE_UID, board_uid
+from streams.metrics import RATIO_KINDS
 
 RECORDING_FILE = "pulse-recording.rules.yml"
 ALERTS_FILE = "pulse-alerts.rules.yml"
 WORKERS = "instance, job"
 """Labels that tell workers apart; summing `without` them puts the partial sums together."""
-RATIO_KINDS = frozenset({"ratio", "cumulative_ratio", "trailing_ratio", "period_variance"})
 ADDITIVE_KINDS = frozenset({"flow", "balance"})
 
 ANOMALY_FOR = "30s"

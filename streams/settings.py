@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         description="Shortest silence after which a source is stale (longer for sources that "
         "are usually quiet longer).",
     )
+    liveness_timeout_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="/healthz fails when the consume loop has not come round for this long "
+        "(a stuck agent), except while partitions are being recovered.",
+    )
     batch_max_records: int = Field(default=5000, ge=1, le=50_000)
     session_timeout_ms: int = Field(default=10000, ge=6000)
     metrics_host: str = "127.0.0.1"

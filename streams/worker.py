@@ -109,7 +109,11 @@ class Worker:
             self.state, self.lag, self.watch, self.detector_cost, lambda: self.rebalances
         )
         self.server = MetricsServer(
-            self.registry, settings.metrics_host, settings.metrics_port, self.is_healthy
+            self.registry,
+            settings.metrics_host,
+            settings.metrics_port,
+            self.liveness,
+            self.readiness,
         )
         self.serving = asyncio.Event()
         """Set once /metrics is bound (`server.url` is then final)."""
@@ -121,14 +125,35 @@ class Worker:
         self._inflight: list[asyncio.Future[object]] = []
         self._inflight_offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         self._running = False
+        self._beat = time.monotonic()
+        """When the consume loop last came round (liveness)."""
+        self._recovering = False
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
 
     def detector_cost(self) -> float:
         return self.detect_seconds
 
-    def is_healthy(self) -> bool:
-        return self._running
+    def liveness(self) -> tuple[bool, dict[str, object]]:
+        """Alive while the consume loop runs and keeps coming round (a stuck or dead loop fails
+        after `liveness_timeout_seconds`; recovering partitions from the changelog counts as
+        alive however long it takes)."""
+        quiet = time.monotonic() - self._beat
+        ok = self._running and (self._recovering or quiet < self.settings.liveness_timeout_seconds)
+        return ok, {"running": self._running, "loop_quiet_seconds": round(quiet, 3)}
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        """Ready when alive, partitions are assigned, their state is recovered and the worker is
+        caught up (at most one batch behind on every owned partition)."""
+        alive, _ = self.liveness()
+        owned = len(self.state.partitions)
+        recovered = self.assigned.is_set() and not self._recovering
+        behind = sum(self._lag.values())
+        caught_up = owned > 0 and len(self._lag) >= owned
+        caught_up = caught_up and behind <= self.settings.batch_max_records
+        checks = {"alive": alive, "assigned": owned > 0, "recovered": recovered}
+        checks["caught_up"] = caught_up
+        return all(checks.values()), {**checks, "partitions": owned, "lag_messages": behind}
 
     def lag(self) -> Iterable[tuple[str, int, int]]:
         return [(tp.topic, tp.partition, behind) for tp, behind in sorted(self._lag.items())]
@@ -178,6 +203,7 @@ class Worker:
         next_commit = time.monotonic() + COMMIT_INTERVAL_S
         committable: dict[TopicPartition, OffsetAndMetadata] = {}
         while not stop.is_set():
+            self._beat = time.monotonic()
             batches = await consumer.getmany(
                 timeout_ms=100, max_records=self.settings.batch_max_records
             )
@@ -185,6 +211,7 @@ class Worker:
                 if batches:
                     committable.update(await self._process(batches, consumer, producer))
                 else:
+                    self._refresh_lag(consumer)
                     await self._tick(producer)
                     if self._inflight:
                         committable.update(await self._settle())
@@ -284,6 +311,15 @@ class Worker:
             self._log_anomaly(event)
         return [anomaly_record(e, now) for e in events]
 
+    def _refresh_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Lag of every owned partition from the broker's high-water mark (fetch responses carry
+        it even when they carry no records), so a quiet partition reads 0, not unknown."""
+        for (topic, partition), part in self.state.partitions.items():
+            tp = TopicPartition(topic, partition)
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                self._lag[tp] = max(0, highwater - (part.next_offset or 0))
+
     def _clock(self, now: float) -> float:
         """Event time for completeness: the watermark, or wall-clock time once caught up (so
         that a source silent in real time is stale even when nothing else moves)."""
@@ -344,6 +380,26 @@ class Worker:
         for tp in assigned:
             by_topic.setdefault(tp.topic, []).append(tp.partition)
         started = time.monotonic()
+        self._recovering = True
+        try:
+            applied = await self._replay(consumer, by_topic)
+        finally:
+            self._recovering = False
+            self._beat = time.monotonic()
+        log.info(
+            "assigned %s; replayed %d changelog records in %.2fs",
+            sorted(f"{t}[{p}]" for t, ps in by_topic.items() for p in ps),
+            applied,
+            time.monotonic() - started,
+        )
+        self.rebalances += 1
+        self.kpis.reset()
+        if self.watch is not None:
+            self.watch.reset()  # its series were sums over the partitions owned before
+        self.assigned.set()
+
+    async def _replay(self, consumer: AIOKafkaConsumer, by_topic: dict[str, list[int]]) -> int:
+        """Fresh state for the partitions, rebuilt from their changelog; seek past it."""
         applied = 0
         async with self._lock:
             for topic, parts in by_topic.items():
@@ -362,17 +418,7 @@ class Worker:
                     next_offset = self.state.partitions[(topic, p)].next_offset
                     if next_offset is not None:
                         consumer.seek(TopicPartition(topic, p), next_offset)
-        log.info(
-            "assigned %s; replayed %d changelog records in %.2fs",
-            sorted(f"{t}[{p}]" for t, ps in by_topic.items() for p in ps),
-            applied,
-            time.monotonic() - started,
-        )
-        self.rebalances += 1
-        self.kpis.reset()
-        if self.watch is not None:
-            self.watch.reset()  # its series were sums over the partitions owned before
-        self.assigned.set()
+        return applied
 
     async def revoke(self, revoked: Iterable[TopicPartition]) -> None:
         async with self._lock:  # waits for the batch in progress to be checkpointed

@@ -71,39 +71,33 @@ def _serve(args: list[str], url: str, log: Path, within: float = 20.0) -> Iterat
 
 
 @contextlib.contextmanager
-def alertmanager(config: dict[str, Any], directory: Path) -> Iterator[Server]:
+def _server(
+    name: str, config: dict[str, Any], directory: Path, flags: list[str]
+) -> Iterator[Server]:
+    """`name` with `config` written to `directory`, on a free loopback port."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    port = free_port()
+    args = [binary(name), f"--config.file={path}", f"--web.listen-address=127.0.0.1:{port}"]
+    with _serve([*args, *flags], f"http://127.0.0.1:{port}", directory / f"{name}.log") as server:
+        yield server
+
+
+def alertmanager(
+    config: dict[str, Any], directory: Path
+) -> contextlib.AbstractContextManager[Server]:
     """Alertmanager with `config`, its gossip port off."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "alertmanager.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    port = free_port()
-    args = [
-        binary("prometheus-alertmanager"),
-        f"--config.file={path}",
-        f"--storage.path={directory / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",
-    ]
-    with _serve(args, f"http://127.0.0.1:{port}", directory / "alertmanager.log") as server:
-        yield server
+    flags = [f"--storage.path={directory / 'data'}", "--cluster.listen-address="]
+    return _server("prometheus-alertmanager", config, directory, flags)
 
 
-@contextlib.contextmanager
-def prometheus(config: dict[str, Any], directory: Path) -> Iterator[Server]:
+def prometheus(
+    config: dict[str, Any], directory: Path
+) -> contextlib.AbstractContextManager[Server]:
     """Prometheus with `config` (rule files given as absolute paths)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    port = free_port()
-    args = [
-        binary("prometheus"),
-        f"--config.file={path}",
-        f"--storage.tsdb.path={directory / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--web.enable-lifecycle",
-    ]
-    with _serve(args, f"http://127.0.0.1:{port}", directory / "prometheus.log") as server:
-        yield server
+    flags = [f"--storage.tsdb.path={directory / 'data'}", "--web.enable-lifecycle"]
+    return _server("prometheus", config, directory, flags)
 
 
 def alertmanager_config_for(webhook: str) -> dict[str, Any]:

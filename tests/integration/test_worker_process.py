@@ -1,4 +1,5 @@
-"""`pulse worker` as an operator runs it: serves /metrics and /healthz, stops on SIGTERM."""
+"""`pulse worker` as an operator runs it: serves /metrics, /healthz and /readyz, stops on
+SIGTERM."""
 
 from __future__ import annotations
 
@@ -41,7 +42,20 @@ def test_worker_serves_health_and_stops_on_sigterm(
                     health = json.load(r)
             except OSError:
                 time.sleep(0.2)
-        assert health == {"status": "ok"}
+        assert health is not None
+        assert health["status"] == "ok"
+        assert health["running"] is True
+        ready = None
+        while time.monotonic() < deadline and ready is None:
+            try:  # 503 until the partition is assigned, recovered and caught up
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                    ready = json.load(r)
+            except OSError:
+                time.sleep(0.2)
+        assert ready is not None
+        assert ready["status"] == "ok"
+        assert ready["partitions"] == 1
+        assert ready["lag_messages"] == 0
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
     finally:
