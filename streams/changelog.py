@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.errors import BrokerError
 from streams.kafka import new_consumer, start_client
@@ -34,16 +34,25 @@ def key_for(partition: int) -> bytes:
 
 
 async def replay(
-    bootstrap: str, topic: str, partitions: list[int], apply: Apply, wait_s: float = 120.0
+    bootstrap: str,
+    topic: str,
+    partitions: list[int],
+    apply: Apply,
+    wait_s: float = 120.0,
+    *,
+    committed_only: bool = False,
 ) -> int:
     """Apply every record of `topic`'s `partitions` in order; return how many were applied.
 
+    `committed_only` (workers with transactions): skip records of aborted transactions, and wait
+    for open ones to end (the coordinator aborts a crashed producer's after its timeout).
     Uses its own group-less consumer. Ends at each partition's high-water mark as seen by the
     fetch (not `end_offsets`, which some brokers report wrong). Raises `BrokerError` on timeout.
     """
     if not partitions:
         return 0
-    consumer = new_consumer(bootstrap, group_id=None)
+    isolation = "read_committed" if committed_only else "read_uncommitted"
+    consumer = new_consumer(bootstrap, group_id=None, isolation_level=isolation)
     await start_client(consumer, bootstrap)
     applied = 0
     try:
@@ -61,10 +70,22 @@ async def replay(
                     apply(tp.partition, orjson.loads(record.value))
                 applied += len(records)
             for tp in list(pending):
-                highwater = consumer.highwater(tp)
-                if highwater is not None and await consumer.position(tp) >= highwater:
+                end = _end(consumer, tp, committed_only)
+                if end is not None and await consumer.position(tp) >= end:
                     pending.discard(tp)
             await asyncio.sleep(0)
     finally:
         await consumer.stop()
     return applied
+
+
+def _end(consumer: AIOKafkaConsumer, tp: TopicPartition, committed_only: bool) -> int | None:
+    """Where the replay of `tp` ends: the high-water mark, or with `committed_only` the last
+    stable offset (a crashed owner's open transaction starts there; it will be aborted, and
+    nobody else writes this partition: what lies beyond is not state)."""
+    if committed_only:
+        stable = consumer.last_stable_offset(tp)
+        if stable is not None and stable >= 0:
+            return int(stable)
+    highwater = consumer.highwater(tp)
+    return None if highwater is None else int(highwater)

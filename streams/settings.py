@@ -6,7 +6,7 @@ A missing or wrong value fails at start with a `ConfigError` naming the variable
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Shortest silence after which a source is stale (longer for sources that "
         "are usually quiet longer).",
+    )
+    processing_guarantee: Literal["auto", "exactly_once", "at_least_once"] = Field(
+        default="auto",
+        description="auto: Kafka transactions when the broker has them (exactly-once), else "
+        "at-least-once with idempotent state; exactly_once: refuse to start without them.",
     )
     liveness_timeout_seconds: float = Field(
         default=120.0,

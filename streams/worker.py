@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -45,6 +46,7 @@ from streams.core.completeness import Completeness
 from streams.core.watch import AnomalyEvent, AnomalyWatch
 from streams.deadletter import DeadLetter, DeadLetterPolicy, dead_letter
 from streams.errors import InvalidEvent
+from streams.guarantee import Delivery, open_delivery
 from streams.http import MetricsServer
 from streams.kafka import (
     COMPACTED,
@@ -53,7 +55,6 @@ from streams.kafka import (
     TopicSpec,
     ensure_topics,
     new_consumer,
-    new_producer,
     quiet_kafka_logs,
     start_client,
     topic_partitions,
@@ -130,6 +131,8 @@ class Worker:
         self._recovering = False
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self.delivery: Delivery | None = None
+        """The producer and the processing guarantee, decided at start."""
 
     def detector_cost(self) -> float:
         return self.detect_seconds
@@ -153,7 +156,9 @@ class Worker:
         caught_up = caught_up and behind <= self.settings.batch_max_records
         checks = {"alive": alive, "assigned": owned > 0, "recovered": recovered}
         checks["caught_up"] = caught_up
-        return all(checks.values()), {**checks, "partitions": owned, "lag_messages": behind}
+        guarantee = self.delivery.guarantee if self.delivery else None
+        details = {**checks, "partitions": owned, "lag_messages": behind, "guarantee": guarantee}
+        return all(checks.values()), details
 
     def lag(self) -> Iterable[tuple[str, int, int]]:
         return [(tp.topic, tp.partition, behind) for tp, behind in sorted(self._lag.items())]
@@ -174,14 +179,14 @@ class Worker:
                 ),
             ],
         )
-        producer = self._producer = new_producer(self.bootstrap)
+        delivery = self.delivery = await open_delivery(self.bootstrap, settings)
+        producer = self._producer = delivery.producer
         consumer = self._consumer = new_consumer(
             self.bootstrap,
             group_id=settings.consumer_group,
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 5),
         )
-        await start_client(producer, self.bootstrap)
         try:
             await start_client(consumer, self.bootstrap)
             consumer.subscribe(list(settings.input_topics), listener=_Rebalance(self))
@@ -267,6 +272,9 @@ class Worker:
         # are sent and acknowledged while the next batch is processed. So dead letters are
         # durable before the checkpoint that moves past them, and changelog records of a
         # partition are written in order (one batch's are acknowledged before the next's go).
+        if self.delivery is not None and self.delivery.transactional:
+            await self._commit_batch(producer, dead, checkpoints, kpi_records, anomaly_records)
+            return {}  # the offsets went with the transaction
         dead_sent = await _send_all(
             producer,
             ((self.settings.deadletter_topic, d.key, d.value, d.headers, None) for d in dead),
@@ -295,6 +303,44 @@ class Worker:
             tp: OffsetAndMetadata(record["next_offset"], "") for tp, record in checkpoints
         }
         return settled
+
+    async def _commit_batch(
+        self,
+        producer: AIOKafkaProducer,
+        dead: list[DeadLetter],
+        checkpoints: list[tuple[TopicPartition, dict[str, Any]]],
+        kpi_records: list[tuple[bytes, bytes]],
+        anomaly_records: list[tuple[bytes, bytes]],
+    ) -> None:
+        """Exactly-once: the batch's outputs and its input offsets in one Kafka transaction (an
+        error aborts it and stops the worker; the batch is then replayed from the changelog's
+        offset by whoever owns the partition next)."""
+        settings = self.settings
+        async with producer.transaction():
+            await _send_all(
+                producer,
+                ((settings.deadletter_topic, d.key, d.value, d.headers, None) for d in dead),
+            )
+            await _send_all(
+                producer,
+                (
+                    (
+                        settings.changelog_topic(tp.topic),
+                        key_for(tp.partition),
+                        encode(r),
+                        None,
+                        tp.partition,
+                    )
+                    for tp, r in checkpoints
+                ),
+            )
+            await _send_all(
+                producer, ((settings.kpi_topic, k, v, None, None) for k, v in kpi_records)
+            )
+            await self._send_anomalies(producer, anomaly_records)
+            if checkpoints:
+                offsets = {tp: OffsetAndMetadata(r["next_offset"], "") for tp, r in checkpoints}
+                await producer.send_offsets_to_transaction(offsets, settings.consumer_group)
 
     def _detect(self, values: list[KpiValue], now: float) -> list[tuple[bytes, bytes]]:
         """Feed closed windows and source freshness to the detectors; the alert records due."""
@@ -359,9 +405,12 @@ class Worker:
         events = self.watch.check_sources(self._clock(now))
         for event in events:
             self._log_anomaly(event)
-        self._inflight += await self._send_anomalies(
-            producer, [anomaly_record(e, now) for e in events]
-        )
+        records = [anomaly_record(e, now) for e in events]
+        if records and self.delivery is not None and self.delivery.transactional:
+            async with producer.transaction():
+                await self._send_anomalies(producer, records)
+            return
+        self._inflight += await self._send_anomalies(producer, records)
 
     async def _settle(
         self, also: list[asyncio.Future[object]] | None = None
@@ -410,7 +459,11 @@ class Worker:
                     self.state.partitions[(topic, p)].restore(record)
 
                 applied += await replay(
-                    self.bootstrap, self.settings.changelog_topic(topic), parts, apply
+                    self.bootstrap,
+                    self.settings.changelog_topic(topic),
+                    parts,
+                    apply,
+                    committed_only=self.delivery is not None and self.delivery.transactional,
                 )
                 shown = self.state.watermark()
                 for p in parts:

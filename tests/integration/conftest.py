@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from kafka_helpers import WorkerPool
 
 from streams.broker import EmbeddedBroker
@@ -32,12 +34,39 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
+    """`PULSE_KAFKA_BOOTSTRAP` if set; else Apache Kafka (one node, started here) when
+    `PULSE_TEST_BROKER=apache`; else the embedded broker."""
     configured = os.environ.get("PULSE_KAFKA_BOOTSTRAP")
     if configured:
         yield configured
         return
+    if os.environ.get("PULSE_TEST_BROKER", "embedded") == "apache":
+        from streams.apache_kafka import KafkaCluster  # noqa: PLC0415 - needs java and mvn
+
+        with KafkaCluster(nodes=1) as cluster:
+            yield cluster.bootstrap
+        return
     with EmbeddedBroker() as broker:
         yield broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def transactions(kafka_bootstrap: str) -> bool:
+    """Whether the broker under test has Kafka transactions (a bare aiokafka probe)."""
+
+    async def probe() -> bool:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=kafka_bootstrap, transactional_id=f"probe-{uuid.uuid4().hex}"
+        )
+        try:
+            await asyncio.wait_for(producer.start(), 20)
+        except (KafkaError, TimeoutError):
+            return False
+        finally:
+            await producer.stop()
+        return True
+
+    return asyncio.run(probe())
 
 
 @pytest.fixture

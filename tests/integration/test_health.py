@@ -8,9 +8,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import pytest
 from events import order
 from kafka_helpers import eventually, produce
 
+from streams.errors import ConfigError
 from streams.settings import Settings
 from streams.worker import Worker
 
@@ -26,6 +28,7 @@ async def test_ready_once_caught_up_and_unhealthy_when_the_loop_is_stuck(
     start_worker: Callable[[Settings], Awaitable[Worker]],
     input_topic: Callable[[int], Awaitable[str]],
     kafka_bootstrap: str,
+    transactions: bool,
 ) -> None:
     topic = await input_topic(2)
     worker = await start_worker(make_settings(liveness_timeout_seconds=1.0, detection=False))
@@ -44,6 +47,8 @@ async def test_ready_once_caught_up_and_unhealthy_when_the_loop_is_stuck(
         "caught_up": True,
         "partitions": 2,
         "lag_messages": 0,
+        # the embedded broker has no transactions; Apache Kafka has
+        "guarantee": "exactly_once" if transactions else "at_least_once",
     }
     assert (await _probe(worker, "/healthz"))[0] == 200
 
@@ -73,3 +78,34 @@ async def test_ready_once_caught_up_and_unhealthy_when_the_loop_is_stuck(
 
 async def _ok(worker: Worker) -> bool:
     return (await _probe(worker, "/healthz"))[0] == 200
+
+
+async def test_exactly_once_is_required_only_where_the_broker_has_transactions(
+    make_settings: Callable[..., Settings],
+    input_topic: Callable[[int], Awaitable[str]],
+    kafka_bootstrap: str,
+    transactions: bool,
+) -> None:
+    """`PULSE_PROCESSING_GUARANTEE=exactly_once` starts on a broker with transactions and
+    refuses to start, naming the setting, on one without."""
+    await input_topic(1)
+    settings = make_settings(processing_guarantee="exactly_once", detection=False)
+    worker = Worker(settings, kafka_bootstrap)
+    stop = asyncio.Event()
+    run = asyncio.create_task(worker.run(stop))
+    if transactions:
+        await eventually(_assigned(worker), what="an exactly-once worker assigned")
+        assert worker.delivery is not None
+        assert worker.delivery.guarantee == "exactly_once"
+        stop.set()
+        await asyncio.wait_for(run, 30)
+        return
+    with pytest.raises(ConfigError, match="PULSE_PROCESSING_GUARANTEE=exactly_once"):
+        await asyncio.wait_for(run, 60)
+
+
+def _assigned(worker: Worker) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return worker.assigned.is_set()
+
+    return check

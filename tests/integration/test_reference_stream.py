@@ -16,7 +16,7 @@ from expected import RATIO_TOLERANCE, agrees, expected_rows
 from kafka_helpers import eventually, produce, scrape
 from ledger import SETTINGS_ENV, ledger_lines
 
-from streams.kafka import new_consumer
+from streams.kafka import new_consumer, topic_partitions
 from streams.settings import Settings
 from streams.worker import Worker
 
@@ -56,9 +56,9 @@ async def final_kpi_records(bootstrap: str, topic: str) -> dict[Key, Decimal]:
     consumer = new_consumer(bootstrap, group_id=None)
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})
-        ]
+        # Ask the broker: a fresh consumer's metadata lists every topic on Tansu, not on Kafka.
+        count = await topic_partitions(bootstrap, topic)
+        partitions = [TopicPartition(topic, p) for p in range(count)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         found: dict[Key, Decimal] = {}
