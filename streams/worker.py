@@ -157,7 +157,8 @@ class Worker:
         checks = {"alive": alive, "assigned": owned > 0, "recovered": recovered}
         checks["caught_up"] = caught_up
         guarantee = self.delivery.guarantee if self.delivery else None
-        details = {**checks, "partitions": owned, "lag_messages": behind, "guarantee": guarantee}
+        details: dict[str, object] = {**checks, "partitions": owned, "lag_messages": behind}
+        details["guarantee"] = guarantee
         return all(checks.values()), details
 
     def lag(self) -> Iterable[tuple[str, int, int]]:
