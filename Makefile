@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 .DEFAULT_GOAL := help
 OPS_TOOLS := prometheus promtool prometheus-alertmanager amtool
 
-.PHONY: help setup ops-tools demo demo-incidents test test-unit test-integration lint format generate check-generated bench evaluate clean
+.PHONY: help setup ops-tools kafka-tools test-apache test-fault demo demo-incidents test test-unit test-integration lint format generate check-generated bench evaluate clean
 
 help: ## list the entry points (start with `make demo`, then `make test`)
 	@echo "kpi-pulse: live finance & operations KPIs from Kafka"
@@ -32,14 +32,31 @@ ops-tools: ## install Prometheus + Alertmanager (Debian packages; the rule and a
 	    prometheus prometheus-alertmanager >/dev/null; \
 	fi
 
+kafka-tools: $(STAMP) ## Apache Kafka for tests: mvn (Debian package) if missing, then the broker jars, cached
+	@command -v java >/dev/null || { echo "java 17+ is needed for the Apache Kafka tests"; exit 1; }
+	@if ! command -v mvn >/dev/null; then \
+	  echo "installing maven (fetches the Apache Kafka jars once)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends maven >/dev/null; \
+	fi
+	$(BIN)/python deploy/kafka/kafka_cluster.py fetch
+
 demo: $(STAMP) ## run the demo: embedded broker + worker + simulator (Ctrl-C stops)
 	$(BIN)/pulse demo $(ARGS)
 
 demo-incidents: $(STAMP) ## the demo with labelled incidents: watch alerts open and resolve
 	$(BIN)/pulse demo --incidents $(ARGS)
 
-test: $(STAMP) ops-tools lint check-generated ## lint, type-check, check generated files, run every test
-	$(BIN)/pytest -ra
+test: $(STAMP) ops-tools kafka-tools lint check-generated ## lint, types, generated files; every test, the integration suite on both brokers
+	$(BIN)/pytest -ra -m "not fault"
+	$(MAKE) --no-print-directory test-apache test-fault
+
+test-apache: $(STAMP) kafka-tools ## the integration suite again, on Apache Kafka (one node, started by the tests)
+	PULSE_TEST_BROKER=apache $(BIN)/pytest -ra tests/integration -m "not apache_kafka and not fault"
+
+test-fault: $(STAMP) kafka-tools ## fault tests on Apache Kafka: kill -9, rebalances, broker failures; exact KPIs
+	$(BIN)/pytest -ra -m fault
 
 test-unit: $(STAMP) ops-tools ## unit tests only (no broker, seconds; promtool for the rule tests)
 	$(BIN)/pytest -ra tests/unit
