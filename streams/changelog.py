@@ -70,7 +70,7 @@ async def replay(
                     apply(tp.partition, orjson.loads(record.value))
                 applied += len(records)
             for tp in list(pending):
-                end = _end(consumer, tp, committed_only)
+                end = _end(consumer, tp)
                 if end is not None and await consumer.position(tp) >= end:
                     pending.discard(tp)
             await asyncio.sleep(0)
@@ -79,13 +79,16 @@ async def replay(
     return applied
 
 
-def _end(consumer: AIOKafkaConsumer, tp: TopicPartition, committed_only: bool) -> int | None:
-    """Where the replay of `tp` ends: the high-water mark, or with `committed_only` the last
-    stable offset (a crashed owner's open transaction starts there; it will be aborted, and
-    nobody else writes this partition: what lies beyond is not state)."""
-    if committed_only:
-        stable = consumer.last_stable_offset(tp)
-        if stable is not None and stable >= 0:
-            return int(stable)
+def _end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """Where the replay of `tp` ends: the high-water mark, also with `committed_only`.
+
+    Not the last stable offset: a crashed owner's open transaction holds it back until the
+    coordinator aborts it, while the owners after that one commit checkpoints behind it. Ending
+    there would leave those out, resume at an older offset and write a second branch of the
+    changelog, which a later replay (once the transaction is aborted) reads after the first,
+    ending on one branch's offset with the other's dedupe ids: events lost. A read_committed
+    consumer cannot pass an open transaction, so this waits for it to end (after the worker's
+    transaction timeout, `streams.guarantee.TRANSACTION_TIMEOUT_MS`, and the broker's next
+    sweep of timed-out transactions)."""
     highwater = consumer.highwater(tp)
     return None if highwater is None else int(highwater)

@@ -22,11 +22,17 @@ KEEP_A_WEEK = {"retention.ms": str(7 * 86400 * 1000), "cleanup.policy": "delete"
 COMPACTED = {"cleanup.policy": "compact", "retention.ms": "-1"}
 
 
+MAX_REPLICATION = 3
+
+
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
     name: str
     partitions: int = 1
-    replication: int = 1
+    replication: int | None = None
+    """Replicas per partition; None: min(MAX_REPLICATION, brokers in the cluster when the topic
+    is created), so that a changelog survives the loss of a broker wherever there is one to
+    replicate to (an explicit 1 on a 3-node cluster would not)."""
     config: dict[str, str] = field(default_factory=lambda: dict(KEEP_A_WEEK))
 
 
@@ -45,8 +51,17 @@ async def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], wait_s: flo
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t.name not in existing]
         if missing:
+            brokers = 1
+            if any(t.replication is None for t in missing):
+                brokers = len((await admin.describe_cluster())["brokers"])
+            default = max(1, min(MAX_REPLICATION, brokers))
             new = [
-                NewTopic(t.name, t.partitions, t.replication, topic_configs=t.config)
+                NewTopic(
+                    t.name,
+                    t.partitions,
+                    default if t.replication is None else t.replication,
+                    topic_configs=t.config,
+                )
                 for t in missing
             ]
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race

@@ -258,9 +258,7 @@ class Worker:
             self.policy.record_batch(len(records), errors)
             next_offset = records[-1].offset + 1
             checkpoints.append((tp, part.checkpoint(next_offset)))
-            highwater = consumer.highwater(tp)
-            if highwater is not None:
-                self._lag[tp] = max(0, highwater - next_offset)
+        self._refresh_lag(consumer)
         # Windows that closed with this batch are read before expiry may drop their minutes.
         closing, final = self.kpis.due()
         kpi_records = self.kpis.records(closing, final)
@@ -360,12 +358,15 @@ class Worker:
 
     def _refresh_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Lag of every owned partition from the broker's high-water mark (fetch responses carry
-        it even when they carry no records), so a quiet partition reads 0, not unknown."""
+        it even when they carry no records), so a quiet partition reads 0, not unknown; a
+        partition read to its end no longer holds back the watermark for want of data."""
         for (topic, partition), part in self.state.partitions.items():
             tp = TopicPartition(topic, partition)
             highwater = consumer.highwater(tp)
             if highwater is not None:
                 self._lag[tp] = max(0, highwater - (part.next_offset or 0))
+                if not self._lag[tp]:
+                    part.unread = False
 
     def _clock(self, now: float) -> float:
         """Event time for completeness: the watermark, or wall-clock time once caught up (so
@@ -466,6 +467,9 @@ class Worker:
                     apply,
                     committed_only=self.delivery is not None and self.delivery.transactional,
                 )
+                for p in parts:  # a backlog without a changelog: no progress known yet
+                    part = self.state.partitions[(topic, p)]
+                    part.unread = not part.has_data
                 shown = self.state.watermark()
                 for p in parts:
                     self.state.partitions[(topic, p)].expire(shown)

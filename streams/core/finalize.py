@@ -139,7 +139,17 @@ class Finalizer:
         skip_past: float | None,
     ) -> list[KpiValue]:
         days = self.windows.day
-        day = self._next_day if self._next_day is not None else days.start_of(first_event_time)
+        day = self._next_day
+        if day is None:
+            day = days.start_of(first_event_time)
+            folded = [s.folded_through for s in stores if s.folded_through is not None]
+            if folded:
+                # Starting over (after a restart or rebalance) on state whose oldest days are
+                # folded: a day whose trailing window reaches a folded day cannot be computed
+                # again (its balances would take later days from `base`, its 30-day sums would
+                # miss days). Such a day was final, and published, before that fold (with an
+                # allowed lateness under the 3 days between the retention and the trailing span).
+                day = max(day, days.shift(max(folded), TRAILING_DAYS))
         last = days.start_of(last_event_time)
         values: list[KpiValue] = []
         while day <= last and days.end_of(day) + self.lateness <= watermark:

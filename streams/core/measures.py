@@ -20,6 +20,8 @@ Key: TypeAlias = tuple[str, Dims]
 """(measure name, dimension values in the measure's order)."""
 BucketId: TypeAlias = tuple[str, int]
 """(window name, window start)."""
+FOLDED_WINDOW = "1d"
+"""The window whose buckets are folded into `base` when they leave the retention."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,9 @@ class MeasureStore:
     def __init__(self) -> None:
         self.buckets: dict[BucketId, dict[Key, Acc]] = {}
         self.base: dict[Key, Decimal] = {}
+        self.folded_through: int | None = None
+        """Start of the newest business day folded into `base` (its own sums are gone: rows
+        that need them cannot be computed again)."""
         # Keys changed since the last `changes()`, per bucket (hashing the key alone is cheaper
         # than hashing (bucket, key) on every add).
         self._dirty: dict[BucketId, set[Key]] = {}
@@ -98,10 +103,15 @@ class MeasureStore:
         accs = self.buckets.pop(bucket, {})
         self._dirty.setdefault(bucket, set())  # so the changelog says it was dropped
         if fold:
+            self._folded(bucket)
             for key, acc in accs.items():
                 if isinstance(acc, Decimal):
                     self.base[key] = self.base.get(key, Decimal(0)) + acc
                     self._dirty_base.add(key)
+
+    def _folded(self, bucket: BucketId) -> None:
+        if self.folded_through is None or bucket[1] > self.folded_through:
+            self.folded_through = bucket[1]
 
     def windows(self, name: str) -> Iterator[int]:
         return (start for (window, start) in self.buckets if window == name)
@@ -129,6 +139,8 @@ class MeasureStore:
             self.buckets.setdefault(bucket, {})[(measure, tuple(dims))] = _decode(encoded)
         for window, start in changes["dropped"]:
             self.buckets.pop((window, int(start)), None)
+            if window == FOLDED_WINDOW:  # only business days are ever folded
+                self._folded((window, int(start)))
         for measure, dims, value in changes["base"]:
             self.base[(measure, tuple(dims))] = Decimal(value)
 

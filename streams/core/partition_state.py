@@ -79,6 +79,11 @@ class PartitionState:
         self.newest: dict[str, float] = {}
         """Newest event time per event type (what completeness judges sources by)."""
         self.next_offset: int | None = None
+        self.unread = False
+        """Set by its owner while the partition has no counted event yet but may still hold
+        unread ones (a backlog at assignment): it then holds back the worker's watermark, since
+        its events may be the oldest of all. Cleared once it has data or has been read to its
+        end. A partition no one flags (offline use) never holds anything back."""
         self._new_ids: list[tuple[str, int]] = []
         self._evicted_at_checkpoint = 0
         self._new_rates: list[tuple[str, float, str]] = []
@@ -224,9 +229,11 @@ class PartitionState:
         for window, start in list(self.store.buckets):
             if window == "1m":
                 # Minutes also make up their 5m and 1h windows: keep them while the hour that
-                # holds them can still change or is the one shown.
+                # holds them can still change or is the one shown, and until it is final for
+                # the worker (`horizon`), which publishes it then: a partition running ahead
+                # by more than `keep_minutes` must not drop what the slowest one still needs.
                 hour_end = hour.end_of(hour.start_of(start))
-                if hour_end + lateness <= mark and hour_end <= horizon - keep_minutes:
+                if hour_end + lateness <= horizon and hour_end <= horizon - keep_minutes:
                     self.store.drop((window, start), fold=False)
                 continue
             end = self.windows.kind(window).end_of(start)

@@ -76,8 +76,15 @@ class WorkerState:
         self.partitions.pop(source, None)
 
     def watermark(self) -> float:
-        """The worker's event-time progress: the slowest owned partition that has data."""
-        marks = [p.watermark.value for p in self.partitions.values() if p.has_data]
+        """The worker's event-time progress: the slowest owned partition that has data; none
+        while a partition without data may still hold unread events (`PartitionState.unread`),
+        so that a backlog read one partition first closes no window early."""
+        marks = []
+        for part in self.partitions.values():
+            if part.has_data:
+                marks.append(part.watermark.value)
+            elif part.unread:
+                return NO_WATERMARK
         return min(marks) if marks else NO_WATERMARK
 
     def last_event_time(self) -> float:

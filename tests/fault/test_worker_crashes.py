@@ -1,0 +1,107 @@
+"""kill -9 of the worker at seeded-random moments of a 100k+ message stream, restarting it each
+time: the KPIs at the end are exactly those of the produced events.
+
+A killed worker loses the batch it was applying and its open transaction (exactly-once, the
+default on Apache Kafka); its successor replays the changelog and resumes at the last record's
+offset, so every event must count exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+
+import pytest
+from conftest import Stream
+from fault_helpers import (
+    PARTITIONS,
+    StreamProducer,
+    WorkerProcess,
+    assert_final_kpis,
+)
+
+from streams.apache_kafka import KafkaCluster
+from streams.kafka import TopicSpec, ensure_topics
+
+pytestmark = pytest.mark.fault
+
+SEED = 1122
+RATE = 3000.0
+"""Messages per second: the stream lasts ~37 s, long enough for every kill and restart, and a
+restarted worker finds a backlog of several thousand messages to work through."""
+KILLS = (("start", 2.0, 6.0), ("assigned", 0.0, 1.5), ("start", 0.5, 3.0), ("assigned", 0.0, 1.5))
+"""Each kill: its anchor in the worker's lifetime (the process start, or the log line saying
+its state is recovered) and the range of its seeded-random delay after it. So the kills land
+while the worker runs live, while it joins the group or replays, and while it works through the
+backlog its predecessor's death left."""
+
+
+async def phase_of(worker: WorkerProcess) -> str:
+    """What the worker was doing when killed, from its log and /readyz."""
+    if "assigned [" not in worker.current_log():
+        return "starting, joining the group or replaying"
+    ready = await worker.readyz()
+    if ready is None:
+        return "assigned, not answering"
+    if ready["lag_messages"]:
+        return f"processing, {ready['lag_messages']} messages behind"
+    return "processing, caught up"
+
+
+@pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
+async def test_kill_9_at_random_moments_loses_nothing(
+    guarantee: str,
+    single_node: KafkaCluster,
+    *,
+    stream: Stream,
+    names: dict[str, str],
+    make_worker: Callable[..., WorkerProcess],
+    report: Callable[[str], None],
+) -> None:
+    """Both guarantees: Kafka transactions (the default on Apache Kafka), and at-least-once
+    with idempotent state (what a broker without transactions gets), whose one-batch-deep
+    pipelined acknowledgements a kill -9 tests most."""
+    bootstrap = single_node.bootstrap
+    await ensure_topics(bootstrap, [TopicSpec(names["input"], PARTITIONS)])
+    worker = make_worker("worker", bootstrap, PULSE_PROCESSING_GUARANTEE=guarantee)
+    worker.start()
+    rng = random.Random(SEED)
+    async with StreamProducer(bootstrap, names["input"]) as producer:
+        began = time.monotonic()
+        sending = asyncio.create_task(producer.send(stream.messages, rate=RATE))
+        for number, (anchor, low, high) in enumerate(KILLS, start=1):
+            delay = round(rng.uniform(low, high), 2)
+            at = worker.started_at
+            if anchor == "assigned":
+                at += await worker.wait_assigned()
+            await asyncio.sleep(max(0.0, at + delay - time.monotonic()))
+            assert not sending.done(), "the stream ended before every kill"
+            phase = await phase_of(worker)
+            produced = len(producer.partitions)
+            worker.kill()  # SIGKILL
+            report(
+                f"kill {number}: {delay:.2f} s after {anchor}, {time.monotonic() - began:.1f} s "
+                f"into the stream, {produced} messages produced, worker {phase}"
+            )
+            worker.start()
+        await sending
+        await producer.send_to_partitions(stream.closers)
+    produced_at = time.monotonic()
+    report(f"{len(stream.messages)} messages in {produced_at - began:.1f} s")
+    await worker.wait_ready(within=120)
+    report(f"caught up {time.monotonic() - produced_at:.1f} s after the last message")
+    ready = await worker.readyz()
+    assert ready is not None
+    assert ready["guarantee"] == guarantee
+
+    rows = await assert_final_kpis(bootstrap, names, stream.truth)
+    for recovery in worker.recoveries():
+        report(
+            f"lifetime {recovery.lifetime}: {len(recovery.partitions)} partitions assigned, "
+            f"{recovery.records} changelog records replayed in {recovery.seconds:.2f} s"
+        )
+    assert worker.stop() == 0
+    assert "worker stopped cleanly" in worker.current_log()
+    report(f"{rows} KPI rows exact; {len(stream.truth.counted)} events counted")
