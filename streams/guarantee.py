@@ -17,8 +17,10 @@ transactions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -67,7 +69,8 @@ async def open_delivery(bootstrap: str, settings: Settings) -> Delivery:
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
         )
         try:
-            await asyncio.wait_for(start_client(producer, bootstrap), PROBE_TIMEOUT_S)
+            with _quiet_sender():  # a broker without transactions is an answer, not an error
+                await asyncio.wait_for(start_client(producer, bootstrap), PROBE_TIMEOUT_S)
         except (KafkaError, TimeoutError) as exc:
             await producer.stop()
             if wanted == "exactly_once":
@@ -93,3 +96,15 @@ async def open_delivery(bootstrap: str, settings: Settings) -> Delivery:
     producer = new_producer(bootstrap)
     await start_client(producer, bootstrap)
     return Delivery("at_least_once", producer)
+
+
+@contextlib.contextmanager
+def _quiet_sender() -> Iterator[None]:
+    """aiokafka's sender logs a failed InitProducerId as an ERROR; while probing it is not."""
+    sender = logging.getLogger("aiokafka.producer.sender")
+    level = sender.level
+    sender.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        sender.setLevel(level)
