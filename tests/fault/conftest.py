@@ -11,37 +11,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fault_helpers import (
-    PARTITIONS,
-    WORKER_ENV,
-    Truth,
-    WorkerProcess,
-    closers,
-    closing_time,
-    truth,
-    without_fx_rates,
-)
+from fault_processes import WorkerProcess
+from fault_truth import STREAM, WORKER_ENV, Stream, make_stream
 
 from streams.apache_kafka import KafkaCluster
-from streams.simulator import SimulatedMessage, SimulationConfig, simulate
 
 HERE = Path(__file__).parent
 FIGURES: list[str] = []
-
-STREAM = SimulationConfig(
-    # Five hours across a business day's end (Europe/Berlin midnight is 23:00 UTC in March),
-    # in the past (a future event is out of range), ~113k messages with the simulator's 2% of
-    # bad ones and duplicates.
-    start=datetime(2026, 3, 10, 20, 0, tzinfo=UTC),
-    seed=20260310,
-    rate=14.0,
-    duration=5 * 3600.0,
-)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -90,23 +69,6 @@ def three_nodes() -> Iterator[KafkaCluster]:
     explicit replication factor (see `KafkaCluster`)."""
     with KafkaCluster(nodes=3) as cluster:
         yield cluster
-
-
-@dataclass(frozen=True)
-class Stream:
-    """Messages to publish (keyed as the simulator keys them), then `closers` (closer i to
-    input partition i), and what they must give."""
-
-    messages: list[SimulatedMessage]
-    closers: list[SimulatedMessage]
-    truth: Truth
-
-
-def make_stream(config: SimulationConfig) -> Stream:
-    messages = without_fx_rates(simulate(config))
-    closed_at = closing_time(messages)
-    ends = closers(PARTITIONS, closed_at)
-    return Stream(messages, ends, truth([*messages, *ends], closed_at))
 
 
 @pytest.fixture(scope="session")

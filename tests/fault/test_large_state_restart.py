@@ -11,8 +11,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from conftest import Stream, make_stream
-from fault_helpers import PARTITIONS, StreamProducer, WorkerProcess, assert_final_kpis
+from fault_checks import assert_final_kpis
+from fault_processes import StreamProducer, WorkerProcess
+from fault_truth import PARTITIONS, Stream, make_stream
 
 from streams.apache_kafka import KafkaCluster
 from streams.kafka import TopicSpec, ensure_topics

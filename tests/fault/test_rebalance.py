@@ -15,26 +15,17 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from conftest import Stream
-from fault_helpers import (
-    DELAY_S,
-    PARTITIONS,
-    Key,
-    StreamProducer,
-    WorkerProcess,
-    additive_rows,
-    assert_final_kpis,
-    compare_shown,
-    owned_partitions,
-)
+from fault_checks import additive_rows, assert_final_kpis, compare_shown, owned_partitions
+from fault_processes import StreamProducer, WorkerProcess
+from fault_truth import DELAY_S, PARTITIONS, Key, Stream
 
 from streams.apache_kafka import KafkaCluster
 from streams.kafka import TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.fault
 
-RATE = 3000.0
-"""Messages per second: each third of the stream takes ~12 s, and a worker joins or leaves 3 s
+RATE = 4000.0
+"""Messages per second: each third of the stream takes ~9 s, and a worker joins or leaves 3 s
 into the second and third."""
 SCRAPES = 3
 

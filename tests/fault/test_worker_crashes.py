@@ -14,13 +14,9 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import Stream
-from fault_helpers import (
-    PARTITIONS,
-    StreamProducer,
-    WorkerProcess,
-    assert_final_kpis,
-)
+from fault_checks import assert_final_kpis
+from fault_processes import StreamProducer, WorkerProcess
+from fault_truth import PARTITIONS, Stream
 
 from streams.apache_kafka import KafkaCluster
 from streams.kafka import TopicSpec, ensure_topics
