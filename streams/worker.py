@@ -217,7 +217,7 @@ class Worker:
                 if batches:
                     committable.update(await self._process(batches, consumer, producer))
                 else:
-                    self._refresh_lag(consumer)
+                    await self._refresh_lag(consumer)
                     await self._tick(producer)
                     if self._inflight:
                         committable.update(await self._settle())
@@ -258,7 +258,7 @@ class Worker:
             self.policy.record_batch(len(records), errors)
             next_offset = records[-1].offset + 1
             checkpoints.append((tp, part.checkpoint(next_offset)))
-        self._refresh_lag(consumer)
+        await self._refresh_lag(consumer)
         # Windows that closed with this batch are read before expiry may drop their minutes.
         closing, final = self.kpis.due()
         kpi_records = self.kpis.records(closing, final)
@@ -356,17 +356,26 @@ class Worker:
             self._log_anomaly(event)
         return [anomaly_record(e, now) for e in events]
 
-    def _refresh_lag(self, consumer: AIOKafkaConsumer) -> None:
+    async def _refresh_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Lag of every owned partition from the broker's high-water mark (fetch responses carry
         it even when they carry no records), so a quiet partition reads 0, not unknown; a
-        partition read to its end no longer holds back the watermark for want of data."""
-        for (topic, partition), part in self.state.partitions.items():
+        partition read to its end no longer holds back the watermark for want of data. Before
+        its first checkpoint a partition's progress is the consumer's position (a partition
+        whose records all expired starts at its end, not at 0)."""
+        for (topic, partition), part in list(self.state.partitions.items()):
             tp = TopicPartition(topic, partition)
             highwater = consumer.highwater(tp)
-            if highwater is not None:
-                self._lag[tp] = max(0, highwater - (part.next_offset or 0))
-                if not self._lag[tp]:
-                    part.unread = False
+            if highwater is None:
+                continue
+            read_to = part.next_offset
+            if read_to is None:
+                try:
+                    read_to = await consumer.position(tp)
+                except (KafkaError, AssertionError):  # revoked meanwhile
+                    continue
+            self._lag[tp] = max(0, highwater - read_to)
+            if not self._lag[tp]:
+                part.unread = False
 
     def _clock(self, now: float) -> float:
         """Event time for completeness: the watermark, or wall-clock time once caught up (so
