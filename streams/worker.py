@@ -274,33 +274,13 @@ class Worker:
         if self.delivery is not None and self.delivery.transactional:
             await self._commit_batch(producer, dead, checkpoints, kpi_records, anomaly_records)
             return {}  # the offsets went with the transaction
-        dead_sent = await _send_all(
-            producer,
-            ((self.settings.deadletter_topic, d.key, d.value, d.headers, None) for d in dead),
-        )
+        dead_sent = await _send_all(producer, self._dead_messages(dead))
         settled = await self._settle(dead_sent)
-        self._inflight = await _send_all(
-            producer,
-            (
-                (
-                    self.settings.changelog_topic(tp.topic),
-                    key_for(tp.partition),
-                    encode(record),
-                    None,
-                    tp.partition,
-                )
-                for tp, record in checkpoints
-            ),
-        )
+        self._inflight = await _send_all(producer, self._checkpoint_messages(checkpoints))
         # KPI records go after the changelog: a crash in between republishes the same keys.
-        self._inflight += await _send_all(
-            producer,
-            ((self.settings.kpi_topic, key, value, None, None) for key, value in kpi_records),
-        )
+        self._inflight += await _send_all(producer, self._kpi_messages(kpi_records))
         self._inflight += await self._send_anomalies(producer, anomaly_records)
-        self._inflight_offsets = {
-            tp: OffsetAndMetadata(record["next_offset"], "") for tp, record in checkpoints
-        }
+        self._inflight_offsets = _offsets(checkpoints)
         return settled
 
     async def _commit_batch(
@@ -314,32 +294,38 @@ class Worker:
         """Exactly-once: the batch's outputs and its input offsets in one Kafka transaction (an
         error aborts it and stops the worker; the batch is then replayed from the changelog's
         offset by whoever owns the partition next)."""
-        settings = self.settings
         async with producer.transaction():
-            await _send_all(
-                producer,
-                ((settings.deadletter_topic, d.key, d.value, d.headers, None) for d in dead),
-            )
-            await _send_all(
-                producer,
-                (
-                    (
-                        settings.changelog_topic(tp.topic),
-                        key_for(tp.partition),
-                        encode(r),
-                        None,
-                        tp.partition,
-                    )
-                    for tp, r in checkpoints
-                ),
-            )
-            await _send_all(
-                producer, ((settings.kpi_topic, k, v, None, None) for k, v in kpi_records)
-            )
+            await _send_all(producer, self._dead_messages(dead))
+            await _send_all(producer, self._checkpoint_messages(checkpoints))
+            await _send_all(producer, self._kpi_messages(kpi_records))
             await self._send_anomalies(producer, anomaly_records)
             if checkpoints:
-                offsets = {tp: OffsetAndMetadata(r["next_offset"], "") for tp, r in checkpoints}
-                await producer.send_offsets_to_transaction(offsets, settings.consumer_group)
+                await producer.send_offsets_to_transaction(
+                    _offsets(checkpoints), self.settings.consumer_group
+                )
+
+    def _dead_messages(self, dead: list[DeadLetter]) -> Iterable[Message]:
+        topic = self.settings.deadletter_topic
+        return ((topic, d.key, d.value, d.headers, None) for d in dead)
+
+    def _checkpoint_messages(
+        self, checkpoints: list[tuple[TopicPartition, dict[str, Any]]]
+    ) -> Iterable[Message]:
+        """Each partition's checkpoint to the same partition of its changelog."""
+        return (
+            (
+                self.settings.changelog_topic(tp.topic),
+                key_for(tp.partition),
+                encode(record),
+                None,
+                tp.partition,
+            )
+            for tp, record in checkpoints
+        )
+
+    def _kpi_messages(self, records: list[tuple[bytes, bytes]]) -> Iterable[Message]:
+        topic = self.settings.kpi_topic
+        return ((topic, key, value, None, None) for key, value in records)
 
     def _detect(self, values: list[KpiValue], now: float) -> list[tuple[bytes, bytes]]:
         """Feed closed windows and source freshness to the detectors; the alert records due."""
@@ -495,11 +481,20 @@ class Worker:
                 self._lag.pop(tp, None)
 
 
+Message = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int | None]
+"""(topic, key, value, headers, partition) of one record to send."""
+
+
+def _offsets(
+    checkpoints: list[tuple[TopicPartition, dict[str, Any]]],
+) -> dict[TopicPartition, OffsetAndMetadata]:
+    """The input offsets the checkpoints move past (committed as the group's progress)."""
+    return {tp: OffsetAndMetadata(record["next_offset"], "") for tp, record in checkpoints}
+
+
 async def _send_all(
     producer: AIOKafkaProducer,
-    messages: Iterable[
-        tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int | None]
-    ],
+    messages: Iterable[Message],
 ) -> list[asyncio.Future[object]]:
     """Hand messages to the producer; return their acknowledgement futures."""
     return [
