@@ -42,7 +42,7 @@ from streams.core import (
     decode_event,
 )
 from streams.core.cardinality import CardinalityGuard
-from streams.core.completeness import Completeness
+from streams.core.completeness import Completeness, judging_clock
 from streams.core.watch import AnomalyEvent, AnomalyWatch
 from streams.deadletter import DeadLetter, DeadLetterPolicy, dead_letter
 from streams.errors import InvalidEvent
@@ -66,6 +66,8 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 COMMIT_INTERVAL_S = 1.0
+QUIET_BEFORE_WALL_CLOCK_S = 10.0
+"""Seconds without a record, caught up, before sources are judged by wall-clock time."""
 
 
 def state_config(settings: Settings) -> StateConfig:
@@ -128,6 +130,8 @@ class Worker:
         self._running = False
         self._beat = time.monotonic()
         """When the consume loop last came round (liveness)."""
+        self._last_records = time.monotonic()
+        """When the consume loop last got records (see `QUIET_BEFORE_WALL_CLOCK_S`)."""
         self._recovering = False
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -215,6 +219,7 @@ class Worker:
             )
             async with self._lock:
                 if batches:
+                    self._last_records = time.monotonic()
                     committable.update(await self._process(batches, consumer, producer))
                 else:
                     await self._refresh_lag(consumer)
@@ -364,12 +369,16 @@ class Worker:
                 part.unread = False
 
     def _clock(self, now: float) -> float:
-        """Event time for completeness: the watermark, or wall-clock time once caught up (so
-        that a source silent in real time is stale even when nothing else moves)."""
-        mark = self.state.watermark()
-        if self._lag and not any(self._lag.values()):
-            return max(mark, now - self.settings.watermark_delay_seconds)
-        return mark
+        """Event time for completeness: the watermark, or wall-clock time once caught up and
+        quiet (so that a source silent in real time is stale even when nothing else moves)."""
+        return judging_clock(
+            self.state.watermark(),
+            now,
+            caught_up=bool(self._lag) and not any(self._lag.values()),
+            quiet_for=time.monotonic() - self._last_records,
+            quiet=QUIET_BEFORE_WALL_CLOCK_S,
+            delay=self.settings.watermark_delay_seconds,
+        )
 
     def _log_anomaly(self, event: AnomalyEvent) -> None:
         if event.alert == "data_stale":

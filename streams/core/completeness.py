@@ -7,7 +7,8 @@ is judged against a month and one that posts every second against `min_silence`.
 judged only after `min_events` events (nothing is known about it before).
 
 The clock is event time (the watermark: a source lagging behind the others is stale) or, live,
-wall-clock time when the worker is otherwise caught up (every source silent is stale too). The
+wall-clock time once the worker is caught up and has had no records for a while (every source
+silent is stale too; see `judging_clock`). The
 KPI alerts of series depending on a stale source are held back by the caller; one `data_stale`
 alert per source is raised instead. Pure: stdlib only.
 """
@@ -40,6 +41,18 @@ class StaleChange:
     """Event time of the source's newest event."""
     since: float
     """When it became stale (its last event plus the allowed silence)."""
+
+
+def judging_clock(
+    watermark: float, now: float, *, caught_up: bool, quiet_for: float, quiet: float, delay: float
+) -> float:
+    """The clock sources are judged against: the watermark, or wall-clock time less the
+    watermark `delay` once every partition is read to its end and no record came for `quiet`
+    seconds (`quiet_for` so far). Caught up alone is not enough: a publisher replaying history
+    is caught up with between its sends, and every source would flap stale and back."""
+    if caught_up and quiet_for >= quiet:
+        return max(watermark, now - delay)
+    return watermark
 
 
 @dataclass(slots=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.core.completeness import Completeness
+from streams.core.completeness import Completeness, judging_clock
 
 
 def steady(monitor: Completeness, source: str, start: float, every: float, count: int) -> float:
@@ -51,3 +51,34 @@ def test_sources_seen_too_rarely_and_reference_data_are_not_judged() -> None:
     steady(monitor, "fx_rate", 0, 10, 100)
     assert monitor.check(10**9) == []
     assert monitor.judged() == []
+
+
+def test_sources_are_judged_by_wall_clock_only_when_caught_up_and_quiet() -> None:
+    mark, now = 1_000.0, 50_000.0
+
+    def clock(caught_up: bool, quiet_for: float) -> float:
+        return judging_clock(mark, now, caught_up=caught_up, quiet_for=quiet_for, quiet=10, delay=5)
+
+    assert clock(caught_up=False, quiet_for=60) == mark  # behind: event time
+    assert clock(caught_up=True, quiet_for=0.2) == mark  # a replay between two sends
+    assert clock(caught_up=True, quiet_for=10) == now - 5  # nothing moves: real time
+    assert (
+        judging_clock(now, now - 1, caught_up=True, quiet_for=99, quiet=10, delay=5) == now
+    )  # never back
+
+
+def test_a_replay_read_as_fast_as_it_is_sent_does_not_flap_stale() -> None:
+    """History replayed hours behind real time: caught up between sends, never quiet."""
+    monitor = Completeness(min_silence=300, factor=3)
+    now = 100_000.0
+    changes = []
+    for i in range(200):
+        t = i * 10.0  # events 27 h behind `now`
+        monitor.observe("order_placed", t)
+        clock = judging_clock(t, now, caught_up=i % 2 == 0, quiet_for=0.1, quiet=10, delay=5)
+        changes += monitor.check(clock)
+    assert changes == []
+    stale = monitor.check(
+        judging_clock(1990.0, now, caught_up=True, quiet_for=11, quiet=10, delay=5)
+    )
+    assert [(c.source, c.state) for c in stale] == [("order_placed", "opened")]
