@@ -46,6 +46,7 @@ def rfc3339(timestamp: int) -> str:
 
 def csv_row(value: KpiValue) -> tuple[str, ...]:
     dims = ";".join(f"{k}={v}" for k, v in sorted(value.labels))
+    assert value.value is not None
     number = value.value if value.value != 0 else Decimal(0)
     return (
         value.kpi,
@@ -79,7 +80,8 @@ def run_backtest(
     now = time.time()
 
     def flush(watermark: float) -> None:
-        values = finalizer.close(state, watermark)
+        # One process sees every event: a ratio without a denominator has no value to write.
+        values = [v for v in finalizer.close(state, watermark) if v.value is not None]
         values.sort(key=lambda v: (v.end, v.kpi, v.window, v.labels))
         writer.writerows(csv_row(v) for v in values)
         summary.rows += len(values)

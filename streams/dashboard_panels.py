@@ -159,10 +159,9 @@ def stat_panel(
 def merge_note(kpi: Kpi) -> str:
     if kpi.kind == "period_variance":
         return (
-            "Merged across workers as sum(numerator + denominator) / budget - 1: each worker "
-            "exports actual - budget over budget, and only a worker holding the month's budget "
-            "exports a row, so OpEx counted by workers without it is missing (exact with one "
-            "worker)."
+            "Exact across workers: sum(numerator) / sum(denominator). Each worker exports its "
+            "OpEx less the budget it holds, over that budget (0 where another worker holds it); "
+            "publish a cost center's budget_set events with one key so one worker holds it."
         )
     if kpi.denominator is not None:
         scale = "" if kpi.scale == 1 else f"{kpi.scale.normalize():f} x "

@@ -2,11 +2,10 @@
 
 Every worker exports the KPI gauges of the partitions it owns, so a query must merge workers:
 - flows and balances: `sum by (dims)` over workers;
-- ratios: `scale * sum(numerator) / sum(denominator)` from the `_numerator`/`_denominator`
-  families (never an average of the workers' ratios);
-- budget variance: its exported numerator is the worker's `actual - budget` and its denominator
-  the budget, so `actual = numerator + denominator` per worker, and the variance is
-  `sum(actual) / budget - 1` (see `value_expr`);
+- ratios, budget variance included: `scale * sum(numerator) / sum(denominator)` from the
+  `_numerator`/`_denominator` families (never an average of the workers' ratios), the same as
+  the recording rules; a worker exports the parts of a ratio even where its own denominator is
+  zero (OpEx of a cost center whose budget another worker holds);
 - formulas (cash conversion cycle): the same combination of their inputs' merged values;
 - quantiles do not merge: one series per worker (`instance`).
 
@@ -70,15 +69,6 @@ def value_expr(kpi: Kpi, kpis: Mapping[str, Kpi], by: Sequence[str] = ()) -> str
     window = board_window(kpi)
     sel = selector(kpi, window)
     family = f"pulse_{kpi.name}"
-    if kpi.kind == "period_variance":
-        # Per worker: numerator = actual - budget, denominator = budget. Only a worker holding
-        # the budget exports the row; if several do, each holds it (or a revision): count the
-        # budget once per row (max) and add up the actuals.
-        actual = f"{family}_numerator{sel} + {family}_denominator{sel}"
-        budget = _agg("max", f"{family}_denominator{sel}", kpi.dims)
-        if set(by) != set(kpi.dims):  # a roll-up: each row's budget once, then added up
-            budget = _agg("sum", budget, by)
-        return f"{_agg('sum', actual, by)} / {budget} - 1"
     if kpi.kind in RATIO_KINDS:
         numerator = _agg("sum", f"{family}_numerator{sel}", by)
         denominator = _agg("sum", f"{family}_denominator{sel}", by)

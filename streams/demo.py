@@ -236,7 +236,7 @@ def summary_line(
     if revenue:
         start = datetime.fromtimestamp(revenue[0].start, UTC).strftime("%H:%M")
         end = datetime.fromtimestamp(revenue[0].end, UTC).strftime("%H:%M")
-        total = sum(v.value for v in revenue)
+        total = sum(v.value or 0 for v in revenue)  # a flow always has a value
         line += (
             f" | revenue {start}-{end} UTC: {total:,.2f} {state.config.fx.reporting_currency}"
             f" over {len(revenue)} series"

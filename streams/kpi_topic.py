@@ -5,7 +5,9 @@ again once the allowed lateness has passed (`"final": true`, including late upda
 final record when both happen in one batch (catching up on a backlog). The key is
 KPI + window + window start + dimensions, so a compacted topic keeps the latest value of each.
 Values are this worker's, over the partitions it owns (listed in the record): with several
-workers, add up records of the same key from different workers' partitions.
+workers, add up records of the same key from different workers' partitions. A ratio whose
+denominator is zero on this worker has `"value": null` and its numerator and denominator: add
+those up across workers, then divide.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def kpi_record(value: KpiValue, *, final: bool, partitions: list[str], now: floa
         "window_start": value.start,
         "window_end": value.end,
         "dimensions": dict(value.labels),
-        "value": str(value.value),
+        "value": None if value.value is None else str(value.value),
         "numerator": None if value.numerator is None else str(value.numerator),
         "denominator": None if value.denominator is None else str(value.denominator),
         "final": final,

@@ -157,7 +157,8 @@ class PulseCollector(Collector):
         ends: dict[str, int] = {}
         for value in self._state.latest_values():
             values = [v for _, v in value.labels]
-            families[value.kpi].add_metric([*values, value.window], float(value.value))
+            if value.value is not None:  # else a zero denominator here: parts only
+                families[value.kpi].add_metric([*values, value.window], float(value.value))
             if value.numerator is not None and value.denominator is not None:
                 families[f"{value.kpi}_numerator"].add_metric(
                     [*values, value.window], float(value.numerator)

@@ -3,7 +3,11 @@
 Pure functions over plain mappings, shared by `pulse backtest`, the `/metrics` collector and the
 KPI topic. A KPI is computed at its own dimensions by summing (or merging) the finer cells of its
 measures. Emission rules (docs/kpi-semantics.md): a value exists where at least one input has a
-cell; ratios only where the denominator is not zero; formulas only where all inputs exist.
+cell; formulas only where all inputs exist. A ratio whose denominator is zero here but whose
+numerator is not has no value (`value` None) and is still emitted with its parts: another worker
+may hold the denominator, and `sum(numerator) / sum(denominator)` across workers needs every
+worker's numerator (a worker with COGS but no revenue in a window, or OpEx of a cost center
+whose budget another worker holds).
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ class KpiValue:
     start: int
     end: int
     labels: Labels
-    value: Decimal
+    value: Decimal | None
+    """None: a ratio with a zero denominator here, emitted for its parts only."""
     numerator: Decimal | None = None
     denominator: Decimal | None = None
 
@@ -68,6 +73,22 @@ def ratio(numerator: Decimal, denominator: Decimal, scale: Decimal = Decimal(1))
     return (numerator * scale / denominator).quantize(RATIO_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
+def _ratio_value(
+    kpi: Kpi,
+    window: str,
+    span: tuple[int, int],
+    labels: Labels,
+    parts: tuple[Decimal, Decimal],
+) -> KpiValue | None:
+    """A ratio KPI's value with its parts; parts only when the denominator is zero here;
+    nothing when both are."""
+    numerator, denominator = parts
+    if denominator == 0 and numerator == 0:
+        return None
+    value = ratio(numerator, denominator, kpi.scale) if denominator != 0 else None
+    return KpiValue(kpi.name, window, *span, labels, value, numerator, denominator)
+
+
 def _labels(kpi: Kpi, dims: Dims) -> Labels:
     return tuple(zip(kpi.dims, dims, strict=True))
 
@@ -99,19 +120,9 @@ def flow_values(
                 values.append(KpiValue(kpi.name, window, start, end, labels, numerator))
                 continue
             denominator = _linear(cell, kpi.denominator or {})
-            if denominator != 0:
-                values.append(
-                    KpiValue(
-                        kpi.name,
-                        window,
-                        start,
-                        end,
-                        labels,
-                        ratio(numerator, denominator, kpi.scale),
-                        numerator,
-                        denominator,
-                    )
-                )
+            found = _ratio_value(kpi, window, (start, end), labels, (numerator, denominator))
+            if found is not None:
+                values.append(found)
     return values
 
 
@@ -145,25 +156,18 @@ def day_values(
             num = _project(catalog, kpi, cumulative, kpi.numerator)
             den_source = trailing if kpi.kind == "trailing_ratio" else cumulative
             den = _project(catalog, kpi, den_source, kpi.denominator)
-            for dims in sorted(den):
-                denominator = _linear(den[dims], kpi.denominator)
-                if denominator == 0:
-                    continue
+            span = (since if kpi.kind == "trailing_ratio" else start, end)
+            for dims in sorted(den.keys() | num.keys()):
+                denominator = _linear(den.get(dims, {}), kpi.denominator)
                 numerator = _linear(num.get(dims, {}), kpi.numerator)
-                value = ratio(numerator, denominator, kpi.scale)
-                by_kpi.setdefault(kpi.name, {})[dims] = value
-                values.append(
-                    KpiValue(
-                        kpi.name,
-                        window,
-                        since if kpi.kind == "trailing_ratio" else start,
-                        end,
-                        _labels(kpi, dims),
-                        value,
-                        numerator,
-                        denominator,
-                    )
+                found = _ratio_value(
+                    kpi, window, span, _labels(kpi, dims), (numerator, denominator)
                 )
+                if found is None:
+                    continue
+                values.append(found)
+                if found.value is not None:
+                    by_kpi.setdefault(kpi.name, {})[dims] = found.value
     for name in catalog.formula_order:
         kpi = catalog.kpis[name]
         inputs = [by_kpi.get(ref, {}) for ref in kpi.numerator]
@@ -185,23 +189,13 @@ def month_values(
         assert kpi.denominator is not None
         actual = _project(catalog, kpi, accs, kpi.numerator)
         budget = _project(catalog, kpi, accs, kpi.denominator)
-        for dims in sorted(budget):
-            planned = _linear(budget[dims], kpi.denominator)
-            if planned == 0:
-                continue
+        for dims in sorted(budget.keys() | actual.keys()):
+            planned = _linear(budget.get(dims, {}), kpi.denominator)
             spent = _linear(actual.get(dims, {}), kpi.numerator)
-            values.append(
-                KpiValue(
-                    kpi.name,
-                    "1mo",
-                    start,
-                    end,
-                    _labels(kpi, dims),
-                    ratio(spent - planned, planned),
-                    spent - planned,
-                    planned,
-                )
-            )
+            labels = _labels(kpi, dims)
+            found = _ratio_value(kpi, "1mo", (start, end), labels, (spent - planned, planned))
+            if found is not None:
+                values.append(found)
     return values
 
 

@@ -217,12 +217,13 @@ class AnomalyWatch:
         end = values[0].end
         values = values + rollups(self.catalog, values)
         counted = self._counted
+        raw = {(v.kpi, v.labels): v.value for v in values if v.value is not None}
         observed = {
-            (v.kpi, v.labels): float(v.value)
+            (v.kpi, v.labels): float(known)
             for v in values
-            if not (v.kpi in counted and v.denominator is not None and v.denominator < MIN_SUPPORT)
+            if (known := raw.get((v.kpi, v.labels))) is not None
+            and not (v.kpi in counted and v.denominator is not None and v.denominator < MIN_SUPPORT)
         }
-        raw = {(v.kpi, v.labels): v.value for v in values}
         step = STEPS.get(window, 86_400.0)
         for (kpi, labels), s in self._flows.get(window, {}).items():  # a quiet flow series is 0
             if (kpi, labels) not in observed and (

@@ -26,7 +26,8 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 @dataclass
 class KpiRecord:
-    value: Decimal
+    value: Decimal | None
+    """None: a ratio's parts only (a zero denominator on the writer's partitions)."""
     partitions: frozenset[str]
 
 
@@ -57,7 +58,8 @@ async def final_kpi_records(bootstrap: str, topic: str) -> dict[Key, list[KpiRec
                     if b'"final":true' not in record.value:
                         continue
                     body = orjson.loads(record.value)
-                    record_ = KpiRecord(Decimal(body["value"]), frozenset(body["partitions"]))
+                    value = None if body["value"] is None else Decimal(body["value"])
+                    record_ = KpiRecord(value, frozenset(body["partitions"]))
                     found[_record_key(body)].append(record_)
             for tp in list(pending):  # offsets have gaps: transaction markers take one each
                 if await consumer.position(tp) >= ends[tp]:
@@ -85,9 +87,10 @@ def latest_complete(
         if key[0] not in COMPARED_KPIS:
             continue
         newest = history[-1]
-        latest[key] = newest.value
         if newest.partitions != partitions:
             partial.append(key)
+        if newest.value is not None:
+            latest[key] = newest.value
     return latest, partial
 
 

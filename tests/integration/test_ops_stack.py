@@ -130,7 +130,13 @@ def _worker_ratios(worker: Worker) -> dict[tuple[str, frozenset[tuple[str, str]]
     kinds = {k.name: k for k in CATALOG.kpis}
     values = {}
     for v in worker.state.latest_values():
-        if kinds[v.kpi].kind in ("ratio", "cumulative_ratio", "trailing_ratio", "period_variance"):
+        ratio = kinds[v.kpi].kind in (
+            "ratio",
+            "cumulative_ratio",
+            "trailing_ratio",
+            "period_variance",
+        )
+        if ratio and v.value is not None:  # None: parts only, no value recorded either
             values[(v.kpi, frozenset((*v.labels, ("window", v.window))))] = v.value
     return values
 

@@ -79,6 +79,9 @@ async def final_kpi_records(bootstrap: str, topic: str) -> dict[Key, Decimal]:
                         rfc3339(body["window_end"]),
                         dims,
                     )
+                    if body["value"] is None:  # a ratio's parts only: no denominator
+                        found.pop(key, None)
+                        continue
                     found[key] = Decimal(body["value"])
         return found
     finally:

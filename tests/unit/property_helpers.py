@@ -93,7 +93,8 @@ REVENUE_SIGN = {"order_placed": 1, "order_cancelled": -1, "refund_issued": -1}
 
 RowKey = tuple[str, str, int, int, Labels]
 """(kpi, window, window_start, window_end, labels)."""
-Values = dict[RowKey, Decimal]
+Values = dict[RowKey, Decimal | None]
+"""None: a ratio with a zero denominator, emitted for its parts only."""
 Rejection = tuple[str, str]
 """(event_id, reason)."""
 
@@ -468,9 +469,13 @@ def differences(got: Values, want: Values) -> list[str]:
     sketch's relative accuracy, everything else (money, counts, ratios) must be equal."""
     out = []
     for key in sorted(got.keys() | want.keys(), key=repr):
-        a, b = got.get(key), want.get(key)
+        if key not in got or key not in want:
+            out.append(f"{key}: got {got.get(key, 'nothing')}, want {want.get(key, 'nothing')}")
+            continue
+        a, b = got[key], want[key]
         if a is None or b is None:
-            out.append(f"{key}: got {a}, want {b}")
+            if a != b:
+                out.append(f"{key}: got {a}, want {b}")
         elif key[0] in QUANTILE_KPIS:
             if not math.isclose(a, b, rel_tol=SKETCH_ACCURACY):
                 out.append(f"{key}: got {a}, want {b} (beyond {SKETCH_ACCURACY:.0%})")
@@ -515,6 +520,8 @@ def ledger_mismatch(values: Values, stream: Stream) -> str | None:
     got_revenue: dict[int, Decimal] = {}
     got_orders: dict[int, int] = {}
     for (kpi, window, start, _, _), value in values.items():
+        if value is None:
+            continue
         if window == "1d" and kpi == "revenue":
             got_revenue[start] = got_revenue.get(start, Decimal(0)) + value
         elif window == "1d" and kpi == "orders":

@@ -93,6 +93,24 @@ def test_revenue_of_the_newest_closed_window_with_its_end(state):
     assert samples["pulse_watermark_timestamp_seconds"] == {(): T0 + 63}
 
 
+def test_a_ratio_without_a_denominator_here_exports_its_parts_only(make_state, make_envelope):
+    """COGS but no revenue in the window on this worker: no margin of its own, but the -40.00
+    another worker's revenue must be set against (sum(numerator) / sum(denominator))."""
+    state = make_state()
+    feed(
+        state,
+        P0,
+        make_envelope(at=T0 + 5, type="inventory_issued", amount="40.00"),
+        make_envelope(at=T0 + 70, type="inventory_issued", amount="1.00"),  # closes [T0, T0+60)
+    )
+    samples = scrape(build_registry(state))
+
+    series = (("business_unit", "retail"), ("region", "eu"), ("window", "1m"))
+    assert samples["pulse_gross_margin_ratio_numerator"] == {series: -40.0}
+    assert samples["pulse_gross_margin_ratio_denominator"] == {series: 0.0}
+    assert "pulse_gross_margin_ratio" not in samples  # no value: not a 0, not a NaN
+
+
 def test_counters_and_freshness(state):
     samples = scrape(build_registry(state))
 
