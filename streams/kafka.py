@@ -32,8 +32,16 @@ class TopicSpec:
     replication: int | None = None
     """Replicas per partition; None: min(MAX_REPLICATION, brokers in the cluster when the topic
     is created), so that a changelog survives the loss of a broker wherever there is one to
-    replicate to (an explicit 1 on a 3-node cluster would not)."""
+    replicate to (an explicit 1 on a 3-node cluster would not). A replicated topic gets
+    `min.insync.replicas` one less than its replicas (unless `config` sets it): with `acks=all`
+    a write is then on two brokers of three before it counts, whatever the broker's default."""
     config: dict[str, str] = field(default_factory=lambda: dict(KEEP_A_WEEK))
+
+    def configs(self, replication: int) -> dict[str, str]:
+        """The topic configs to create it with at `replication` replicas."""
+        if replication <= 1:
+            return dict(self.config)
+        return {"min.insync.replicas": str(replication - 1)} | self.config
 
 
 def quiet_kafka_logs() -> None:
@@ -56,13 +64,9 @@ async def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], wait_s: flo
                 brokers = len((await admin.describe_cluster())["brokers"])
             default = max(1, min(MAX_REPLICATION, brokers))
             new = [
-                NewTopic(
-                    t.name,
-                    t.partitions,
-                    default if t.replication is None else t.replication,
-                    topic_configs=t.config,
-                )
+                NewTopic(t.name, t.partitions, rf, topic_configs=t.configs(rf))
                 for t in missing
+                for rf in [default if t.replication is None else t.replication]
             ]
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
                 await admin.create_topics(new)

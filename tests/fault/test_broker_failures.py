@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from fault_checks import assert_final_kpis
 from fault_processes import StreamProducer, WorkerProcess
 from fault_truth import PARTITIONS, Stream
@@ -45,6 +46,28 @@ async def describe(bootstrap: str, topics: list[str]) -> dict[str, list[dict[str
     finally:
         await admin.close()
     return {t["topic"]: sorted(t["partitions"], key=lambda p: p["partition"]) for t in described}
+
+
+TOPIC_CONFIG = 1
+"""DescribeConfigs `config_source`: set on the topic itself (not a broker default)."""
+
+
+async def topic_setting(bootstrap: str, topics: list[str], name: str) -> dict[str, tuple[str, int]]:
+    """Topic -> (value, config_source) of its config `name`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        resources = [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics]
+        responses = await admin.describe_configs(resources)
+    finally:
+        await admin.close()
+    return {
+        resource[3]: (entry[1], entry[3])
+        for response in responses
+        for resource in response.resources
+        for entry in resource[4]
+        if entry[0] == name
+    }
 
 
 async def until(done: Callable[[], bool], within: float) -> bool:
@@ -118,6 +141,8 @@ async def test_broker_kill_and_cluster_restart_lose_nothing(
     layout = await describe(bootstrap, [names["input"], *own_topics])
     factors = {topic: {len(p["replicas"]) for p in parts} for topic, parts in layout.items()}
     report(f"replication factors: {factors}")
+    in_sync = await topic_setting(bootstrap, own_topics, "min.insync.replicas")
+    assert in_sync == dict.fromkeys(own_topics, ("2", TOPIC_CONFIG)), in_sync
     victim = layout[changelog][0]["leader"]
 
     restarts: list[str] = []
