@@ -8,9 +8,9 @@ judged only after `min_events` events (nothing is known about it before).
 
 The clock is event time (the watermark: a source lagging behind the others is stale) or, live,
 wall-clock time once the worker is caught up and has had no records for a while (every source
-silent is stale too; see `judging_clock`). The
-KPI alerts of series depending on a stale source are held back by the caller; one `data_stale`
-alert per source is raised instead. Pure: stdlib only.
+silent is stale too; see `judging_clock`). The KPI alerts of series depending on a stale source
+are held back by the caller; one `data_stale` alert per source is raised instead. Pure: stdlib
+only.
 """
 
 from __future__ import annotations
