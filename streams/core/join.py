@@ -72,6 +72,18 @@ class TimeJoin:
         log, self._log = self._log, []
         return log
 
+    def everything(self) -> list[list[Any]]:
+        """The pending log and then every start and waiting end, as log entries: replayed
+        alone or after the log before it, it gives the join as it is."""
+        log = self.changes()
+        log += [["s", key, at] for key, at in self.started.items()]
+        log += [
+            ["w", key, position, measure, at, list(dims)]
+            for key, pending in self.waiting.items()
+            for position, (measure, at, dims) in enumerate(pending)
+        ]
+        return log
+
     def restore(self, log: list[list[Any]]) -> None:
         for entry in log:
             if entry[0] == "s":

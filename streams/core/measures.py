@@ -131,7 +131,20 @@ class MeasureStore:
         base = [[k[0], list(k[1]), str(self.base[k])] for k in sorted(self._dirty_base)]
         self._dirty = {}
         self._dirty_base = set()
-        return {"cells": cells, "base": base, "dropped": [list(b) for b in dropped]}
+        return {
+            "cells": cells,
+            "base": base,
+            "dropped": [list(b) for b in dropped],
+            "folded_through": self.folded_through,
+        }
+
+    def everything(self) -> dict[str, Any]:
+        """`changes()` with every cell and base sum in it (drops since the last call too):
+        replayed alone or after the records before it, it gives the store as it is."""
+        for bucket, accs in self.buckets.items():
+            self._dirty.setdefault(bucket, set()).update(accs)
+        self._dirty_base.update(self.base)
+        return self.changes()
 
     def restore(self, changes: dict[str, Any]) -> None:
         for window, start, measure, dims, encoded in changes["cells"]:
@@ -143,6 +156,9 @@ class MeasureStore:
                 self._folded((window, int(start)))
         for measure, dims, value in changes["base"]:
             self.base[(measure, tuple(dims))] = Decimal(value)
+        folded = changes.get("folded_through")  # absent in records of earlier versions
+        if folded is not None:
+            self._folded((FOLDED_WINDOW, int(folded)))
 
 
 def _encode(acc: Acc) -> Any:

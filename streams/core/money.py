@@ -39,6 +39,14 @@ class FxTable:
         rates.insert(index, rate)
         return True
 
+    def learned(self) -> list[tuple[str, float, str]]:
+        """Every rate set by `set_rate`, as (currency, effective from, rate) (JSON-ready)."""
+        return [
+            (currency, when, str(rate))
+            for currency, times in sorted(self._times.items())
+            for when, rate in zip(times, self._rates[currency], strict=True)
+        ]
+
     def rate_at(self, currency: str, timestamp: float) -> Decimal | None:
         if currency == self.reporting_currency:
             return ONE

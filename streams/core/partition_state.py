@@ -25,6 +25,8 @@ from streams.core.windows import NO_WATERMARK, BusinessDay, CalendarMonth, Tumbl
 from streams.errors import InvalidEvent
 
 CHECKPOINT_VERSION = 3
+SNAPSHOT_CHUNK = 20_000
+"""Cells, ids and other entries per snapshot record, so that a record stays a few MB."""
 DAY_RETENTION_DAYS = 32
 """Business days kept as buckets: a 30-day trailing window plus margin; older ones fold."""
 JOIN_TTL_SECONDS = 30 * 86400.0
@@ -254,15 +256,7 @@ class PartitionState:
 
     def checkpoint(self, next_offset: int) -> dict[str, Any]:
         """The changelog record for everything applied since the previous checkpoint."""
-        self.next_offset = next_offset
-        max_time = self.watermark.max_event_time
-        record = {
-            "v": CHECKPOINT_VERSION,
-            "next_offset": next_offset,
-            "max_event_time": None if max_time == NO_WATERMARK else max_time,
-            "first_event_time": None
-            if math.isinf(self.first_event_time)
-            else self.first_event_time,
+        record = self._header(next_offset) | {
             "store": self.store.changes(),
             "join": self.join.changes(),
             "rates": self._new_rates,
@@ -271,6 +265,54 @@ class PartitionState:
         self._new_ids = []
         self._new_rates = []
         return record
+
+    def snapshot(self, next_offset: int, chunk: int = SNAPSHOT_CHUNK) -> list[dict[str, Any]]:
+        """The whole state as changelog records (in place of a checkpoint; several when large).
+
+        Replayed alone, the log cut just before the first of them, or after the records before
+        them, they give this state; each is a valid record covering `next_offset`, so a crash
+        between two of them replays the batch, as after any checkpoint.
+        """
+        store = self.store.everything()
+        entries = {
+            "cells": store.pop("cells"),
+            "base": store.pop("base"),
+            "dropped": store.pop("dropped"),
+            "join": self.join.everything(),
+            "rates": self.fx.learned(),
+            "seen": [[event_id, bucket] for event_id, bucket in self.seen.items()],
+        }
+        self._remembered_new_ids()  # everything remembered is in: start counting evictions anew
+        self._new_ids = []
+        self._new_rates = []
+        header = self._header(next_offset)
+        records: list[dict[str, Any]] = []
+        room = 0
+        for name, items in entries.items():
+            for item in items:
+                if not room:
+                    records.append(_empty_record(header, store))
+                    room = chunk
+                target = records[-1]["store"] if name in _STORE_LISTS else records[-1]
+                target[name].append(item)
+                room -= 1
+        if not records:
+            records.append(_empty_record(header, store))
+        for index, record in enumerate(records):
+            record["snapshot"] = [index, len(records)]
+        return records
+
+    def _header(self, next_offset: int) -> dict[str, Any]:
+        self.next_offset = next_offset
+        max_time = self.watermark.max_event_time
+        return {
+            "v": CHECKPOINT_VERSION,
+            "next_offset": next_offset,
+            "max_event_time": None if max_time == NO_WATERMARK else max_time,
+            "first_event_time": None
+            if math.isinf(self.first_event_time)
+            else self.first_event_time,
+        }
 
     def restore(self, record: dict[str, Any]) -> None:
         """Apply one changelog record written by `checkpoint`."""
@@ -295,3 +337,16 @@ class PartitionState:
         if self.has_data:
             lateness = self.watermark.lateness
             self.seen.expire_before(self.windows.minute.start_of(self.watermark.value - lateness))
+
+
+_STORE_LISTS = frozenset({"cells", "base", "dropped"})
+
+
+def _empty_record(header: dict[str, Any], store: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot record with no entries yet: `header`, and the store's other fields."""
+    return header | {
+        "store": {"cells": [], "base": [], "dropped": [], **store},
+        "join": [],
+        "rates": [],
+        "seen": [],
+    }

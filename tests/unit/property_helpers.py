@@ -428,7 +428,12 @@ def recover(log: Sequence[dict[str, Any]], *, replay: str, expire: bool) -> Part
 
 
 def run_worker(
-    arrival: Sequence[Sent], *, crashes: bool, replay: str, expire: bool
+    arrival: Sequence[Sent],
+    *,
+    crashes: bool,
+    replay: str,
+    expire: bool,
+    snapshots: str = "never",
 ) -> tuple[PartitionState, dict[int, str]]:
     """One partition as the worker runs it: batches end after events marked `ends_batch` and at
     the end; after each batch a checkpoint (through orjson, as over the changelog topic) and,
@@ -436,9 +441,14 @@ def run_worker(
     (once per position): a fresh one recovers from the log and consumes again from the last
     record's `next_offset`, so the events of an unfinished batch are read twice.
 
+    `snapshots`: "never"; "kept", every other checkpoint is a snapshot (in records of at most 3
+    entries) and the log keeps everything; "cut", the log is also cut before each snapshot, as
+    the worker does once the snapshot is acknowledged.
+
     Returns the final state and the rejections {offset: reason}, the last read of each."""
     part = new_worker().new_partition()
     log: list[dict[str, Any]] = []
+    checkpoints = 0
     rejected: dict[int, str] = {}
     crashed: set[int] = set()
     offset = 0
@@ -451,7 +461,14 @@ def run_worker(
             rejected[offset] = error.reason
         offset += 1
         if sent.ends_batch or offset == len(arrival):
-            log.append(orjson.loads(orjson.dumps(part.checkpoint(offset))))
+            checkpoints += 1
+            if snapshots != "never" and checkpoints % 2 == 0:
+                records = part.snapshot(offset, chunk=3)
+                if snapshots == "cut":
+                    log.clear()
+            else:
+                records = [part.checkpoint(offset)]
+            log += [orjson.loads(orjson.dumps(r)) for r in records]
             if expire:
                 part.expire(part.watermark.value)
         if crashes and sent.crash_after and offset not in crashed:

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from core_helpers import revenue_1m, revenue_at, revenue_cells
 
+from streams.core.measures import MeasureStore
 from streams.errors import InvalidEvent
 
 T0 = 1_709_294_400  # 2024-03-01T12:00:00Z, a whole minute
@@ -125,7 +126,7 @@ def test_checkpoint_of_an_empty_partition_has_no_watermark(make_partition):
     record = over_the_wire(make_partition().checkpoint(next_offset=0))
 
     assert (record["max_event_time"], record["seen"]) == (None, [])
-    assert record["store"] == {"cells": [], "base": [], "dropped": []}
+    assert record["store"] == {"cells": [], "base": [], "dropped": [], "folded_through": None}
     fresh = make_partition()
     fresh.restore(record)
     assert not fresh.has_data
@@ -155,3 +156,43 @@ def test_restoring_twice_does_not_count_evictions_twice(make_partition, make_env
 
     assert dict(fresh.seen.items()) == {"e1": T0, "e2": T0}
     assert fresh.seen.evicted == 0
+
+
+def test_a_snapshot_alone_rebuilds_the_partition_in_records_of_bounded_size(source, make_partition):
+    source.checkpoint(next_offset=4)  # the log so far: nothing pending after this
+    records = [over_the_wire(r) for r in source.snapshot(next_offset=4, chunk=5)]
+
+    sizes = [
+        len(r["store"]["cells"])
+        + len(r["store"]["base"])
+        + len(r["store"]["dropped"])
+        + len(r["join"])
+        + len(r["rates"])
+        + len(r["seen"])
+        for r in records
+    ]
+    assert len(records) > 1  # 4 ids and the cells of 4 events, at most 5 entries a record
+    assert max(sizes) <= 5
+    assert [r["snapshot"] for r in records] == [[i, len(records)] for i in range(len(records))]
+    assert {r["next_offset"] for r in records} == {4}
+    fresh = make_partition()
+    for record in records:  # the log cut just before the snapshot
+        fresh.restore(record)
+    assert revenue_1m(fresh) == revenue_1m(source)
+    assert dict(fresh.seen.items()) == {"e1": T0, "e2": T0, "e3": T0 + 60, "e4": T0 + 60}
+    assert fresh.store.buckets == source.store.buckets
+    assert fresh.next_offset == 4
+
+
+def test_a_snapshot_carries_how_far_days_were_folded():
+    store = MeasureStore()
+    key = ("revenue", ("retail", "eu"))
+    store.add(("1d", 0), key, Decimal("5.00"))
+    store.drop(("1d", 0), fold=True)  # day 0 now only in the running total
+    store.add(("1d", 86_400), key, Decimal("1.00"))
+    store.changes()  # written earlier, then cut from the log
+
+    fresh = MeasureStore()
+    fresh.restore(orjson.loads(orjson.dumps(store.everything())))
+
+    assert (fresh.folded_through, fresh.base, fresh.buckets) == (0, store.base, store.buckets)

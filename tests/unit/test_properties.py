@@ -125,3 +125,25 @@ def test_a_partition_rebuilt_from_its_changelog_counts_on_as_the_original(
     assert differences(final_values([got]), final_values([want])) == []
     # Final values can hide a difference: a sample counted twice may move no quantile.
     assert store_differences(got, want) == []
+
+
+@settings(PROPERTY, max_examples=200)
+@given(
+    scenario=scenarios(copies=15),
+    expire=st.booleans(),
+    snapshots=st.sampled_from(["kept", "cut"]),
+)
+def test_snapshots_in_the_changelog_and_a_log_cut_before_them_change_nothing(
+    scenario: Scenario, expire: bool, snapshots: str
+) -> None:
+    """Every other checkpoint a snapshot in records of 3 entries, crashes between events."""
+    arrival = [a.sent for a in scenario.arrival]
+    want, rejected = run_worker(arrival, crashes=False, replay="once", expire=expire)
+
+    got, rejected_with_crashes = run_worker(
+        arrival, crashes=True, replay="once", expire=expire, snapshots=snapshots
+    )
+
+    assert rejected_with_crashes == rejected
+    assert differences(final_values([got]), final_values([want])) == []
+    assert store_differences(got, want) == []
