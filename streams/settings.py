@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     allowed_lateness_seconds: float = Field(default=60.0, ge=0)
     retained_windows: int = Field(default=10, ge=1, description="Closed windows kept per key.")
     dedupe_max_entries: int = Field(default=1_000_000, ge=1)
+    changelog_snapshot_records: int = Field(
+        default=10_000,
+        ge=0,
+        description="Changelog records of a partition after which its whole state is written "
+        "once more and the log before that deleted, bounding recovery time and disk (0: never; "
+        "needs a broker with DeleteRecords).",
+    )
     max_dimension_values: int = Field(
         default=1000, ge=1, description="Distinct values per dimension before folding to 'other'."
     )

@@ -25,6 +25,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
@@ -34,6 +36,7 @@ from streams.core import (
     BadEventGuard,
     FxTable,
     KpiValue,
+    PartitionState,
     StateConfig,
     ValidationLimits,
     Windows,
@@ -66,6 +69,8 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 COMMIT_INTERVAL_S = 1.0
+FAILED_CUTS_BEFORE_OFF = 2
+"""Changelog cuts failed in a row before snapshots are turned off."""
 QUIET_BEFORE_WALL_CLOCK_S = 10.0
 """Seconds without a record, caught up, before sources are judged by wall-clock time."""
 
@@ -132,6 +137,12 @@ class Worker:
         """When the consume loop last came round (liveness)."""
         self._last_records = time.monotonic()
         """When the consume loop last got records (see `QUIET_BEFORE_WALL_CLOCK_S`)."""
+        self._logged: dict[TopicPartition, int] = {}
+        """Changelog records per input partition since its last snapshot (or in its log)."""
+        self._cuts: list[tuple[TopicPartition, asyncio.Future[object]]] = []
+        """Snapshots sent and not yet cut before: (changelog partition, first record's send)."""
+        self._snapshots = settings.changelog_snapshot_records > 0
+        self._failed_cuts = 0
         self._recovering = False
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -262,7 +273,7 @@ class Worker:
             self.consumed += len(records)
             self.policy.record_batch(len(records), errors)
             next_offset = records[-1].offset + 1
-            checkpoints.append((tp, part.checkpoint(next_offset)))
+            checkpoints += [(tp, record) for record in self._log_records(tp, part, next_offset)]
         await self._refresh_lag(consumer)
         # Windows that closed with this batch are read before expiry may drop their minutes.
         closing, final = self.kpis.due()
@@ -281,7 +292,9 @@ class Worker:
             return {}  # the offsets went with the transaction
         dead_sent = await _send_all(producer, self._dead_messages(dead))
         settled = await self._settle(dead_sent)
-        self._inflight = await _send_all(producer, self._checkpoint_messages(checkpoints))
+        logged = await _send_all(producer, self._checkpoint_messages(checkpoints))
+        self._cuts += self._snapshot_sends(checkpoints, logged)
+        self._inflight = list(logged)
         # KPI records go after the changelog: a crash in between republishes the same keys.
         self._inflight += await _send_all(producer, self._kpi_messages(kpi_records))
         self._inflight += await self._send_anomalies(producer, anomaly_records)
@@ -301,13 +314,15 @@ class Worker:
         offset by whoever owns the partition next)."""
         async with producer.transaction():
             await _send_all(producer, self._dead_messages(dead))
-            await _send_all(producer, self._checkpoint_messages(checkpoints))
+            logged = await _send_all(producer, self._checkpoint_messages(checkpoints))
+            self._cuts += self._snapshot_sends(checkpoints, logged)
             await _send_all(producer, self._kpi_messages(kpi_records))
             await self._send_anomalies(producer, anomaly_records)
             if checkpoints:
                 await producer.send_offsets_to_transaction(
                     _offsets(checkpoints), self.settings.consumer_group
                 )
+        await self._cut_logs()  # committed: the snapshots are what a new owner reads first
 
     def _dead_messages(self, dead: list[DeadLetter]) -> Iterable[Message]:
         topic = self.settings.deadletter_topic
@@ -425,7 +440,67 @@ class Worker:
         if self._inflight or also:
             await asyncio.gather(*self._inflight, *(also or ()))
         settled, self._inflight, self._inflight_offsets = self._inflight_offsets, [], {}
+        await self._cut_logs()
         return settled
+
+    def _log_records(
+        self, tp: TopicPartition, part: PartitionState, next_offset: int
+    ) -> list[dict[str, Any]]:
+        """The batch's changelog records for `tp`: its checkpoint or, once the log holds
+        `changelog_snapshot_records` records since the last, a snapshot of the whole state."""
+        logged = self._logged.get(tp, 0)
+        if self._snapshots and logged >= self.settings.changelog_snapshot_records:
+            records = part.snapshot(next_offset)
+            self._logged[tp] = len(records)
+            return records
+        self._logged[tp] = logged + 1
+        return [part.checkpoint(next_offset)]
+
+    def _snapshot_sends(
+        self,
+        checkpoints: list[tuple[TopicPartition, dict[str, Any]]],
+        sends: list[asyncio.Future[object]],
+    ) -> list[tuple[TopicPartition, asyncio.Future[object]]]:
+        """The sends of the first record of each snapshot, with their changelog partition."""
+        return [
+            (TopicPartition(self.settings.changelog_topic(tp.topic), tp.partition), sent)
+            for (tp, record), sent in zip(checkpoints, sends, strict=True)
+            if record.get("snapshot", (None,))[0] == 0
+        ]
+
+    async def _cut_logs(self) -> None:
+        """Delete every changelog record before an acknowledged (committed) snapshot: the
+        snapshot holds the whole state, so recovery reads from it. Two failed cuts in a row
+        (a broker without DeleteRecords, like the embedded one) turn snapshots off."""
+        cuts, self._cuts = self._cuts, []
+        before = {
+            tp: RecordsToDelete(sent.result().offset)  # type: ignore[attr-defined]
+            for tp, sent in cuts
+            if sent.done() and not sent.cancelled() and not sent.exception()
+        }
+        if not before or not self._snapshots:
+            return
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
+        try:
+            await admin.start()
+            cut = await admin.delete_records(before, timeout_ms=10_000)
+            log.info("changelog cut before snapshots: %s", _partition_offsets(cut))
+            self._failed_cuts = 0
+        except KafkaError as exc:
+            # Twice in a row: unsupported (the embedded broker drops the connection) or not
+            # allowed (an ACL); snapshots that are never cut would only lengthen the log.
+            self._failed_cuts += 1
+            if self._failed_cuts < FAILED_CUTS_BEFORE_OFF:
+                log.warning("changelog cut failed (the next snapshot retries): %r", exc)
+                return
+            self._snapshots = False
+            log.warning(
+                "changelog cut failed again (%r): snapshots are off, and each partition's "
+                "changelog grows until the topic's retention (the broker needs DeleteRecords)",
+                exc,
+            )
+        finally:
+            await admin.close()
 
     async def recover(self, assigned: Iterable[TopicPartition]) -> None:
         """Rebuild the state of newly assigned partitions from the changelog and seek past it."""
@@ -460,9 +535,12 @@ class Worker:
             for topic, parts in by_topic.items():
                 for p in parts:
                     self.state.partitions[(topic, p)] = self.state.new_partition()
+                    self._logged[TopicPartition(topic, p)] = 0
 
                 def apply(p: int, record: dict[str, object], topic: str = topic) -> None:
                     self.state.partitions[(topic, p)].restore(record)
+                    tp = TopicPartition(topic, p)
+                    self._logged[tp] = self._logged.get(tp, 0) + 1
 
                 applied += await replay(
                     self.bootstrap,
@@ -488,10 +566,15 @@ class Worker:
             for tp in revoked:
                 self.state.revoke((tp.topic, tp.partition))
                 self._lag.pop(tp, None)
+                self._logged.pop(tp, None)
 
 
 Message = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int | None]
 """(topic, key, value, headers, partition) of one record to send."""
+
+
+def _partition_offsets(offsets: dict[TopicPartition, int]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(offsets.items()))
 
 
 def _offsets(

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from schemas import Envelope, FxRate
 from streams.core.cardinality import CardinalityGuard
 from streams.core.compiler import CompiledCatalog, Contribution
@@ -25,8 +27,9 @@ from streams.core.windows import NO_WATERMARK, BusinessDay, CalendarMonth, Tumbl
 from streams.errors import InvalidEvent
 
 CHECKPOINT_VERSION = 3
-SNAPSHOT_CHUNK = 20_000
-"""Cells, ids and other entries per snapshot record, so that a record stays a few MB."""
+SNAPSHOT_RECORD_BYTES = 512 * 1024
+"""Entries per snapshot record, in bytes of JSON: under the 1 MB a Kafka broker accepts by
+default (`message.max.bytes`)."""
 DAY_RETENTION_DAYS = 32
 """Business days kept as buckets: a 30-day trailing window plus margin; older ones fold."""
 JOIN_TTL_SECONDS = 30 * 86400.0
@@ -266,7 +269,9 @@ class PartitionState:
         self._new_rates = []
         return record
 
-    def snapshot(self, next_offset: int, chunk: int = SNAPSHOT_CHUNK) -> list[dict[str, Any]]:
+    def snapshot(
+        self, next_offset: int, record_bytes: int = SNAPSHOT_RECORD_BYTES
+    ) -> list[dict[str, Any]]:
         """The whole state as changelog records (in place of a checkpoint; several when large).
 
         Replayed alone, the log cut just before the first of them, or after the records before
@@ -290,12 +295,13 @@ class PartitionState:
         room = 0
         for name, items in entries.items():
             for item in items:
-                if not room:
+                size = len(orjson.dumps(item))
+                if size > room and (room < record_bytes or not records):
                     records.append(_empty_record(header, store))
-                    room = chunk
+                    room = record_bytes
                 target = records[-1]["store"] if name in _STORE_LISTS else records[-1]
                 target[name].append(item)
-                room -= 1
+                room -= size
         if not records:
             records.append(_empty_record(header, store))
         for index, record in enumerate(records):

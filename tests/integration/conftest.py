@@ -7,13 +7,16 @@ test gets its own topics and consumer group, so the suite runs against any share
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.errors import KafkaError
 from kafka_helpers import WorkerPool
 
@@ -64,6 +67,34 @@ def transactions(kafka_bootstrap: str) -> bool:
             return False
         finally:
             await producer.stop()
+        return True
+
+    return asyncio.run(probe())
+
+
+@pytest.fixture(scope="session")
+def deletes_records(kafka_bootstrap: str) -> bool:
+    """Whether the broker under test has DeleteRecords (a bare aiokafka probe on a topic of
+    its own)."""
+
+    async def probe() -> bool:
+        topic = f"probe-{uuid.uuid4().hex}"
+        await ensure_topics(kafka_bootstrap, [TopicSpec(topic)])
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        try:
+            await (await producer.send(topic, b"x", partition=0))
+        finally:
+            await producer.stop()
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_records({TopicPartition(topic, 0): RecordsToDelete(1)})
+        except KafkaError:
+            return False
+        finally:
+            with contextlib.suppress(KafkaError):
+                await admin.close()
         return True
 
     return asyncio.run(probe())

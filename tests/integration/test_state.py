@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 
 import pytest
+from aiokafka import TopicPartition
 from events import order
 from kafka_helpers import WorkerPool, eventually, produce, read_topic, revenue_of, scrape, value_of
 
 from streams.errors import BadEventRatioExceeded
+from streams.kafka import new_consumer
 from streams.settings import Settings
 from streams.worker import Worker
 
@@ -81,6 +84,59 @@ async def test_restarted_worker_recovers_state_from_the_changelog(
     # The second worker resumed after the first one's last offset: it read only its 3 messages.
     assert value_of(samples, "pulse_events_processed_total", type="order_placed") == 2
     assert value_of(samples, "pulse_events_rejected_total", reason="duplicate") == 1
+
+
+async def test_a_snapshot_cuts_the_changelog_and_recovery_starts_from_it(
+    kafka_bootstrap: str,
+    make_settings: Callable[..., Settings],
+    input_topic: Callable[[int], Awaitable[str]],
+    workers: WorkerPool,
+    deletes_records: bool,
+) -> None:
+    topic = await input_topic(1)
+    settings = make_settings(changelog_snapshot_records=3)
+    first = await workers.start(settings)
+    amounts = [Decimal(2**i) for i in range(8)]  # 1 + 2 + ... + 128 = 255.00
+    for i, amount in enumerate(amounts):  # a batch each: 8 changelog records, 2 snapshots
+        await produce(kafka_bootstrap, topic, [order(f"o{i}", f"10:00:{10 + i}", f"{amount}")])
+        await eventually(lambda n=i + 1: counted(first, n), what=f"{i + 1} counted")
+    changelog = TopicPartition(settings.changelog_topic(topic), 0)
+
+    async def log_starts_after_0() -> bool:
+        return (await beginning_offset(kafka_bootstrap, changelog)) > 0
+
+    if deletes_records:
+        await eventually(log_starts_after_0, what="the changelog cut before a snapshot")
+    else:  # the embedded broker: snapshots turn off at the first cut, nothing is lost
+        await eventually(lambda: nothing_to(not first._snapshots), what="snapshots off")
+        assert await beginning_offset(kafka_bootstrap, changelog) == 0
+    await workers.stop(first)
+
+    second = await workers.start(settings)
+    await produce(kafka_bootstrap, topic, [order("closer", "10:01:30", "0.50")])  # closes 10:00
+
+    async def shows() -> bool:
+        return revenue_of(await scrape(second.server.url)) == {("retail", "emea"): 255.00}
+
+    await eventually(shows, what="the recovered revenue of the 10:00 minute")
+    assert sum(second.state.processed.values()) == 1  # it resumed after the snapshot's offset
+
+
+async def counted(worker: Worker, n: int) -> bool:
+    return sum(worker.state.processed.values()) == n
+
+
+async def nothing_to(value: bool) -> bool:
+    return value
+
+
+async def beginning_offset(bootstrap: str, tp: TopicPartition) -> int:
+    consumer = new_consumer(bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        return (await consumer.beginning_offsets([tp]))[tp]
+    finally:
+        await consumer.stop()
 
 
 @pytest.mark.expect_errors

@@ -441,9 +441,9 @@ def run_worker(
     (once per position): a fresh one recovers from the log and consumes again from the last
     record's `next_offset`, so the events of an unfinished batch are read twice.
 
-    `snapshots`: "never"; "kept", every other checkpoint is a snapshot (in records of at most 3
-    entries) and the log keeps everything; "cut", the log is also cut before each snapshot, as
-    the worker does once the snapshot is acknowledged.
+    `snapshots`: "never"; "kept", every other checkpoint is a snapshot (in records of at most
+    150 bytes of entries, a few each) and the log keeps everything; "cut", the log is also cut
+    before each snapshot, as the worker does once the snapshot is acknowledged.
 
     Returns the final state and the rejections {offset: reason}, the last read of each."""
     part = new_worker().new_partition()
@@ -463,7 +463,7 @@ def run_worker(
         if sent.ends_batch or offset == len(arrival):
             checkpoints += 1
             if snapshots != "never" and checkpoints % 2 == 0:
-                records = part.snapshot(offset, chunk=3)
+                records = part.snapshot(offset, record_bytes=150)
                 if snapshots == "cut":
                     log.clear()
             else:

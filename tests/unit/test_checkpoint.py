@@ -13,6 +13,7 @@ from streams.core.measures import MeasureStore
 from streams.errors import InvalidEvent
 
 T0 = 1_709_294_400  # 2024-03-01T12:00:00Z, a whole minute
+LISTS = ("join", "rates", "seen")
 RETAIL_EU = ("retail", "eu")
 WHOLESALE_US = ("wholesale", "us")
 
@@ -160,19 +161,15 @@ def test_restoring_twice_does_not_count_evictions_twice(make_partition, make_env
 
 def test_a_snapshot_alone_rebuilds_the_partition_in_records_of_bounded_size(source, make_partition):
     source.checkpoint(next_offset=4)  # the log so far: nothing pending after this
-    records = [over_the_wire(r) for r in source.snapshot(next_offset=4, chunk=5)]
+    records = [over_the_wire(r) for r in source.snapshot(next_offset=4, record_bytes=300)]
 
-    sizes = [
-        len(r["store"]["cells"])
-        + len(r["store"]["base"])
-        + len(r["store"]["dropped"])
-        + len(r["join"])
-        + len(r["rates"])
-        + len(r["seen"])
-        for r in records
-    ]
-    assert len(records) > 1  # 4 ids and the cells of 4 events, at most 5 entries a record
-    assert max(sizes) <= 5
+    def entry_bytes(record: dict[str, Any]) -> int:
+        store = record["store"]
+        lists = [store["cells"], store["base"], store["dropped"], *(record[n] for n in LISTS)]
+        return sum(len(orjson.dumps(entry)) for entries in lists for entry in entries)
+
+    assert len(records) > 1  # 4 ids and the cells of 4 events: more than 300 bytes
+    assert max(map(entry_bytes, records)) <= 300
     assert [r["snapshot"] for r in records] == [[i, len(records)] for i in range(len(records))]
     assert {r["next_offset"] for r in records} == {4}
     fresh = make_partition()

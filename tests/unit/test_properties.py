@@ -136,7 +136,7 @@ def test_a_partition_rebuilt_from_its_changelog_counts_on_as_the_original(
 def test_snapshots_in_the_changelog_and_a_log_cut_before_them_change_nothing(
     scenario: Scenario, expire: bool, snapshots: str
 ) -> None:
-    """Every other checkpoint a snapshot in records of 3 entries, crashes between events."""
+    """Every other checkpoint a snapshot in records of a few entries, crashes between events."""
     arrival = [a.sent for a in scenario.arrival]
     want, rejected = run_worker(arrival, crashes=False, replay="once", expire=expire)
 
