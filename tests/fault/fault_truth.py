@@ -53,6 +53,9 @@ WORKER_ENV: dict[str, str] = {
     "PULSE_SESSION_TIMEOUT_MS": "6000",  # the least the settings allow: a killed member's
     # partitions move ~6 s after its last heartbeat
     "PULSE_LOG_LEVEL": "INFO",
+    # A snapshot, and the changelog cut before it, every 8 records of a partition: the kills,
+    # rebalances and broker failures land around snapshots and cuts too.
+    "PULSE_CHANGELOG_SNAPSHOT_RECORDS": "8",
 }
 
 COMPARED_KPIS = frozenset(
