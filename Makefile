@@ -79,7 +79,7 @@ generate: $(STAMP) ## regenerate schemas, Prometheus rules, Alertmanager config,
 check-generated: $(STAMP) ## fail when generated files drift from their source
 	$(BIN)/pulse generate --check
 
-bench: $(STAMP) ## pipeline throughput vs a plain-consumer ceiling (prints `ratio:`)
+bench: $(STAMP) ## pipeline throughput vs a plain-consumer ceiling (prints `ratio:`; ARGS="--replay 100000": changelog replay)
 	$(BIN)/pulse bench $(ARGS)
 
 evaluate: $(STAMP) ## judge the anomaly detectors on 3 simulated weeks (~3 min)

@@ -43,7 +43,7 @@ SIMULATED_RATE = 50.0
 BAD_RATIO = 0.01
 
 
-def _say(line: str) -> None:
+def say(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
@@ -56,7 +56,7 @@ async def run_bench(
     *,
     with_faust: bool = False,
     simulated_rate: float = SIMULATED_RATE,
-    say: Callable[[str], None] = _say,
+    say: Callable[[str], None] = say,
 ) -> float:
     """Run the benchmark and return the ratio (median pipeline / median ceiling)."""
     quiet_kafka_logs()

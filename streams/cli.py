@@ -276,6 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
         "repository path docs/runbook.md; set it to where your clone is published)",
     )
 
+    _bench_parser(commands)
+    return parser
+
+
+def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = commands.add_parser(
         "bench",
         help="measure pipeline throughput against a plain-consumer ceiling",
@@ -294,11 +299,17 @@ def build_parser() -> argparse.ArgumentParser:
         "events span, so how many windows close (detection works per closed window)",
     )
     bench.add_argument(
+        "--replay",
+        type=int,
+        metavar="RECORDS",
+        help="instead: time the replay of RECORDS live-sized changelog records (what a restart "
+        "costs per partition since its last snapshot) against a plain read of them",
+    )
+    bench.add_argument(
         "--with-faust",
         action="store_true",
         help="also measure a per-event Faust agent doing the same work (once, ~30 s more)",
     )
-    return parser
 
 
 def _simulation_options(parser: argparse.ArgumentParser) -> None:
@@ -380,6 +391,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR
         return _detect(args)
     if args.command == "simulate":
         return _simulate(args, settings)
+    if args.command == "bench" and args.replay:
+        from streams.bench import say  # noqa: PLC0415
+        from streams.bench_replay import run_replay_bench  # noqa: PLC0415
+
+        asyncio.run(run_replay_bench(settings, args.replay, args.rounds, say))
+        return 0
     if args.command == "bench":
         from streams.bench import run_bench  # noqa: PLC0415
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from streams.bench import run_bench
+from streams.bench_replay import run_replay_bench
 from streams.settings import Settings
 
 
@@ -15,3 +16,13 @@ async def test_bench_reports_both_paths_and_a_ratio(make_settings: Callable[...,
     assert any(line.startswith("pipeline:") for line in lines)
     assert lines[-1] == f"ratio: {ratio:.2f}"
     assert ratio > 0
+
+
+async def test_replay_bench_rebuilds_every_record_and_reports_a_ratio(
+    make_settings: Callable[..., Settings],
+) -> None:
+    lines: list[str] = []
+    ratio = await run_replay_bench(make_settings(), 2000, 1, lines.append)
+    assert lines[0].startswith("replay bench: 2000 changelog records")
+    assert lines[-1] == f"ratio: {ratio:.2f}"
+    assert ratio > 0  # and the replay reached the last record's offset (asserted inside)
