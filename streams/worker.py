@@ -18,6 +18,7 @@ changelog record per partition per batch keeps the same guarantees at a fraction
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -486,7 +487,7 @@ class Worker:
             cut = await admin.delete_records(before, timeout_ms=10_000)
             log.info("changelog cut before snapshots: %s", _partition_offsets(cut))
             self._failed_cuts = 0
-        except KafkaError as exc:
+        except (KafkaError, OSError, TimeoutError) as exc:
             # Twice in a row: unsupported (the embedded broker drops the connection) or not
             # allowed (an ACL); snapshots that are never cut would only lengthen the log.
             self._failed_cuts += 1
@@ -500,7 +501,8 @@ class Worker:
                 exc,
             )
         finally:
-            await admin.close()
+            with contextlib.suppress(KafkaError, OSError):
+                await admin.close()
 
     async def recover(self, assigned: Iterable[TopicPartition]) -> None:
         """Rebuild the state of newly assigned partitions from the changelog and seek past it."""
