@@ -216,7 +216,14 @@ async def test_dashboards_recorded_kpis_and_an_incident_through_prometheus_and_a
             dip_published = time.time()
             await _until(_async(dip_alerts), 180, "the worker opening the revenue dip")
             worker_opened = time.time()
-            series = dip_alerts()[0]
+            # The alert opens while the worker still reads the dip's last minutes; once it has
+            # read up to the hold nothing more closes, and the alerts open then stay open.
+            await _until(
+                _async(lambda: _read(worker) == stats.sent), 120, "the worker reading to the hold"
+            )
+            held = dip_alerts()
+            assert held, "every EMEA revenue alert of the dip closed before the hold"
+            series = held[0]
 
             # 2. While the alert is pending: every panel query has data, recorded = worker.
             await _until(lambda: _scraped_everything(prom, worker), 60, "Prometheus catching up")
@@ -325,6 +332,11 @@ def _find(hook: Webhook, status: str, key: SeriesKey) -> dict[str, Any] | None:
 
 def hook_time(hook: Webhook, alert: dict[str, Any]) -> float:
     return next(at for _, at, a in hook.alerts() if a is alert)
+
+
+def _read(worker: Worker) -> int:
+    """Messages the worker has read: counted or rejected."""
+    return sum(worker.state.processed.values()) + sum(worker.state.rejected.values())
 
 
 async def _scraped_everything(prom: Server, worker: Worker) -> bool:
