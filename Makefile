@@ -53,7 +53,7 @@ test: $(STAMP) ops-tools kafka-tools lint check-generated ## lint, types, genera
 	$(MAKE) --no-print-directory test-apache test-fault
 
 test-apache: $(STAMP) kafka-tools ## the integration suite again, on Apache Kafka (one node, started by the tests)
-	PULSE_TEST_BROKER=apache $(BIN)/pytest -ra tests/integration -m "not apache_kafka and not fault"
+	KPI_PULSE_TEST_BROKER=apache $(BIN)/pytest -ra tests/integration -m "not apache_kafka and not fault"
 
 test-fault: $(STAMP) kafka-tools ## fault tests on Apache Kafka: kill -9, rebalances, broker failures; exact KPIs
 	$(BIN)/pytest -ra -m fault

@@ -65,7 +65,7 @@ def live_records(settings: Settings, count: int) -> list[bytes]:
                     }
                 )
             )
-        records.append(encode(part.checkpoint(2 * batch + 2)))
+        records += encode(part.checkpoint(2 * batch + 2))
         if batch % 50 == 0:
             part.expire(part.watermark.value)
     return records

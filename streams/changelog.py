@@ -6,11 +6,16 @@ record is both data and commit marker. Recovery reads the partition to its end, 
 record; consumption resumes at the last record's `next_offset`. A crash between processing a batch
 and its record being acknowledged replays that batch: nothing lost, and dedupe plus absolute
 values keep it from counting twice.
+
+Records are bounded (`streams.core.log_records`): one too large for the broker goes as parts,
+which replay applies only once the last part is read (a group cut short by a crash is dropped,
+and its batch read again).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,15 +23,20 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.core.log_records import Groups
+from streams.core.log_records import encode as encode_parts
 from streams.errors import BrokerError
 from streams.kafka import new_consumer, start_client
+
+log = logging.getLogger(__name__)
 
 Apply = Callable[[int, dict[str, Any]], None]
 """Called with (partition, record) for every changelog record, in order."""
 
 
-def encode(record: dict[str, Any]) -> bytes:
-    return orjson.dumps(record)
+def encode(record: dict[str, Any]) -> list[bytes]:
+    """One record as changelog payloads: itself, or its parts when too large for one."""
+    return encode_parts(record)
 
 
 def key_for(partition: int) -> bytes:
@@ -44,6 +54,9 @@ async def replay(
 ) -> int:
     """Apply every record of `topic`'s `partitions` in order; return how many were applied.
 
+    The parts of a split record are applied together once the last is read; an unfinished
+    group is not applied (see the module docstring).
+
     `committed_only` (workers with transactions): skip records of aborted transactions, and wait
     for open ones to end (the coordinator aborts a crashed producer's after its timeout).
     Uses its own group-less consumer. Ends at each partition's high-water mark as seen by the
@@ -60,6 +73,7 @@ async def replay(
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         pending = set(assigned)
+        groups = {p: Groups() for p in partitions}
         deadline = time.monotonic() + wait_s
         while pending:
             if time.monotonic() > deadline:
@@ -67,8 +81,9 @@ async def replay(
             batches = await consumer.getmany(*pending, timeout_ms=200, max_records=10_000)
             for tp, records in batches.items():
                 for record in records:
-                    apply(tp.partition, orjson.loads(record.value))
-                applied += len(records)
+                    for whole in groups[tp.partition].feed(orjson.loads(record.value)):
+                        apply(tp.partition, whole)
+                        applied += 1
             for tp in list(pending):
                 end = _end(consumer, tp)
                 if end is not None and await consumer.position(tp) >= end:
@@ -76,6 +91,11 @@ async def replay(
             await asyncio.sleep(0)
     finally:
         await consumer.stop()
+    for p, group in groups.items():
+        if dropped := group.finish():
+            log.warning(
+                "changelog %s[%d]: %d parts of unfinished records skipped", topic, p, dropped
+            )
     return applied
 
 

@@ -25,8 +25,9 @@ log = logging.getLogger("streams.cli")
 
 EPILOG = """\
 Configuration comes from PULSE_* environment variables (PULSE_KAFKA_BOOTSTRAP, PULSE_INPUT_TOPICS,
-PULSE_TOPIC_PREFIX, PULSE_WINDOW_SECONDS, PULSE_ALLOWED_LATENESS_SECONDS, PULSE_MAX_BAD_RATIO, ...;
-see README.md). Without PULSE_KAFKA_BOOTSTRAP, `demo` and `bench` start an embedded broker.
+PULSE_TOPIC_PREFIX, PULSE_ALLOWED_LATENESS_SECONDS, PULSE_MAX_BAD_RATIO, ...; see README.md); a
+PULSE_* variable that is no setting stops the command, naming it and the closest real name.
+Without PULSE_KAFKA_BOOTSTRAP, `demo` and `bench` start an embedded broker.
 Start with:  pulse demo
 """
 

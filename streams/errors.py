@@ -19,15 +19,21 @@ RejectReason: TypeAlias = Literal[
     "unknown_currency",
     "duplicate",
     "late",
+    "internal_error",
 ]
 """Machine-readable reasons for dead-lettering a message (the `reason` label and header)."""
 
 REJECT_REASONS: tuple[RejectReason, ...] = RejectReason.__args__  # type: ignore[attr-defined]
 
-BAD_INPUT_REASONS: frozenset[RejectReason] = frozenset(REJECT_REASONS) - {"duplicate", "late"}
+BAD_INPUT_REASONS: frozenset[RejectReason] = frozenset(REJECT_REASONS) - {
+    "duplicate",
+    "late",
+    "internal_error",
+}
 """Reasons that point at a broken publisher, and so count toward the bad-event ratio limit.
 
-Duplicates and late events are normal in an at-least-once world and do not.
+Duplicates and late events are normal in an at-least-once world and do not; an internal error
+is kpi-pulse's own bug (logged as an ERROR), which stopping the fleet would not mend.
 """
 
 
@@ -69,6 +75,11 @@ class ConfigError(FatalError):
 
 class BrokerError(FatalError):
     """The Kafka broker cannot be reached, started or used as configured."""
+
+
+class RecoveryFailed(FatalError):
+    """Rebuilding assigned partitions from their changelog failed: consuming on half-rebuilt
+    state would publish wrong KPIs, so the worker stops (names the partitions and the cause)."""
 
 
 class BadEventRatioExceeded(FatalError):

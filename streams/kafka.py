@@ -10,11 +10,17 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from streams.errors import BrokerError
 
 log = logging.getLogger(__name__)
+
+RECORD_LIMIT = 1_048_588
+"""`max.message.bytes` of every topic kpi-pulse creates: Apache Kafka's default, set explicitly
+so that what the worker writes is bounded for it (`streams.core.log_records`,
+`streams.deadletter.MAX_DEAD_LETTER_BYTES`) whatever the broker's default."""
 
 # Every topic is created with explicit configs: some brokers only report configs set at creation.
 KEEP_FOREVER = {"retention.ms": "-1", "cleanup.policy": "delete"}
@@ -36,12 +42,16 @@ class TopicSpec:
     `min.insync.replicas` one less than its replicas (unless `config` sets it): with `acks=all`
     a write is then on two brokers of three before it counts, whatever the broker's default."""
     config: dict[str, str] = field(default_factory=lambda: dict(KEEP_A_WEEK))
+    check_partitions: bool = False
+    """An existing topic with fewer partitions stops the worker (a changelog needs one per
+    input partition)."""
 
     def configs(self, replication: int) -> dict[str, str]:
         """The topic configs to create it with at `replication` replicas."""
+        configs = {"max.message.bytes": str(RECORD_LIMIT)} | self.config
         if replication <= 1:
-            return dict(self.config)
-        return {"min.insync.replicas": str(replication - 1)} | self.config
+            return configs
+        return {"min.insync.replicas": str(replication - 1)} | configs
 
 
 def quiet_kafka_logs() -> None:
@@ -52,11 +62,18 @@ def quiet_kafka_logs() -> None:
 
 
 async def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], wait_s: float = 30) -> None:
-    """Create the topics that do not exist yet; raises `BrokerError` when the broker is unusable."""
+    """Create the topics that do not exist yet and check those that do.
+
+    Raises `BrokerError` when the broker is unusable or an existing topic cannot serve: a
+    cleanup policy other than the spec's (a compacted changelog would keep one record per
+    partition), or fewer partitions than a `check_partitions` spec needs.
+    """
+    topics = list(topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(wait_s * 1000))
     try:
         await asyncio.wait_for(admin.start(), wait_s)
         existing = set(await admin.list_topics())
+        await _check_existing(admin, [t for t in topics if t.name in existing])
         missing = [t for t in topics if t.name not in existing]
         if missing:
             brokers = 1
@@ -77,17 +94,68 @@ async def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], wait_s: flo
         await admin.close()
 
 
-async def topic_partitions(bootstrap: str, topic: str) -> int:
-    """Number of partitions of `topic`; raises `BrokerError` when it does not exist."""
-    producer = new_producer(bootstrap)
+async def _check_existing(admin: AIOKafkaAdminClient, topics: list[TopicSpec]) -> None:
+    """Raise `BrokerError` naming the first existing topic that cannot serve its spec."""
+    if not topics:
+        return
+    described = {t["topic"]: t for t in await admin.describe_topics([t.name for t in topics])}
+    configs = await _topic_configs(admin, [t.name for t in topics])
+    for spec in topics:
+        count = len(described.get(spec.name, {}).get("partitions", ()))
+        if spec.check_partitions and count < spec.partitions:
+            raise BrokerError(
+                f"topic {spec.name!r} has {count} partitions, {spec.partitions} are needed (one "
+                "per input partition): delete it (its state is then rebuilt from the input) or "
+                "add partitions"
+            )
+        wanted = spec.config.get("cleanup.policy")
+        actual = configs.get(spec.name, {}).get("cleanup.policy")
+        if wanted and actual and set(actual.split(",")) != set(wanted.split(",")):
+            raise BrokerError(
+                f"topic {spec.name!r} has cleanup.policy={actual}; kpi-pulse needs "
+                f"cleanup.policy={wanted} (alter the topic's config, or delete it)"
+            )
+
+
+async def _topic_configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict[str, str]]:
+    """Configs the broker reports per topic (some brokers report only those set explicitly)."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    found: dict[str, dict[str, str]] = {}
+    for response in await admin.describe_configs(resources):
+        for resource in response.to_object()["resources"]:
+            if resource["error_code"]:
+                continue
+            found[resource["resource_name"]] = {
+                entry["config_names"]: entry["config_value"]
+                for entry in resource["config_entries"]
+                if entry["config_value"] is not None
+            }
+    return found
+
+
+async def topic_partitions(bootstrap: str, topic: str, wait_s: float = 30) -> int:
+    """Number of partitions of `topic`; raises `BrokerError` when it does not exist.
+
+    Asks the admin client's topic list first: a metadata request for an unknown topic creates it
+    on brokers with `auto.create.topics.enable` (both brokers we test on, by default), so a
+    misspelled input topic would be created empty and read forever.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(wait_s * 1000))
     try:
-        await start_client(producer, bootstrap)
-        partitions = await producer.partitions_for(topic)
+        await asyncio.wait_for(admin.start(), wait_s)
+        existing = set(await admin.list_topics())
+        if topic not in existing:
+            close = sorted(t for t in existing if not t.startswith("__"))[:20]
+            raise BrokerError(
+                f"input topic {topic!r} does not exist on {bootstrap} (PULSE_INPUT_TOPICS); "
+                f"topics there: {', '.join(close) or 'none'}"
+            )
+        (described,) = await admin.describe_topics([topic])
+        return len(described["partitions"])
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise BrokerError(f"cannot read topic {topic!r} on {bootstrap}: {exc!r}") from exc
     finally:
-        await producer.stop()
-    if not partitions:
-        raise BrokerError(f"input topic {topic!r} does not exist on {bootstrap}")
-    return len(partitions)
+        await admin.close()
 
 
 def new_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:

@@ -5,6 +5,9 @@ A missing or wrong value fails at start with a `ConfigError` naming the variable
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,7 +26,7 @@ DEFAULT_FX_RATES = "USD=0.92,GBP=1.17"
 class Settings(BaseSettings):
     """Worker, demo and bench settings. Field `x` is read from `PULSE_X`."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     kafka_bootstrap: str | None = Field(
         default=None, description="host:port[,host:port]; unset = start the embedded broker."
@@ -143,11 +146,26 @@ def _parse_rates(text: str) -> dict[str, Decimal]:
     return rates
 
 
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """`PULSE_*` variables that are no setting, each with the closest real name if any: a
+    misspelled variable would otherwise be ignored and its default used without a word."""
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    problems = []
+    for name in sorted(n for n in environ if n.startswith(ENV_PREFIX) and n not in known):
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        problems.append(f"{name} is no setting" + (f" (did you mean {close[0]}?)" if close else ""))
+    return problems
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the environment (and explicit overrides, e.g. from CLI flags) into `Settings`.
 
-    Raises `ConfigError` naming every bad variable.
+    Raises `ConfigError` naming every bad variable, and every `PULSE_*` variable that is no
+    setting (with the closest real name).
     """
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise ConfigError("invalid configuration: " + "; ".join(unknown))
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -21,8 +21,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -49,7 +50,14 @@ from streams.core.cardinality import CardinalityGuard
 from streams.core.completeness import Completeness, judging_clock
 from streams.core.watch import AnomalyEvent, AnomalyWatch
 from streams.deadletter import DeadLetter, DeadLetterPolicy, dead_letter
-from streams.errors import InvalidEvent
+from streams.errors import (
+    BadEventRatioExceeded,
+    BrokerError,
+    FatalError,
+    InvalidEvent,
+    RecoveryFailed,
+    RejectReason,
+)
 from streams.guarantee import Delivery, open_delivery
 from streams.http import MetricsServer
 from streams.kafka import (
@@ -98,8 +106,13 @@ class Worker:
         self.bootstrap = bootstrap
         self.state = WorkerState(state_config(settings))
         self.limits = ValidationLimits(settings.max_event_bytes, settings.max_future_skew_seconds)
+        self._unsettled: tuple[Counter[str], Counter[RejectReason]] = (Counter(), Counter())
+        """Events processed and rejected in the batch being read: counted in `state` (the
+        exported counters) only once the batch is durable, so a batch read again after a crash
+        is not counted twice across the worker's lifetimes."""
+        self._inflight_counts: list[tuple[Counter[str], Counter[RejectReason]]] = []
         self.policy = DeadLetterPolicy(
-            self.state, BadEventGuard(settings.max_bad_ratio, settings.bad_ratio_window)
+            self._unsettled[1], BadEventGuard(settings.max_bad_ratio, settings.bad_ratio_window)
         )
         self.kpis = KpiPublisher(self.state)
         self.watch = (
@@ -145,6 +158,9 @@ class Worker:
         self._snapshots = settings.changelog_snapshot_records > 0
         self._failed_cuts = 0
         self._recovering = False
+        self._fatal: FatalError | None = None
+        """A failure in the rebalance listener (which aiokafka would only log): the loop raises
+        it before reading anything more."""
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self.delivery: Delivery | None = None
@@ -159,7 +175,14 @@ class Worker:
         alive however long it takes)."""
         quiet = time.monotonic() - self._beat
         ok = self._running and (self._recovering or quiet < self.settings.liveness_timeout_seconds)
-        return ok, {"running": self._running, "loop_quiet_seconds": round(quiet, 3)}
+        ok = ok and self._fatal is None
+        details: dict[str, object] = {
+            "running": self._running,
+            "loop_quiet_seconds": round(quiet, 3),
+        }
+        if self._fatal is not None:
+            details["fatal"] = str(self._fatal)
+        return ok, details
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
         """Ready when alive, partitions are assigned, their state is recovered and the worker is
@@ -191,7 +214,12 @@ class Worker:
                 TopicSpec(settings.kpi_topic, 3, config=dict(COMPACTED)),
                 TopicSpec(settings.anomalies_topic, 1, config=dict(KEEP_A_WEEK)),
                 *(
-                    TopicSpec(settings.changelog_topic(t), n, config=dict(KEEP_FOREVER))
+                    TopicSpec(
+                        settings.changelog_topic(t),
+                        n,
+                        config=dict(KEEP_FOREVER),
+                        check_partitions=True,
+                    )
                     for t, n in partitions.items()
                 ),
             ],
@@ -229,6 +257,8 @@ class Worker:
             batches = await consumer.getmany(
                 timeout_ms=100, max_records=self.settings.batch_max_records
             )
+            if self._fatal is not None:  # before anything read on half-rebuilt state counts
+                raise self._fatal
             async with self._lock:
                 if batches:
                     self._last_records = time.monotonic()
@@ -253,28 +283,21 @@ class Worker:
         producer: AIOKafkaProducer,
     ) -> dict[TopicPartition, OffsetAndMetadata]:
         now = time.time()
-        limits = self.limits
-        processed = self.state.processed
         dead: list[DeadLetter] = []
-        checkpoints = []
+        checkpoints: list[Logged] = []
+        tripped: BadEventRatioExceeded | None = None
         for tp, records in batches.items():
             part = self.state.partitions.get((tp.topic, tp.partition))
             if part is None:  # revoked while the fetch was in flight
                 continue
-            errors: list[InvalidEvent] = []
-            for record in records:
-                try:
-                    event = decode_event(record.value, limits, now)
-                    part.apply(event, now)
-                except InvalidEvent as error:
-                    errors.append(error.located(tp.topic, tp.partition, record.offset))
-                    dead.append(dead_letter(error, record.key, record.value, now))
-                else:
-                    processed[event.type] += 1
+            errors = self._apply(tp, part, records, now)
+            dead += [_dead_letter(error, record, now) for error, record in errors]
             self.consumed += len(records)
-            self.policy.record_batch(len(records), errors)
-            next_offset = records[-1].offset + 1
-            checkpoints += [(tp, record) for record in self._log_records(tp, part, next_offset)]
+            try:
+                self.policy.record_batch(len(records), [error for error, _ in errors])
+            except BadEventRatioExceeded as exc:  # stop once this batch is written: see below
+                tripped = tripped or exc
+            checkpoints += self._log_records(tp, part, records[-1].offset + 1)
         await self._refresh_lag(consumer)
         # Windows that closed with this batch are read before expiry may drop their minutes.
         closing, final = self.kpis.due()
@@ -288,11 +311,19 @@ class Worker:
         # are sent and acknowledged while the next batch is processed. So dead letters are
         # durable before the checkpoint that moves past them, and changelog records of a
         # partition are written in order (one batch's are acknowledged before the next's go).
+        # A tripped bad-event guard stops the worker only once this batch (its dead letters and
+        # checkpoints) is durable: a restart then resumes after what was read, instead of
+        # dying on the same burst forever.
+        counts = self._take_counts()
         if self.delivery is not None and self.delivery.transactional:
             await self._commit_batch(producer, dead, checkpoints, kpi_records, anomaly_records)
+            self._count(counts)
+            if tripped is not None:
+                raise tripped
             return {}  # the offsets went with the transaction
         dead_sent = await _send_all(producer, self._dead_messages(dead))
         settled = await self._settle(dead_sent)
+        self._inflight_counts.append(counts)
         logged = await _send_all(producer, self._checkpoint_messages(checkpoints))
         self._cuts += self._snapshot_sends(checkpoints, logged)
         self._inflight = list(logged)
@@ -300,48 +331,101 @@ class Worker:
         self._inflight += await _send_all(producer, self._kpi_messages(kpi_records))
         self._inflight += await self._send_anomalies(producer, anomaly_records)
         self._inflight_offsets = _offsets(checkpoints)
+        if tripped is not None:
+            settled |= await self._settle()
+            with contextlib.suppress(KafkaError):
+                await consumer.commit(settled)
+            raise tripped
         return settled
+
+    def _apply(
+        self,
+        tp: TopicPartition,
+        part: PartitionState,
+        records: list[ConsumerRecord[bytes, bytes]],
+        now: float,
+    ) -> list[tuple[InvalidEvent, ConsumerRecord[bytes, bytes]]]:
+        """Decode, validate and count each record; the rejected ones with why. No single event
+        stops the worker: an unexpected exception is an `internal_error` rejection."""
+        limits = self.limits
+        processed = self._unsettled[0]
+        rejected: list[tuple[InvalidEvent, ConsumerRecord[bytes, bytes]]] = []
+        for record in records:
+            try:
+                event = decode_event(record.value, limits, now)
+                part.apply(event, now)
+            except InvalidEvent as error:
+                rejected.append((error.located(tp.topic, tp.partition, record.offset), record))
+            except Exception as exc:  # a bug of ours must not stop the fleet on one event
+                rejected.append((_internal_error(exc, tp, record.offset), record))
+            else:
+                processed[event.type] += 1
+        return rejected
+
+    def _take_counts(self) -> tuple[Counter[str], Counter[RejectReason]]:
+        """The counts of the batch just read (the counters start over for the next)."""
+        processed, rejected = self._unsettled
+        counts = (Counter(processed), Counter(rejected))
+        processed.clear()
+        rejected.clear()
+        return counts
+
+    def _count(self, counts: tuple[Counter[str], Counter[RejectReason]]) -> None:
+        """A batch is durable: its events count in the exported counters."""
+        self.state.processed.update(counts[0])
+        self.state.rejected.update(counts[1])
 
     async def _commit_batch(
         self,
         producer: AIOKafkaProducer,
         dead: list[DeadLetter],
-        checkpoints: list[tuple[TopicPartition, dict[str, Any]]],
+        checkpoints: list[Logged],
         kpi_records: list[tuple[bytes, bytes]],
         anomaly_records: list[tuple[bytes, bytes]],
     ) -> None:
-        """Exactly-once: the batch's outputs and its input offsets in one Kafka transaction (an
-        error aborts it and stops the worker; the batch is then replayed from the changelog's
-        offset by whoever owns the partition next)."""
-        async with producer.transaction():
-            await _send_all(producer, self._dead_messages(dead))
-            logged = await _send_all(producer, self._checkpoint_messages(checkpoints))
-            self._cuts += self._snapshot_sends(checkpoints, logged)
-            await _send_all(producer, self._kpi_messages(kpi_records))
-            await self._send_anomalies(producer, anomaly_records)
-            if checkpoints:
-                await producer.send_offsets_to_transaction(
-                    _offsets(checkpoints), self.settings.consumer_group
-                )
+        """Exactly-once: the batch's outputs and its input offsets in one Kafka transaction.
+
+        Every send is acknowledged before the offsets join the transaction: a failed send that
+        is not awaited does not stop `commit`, which would commit the input offsets of a batch
+        whose changelog the broker refused. Any failure aborts the transaction and stops the
+        worker (`BrokerError`); whoever owns the partitions next reads the batch again from the
+        changelog's offset.
+        """
+        try:
+            async with producer.transaction():
+                sends = await _send_all(producer, self._dead_messages(dead))
+                logged = await _send_all(producer, self._checkpoint_messages(checkpoints))
+                sends += logged
+                sends += await _send_all(producer, self._kpi_messages(kpi_records))
+                sends += await self._send_anomalies(producer, anomaly_records)
+                await _acknowledged(sends)
+                if checkpoints:
+                    await producer.send_offsets_to_transaction(
+                        _offsets(checkpoints), self.settings.consumer_group
+                    )
+        except KafkaError as exc:
+            raise BrokerError(
+                f"a batch's transaction was aborted ({exc!r}); stopping so that the batch is "
+                "read again from the changelog's offset"
+            ) from exc
+        self._cuts += self._snapshot_sends(checkpoints, logged)
         await self._cut_logs()  # committed: the snapshots are what a new owner reads first
 
     def _dead_messages(self, dead: list[DeadLetter]) -> Iterable[Message]:
         topic = self.settings.deadletter_topic
         return ((topic, d.key, d.value, d.headers, None) for d in dead)
 
-    def _checkpoint_messages(
-        self, checkpoints: list[tuple[TopicPartition, dict[str, Any]]]
-    ) -> Iterable[Message]:
+    def _checkpoint_messages(self, checkpoints: list[Logged]) -> Iterable[Message]:
         """Each partition's checkpoint to the same partition of its changelog."""
         return (
             (
-                self.settings.changelog_topic(tp.topic),
-                key_for(tp.partition),
-                encode(record),
+                self.settings.changelog_topic(c.tp.topic),
+                key_for(c.tp.partition),
+                c.payload,
                 None,
-                tp.partition,
+                c.tp.partition,
             )
-            for tp, record in checkpoints
+            for c in checkpoints
         )
 
     def _kpi_messages(self, records: list[tuple[bytes, bytes]]) -> Iterable[Message]:
@@ -430,7 +514,7 @@ class Worker:
         records = [anomaly_record(e, now) for e in events]
         if records and self.delivery is not None and self.delivery.transactional:
             async with producer.transaction():
-                await self._send_anomalies(producer, records)
+                await _acknowledged(await self._send_anomalies(producer, records))
             return
         self._inflight += await self._send_anomalies(producer, records)
 
@@ -439,34 +523,44 @@ class Worker:
     ) -> dict[TopicPartition, OffsetAndMetadata]:
         """Wait for the sends in flight (and `also`); return the offsets they made durable."""
         if self._inflight or also:
-            await asyncio.gather(*self._inflight, *(also or ()))
+            await _acknowledged([*self._inflight, *(also or ())])
+        for counts in self._inflight_counts:
+            self._count(counts)
+        self._inflight_counts = []
         settled, self._inflight, self._inflight_offsets = self._inflight_offsets, [], {}
         await self._cut_logs()
         return settled
 
     def _log_records(
         self, tp: TopicPartition, part: PartitionState, next_offset: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[Logged]:
         """The batch's changelog records for `tp`: its checkpoint or, once the log holds
-        `changelog_snapshot_records` records since the last, a snapshot of the whole state."""
+        `changelog_snapshot_records` records since the last, a snapshot of the whole state;
+        each within the record size a broker accepts (split into parts when larger)."""
         logged = self._logged.get(tp, 0)
         if self._snapshots and logged >= self.settings.changelog_snapshot_records:
             records = part.snapshot(next_offset)
-            self._logged[tp] = len(records)
-            return records
-        self._logged[tp] = logged + 1
-        return [part.checkpoint(next_offset)]
+        else:
+            records = [part.checkpoint(next_offset)]
+        payloads = [
+            Logged(tp, next_offset, payload, starts_snapshot=index == 0 and record is records[0])
+            for record in records
+            for index, payload in enumerate(encode(record))
+        ]
+        if "snapshot" in records[0]:
+            self._logged[tp] = len(payloads)
+            return payloads
+        self._logged[tp] = logged + len(payloads)
+        return [replace(p, starts_snapshot=False) for p in payloads]
 
     def _snapshot_sends(
-        self,
-        checkpoints: list[tuple[TopicPartition, dict[str, Any]]],
-        sends: list[asyncio.Future[object]],
+        self, checkpoints: list[Logged], sends: list[asyncio.Future[object]]
     ) -> list[tuple[TopicPartition, asyncio.Future[object]]]:
         """The sends of the first record of each snapshot, with their changelog partition."""
         return [
-            (TopicPartition(self.settings.changelog_topic(tp.topic), tp.partition), sent)
-            for (tp, record), sent in zip(checkpoints, sends, strict=True)
-            if record.get("snapshot", (None,))[0] == 0
+            (TopicPartition(self.settings.changelog_topic(c.tp.topic), c.tp.partition), sent)
+            for c, sent in zip(checkpoints, sends, strict=True)
+            if c.starts_snapshot
         ]
 
     async def _cut_logs(self) -> None:
@@ -503,6 +597,18 @@ class Worker:
         finally:
             with contextlib.suppress(KafkaError, OSError):
                 await admin.close()
+
+    def fail(self, doing: str, partitions: Iterable[TopicPartition], exc: Exception) -> None:
+        """Keep a rebalance-listener failure as fatal: `/healthz` fails at once and the loop
+        raises it (`RecoveryFailed`, naming the partitions and the cause) before reading on."""
+        names = ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions))
+        log.error("%s %s failed: %r", doing, names, exc, exc_info=exc)
+        if self._fatal is None:
+            self._fatal = RecoveryFailed(
+                f"{doing} partitions {names} failed: {exc!r}; stopping rather than consuming "
+                "on partly rebuilt state (a restart recovers them again)"
+            )
+            self._fatal.__cause__ = exc
 
     async def recover(self, assigned: Iterable[TopicPartition]) -> None:
         """Rebuild the state of newly assigned partitions from the changelog and seek past it."""
@@ -579,11 +685,60 @@ def _partition_offsets(offsets: dict[TopicPartition, int]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(offsets.items()))
 
 
-def _offsets(
-    checkpoints: list[tuple[TopicPartition, dict[str, Any]]],
-) -> dict[TopicPartition, OffsetAndMetadata]:
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """One changelog record to write for input partition `tp` (a checkpoint, a snapshot's
+    record, or a part of either), covering the input up to `next_offset`."""
+
+    tp: TopicPartition
+    next_offset: int
+    payload: bytes
+    starts_snapshot: bool = False
+    """The first record of a snapshot: once acknowledged, the log before it can go."""
+
+
+def _offsets(checkpoints: list[Logged]) -> dict[TopicPartition, OffsetAndMetadata]:
     """The input offsets the checkpoints move past (committed as the group's progress)."""
-    return {tp: OffsetAndMetadata(record["next_offset"], "") for tp, record in checkpoints}
+    return {c.tp: OffsetAndMetadata(c.next_offset, "") for c in checkpoints}
+
+
+async def _acknowledged(sends: list[asyncio.Future[object]]) -> None:
+    """Wait for every send; raise the first failure (the others are retrieved too, so none is
+    left for asyncio to report as "never retrieved")."""
+    results = await asyncio.gather(*sends, return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        raise failed[0]
+
+
+def _dead_letter(
+    error: InvalidEvent, record: ConsumerRecord[bytes, bytes], now: float
+) -> DeadLetter:
+    """The dead letter of one input record, with its original headers and timestamp."""
+    return dead_letter(
+        error,
+        record.key,
+        record.value,
+        now,
+        headers=list(record.headers or ()),
+        timestamp_ms=record.timestamp,
+    )
+
+
+def _internal_error(exc: Exception, tp: TopicPartition, offset: int) -> InvalidEvent:
+    """An unexpected exception while handling one event: a bug of ours, logged as an ERROR
+    with its traceback and dead-lettered as `internal_error` (the event may be partly counted:
+    fix the bug, then replay the dead letter's original bytes)."""
+    log.error(
+        "internal error on %s[%d]@%d, dead-lettered: %r",
+        tp.topic,
+        tp.partition,
+        offset,
+        exc,
+        exc_info=exc,
+    )
+    detail = f"{type(exc).__name__}: {exc}"
+    return InvalidEvent("internal_error", detail).located(tp.topic, tp.partition, offset)
 
 
 async def _send_all(
@@ -598,11 +753,20 @@ async def _send_all(
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Recovery and revocation, all or nothing: aiokafka logs an exception raised here and
+    carries on with the assignment, so a failure is kept as fatal for the loop to raise."""
+
     def __init__(self, worker: Worker) -> None:
         self._worker = worker
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self._worker.revoke(revoked)
+        try:
+            await self._worker.revoke(revoked)
+        except Exception as exc:  # kept, and raised by the loop
+            self._worker.fail("handing over", revoked, exc)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self._worker.recover(assigned)
+        try:
+            await self._worker.recover(assigned)
+        except Exception as exc:  # kept, and raised by the loop
+            self._worker.fail("recovering", assigned, exc)

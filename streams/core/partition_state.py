@@ -14,22 +14,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import orjson
-
 from schemas import Envelope, FxRate
 from streams.core.cardinality import CardinalityGuard
 from streams.core.compiler import CompiledCatalog, Contribution
 from streams.core.dedupe import Deduper
 from streams.core.join import TimeJoin
+from streams.core.log_records import RECORD_BYTES, spread
 from streams.core.measures import Latest, MeasureStore
 from streams.core.money import FxTable
 from streams.core.windows import NO_WATERMARK, BusinessDay, CalendarMonth, Tumbling, Watermark
 from streams.errors import InvalidEvent
 
 CHECKPOINT_VERSION = 3
-SNAPSHOT_RECORD_BYTES = 512 * 1024
-"""Entries per snapshot record, in bytes of JSON: under the 1 MB a Kafka broker accepts by
-default (`message.max.bytes`)."""
 DAY_RETENTION_DAYS = 32
 """Business days kept as buckets: a 30-day trailing window plus margin; older ones fold."""
 JOIN_TTL_SECONDS = 30 * 86400.0
@@ -269,14 +265,13 @@ class PartitionState:
         self._new_rates = []
         return record
 
-    def snapshot(
-        self, next_offset: int, record_bytes: int = SNAPSHOT_RECORD_BYTES
-    ) -> list[dict[str, Any]]:
+    def snapshot(self, next_offset: int, record_bytes: int = RECORD_BYTES) -> list[dict[str, Any]]:
         """The whole state as changelog records (in place of a checkpoint; several when large).
 
         Replayed alone, the log cut just before the first of them, or after the records before
-        them, they give this state; each is a valid record covering `next_offset`, so a crash
-        between two of them replays the batch, as after any checkpoint.
+        them, they give this state. They are one group (`streams.core.log_records`): replay
+        applies them only once all have arrived, so a crash between two of them replays the
+        batch, as after any checkpoint.
         """
         store = self.store.everything()
         entries = {
@@ -290,23 +285,7 @@ class PartitionState:
         self._remembered_new_ids()  # everything remembered is in: start counting evictions anew
         self._new_ids = []
         self._new_rates = []
-        header = self._header(next_offset)
-        records: list[dict[str, Any]] = []
-        room = 0
-        for name, items in entries.items():
-            for item in items:
-                size = len(orjson.dumps(item))
-                if size > room and (room < record_bytes or not records):
-                    records.append(_empty_record(header, store))
-                    room = record_bytes
-                target = records[-1]["store"] if name in _STORE_LISTS else records[-1]
-                target[name].append(item)
-                room -= size
-        if not records:
-            records.append(_empty_record(header, store))
-        for index, record in enumerate(records):
-            record["snapshot"] = [index, len(records)]
-        return records
+        return spread(self._header(next_offset), store, entries, "snapshot", record_bytes)
 
     def _header(self, next_offset: int) -> dict[str, Any]:
         self.next_offset = next_offset
@@ -343,16 +322,3 @@ class PartitionState:
         if self.has_data:
             lateness = self.watermark.lateness
             self.seen.expire_before(self.windows.minute.start_of(self.watermark.value - lateness))
-
-
-_STORE_LISTS = frozenset({"cells", "base", "dropped"})
-
-
-def _empty_record(header: dict[str, Any], store: dict[str, Any]) -> dict[str, Any]:
-    """A snapshot record with no entries yet: `header`, and the store's other fields."""
-    return header | {
-        "store": {"cells": [], "base": [], "dropped": [], **store},
-        "join": [],
-        "rates": [],
-        "seen": [],
-    }

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from fault_checks import assert_final_kpis
+from fault_checks import assert_final_kpis, parse_metrics
 from fault_processes import StreamProducer, WorkerProcess
 from fault_truth import PARTITIONS, Stream
 
@@ -32,6 +32,22 @@ KILLS = (("start", 2.0, 6.0), ("assigned", 0.0, 1.5), ("start", 0.5, 3.0), ("ass
 its state is recovered) and the range of its seeded-random delay after it. So the kills land
 while the worker runs live, while it joins the group or replays, and while it works through the
 backlog its predecessor's death left."""
+
+
+async def watch_counters(worker: WorkerProcess, seen: dict[int, float]) -> None:
+    """Scrape the worker every 0.25 s as Prometheus would: the highest `processed + rejected`
+    each lifetime showed (a scrape that spans a restart is not kept)."""
+    while True:
+        lifetime = worker.lifetimes
+        answer = await worker.get("/metrics")
+        if answer is not None and answer[0] == 200 and worker.lifetimes == lifetime:
+            total = sum(
+                value
+                for (name, _), value in parse_metrics(answer[1]).items()
+                if name in ("pulse_events_processed_total", "pulse_events_rejected_total")
+            )
+            seen[lifetime] = max(seen.get(lifetime, 0.0), total)
+        await asyncio.sleep(0.25)
 
 
 async def phase_of(worker: WorkerProcess) -> str:
@@ -64,6 +80,8 @@ async def test_kill_9_at_random_moments_loses_nothing(
     worker = make_worker("worker", bootstrap, PULSE_PROCESSING_GUARANTEE=guarantee)
     worker.start()
     rng = random.Random(SEED)
+    counters: dict[int, float] = {}
+    watching = asyncio.create_task(watch_counters(worker, counters))
     async with StreamProducer(bootstrap, names["input"]) as producer:
         began = time.monotonic()
         sending = asyncio.create_task(producer.send(stream.messages, rate=RATE))
@@ -91,6 +109,15 @@ async def test_kill_9_at_random_moments_loses_nothing(
     ready = await worker.readyz()
     assert ready is not None
     assert ready["guarantee"] == guarantee
+    await asyncio.sleep(1.0)  # a few more scrapes of the caught-up worker
+    watching.cancel()
+    # Counters count a batch once it is durable, so a batch read again after a kill is not
+    # counted twice: what Prometheus adds up over the lifetimes (each restart a counter reset)
+    # never exceeds the messages produced, each of which is counted or rejected once.
+    produced = len(stream.messages) + len(stream.closers)
+    report(f"counters over {len(counters)} lifetimes: {sum(counters.values()):.0f} of {produced}")
+    assert sum(counters.values()) <= produced
+    assert counters[worker.lifetimes] > 0
 
     rows = await assert_final_kpis(bootstrap, names, stream.truth)
     for recovery in worker.recoveries():

@@ -38,12 +38,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """`PULSE_KAFKA_BOOTSTRAP` if set; else Apache Kafka (one node, started here) when
-    `PULSE_TEST_BROKER=apache`; else the embedded broker."""
+    `KPI_PULSE_TEST_BROKER=apache`; else the embedded broker."""
     configured = os.environ.get("PULSE_KAFKA_BOOTSTRAP")
     if configured:
         yield configured
         return
-    if os.environ.get("PULSE_TEST_BROKER", "embedded") == "apache":
+    if os.environ.get("KPI_PULSE_TEST_BROKER", "embedded") == "apache":
         from streams.apache_kafka import KafkaCluster  # noqa: PLC0415 - needs java and mvn
 
         with KafkaCluster(nodes=1) as cluster:
@@ -121,7 +121,6 @@ def make_settings(kafka_bootstrap: str, names: dict[str, str]) -> Callable[..., 
             "consumer_group": names["group"],
             "metrics_port": 0,
             "session_timeout_ms": 6000,
-            "window_seconds": 60,
             "watermark_delay_seconds": 5.0,
             "allowed_lateness_seconds": 30.0,
             "max_event_bytes": 2048,

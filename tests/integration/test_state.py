@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
-import pytest
 from aiokafka import TopicPartition
 from events import order
-from kafka_helpers import WorkerPool, eventually, produce, read_topic, revenue_of, scrape, value_of
+from kafka_helpers import WorkerPool, eventually, produce, revenue_of, scrape, value_of
 
-from streams.errors import BadEventRatioExceeded
 from streams.kafka import new_consumer
 from streams.settings import Settings
 from streams.worker import Worker
@@ -137,22 +134,3 @@ async def beginning_offset(bootstrap: str, tp: TopicPartition) -> int:
         return (await consumer.beginning_offsets([tp]))[tp]
     finally:
         await consumer.stop()
-
-
-@pytest.mark.expect_errors
-async def test_worker_stops_loudly_past_the_bad_event_ratio(
-    kafka_bootstrap: str,
-    make_settings: Callable[..., Settings],
-    input_topic: Callable[[int], Awaitable[str]],
-) -> None:
-    topic = await input_topic(1)
-    settings = make_settings(max_bad_ratio=0.5, bad_ratio_window=10)
-    good = [order(f"g{i}", "10:00:10", "1.00") for i in range(5)]
-    await produce(kafka_bootstrap, topic, good + [b"garbage %d" % i for i in range(20)])
-    assert settings.kafka_bootstrap
-    worker = Worker(settings, settings.kafka_bootstrap)
-    with pytest.raises(BadEventRatioExceeded, match="PULSE_MAX_BAD_RATIO"):
-        await asyncio.wait_for(worker.run(asyncio.Event()), 60)
-    # Nothing was checkpointed past the bad batch: a restarted worker would see it again.
-    changelog = settings.changelog_topic(topic)
-    assert await read_topic(kafka_bootstrap, changelog, 0, within=2) == []

@@ -82,7 +82,7 @@ def test_only_broken_publisher_reasons_count_toward_the_ratio():
 
 def test_policy_counts_every_rejection_but_only_bad_input_toward_the_limit(make_state):
     state = make_state()
-    policy = DeadLetterPolicy(state, BadEventGuard(max_ratio=0.5, window=10))
+    policy = DeadLetterPolicy(state.rejected, BadEventGuard(max_ratio=0.5, window=10))
 
     # 10 of 10 rejected, but duplicates and late events are normal: 0 bad (counted as bad,
     # this batch alone would trip: 10 > 0.5 * 10).
@@ -137,3 +137,50 @@ def test_dead_letter_of_a_keyless_empty_message():
     assert (record.key, record.value) == (None, None)
     assert dict(record.headers)["pulse.reason"] == b"undecodable"
     assert dict(record.headers)["pulse.offset"] == b"0"
+
+
+def test_dead_letter_keeps_the_original_headers_and_timestamp():
+    error = InvalidEvent("late", "window final").located("pulse.events", 1, 7)
+
+    record = dead_letter(
+        error,
+        b"k",
+        b"{}",
+        now=10.0,
+        headers=[("traceparent", b"00-abc-01"), ("source", b"erp")],
+        timestamp_ms=1_709_294_400_123,
+    )
+
+    assert record.headers[:2] == [("traceparent", b"00-abc-01"), ("source", b"erp")]
+    assert dict(record.headers)["pulse.timestamp"] == b"1709294400123"
+    assert dict(record.headers)["pulse.reason"] == b"late"
+
+
+def test_a_message_too_large_for_its_dead_letter_is_kept_truncated_with_size_and_hash():
+    value = bytes(range(256)) * 4096  # 1,048,576 bytes: as large as an input topic may take
+    error = InvalidEvent("oversized", "too big").located("pulse.events", 0, 3)
+
+    record = dead_letter(error, b"key", value, now=0.0, headers=[("h", b"v")])
+
+    assert record.value is not None
+    headers = dict(record.headers)
+    size = len(record.key or b"") + len(record.value)
+    size += sum(len(n) + len(v) for n, v in record.headers)
+    assert size == 1_000_000  # exactly the budget: the start of the value, then the headers
+    assert value.startswith(record.value)
+    assert headers["pulse.truncated"] == b"1"
+    assert headers["pulse.original_bytes"] == b"1048576"
+    # sha256 of 4096 repetitions of bytes 0..255, as `sha256sum` gives it for that file
+    assert headers["pulse.original_sha256"] == (
+        b"fbbab289f7f94b25736c58be46a994c441fd02552cc6022352e3d86d2fab7c83"
+    )
+    assert headers["pulse.reason"] == b"oversized"
+
+
+def test_a_message_that_fits_its_dead_letter_is_kept_whole():
+    value = b"x" * 999_000
+
+    record = dead_letter(InvalidEvent("oversized", "big").located("t", 0, 0), None, value, 0.0)
+
+    assert record.value == value
+    assert "pulse.truncated" not in dict(record.headers)

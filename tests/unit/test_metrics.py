@@ -23,6 +23,7 @@ ALL_REASONS = (
     "unknown_currency",
     "duplicate",
     "late",
+    "internal_error",
 )
 
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]

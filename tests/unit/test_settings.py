@@ -6,9 +6,10 @@ import os
 from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
 
 from streams.errors import ConfigError, FatalError
-from streams.settings import load_settings
+from streams.settings import Settings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -135,3 +136,20 @@ def test_explicit_overrides_win_and_are_validated_under_the_variable_name(monkey
     assert load_settings(retained_windows=60).retained_windows == 60
     with pytest.raises(ConfigError, match="PULSE_RETAINED_WINDOWS"):
         load_settings(retained_windows=0)
+
+
+def test_a_misspelled_variable_stops_the_start_naming_it_and_the_closest_setting(monkeypatch):
+    monkeypatch.setenv("PULSE_MAX_BAD_RATION", "0.1")  # PULSE_MAX_BAD_RATIO, misspelled
+    monkeypatch.setenv("PULSE_WINDOW_SECONDS", "60")  # advertised once, never a setting
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+
+    message = str(caught.value)
+    assert "PULSE_MAX_BAD_RATION is no setting (did you mean PULSE_MAX_BAD_RATIO?)" in message
+    assert "PULSE_WINDOW_SECONDS is no setting" in message
+
+
+def test_an_unknown_setting_given_in_code_is_refused():
+    with pytest.raises(ValidationError, match="window_seconds"):
+        Settings(window_seconds=60)  # type: ignore[call-arg]
