@@ -34,7 +34,7 @@ Start with:  pulse demo
 
 DETECT_DESCRIPTION = """\
 Score a univariate series offline with the anomaly detector the stream uses
-(streams.core.detectors.SeriesDetector), and print a one-line summary on stderr.
+(streams.detection.detectors.SeriesDetector), and print a one-line summary on stderr.
 
 IN.csv: header `timestamp,value`. A timestamp is RFC 3339 / ISO 8601 with a time zone
 (2026-01-05T10:00:00Z, 2026-01-05T11:00:00+01:00) or epoch seconds (1767607200); a timestamp
@@ -48,9 +48,10 @@ uses only the rows at or before it, as the live stream would have scored it.
 
 anomaly_score: 0 = as expected; 0.5 = at the edge of the expected band around the seasonal forecast,
 or at the threshold of the change detector that catches slow drifts; 1 = twice as far or more (see
-the docstring of streams/core/detectors.py). Warm-up: until the detector has seen enough values over
-enough time (about three days of an hourly series) it is still learning the level, step and
-seasonality; those rows are scored all the same, can score high, and the summary counts them apart.
+the docstring of streams/detection/detectors.py). Warm-up: until the detector has seen enough
+values over enough time (about three days of an hourly series) it is still learning the level,
+step and seasonality; those rows are scored all the same, can score high, and the summary counts
+them apart.
 
 A bad header, a row without exactly 2 cells, an unparsable or zone-less timestamp, a time not after
 the previous row's or a non-numeric value stops the run: `pulse: ...` naming the line, exit code 2.
@@ -368,7 +369,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR
     if args.command == "generate":
         return _generate(args)
     if args.command == "demo":
-        from streams.demo import DemoOptions, run_demo  # noqa: PLC0415 - keep `--help` fast
+        from streams.tools.demo import DemoOptions, run_demo  # noqa: PLC0415 - keep `--help` fast
 
         options = DemoOptions(
             duration=args.duration,
@@ -393,13 +394,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR
     if args.command == "simulate":
         return _simulate(args, settings)
     if args.command == "bench" and args.replay:
-        from streams.bench import say  # noqa: PLC0415
-        from streams.bench_replay import run_replay_bench  # noqa: PLC0415
+        from streams.tools.bench import say  # noqa: PLC0415
+        from streams.tools.bench_replay import run_replay_bench  # noqa: PLC0415
 
         asyncio.run(run_replay_bench(settings, args.replay, args.rounds, say))
         return 0
     if args.command == "bench":
-        from streams.bench import run_bench  # noqa: PLC0415
+        from streams.tools.bench import run_bench  # noqa: PLC0415
 
         asyncio.run(
             run_bench(
@@ -416,8 +417,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from streams.generate import drift, write_all  # noqa: PLC0415
-    from streams.rules import Links  # noqa: PLC0415
+    from streams.generate.files import drift, write_all  # noqa: PLC0415
+    from streams.generate.rules import Links  # noqa: PLC0415
 
     links = Links()
     if args.grafana_url:
@@ -437,7 +438,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _backtest(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.backtest import run_backtest  # noqa: PLC0415
+    from streams.offline.backtest import run_backtest  # noqa: PLC0415
 
     source = sys.stdin.buffer if str(args.file) == "-" else None
     if source is None and not args.file.is_file():
@@ -454,8 +455,8 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from streams.detection_eval import Scenario, main_report, run  # noqa: PLC0415
-    from streams.incidents import write_ground_truth  # noqa: PLC0415
+    from streams.tools.evaluate import Scenario, main_report, run  # noqa: PLC0415
+    from streams.tools.incidents import write_ground_truth  # noqa: PLC0415
 
     try:
         scenario = Scenario(
@@ -477,7 +478,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _detect(args: argparse.Namespace) -> int:
-    from streams.detect import DetectError, run_detect  # noqa: PLC0415
+    from streams.offline.detect import DetectError, run_detect  # noqa: PLC0415
 
     to_stdout = args.output is None or str(args.output) == "-"
     # Written beside the target and renamed at the end: a stopped run leaves no half file that
@@ -522,7 +523,7 @@ def _require_bootstrap(settings: Settings) -> str:
 def _worker(settings: Settings) -> int:
     import signal  # noqa: PLC0415
 
-    from streams.worker import Worker  # noqa: PLC0415
+    from streams.worker.worker import Worker  # noqa: PLC0415
 
     bootstrap = _require_bootstrap(settings)
 
@@ -539,14 +540,14 @@ def _worker(settings: Settings) -> int:
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.incidents import (  # noqa: PLC0415
+    from streams.tools.incidents import (  # noqa: PLC0415
         Incident,
         load_plan,
         plan_incidents,
         write_ground_truth,
     )
-    from streams.publisher import publish, write_jsonl  # noqa: PLC0415
-    from streams.simulator import SimulationConfig, simulate  # noqa: PLC0415
+    from streams.tools.publisher import publish, write_jsonl  # noqa: PLC0415
+    from streams.tools.simulator import SimulationConfig, simulate  # noqa: PLC0415
 
     start = args.start or datetime.now(UTC)
     incidents: tuple[Incident, ...] = ()

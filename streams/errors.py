@@ -1,7 +1,8 @@
 """The one exception root of kpi-pulse, with a recoverable and a fatal branch.
 
 Recoverable errors concern one message: the dead-letter path handles them in one place
-(`streams.deadletter`). Fatal errors stop the worker loudly with a message that says what to fix.
+(`streams.kafka.deadletter`). Fatal errors stop the worker loudly with a message that says what
+to fix.
 Anything else is a bug and is never swallowed.
 """
 

@@ -14,6 +14,8 @@ WATCHED_LOGGERS = ("streams", "schemas", "asyncio")
 # The reference ledger (tests/reference) is checked through `pulse backtest` there and end to end
 # through the broker in tests/integration; both import its modules by name.
 sys.path.insert(0, str(Path(__file__).parent / "reference"))
+# The Apache Kafka test harness lives with the other Kafka helpers, outside the wheel.
+sys.path.insert(0, str(Path(__file__).parent.parent / "deploy" / "kafka"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

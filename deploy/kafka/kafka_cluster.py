@@ -34,9 +34,10 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script from anywhere: use this checkout's `streams`
     sys.path.insert(0, str(REPO))
 
-from streams.apache_kafka import KafkaCluster  # noqa: E402
+from apache_kafka import KafkaCluster  # noqa: E402
+from kafka_jars import ensure_jars  # noqa: E402
+
 from streams.errors import BrokerError  # noqa: E402
-from streams.kafka_jars import ensure_jars  # noqa: E402
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -5,8 +5,8 @@ from streams.core.bad_ratio import BadEventGuard
 from streams.core.catalog import CATALOG, Catalog, Kpi, Measure
 from streams.core.compiler import CatalogError, CompiledCatalog, compile_catalog
 from streams.core.dedupe import Deduper
-from streams.core.evaluate import KpiValue
 from streams.core.finalize import Finalizer
+from streams.core.kpi_values import KpiValue
 from streams.core.money import FxTable
 from streams.core.partition_state import PartitionState, Windows
 from streams.core.validation import ValidationLimits, decode_event

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 
 from streams.core.compiler import DERIVED_FROM_MINUTES, CompiledCatalog
-from streams.core.evaluate import (
+from streams.core.kpi_values import (
     KpiValue,
     day_sums,
     day_values,

@@ -1,7 +1,7 @@
 """The state one worker owns: a `PartitionState` per assigned source partition, and counters.
 
-Metrics are read from here at scrape time (`streams.metrics`), so they always reflect exactly the
-partitions this worker owns: a revoked partition's series disappear with its state.
+Metrics are read from here at scrape time (`streams.export.metrics`), so they always reflect
+exactly the partitions this worker owns: a revoked partition's series disappear with its state.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from decimal import Decimal
 
 from streams.core.cardinality import CardinalityGuard
 from streams.core.compiler import DERIVED_FROM_MINUTES, CompiledCatalog
-from streams.core.evaluate import (
+from streams.core.finalize import TRAILING_DAYS
+from streams.core.kpi_values import (
     KpiValue,
     day_sums,
     day_values,
@@ -22,7 +23,6 @@ from streams.core.evaluate import (
     month_values,
     window_accs,
 )
-from streams.core.finalize import TRAILING_DAYS
 from streams.core.measures import MeasureStore
 from streams.core.money import FxTable
 from streams.core.partition_state import PartitionState, Windows

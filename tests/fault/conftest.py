@@ -14,10 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from apache_kafka import KafkaCluster
 from fault_processes import WorkerProcess
 from fault_truth import STREAM, WORKER_ENV, Stream, make_stream
-
-from streams.apache_kafka import KafkaCluster
 
 HERE = Path(__file__).parent
 FIGURES: list[str] = []

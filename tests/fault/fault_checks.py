@@ -17,7 +17,7 @@ from expected import Counted, Rows, business_day, day_bounds, flow_rows, rfc3339
 from fault_truth import ADDITIVE_GAUGES, COMPARED_KPIS, PARTITIONS, Key, Truth
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.kafka import new_consumer, topic_partitions
+from streams.kafka.clients import new_consumer, topic_partitions
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -22,9 +22,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fault_checks import Samples, parse_metrics
 
-from streams.broker import free_port
-from streams.kafka import new_producer
-from streams.simulator import SimulatedMessage
+from streams.kafka.clients import new_producer
+from streams.kafka.embedded import free_port
+from streams.tools.simulator import SimulatedMessage
 
 # --- workers as processes ---------------------------------------------------------------------
 

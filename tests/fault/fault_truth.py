@@ -31,7 +31,7 @@ from expected import (
 )
 from ledger import SETTINGS_ENV
 
-from streams.simulator import SimulatedMessage, SimulationConfig, simulate
+from streams.tools.simulator import SimulatedMessage, SimulationConfig, simulate
 
 Key = tuple[str, str, str, str, str]
 """(kpi, window, window_start, window_end, dimensions) as `pulse backtest` prints them."""

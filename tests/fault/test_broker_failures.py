@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from apache_kafka import KafkaCluster
 from fault_checks import assert_final_kpis
 from fault_processes import StreamProducer, WorkerProcess
 from fault_truth import PARTITIONS, Stream
 
-from streams.apache_kafka import KafkaCluster
-from streams.kafka import TopicSpec, ensure_topics
+from streams.kafka.clients import TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.fault
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import orjson
 import pytest
+from apache_kafka import KafkaCluster
 
-from streams.apache_kafka import KafkaCluster
-from streams.changelog import replay
-from streams.kafka import KEEP_FOREVER, TopicSpec, ensure_topics, new_producer
+from streams.kafka.changelog import replay
+from streams.kafka.clients import KEEP_FOREVER, TopicSpec, ensure_topics, new_producer
 
 pytestmark = pytest.mark.fault
 

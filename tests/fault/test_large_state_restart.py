@@ -11,13 +11,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+from apache_kafka import KafkaCluster
 from fault_checks import assert_final_kpis
 from fault_processes import StreamProducer, WorkerProcess
 from fault_truth import PARTITIONS, Stream, make_stream
 
-from streams.apache_kafka import KafkaCluster
-from streams.kafka import TopicSpec, ensure_topics
-from streams.simulator import SimulationConfig
+from streams.kafka.clients import TopicSpec, ensure_topics
+from streams.tools.simulator import SimulationConfig
 
 pytestmark = pytest.mark.fault
 

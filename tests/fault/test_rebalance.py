@@ -15,12 +15,12 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from apache_kafka import KafkaCluster
 from fault_checks import additive_rows, assert_final_kpis, compare_shown, owned_partitions
 from fault_processes import StreamProducer, WorkerProcess
 from fault_truth import DELAY_S, PARTITIONS, Key, Stream
 
-from streams.apache_kafka import KafkaCluster
-from streams.kafka import TopicSpec, ensure_topics
+from streams.kafka.clients import TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.fault
 

@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable
 
 import pytest
+from apache_kafka import KafkaCluster
 from fault_checks import assert_final_kpis, parse_metrics
 from fault_processes import StreamProducer, WorkerProcess
 from fault_truth import PARTITIONS, Stream
 
-from streams.apache_kafka import KafkaCluster
-from streams.kafka import TopicSpec, ensure_topics
+from streams.kafka.clients import TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.fault
 

@@ -20,10 +20,10 @@ from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.errors import KafkaError
 from kafka_helpers import WorkerPool
 
-from streams.broker import EmbeddedBroker
-from streams.kafka import TopicSpec, ensure_topics
+from streams.kafka.clients import TopicSpec, ensure_topics
+from streams.kafka.embedded import EmbeddedBroker
 from streams.settings import Settings
-from streams.worker import Worker
+from streams.worker.worker import Worker
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,7 @@ def kafka_bootstrap() -> Iterator[str]:
         yield configured
         return
     if os.environ.get("KPI_PULSE_TEST_BROKER", "embedded") == "apache":
-        from streams.apache_kafka import KafkaCluster  # noqa: PLC0415 - needs java and mvn
+        from apache_kafka import KafkaCluster  # noqa: PLC0415 - needs java and mvn
 
         with KafkaCluster(nodes=1) as cluster:
             yield cluster.bootstrap

@@ -12,9 +12,9 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.kafka import new_consumer, new_producer
+from streams.kafka.clients import new_consumer, new_producer
 from streams.settings import Settings
-from streams.worker import Worker
+from streams.worker.worker import Worker
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from streams.broker import free_port
+from streams.kafka.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/rules"

@@ -1,4 +1,4 @@
-"""Apache Kafka 4.x from Maven Central (`streams.apache_kafka`), for what Tansu cannot do.
+"""Apache Kafka 4.x from Maven Central (`apache_kafka`), for what Tansu cannot do.
 
 One node: a consumer group reads what was produced and commits its offset; a transactional
 producer initialises (InitProducerId), commits and aborts, and a read_committed reader sees only
@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from apache_kafka import KafkaCluster
 from kafka_helpers import eventually, produce
 
-from streams.apache_kafka import KafkaCluster
-from streams.kafka import TopicSpec, ensure_topics, new_consumer, new_producer
+from streams.kafka.clients import TopicSpec, ensure_topics, new_consumer, new_producer
 
 pytestmark = pytest.mark.apache_kafka
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from streams.bench import run_bench
-from streams.bench_replay import run_replay_bench
 from streams.settings import Settings
+from streams.tools.bench import run_bench
+from streams.tools.bench_replay import run_replay_bench
 
 
 async def test_bench_reports_both_paths_and_a_ratio(make_settings: Callable[..., Settings]) -> None:

@@ -20,9 +20,9 @@ from aiokafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas import Anomaly
-from streams.broker import EmbeddedBroker
-from streams.incidents import read_ground_truth
-from streams.kafka import new_consumer
+from streams.kafka.clients import new_consumer
+from streams.kafka.embedded import EmbeddedBroker
+from streams.tools.incidents import read_ground_truth
 
 
 def _start_demo(*args: str, env_extra: dict[str, str]) -> subprocess.Popen[str]:

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from streams.broker import EmbeddedBroker
 from streams.errors import BrokerError
-from streams.kafka import TopicSpec, ensure_topics
+from streams.kafka.clients import TopicSpec, ensure_topics
+from streams.kafka.embedded import EmbeddedBroker
 
 
 async def test_embedded_broker_serves_kafka_and_stops() -> None:
@@ -26,7 +26,7 @@ async def test_embedded_broker_serves_kafka_and_stops() -> None:
 
 def test_broker_dies_with_its_parent_even_on_kill_9() -> None:
     code = (
-        "import time; from streams.broker import EmbeddedBroker\n"
+        "import time; from streams.kafka.embedded import EmbeddedBroker\n"
         "b = EmbeddedBroker(); b.start(); print(b._process.pid, flush=True); time.sleep(60)\n"
     )
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

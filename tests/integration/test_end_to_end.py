@@ -10,7 +10,7 @@ from events import at, event, order
 from kafka_helpers import eventually, produce, read_topic, revenue_of, scrape, value_of
 
 from streams.settings import Settings
-from streams.worker import Worker
+from streams.worker.worker import Worker
 
 # Settings of make_settings: 60 s windows, watermark delay 5 s, allowed lateness 30 s,
 # max_event_bytes 2048, static rates USD 0.92 and GBP 1.17 (EUR per unit).

@@ -14,7 +14,7 @@ from kafka_helpers import eventually, produce
 
 from streams.errors import ConfigError
 from streams.settings import Settings
-from streams.worker import Worker
+from streams.worker.worker import Worker
 
 
 async def _probe(worker: Worker, path: str) -> tuple[int, dict[str, Any]]:

@@ -18,9 +18,9 @@ from events import order
 from kafka_helpers import WorkerPool, eventually, produce, read_topic
 
 from streams.errors import BadEventRatioExceeded, BrokerError, RecoveryFailed
-from streams.kafka import COMPACTED, KEEP_FOREVER, RECORD_LIMIT, TopicSpec, ensure_topics
+from streams.kafka.clients import COMPACTED, KEEP_FOREVER, RECORD_LIMIT, TopicSpec, ensure_topics
 from streams.settings import Settings
-from streams.worker import Worker
+from streams.worker.worker import Worker
 
 LONG = "o" * 122  # with a 6-digit number: 128 characters, the contract's maximum for ids
 

@@ -35,11 +35,11 @@ from ops_helpers import (
 )
 
 from streams.core.catalog import CATALOG
-from streams.incidents import Incident
-from streams.publisher import PublishStats, publish
 from streams.settings import Settings
-from streams.simulator import SimulationConfig, simulate
-from streams.worker import Worker
+from streams.tools.incidents import Incident
+from streams.tools.publisher import PublishStats, publish
+from streams.tools.simulator import SimulationConfig, simulate
+from streams.worker.worker import Worker
 
 DASHBOARDS = ROOT / "grafana/dashboards"
 RATE = 10.0

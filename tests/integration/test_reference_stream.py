@@ -16,9 +16,9 @@ from expected import RATIO_TOLERANCE, agrees, expected_rows
 from kafka_helpers import eventually, produce, scrape
 from ledger import SETTINGS_ENV, ledger_lines
 
-from streams.kafka import new_consumer, topic_partitions
+from streams.kafka.clients import new_consumer, topic_partitions
 from streams.settings import Settings
-from streams.worker import Worker
+from streams.worker.worker import Worker
 
 # A counted event feeding no KPI, two days after the ledger: it moves the watermark so that
 # every window of the ledger becomes final (end + 60 s lateness <= watermark = PUSH - 5 s).

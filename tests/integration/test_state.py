@@ -9,9 +9,9 @@ from aiokafka import TopicPartition
 from events import order
 from kafka_helpers import WorkerPool, eventually, produce, revenue_of, scrape, value_of
 
-from streams.kafka import new_consumer
+from streams.kafka.clients import new_consumer
 from streams.settings import Settings
-from streams.worker import Worker
+from streams.worker.worker import Worker
 
 
 async def test_window_closes_only_when_every_partition_passed_it(

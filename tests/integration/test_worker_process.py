@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.request
 
-from streams.broker import free_port
+from streams.kafka.embedded import free_port
 
 
 def test_worker_serves_health_and_stops_on_sigterm(

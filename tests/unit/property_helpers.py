@@ -33,7 +33,7 @@ from streams.core import (
     compile_catalog,
     decode_event,
 )
-from streams.core.evaluate import Labels
+from streams.core.kpi_values import Labels
 from streams.core.sketch import QuantileSketch
 from streams.errors import InvalidEvent
 
@@ -410,7 +410,7 @@ def run_one(raws: Iterable[bytes]) -> tuple[Values, list[Rejection]]:
 
 
 def recover(log: Sequence[dict[str, Any]], *, replay: str, expire: bool) -> PartitionState:
-    """What `streams.worker.recover` does: a fresh partition, every record of the log restored in
+    """What `Worker.recover` does: a fresh partition, every record of the log restored in
     order, then expired. `replay` may read records twice, which must be harmless since records
     hold absolute values: the changelog producer is not idempotent (a retried send can append a
     record again), and test_checkpoint.py replays a whole log twice."""

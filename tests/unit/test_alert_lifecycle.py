@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from streams.core.alerts import AlertPolicy, Lifecycle, static_severity
 from streams.core.catalog import Thresholds
+from streams.detection.alerts import AlertPolicy, Lifecycle, static_severity
 
 POLICY = AlertPolicy(
     open_score=0.5,

@@ -7,7 +7,6 @@ from collections import Counter
 import pytest
 
 from streams.core import BadEventGuard
-from streams.deadletter import DeadLetter, DeadLetterPolicy, dead_letter
 from streams.errors import (
     BAD_INPUT_REASONS,
     BadEventRatioExceeded,
@@ -15,6 +14,7 @@ from streams.errors import (
     InvalidEvent,
     RejectReason,
 )
+from streams.kafka.deadletter import DeadLetter, DeadLetterPolicy, dead_letter
 
 
 def errors(reason: RejectReason, count: int) -> list[InvalidEvent]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.core.completeness import Completeness, judging_clock
+from streams.detection.completeness import Completeness, judging_clock
 
 
 def steady(monitor: Completeness, source: str, start: float, every: float, count: int) -> float:

@@ -1,7 +1,8 @@
 """Grafana boards generated from the catalog: committed, complete, and querying the right thing.
 
-The checks on queries are written from the catalog and the metric naming of streams/metrics.py,
-not from the generator's helpers, so a wrong query in the generator fails here.
+The checks on queries are written from the catalog and the metric naming of
+streams/export/metrics.py, not from the generator's helpers, so a wrong query in the generator
+fails here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from streams.core.catalog import CATALOG, Kpi
-from streams.dashboards import (
+from streams.generate.dashboards import (
     DASHBOARD_DIR,
     OVERVIEW_UID,
     SERVICE_UID,
@@ -57,7 +58,7 @@ def exprs(board: Board) -> list[str]:
 
 
 def families(kpi: Kpi) -> set[str]:
-    """The metric families a query of this KPI's value must read (see streams/metrics.py)."""
+    """The metric families a query of this KPI's value must read (see streams/export/metrics.py)."""
     if kpi.kind == "formula":
         return set().union(*(families(KPIS[name]) for name in kpi.numerator))
     if kpi.denominator is not None:
@@ -77,7 +78,7 @@ def selected_families(expr: str) -> list[str]:
 def test_committed_json_is_what_the_catalog_generates() -> None:
     committed = {p.name: p.read_text() for p in DASHBOARD_DIR.glob("*.json")}
     assert committed == render_dashboards(), (
-        "grafana/dashboards differs from streams/dashboards.py: regenerate the boards"
+        "grafana/dashboards differs from streams/generate/dashboards.py: regenerate the boards"
     )
 
 
@@ -250,7 +251,7 @@ def test_band_panels_for_the_company_totals_the_detectors_score(
 ) -> None:
     board = by_uid(boards, board_uid(kpi.domain))
     found = band_targets(board, kpi.name)
-    # Roll-ups to a company total exist for sums and ratios only (streams/core/watch.py);
+    # Roll-ups to a company total exist for sums and ratios only (streams/detection/watch.py);
     # balances, formulas and quantiles are scored per full-dimension series only.
     if kpi.kind in {"balance", "formula", "quantile"}:
         assert found == []

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from streams.cli import main
-from streams.detect import DetectError, DetectSummary, parse_timestamp, run_detect
+from streams.offline.detect import DetectError, DetectSummary, parse_timestamp, run_detect
 
 T0 = 1_767_571_200
 HOUR = 3600

@@ -8,9 +8,9 @@ import pytest
 
 from streams.cli import main
 from streams.core.compiler import compile_catalog
-from streams.core.watch import AnomalyEvent
-from streams.detection_eval import affected_kpis, matches, score
-from streams.incidents import Incident
+from streams.detection.watch import AnomalyEvent
+from streams.tools.evaluate import affected_kpis, matches, score
+from streams.tools.incidents import Incident
 
 HOUR = 3600.0
 CATALOG = compile_catalog()

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from streams.core.alerts import AlertPolicy, Lifecycle
-from streams.core.detectors import DAY, EwmaDetector, Score, SeriesDetector
+from streams.detection.alerts import AlertPolicy, Lifecycle
+from streams.detection.detectors import DAY, EwmaDetector, Score, SeriesDetector
 
 HOUR = 3600.0
 MONDAY = 1_767_571_200.0  # 2026-01-05T00:00:00Z

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streams.core.catalog import CATALOG
-from streams.core.explain import Point, dimension_shares, explain, input_kpis
+from streams.detection.explain import Point, dimension_shares, explain, input_kpis
 
 KPIS = {k.name: k for k in CATALOG.kpis}
 

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.incidents import (
+from streams.tools.incidents import (
     INCIDENT_KINDS,
     RATIO_TARGETS,
     Incident,
@@ -29,7 +29,7 @@ from streams.incidents import (
     read_ground_truth,
     write_ground_truth,
 )
-from streams.simulator import SimulatedMessage, SimulationConfig, simulate
+from streams.tools.simulator import SimulatedMessage, SimulationConfig, simulate
 
 T = 1_709_251_200
 H, DAY = 3600, 86_400

@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.core.windows import size_label as window_label
-from streams.metrics import build_registry
+from streams.export.metrics import build_registry
 
 T0 = 1_709_294_400  # 2024-03-01T12:00:00Z, a whole minute
 P0, P1 = ("pulse.events", 0), ("pulse.events", 1)

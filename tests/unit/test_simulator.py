@@ -16,7 +16,7 @@ import pydantic
 import pytest
 
 from schemas import EVENT_TYPES, event_adapter
-from streams.simulator import BAD_KINDS, SimulatedMessage, SimulationConfig, simulate
+from streams.tools.simulator import BAD_KINDS, SimulatedMessage, SimulationConfig, simulate
 
 MIDNIGHT = datetime(2024, 3, 1, tzinfo=UTC)
 START = MIDNIGHT + timedelta(hours=12)  # the busy hours, where a short run holds many events

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.kafka import COMPACTED, TopicSpec
+from streams.kafka.clients import COMPACTED, TopicSpec
 
 LIMIT = {"max.message.bytes": "1048588"}  # Apache Kafka's default, set explicitly
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from streams.core.compiler import compile_catalog
-from streams.core.detectors import Score
-from streams.core.evaluate import KpiValue
-from streams.core.watch import MIN_SUPPORT, AnomalyWatch, rollups
+from streams.core.kpi_values import KpiValue
+from streams.detection.detectors import Score
+from streams.detection.watch import MIN_SUPPORT, AnomalyWatch, rollups
 
 CATALOG = compile_catalog()
 MINUTE = 60

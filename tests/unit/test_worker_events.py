@@ -14,7 +14,7 @@ from aiokafka.structs import ConsumerRecord
 from core_helpers import revenue_1m
 
 from streams.settings import Settings
-from streams.worker import Worker
+from streams.worker.worker import Worker
 
 TP = TopicPartition("pulse.events", 0)
 
@@ -50,7 +50,7 @@ def test_an_unexpected_exception_on_one_event_dead_letters_it_and_the_rest_count
         _record(12, make_payload(event_id="ok-2", at=at, amount="2.50", currency="EUR")),
     ]
 
-    with caplog.at_level(logging.ERROR, logger="streams.worker"):
+    with caplog.at_level(logging.ERROR, logger="streams.worker.worker"):
         rejected = worker._apply(TP, part, records, now)
 
     ((error, record),) = rejected

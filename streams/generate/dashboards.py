@@ -3,9 +3,9 @@
 Boards: an executive overview (`OVERVIEW_UID`), one board per KPI domain (`board_uid`) and the
 service health board (`SERVICE_UID`). Alert rules link to `/d/<uid>`: the UIDs are stable.
 `render_dashboards` returns the JSON files (deterministic: sorted keys, indent 2, trailing
-newline); `pulse generate` (streams/generate.py) writes them to `grafana/dashboards/`, where
-they are committed and checked for drift. Panels come from `streams.dashboard_panels`, PromQL from
-`streams.dashboard_queries`.
+newline); `pulse generate` (streams/generate/files.py) writes them to `grafana/dashboards/`, where
+they are committed and checked for drift. Panels come from `streams.generate.panels`, PromQL from
+`streams.generate.queries`.
 
 Pure: no Kafka, Faust or network; rendering reads only the catalog.
 """
@@ -20,7 +20,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as model
 
 from streams.core.catalog import CATALOG, DOMAINS, Catalog
-from streams.dashboard_panels import (
+from streams.generate.panels import (
     UNITS,
     annotation_queries,
     band_panel,
@@ -34,7 +34,7 @@ from streams.dashboard_panels import (
     variables,
     window_note,
 )
-from streams.dashboard_queries import (
+from streams.generate.queries import (
     DETECTED_TOTAL_KINDS,
     WINDOW_VARIABLE,
     board_window,
@@ -43,7 +43,7 @@ from streams.dashboard_queries import (
 
 OVERVIEW_UID = "pulse-overview"
 SERVICE_UID = "pulse-service"
-DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "grafana" / "dashboards"
+DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "grafana" / "dashboards"
 TAG = "kpi-pulse"
 OVERVIEW_KPIS = (
     "revenue",

@@ -29,9 +29,9 @@ from typing import Any
 import yaml
 
 from streams.core.catalog import CATALOG, FLOW_WINDOWS, Catalog, Kpi
-from streams.core.watch import STATIC_WINDOWS
-from streams.dashboards import SERVICE_UID, board_uid
-from streams.metrics import RATIO_KINDS
+from streams.detection.watch import STATIC_WINDOWS
+from streams.export.metrics import RATIO_KINDS
+from streams.generate.dashboards import SERVICE_UID, board_uid
 
 RECORDING_FILE = "pulse-recording.rules.yml"
 ALERTS_FILE = "pulse-alerts.rules.yml"

@@ -1,7 +1,7 @@
 """Apache Kafka 4.x for tests: one node or a KRaft cluster of combined broker+controller nodes.
 
 Each node runs as `java -cp '<libs>/*' kafka.Kafka server.properties` (jars from
-`streams.kafka_jars`, fetched once by mvn) in its own folder of a temp directory, on loopback ports
+`kafka_jars`, fetched once by mvn) in its own folder of a temp directory, on loopback ports
 the OS picked, logging to `node-<id>/server.log`.
 
     with KafkaCluster(nodes=3) as cluster:
@@ -39,11 +39,11 @@ from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from kafka_jars import POM, Progress, class_archive, ensure_jars, java_executable
+from kafka_jars import kafka_version as pom_kafka_version
+from kafka_jars import to_stderr as progress_to_stderr
 
 from streams.errors import BrokerError
-from streams.kafka_jars import POM, Progress, class_archive, ensure_jars, java_executable
-from streams.kafka_jars import kafka_version as pom_kafka_version
-from streams.kafka_jars import to_stderr as progress_to_stderr
 
 __all__ = ["JVM_OPTIONS", "MAIN_CLASS", "STORAGE_TOOL", "KafkaCluster", "kafka_uuid"]
 

@@ -23,8 +23,8 @@ order leaves the pool, so the money taken off an order never exceeds its value.
 A weekly shape is optional: with `weekly_amplitude` a, the rate is x (1 - a) on Saturday and
 Sunday (UTC) and x (1 + 2a/5) on weekdays, so the weekly mean stays `rate`.
 
-Labelled incidents (`streams.incidents`) change the events they match by business unit and region
-within their window of event time: revenue scales order amounts, cogs the cost of inventory
+Labelled incidents (`streams.tools.incidents`) change the events they match by business unit and
+region within their window of event time: revenue scales order amounts, cogs the cost of inventory
 issued, opex expense amounts (each by `Incident.factor`, at least a cent); csat_ratio turns a
 satisfied answer (CSAT 4-5, NPS 9-10) into an unhappy one (CSAT 1-2, NPS 0-4) with probability
 1 - factor; on_time_delivery_ratio makes an order that would arrive in time arrive 0.5-2 lead
@@ -56,7 +56,7 @@ from typing import Any
 import orjson
 
 from schemas import EVENT_TYPES, SCHEMA_VERSION
-from streams.incidents import KPI_TARGETS, Incident
+from streams.tools.incidents import KPI_TARGETS, Incident
 
 __all__ = ["BAD_KINDS", "SimulatedMessage", "SimulationConfig", "simulate"]
 

@@ -33,8 +33,8 @@ Headers = list[tuple[str, bytes]]
 
 MAX_DEAD_LETTER_BYTES = 1_000_000
 """Key, value and headers of one dead letter at most: under the 1,048,588 bytes of
-`max.message.bytes` the worker sets on its topics (`streams.kafka.RECORD_LIMIT`), with room for
-the record's framing."""
+`max.message.bytes` the worker sets on its topics (`streams.kafka.clients.RECORD_LIMIT`), with
+room for the record's framing."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """`pulse generate`: every file derived from the catalog and the contract, written or checked.
 
 One list of outputs: the JSON Schemas (from the event models), the Prometheus recording and
-alert rules and the Alertmanager configuration (streams/rules.py, streams/alertmanager.py) and
-the Grafana dashboards (streams/dashboards.py). Generated files are committed; `--check` (run by
+alert rules and the Alertmanager configuration (`rules`, `alertmanager`) and the Grafana
+dashboards (`dashboards`), all in this package. Generated files are committed; `--check` (run by
 `make test`) fails when any of them differs from what the code generates now.
 """
 
@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schemas import render_json_schemas
-from streams.alertmanager import render_alertmanager
-from streams.dashboards import render_dashboards
 from streams.errors import ConfigError
-from streams.rules import DEFAULT_LINKS, Links, render_rules
+from streams.generate.alertmanager import render_alertmanager
+from streams.generate.dashboards import render_dashboards
+from streams.generate.rules import DEFAULT_LINKS, Links, render_rules
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 RECORD_LIMIT = 1_048_588
 """`max.message.bytes` of every topic kpi-pulse creates: Apache Kafka's default, set explicitly
 so that what the worker writes is bounded for it (`streams.core.log_records`,
-`streams.deadletter.MAX_DEAD_LETTER_BYTES`) whatever the broker's default."""
+`streams.kafka.deadletter.MAX_DEAD_LETTER_BYTES`) whatever the broker's default."""
 
 # Every topic is created with explicit configs: some brokers only report configs set at creation.
 KEEP_FOREVER = {"retention.ms": "-1", "cleanup.policy": "delete"}

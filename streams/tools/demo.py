@@ -25,15 +25,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from streams.broker import kafka_bootstrap, port_is_free
 from streams.core import WorkerState
-from streams.core.watch import AnomalyWatch
-from streams.incidents import Incident, write_ground_truth
-from streams.kafka import TopicSpec, ensure_topics
-from streams.publisher import PublishStats, publish
+from streams.detection.watch import AnomalyWatch
+from streams.kafka.clients import TopicSpec, ensure_topics
+from streams.kafka.embedded import kafka_bootstrap, port_is_free
 from streams.settings import Settings
-from streams.simulator import SimulationConfig, simulate
-from streams.worker import Worker
+from streams.tools.incidents import Incident, write_ground_truth
+from streams.tools.publisher import PublishStats, publish
+from streams.tools.simulator import SimulationConfig, simulate
+from streams.worker.worker import Worker
 
 BACKFILL = timedelta(minutes=2)
 FOREVER_S = 10 * 365 * 86400.0

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from streams.errors import BrokerError, ConfigError
-from streams.kafka import new_producer, start_client
+from streams.kafka.clients import new_producer, start_client
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """`pulse evaluate`: judge the detectors on simulated weeks with labelled incidents.
 
-The simulator runs offline with a planned set of incidents (`streams.incidents`); its events go
-through the same core as the worker (validation, KPI state, window closing) and the KPI values of
+The simulator runs offline with a planned set of incidents (`streams.tools.incidents`); its events
+go through the same core as the worker (validation, KPI state, window closing) and the KPI values of
 the watched window feed two `AnomalyWatch`es in the same run: ours (`SeriesDetector`) and a plain
 EWMA z-score baseline (`EwmaDetector`), both with the same alert lifecycle and completeness gating,
 so the comparison is of the detectors alone.
@@ -32,12 +32,12 @@ from zoneinfo import ZoneInfo
 
 from streams.core import Finalizer, ValidationLimits, Watermark, compile_catalog, decode_event
 from streams.core.compiler import CompiledCatalog
-from streams.core.detectors import Detector, EwmaDetector, SeriesDetector
 from streams.core.money import FxTable
 from streams.core.partition_state import PartitionState, Windows
-from streams.core.watch import STEPS, AnomalyEvent, AnomalyWatch
-from streams.incidents import Incident, plan_incidents
-from streams.simulator import SimulationConfig, simulate
+from streams.detection.detectors import Detector, EwmaDetector, SeriesDetector
+from streams.detection.watch import STEPS, AnomalyEvent, AnomalyWatch
+from streams.tools.incidents import Incident, plan_incidents
+from streams.tools.simulator import SimulationConfig, simulate
 
 DAY = 86_400.0
 GRACE_STEPS = 6

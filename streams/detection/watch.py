@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
-from streams.core.alerts import AlertPolicy, Lifecycle, Severity, static_severity
 from streams.core.compiler import CompiledCatalog
-from streams.core.completeness import Completeness
-from streams.core.detectors import Detector, Score, SeriesDetector
-from streams.core.evaluate import KpiValue, ratio
-from streams.core.explain import Explanation, Point, explain, input_kpis
+from streams.core.kpi_values import KpiValue, ratio
+from streams.detection.alerts import AlertPolicy, Lifecycle, Severity, static_severity
+from streams.detection.completeness import Completeness
+from streams.detection.detectors import Detector, Score, SeriesDetector
+from streams.detection.explain import Explanation, Point, explain, input_kpis
 
 Labels = tuple[tuple[str, str], ...]
 SeriesKey = tuple[str, str, Labels]

@@ -13,7 +13,7 @@ timestamp and value cells repeated exactly as given, the score in [0, 1] with 4 
 score is what the detector said when the row arrived, so it depends only on the rows at or before
 it (causal). Warm-up rows (`Score.ready` False: the detector is still learning the level, step and
 seasonality) get the detector's score too, which can be high; the summary counts them and their
-high scores apart. 0.5 means "at the edge of the expected band" (see `streams.core.detectors`).
+high scores apart. 0.5 means "at the edge of the expected band" (see `streams.detection.detectors`).
 
 Rows with an empty value cell are gaps: they are written with the score 0.0000 and not fed to the
 detector (their timestamp must still be valid and increasing). Anything else that cannot be
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
-from streams.core.detectors import Period, SeriesDetector
+from streams.detection.detectors import Period, SeriesDetector
 
 HEADER = ("timestamp", "value")
 OUTPUT_HEADER = ("timestamp", "value", "anomaly_score")

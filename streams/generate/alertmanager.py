@@ -16,7 +16,7 @@ import yaml
 
 from streams.core.catalog import CATALOG, Catalog
 from streams.core.compiler import compile_catalog
-from streams.core.watch import kpi_sources
+from streams.detection.watch import kpi_sources
 
 ALERTMANAGER_FILE = "alertmanager.yml"
 SERIES_LABELS = (

@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 
 from streams.core import NO_WATERMARK, WorkerState
-from streams.core.watch import AnomalyWatch
+from streams.detection.watch import AnomalyWatch
 from streams.errors import REJECT_REASONS
 
 MetricName = Literal[

@@ -1,6 +1,7 @@
 """Grafana panels, variables and annotations for kpi-pulse boards (grafana-foundation-sdk).
 
-The building blocks `streams.dashboards` lays out: a KPI's value panels (exact across workers),
+The building blocks `streams.generate.dashboards` lays out: a KPI's value panels (exact across
+workers),
 its detector band panel, stat and time series panels with the catalog's units and thresholds,
 the template variables every board shares and the anomaly / stale-data annotations. Every panel
 queries the `${datasource}` variable. Pure: builds objects, no I/O.
@@ -31,7 +32,7 @@ from grafana_foundation_sdk.models.common import (
 )
 
 from streams.core.catalog import FLOW_WINDOWS, Kpi, Thresholds
-from streams.dashboard_queries import (
+from streams.generate.queries import (
     BAND_FAMILIES,
     FILTERED_DIMS,
     WINDOW_VARIABLE,

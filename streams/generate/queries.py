@@ -18,14 +18,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
 from streams.core.catalog import BU_REGION, FLOW_WINDOWS, Kpi
-from streams.metrics import RATIO_KINDS
+from streams.export.metrics import RATIO_KINDS
 
 WINDOW_VARIABLE = "$window"
 """What a flow KPI's `window` label is set to: the board's `window` variable."""
 FILTERED_DIMS = BU_REGION
 """Dimensions the boards filter by (their `business_unit` and `region` variables)."""
 DETECTED_TOTAL_KINDS = frozenset({"flow", *RATIO_KINDS})
-"""KPI kinds whose company total the detectors score (`streams.core.watch.rollups` sums values
+"""KPI kinds whose company total the detectors score (`streams.detection.watch.rollups` sums values
 or numerators and denominators: balances and formulas carry neither, quantiles do not add up).
 Checked on /metrics: `pulse_kpi_expected` has no dimensionless series for the others."""
 BAND_FAMILIES = (

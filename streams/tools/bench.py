@@ -31,12 +31,18 @@ from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from schemas import event_adapter
-from streams.broker import kafka_bootstrap
-from streams.kafka import TopicSpec, ensure_topics, new_consumer, quiet_kafka_logs, start_client
-from streams.publisher import publish
+from streams.kafka.clients import (
+    TopicSpec,
+    ensure_topics,
+    new_consumer,
+    quiet_kafka_logs,
+    start_client,
+)
+from streams.kafka.embedded import kafka_bootstrap
 from streams.settings import Settings
-from streams.simulator import SimulationConfig, simulate
-from streams.worker import Worker
+from streams.tools.publisher import publish
+from streams.tools.simulator import SimulationConfig, simulate
+from streams.worker.worker import Worker
 
 SIMULATED_RATE = 50.0
 """Events per simulated second, as the demo's live stream: 200k events span about an hour."""
@@ -118,7 +124,7 @@ async def run_bench(
             f"{max(0.0, 1 - pipeline / plain):.0%} of pipeline throughput"
         )
         if with_faust:
-            from streams.faust_baseline import measure_faust_agent  # noqa: PLC0415
+            from streams.tools.faust_baseline import measure_faust_agent  # noqa: PLC0415
 
             faust_rate = await measure_faust_agent(settings, bootstrap, topic, partitions, events)
             say(

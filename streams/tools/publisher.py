@@ -15,8 +15,8 @@ from typing import IO
 
 from aiokafka import AIOKafkaProducer
 
-from streams.kafka import new_producer, start_client
-from streams.simulator import SimulatedMessage
+from streams.kafka.clients import new_producer, start_client
+from streams.tools.simulator import SimulatedMessage
 
 FLUSH_EVERY = 2000
 

@@ -5,8 +5,8 @@ by the records since the partition's last snapshot (`PULSE_CHANGELOG_SNAPSHOT_RE
 writes N live-sized records (a batch of two orders every two seconds of event time, as a quiet
 live stream makes them) and times, alternately for a few rounds:
 - the *baseline*: a plain aiokafka consumer reading the records and decoding them with orjson;
-- the *replay*: `streams.changelog.replay` restoring them into a fresh partition, as a new owner
-  does.
+- the *replay*: `streams.kafka.changelog.replay` restoring them into a fresh partition, as a new
+  owner does.
 The ratio of medians is what to compare across machines.
 """
 
@@ -22,10 +22,9 @@ import orjson
 from aiokafka import TopicPartition
 
 from schemas import event_adapter
-from streams.broker import kafka_bootstrap
-from streams.changelog import encode, key_for, replay
 from streams.core import PartitionState, WorkerState
-from streams.kafka import (
+from streams.kafka.changelog import encode, key_for, replay
+from streams.kafka.clients import (
     KEEP_FOREVER,
     TopicSpec,
     ensure_topics,
@@ -33,8 +32,9 @@ from streams.kafka import (
     new_producer,
     quiet_kafka_logs,
 )
+from streams.kafka.embedded import kafka_bootstrap
 from streams.settings import Settings
-from streams.worker import state_config
+from streams.worker.worker import state_config
 
 BATCH_EVERY_S = 2
 """Event time between two batches of the simulated live stream."""

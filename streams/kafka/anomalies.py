@@ -9,7 +9,7 @@ from __future__ import annotations
 import orjson
 
 from schemas import Anomaly
-from streams.core.watch import AnomalyEvent
+from streams.detection.watch import AnomalyEvent
 
 
 def anomaly_key(event: AnomalyEvent) -> bytes:

@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 from streams.core import ValidationLimits, Watermark, decode_event
 from streams.core.cardinality import CardinalityGuard
 from streams.core.compiler import compile_catalog
-from streams.core.evaluate import KpiValue
 from streams.core.finalize import Finalizer
+from streams.core.kpi_values import KpiValue
 from streams.core.money import FxTable
 from streams.core.partition_state import PartitionState, Windows
 from streams.errors import InvalidEvent, RejectReason

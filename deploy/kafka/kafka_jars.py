@@ -37,7 +37,7 @@ __all__ = [
     "to_stderr",
 ]
 
-POM = Path(__file__).resolve().parent.parent / "deploy" / "kafka" / "pom.xml"
+POM = Path(__file__).resolve().parent / "pom.xml"
 MIN_JAVA = 17  # Kafka 4.x brokers need Java 17
 _MARKER = "libs.complete"
 

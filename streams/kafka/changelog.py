@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streams.core.log_records import Groups
 from streams.core.log_records import encode as encode_parts
 from streams.errors import BrokerError
-from streams.kafka import new_consumer, start_client
+from streams.kafka.clients import new_consumer, start_client
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def _end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
     changelog, which a later replay (once the transaction is aborted) reads after the first,
     ending on one branch's offset with the other's dedupe ids: events lost. A read_committed
     consumer cannot pass an open transaction, so this waits for it to end (after the worker's
-    transaction timeout, `streams.guarantee.TRANSACTION_TIMEOUT_MS`, and the broker's next
+    transaction timeout, `streams.kafka.guarantee.TRANSACTION_TIMEOUT_MS`, and the broker's next
     sweep of timed-out transactions)."""
     highwater = consumer.highwater(tp)
     return None if highwater is None else int(highwater)

@@ -1,7 +1,7 @@
 """The worker: Kafka in, core state updated in batches, changelog and dead letters out.
 
 Thin on purpose: it moves messages and state; every decision is made by the core
-(`streams.core`) and the dead-letter policy (`streams.deadletter`). One loop per worker:
+(`streams.core`) and the dead-letter policy (`streams.kafka.deadletter`). One loop per worker:
 
     getmany (a batch per owned partition)
       → decode + validate + apply per event (pure core, in memory)
@@ -32,8 +32,6 @@ from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-from streams.anomalies import anomaly_record
-from streams.changelog import encode, key_for, replay
 from streams.core import (
     BadEventGuard,
     FxTable,
@@ -47,9 +45,8 @@ from streams.core import (
     decode_event,
 )
 from streams.core.cardinality import CardinalityGuard
-from streams.core.completeness import Completeness, judging_clock
-from streams.core.watch import AnomalyEvent, AnomalyWatch
-from streams.deadletter import DeadLetter, DeadLetterPolicy, dead_letter
+from streams.detection.completeness import Completeness, judging_clock
+from streams.detection.watch import AnomalyEvent, AnomalyWatch
 from streams.errors import (
     BadEventRatioExceeded,
     BrokerError,
@@ -58,9 +55,11 @@ from streams.errors import (
     RecoveryFailed,
     RejectReason,
 )
-from streams.guarantee import Delivery, open_delivery
-from streams.http import MetricsServer
-from streams.kafka import (
+from streams.export.http import MetricsServer
+from streams.export.metrics import build_registry
+from streams.kafka.anomalies import anomaly_record
+from streams.kafka.changelog import encode, key_for, replay
+from streams.kafka.clients import (
     COMPACTED,
     KEEP_A_WEEK,
     KEEP_FOREVER,
@@ -71,8 +70,9 @@ from streams.kafka import (
     start_client,
     topic_partitions,
 )
-from streams.kpi_topic import KpiPublisher
-from streams.metrics import build_registry
+from streams.kafka.deadletter import DeadLetter, DeadLetterPolicy, dead_letter
+from streams.kafka.guarantee import Delivery, open_delivery
+from streams.kafka.kpi_topic import KpiPublisher
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
