@@ -1,4 +1,5 @@
-"""The write-ahead log of partition state (DESIGN principle 5), on a Kafka topic.
+"""The write-ahead log of partition state (DESIGN principle 5), on a Kafka topic: written
+(`ChangelogWriter`) and replayed (`replay`) here, and nowhere else.
 
 Changelog partition N holds the state of input partition N. Each record is one
 `PartitionState.checkpoint`: the keys changed by one batch and the source offset after it, so a
@@ -15,20 +16,31 @@ and its batch read again).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.records_to_delete import RecordsToDelete
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
 
-from streams.core.log_records import Groups
+from streams.core import PartitionState
+from streams.core.log_records import RECORD_BYTES, Groups
 from streams.core.log_records import encode as encode_parts
 from streams.errors import BrokerError
 from streams.kafka.clients import new_consumer, start_client
+from streams.kafka.sends import Message
 
 log = logging.getLogger(__name__)
+
+FAILED_CUTS_BEFORE_OFF = 2
+"""Changelog cuts failed in a row before snapshots are turned off."""
 
 Apply = Callable[[int, dict[str, Any]], None]
 """Called with (partition, record) for every changelog record, in order."""
@@ -112,3 +124,135 @@ def _end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
     sweep of timed-out transactions)."""
     highwater = consumer.highwater(tp)
     return None if highwater is None else int(highwater)
+
+
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """One changelog record to write for input partition `tp` (a checkpoint, a snapshot's
+    record, or a part of either), covering the input up to `next_offset`."""
+
+    tp: TopicPartition
+    next_offset: int
+    payload: bytes
+    starts_snapshot: bool = False
+    """The first record of a snapshot: once acknowledged, the log before it can go."""
+
+
+def offsets(logged: Iterable[Logged]) -> dict[TopicPartition, OffsetAndMetadata]:
+    """The input offsets the records move past (committed as the group's progress)."""
+    return {c.tp: OffsetAndMetadata(c.next_offset, "") for c in logged}
+
+
+class ChangelogWriter:
+    """What each batch writes to the changelog, and the cut of the log before a snapshot.
+
+    `topic_of(input_topic)` names the changelog of an input topic; partition N of it holds the
+    state of input partition N. Every `snapshot_records` records of a partition (0: never), a
+    batch writes its whole state instead of a checkpoint; once that is acknowledged (committed,
+    with transactions) `cut` deletes the log before it. Two failed cuts in a row (a broker
+    without DeleteRecords, like the embedded one, or an ACL) turn snapshots off.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic_of: Callable[[str], str],
+        snapshot_records: int,
+        record_bytes: int = RECORD_BYTES,
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._record_bytes = record_bytes
+        self._topic_of = topic_of
+        self._every = snapshot_records
+        self._snapshots = snapshot_records > 0
+        self._failed_cuts = 0
+        self._logged: dict[TopicPartition, int] = {}
+        """Changelog records per input partition since its last snapshot (or in its log)."""
+        self._cuts: list[tuple[TopicPartition, asyncio.Future[object]]] = []
+        """Snapshots sent and not yet cut before: (changelog partition, first record's send)."""
+
+    @property
+    def snapshots(self) -> bool:
+        """Whether snapshots are written (off when asked, or after two failed cuts)."""
+        return self._snapshots
+
+    def records(self, tp: TopicPartition, part: PartitionState, next_offset: int) -> list[Logged]:
+        """The batch's changelog records for `tp`: its checkpoint or, once the log holds
+        `snapshot_records` records since the last, a snapshot of the whole state; each within
+        the record size a broker accepts (split into parts when larger)."""
+        logged = self._logged.get(tp, 0)
+        if self._snapshots and logged >= self._every:
+            records = part.snapshot(next_offset, self._record_bytes)
+        else:
+            records = [part.checkpoint(next_offset)]
+        payloads = [
+            Logged(tp, next_offset, payload, starts_snapshot=index == 0 and record is records[0])
+            for record in records
+            for index, payload in enumerate(encode_parts(record, self._record_bytes))
+        ]
+        if "snapshot" in records[0]:
+            self._logged[tp] = len(payloads)
+            return payloads
+        self._logged[tp] = logged + len(payloads)
+        return [replace(p, starts_snapshot=False) for p in payloads]
+
+    def messages(self, logged: list[Logged]) -> Iterable[Message]:
+        """Each partition's records to the same partition of its changelog."""
+        return (
+            (self._topic_of(c.tp.topic), key_for(c.tp.partition), c.payload, None, c.tp.partition)
+            for c in logged
+        )
+
+    def sent(self, logged: list[Logged], sends: list[asyncio.Future[object]]) -> None:
+        """Remember the sends of the first record of each snapshot, to cut the log before them
+        once they are acknowledged."""
+        self._cuts += [
+            (TopicPartition(self._topic_of(c.tp.topic), c.tp.partition), send)
+            for c, send in zip(logged, sends, strict=True)
+            if c.starts_snapshot
+        ]
+
+    def replayed(self, tp: TopicPartition, records: int) -> None:
+        """`records` were replayed for `tp` (they count toward its next snapshot)."""
+        self._logged[tp] = records
+
+    def forget(self, tp: TopicPartition) -> None:
+        self._logged.pop(tp, None)
+
+    async def cut(self) -> None:
+        """Delete every changelog record before an acknowledged (committed) snapshot: the
+        snapshot holds the whole state, so recovery reads from it."""
+        cuts, self._cuts = self._cuts, []
+        before = {
+            tp: RecordsToDelete(sent.result().offset)  # type: ignore[attr-defined]
+            for tp, sent in cuts
+            if sent.done() and not sent.cancelled() and not sent.exception()
+        }
+        if not before or not self._snapshots:
+            return
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, request_timeout_ms=10_000)
+        try:
+            await admin.start()
+            cut = await admin.delete_records(before, timeout_ms=10_000)
+            log.info("changelog cut before snapshots: %s", _partition_offsets(cut))
+            self._failed_cuts = 0
+        except (KafkaError, OSError, TimeoutError) as exc:
+            # Twice in a row: unsupported (the embedded broker drops the connection) or not
+            # allowed (an ACL); snapshots that are never cut would only lengthen the log.
+            self._failed_cuts += 1
+            if self._failed_cuts < FAILED_CUTS_BEFORE_OFF:
+                log.warning("changelog cut failed (the next snapshot retries): %r", exc)
+                return
+            self._snapshots = False
+            log.warning(
+                "changelog cut failed again (%r): snapshots are off, and each partition's "
+                "changelog grows until the topic's retention (the broker needs DeleteRecords)",
+                exc,
+            )
+        finally:
+            with contextlib.suppress(KafkaError, OSError):
+                await admin.close()
+
+
+def _partition_offsets(offsets: dict[TopicPartition, int]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(offsets.items()))

@@ -34,7 +34,7 @@ from streams.kafka.clients import (
 )
 from streams.kafka.embedded import kafka_bootstrap
 from streams.settings import Settings
-from streams.worker.worker import state_config
+from streams.worker.config import state_config
 
 BATCH_EVERY_S = 2
 """Event time between two batches of the simulated live stream."""

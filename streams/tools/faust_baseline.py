@@ -20,7 +20,7 @@ from faust.types import StreamT
 from streams.core import ValidationLimits, WorkerState, decode_event
 from streams.errors import InvalidEvent
 from streams.settings import Settings
-from streams.worker.worker import state_config
+from streams.worker.config import state_config
 
 
 async def measure_faust_agent(

@@ -1,13 +1,18 @@
 """The worker: Kafka in, core state updated in batches, changelog and dead letters out.
 
-Thin on purpose: it moves messages and state; every decision is made by the core
-(`streams.core`) and the dead-letter policy (`streams.kafka.deadletter`). One loop per worker:
+Thin on purpose: it moves batches between Kafka and the batch step (`streams.worker.batch`),
+which makes every decision through the core. One loop per worker:
 
     getmany (a batch per owned partition)
-      → decode + validate + apply per event (pure core, in memory)
+      → BatchStep.read: decode + validate + apply per event (pure core, in memory)
+      → BatchStep.close: KPI and anomaly records of the windows the batch closed
       → dead letters produced and acknowledged
-      → one changelog record per partition (changed keys + next offset) acknowledged
+      → the changelog records of every partition (changed keys + next offset) acknowledged
       → offsets committed (advisory; the changelog is the source of truth)
+
+Besides looping, a worker provisions its topics and chooses its guarantee at start (`run`),
+rebuilds assigned partitions from the changelog (`streams.worker.recovery`), and answers the
+probes (`streams.worker.health`).
 
 Why not a Faust agent per event: on these machines Faust's per-event machinery alone costs about
 125 µs (~8k events/s) and each table write adds a changelog send, which caps a per-event agent near
@@ -21,44 +26,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from zoneinfo import ZoneInfo
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.records_to_delete import RecordsToDelete
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-from streams.core import (
-    BadEventGuard,
-    FxTable,
-    KpiValue,
-    PartitionState,
-    StateConfig,
-    ValidationLimits,
-    Windows,
-    WorkerState,
-    compile_catalog,
-    decode_event,
-)
-from streams.core.cardinality import CardinalityGuard
+from streams.core import BadEventGuard, ValidationLimits, WorkerState
 from streams.detection.completeness import Completeness, judging_clock
-from streams.detection.watch import AnomalyEvent, AnomalyWatch
-from streams.errors import (
-    BadEventRatioExceeded,
-    BrokerError,
-    FatalError,
-    InvalidEvent,
-    RecoveryFailed,
-    RejectReason,
-)
+from streams.detection.watch import AnomalyWatch
+from streams.errors import BrokerError
 from streams.export.http import MetricsServer
 from streams.export.metrics import build_registry
 from streams.kafka.anomalies import anomaly_record
-from streams.kafka.changelog import encode, key_for, replay
+from streams.kafka.changelog import ChangelogWriter, offsets
 from streams.kafka.clients import (
     COMPACTED,
     KEEP_A_WEEK,
@@ -70,32 +51,21 @@ from streams.kafka.clients import (
     start_client,
     topic_partitions,
 )
-from streams.kafka.deadletter import DeadLetter, DeadLetterPolicy, dead_letter
+from streams.kafka.deadletter import DeadLetter
 from streams.kafka.guarantee import Delivery, open_delivery
 from streams.kafka.kpi_topic import KpiPublisher
+from streams.kafka.sends import Message, acknowledged, send_all
 from streams.settings import Settings
+from streams.worker.batch import BatchOutput, BatchStep, Counts, log_anomaly
+from streams.worker.config import state_config
+from streams.worker.health import Health
+from streams.worker.recovery import Rebalance, by_topic, rebuild
 
 log = logging.getLogger(__name__)
 
 COMMIT_INTERVAL_S = 1.0
-FAILED_CUTS_BEFORE_OFF = 2
-"""Changelog cuts failed in a row before snapshots are turned off."""
 QUIET_BEFORE_WALL_CLOCK_S = 10.0
 """Seconds without a record, caught up, before sources are judged by wall-clock time."""
-
-
-def state_config(settings: Settings) -> StateConfig:
-    """The core's configuration from the settings; compiles (and so checks) the KPI catalog."""
-    return StateConfig(
-        catalog=compile_catalog(),
-        windows=Windows.for_timezone(ZoneInfo(settings.business_timezone)),
-        watermark_delay=settings.watermark_delay_seconds,
-        allowed_lateness=settings.allowed_lateness_seconds,
-        dedupe_max_entries=settings.dedupe_max_entries,
-        retained_windows=settings.retained_windows,
-        fx=FxTable(settings.reporting_currency, settings.fx_rates),
-        guard=CardinalityGuard(settings.max_dimension_values),
-    )
 
 
 class Worker:
@@ -105,15 +75,6 @@ class Worker:
         self.settings = settings
         self.bootstrap = bootstrap
         self.state = WorkerState(state_config(settings))
-        self.limits = ValidationLimits(settings.max_event_bytes, settings.max_future_skew_seconds)
-        self._unsettled: tuple[Counter[str], Counter[RejectReason]] = (Counter(), Counter())
-        """Events processed and rejected in the batch being read: counted in `state` (the
-        exported counters) only once the batch is durable, so a batch read again after a crash
-        is not counted twice across the worker's lifetimes."""
-        self._inflight_counts: list[tuple[Counter[str], Counter[RejectReason]]] = []
-        self.policy = DeadLetterPolicy(
-            self._unsettled[1], BadEventGuard(settings.max_bad_ratio, settings.bad_ratio_window)
-        )
         self.kpis = KpiPublisher(self.state)
         self.watch = (
             AnomalyWatch(
@@ -123,8 +84,18 @@ class Worker:
             if settings.detection
             else None
         )
-        self.detect_seconds = 0.0
-        """Time spent in detection (the detector cost on the service board)."""
+        self.changelog = ChangelogWriter(
+            bootstrap, settings.changelog_topic, settings.changelog_snapshot_records
+        )
+        self.step = BatchStep(
+            self.state,
+            limits=ValidationLimits(settings.max_event_bytes, settings.max_future_skew_seconds),
+            guard=BadEventGuard(settings.max_bad_ratio, settings.bad_ratio_window),
+            changelog=self.changelog,
+            kpis=self.kpis,
+            watch=self.watch,
+        )
+        self.health = Health(settings.liveness_timeout_seconds, settings.batch_max_records)
         self.rebalances = 0
         """Partition assignments received (the service board's rebalance count)."""
         self.registry = build_registry(
@@ -141,67 +112,36 @@ class Worker:
         """Set once /metrics is bound (`server.url` is then final)."""
         self.assigned = asyncio.Event()
         """Set once partitions are assigned and their state recovered."""
-        self.consumed = 0
-        self._lag: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
         self._inflight: list[asyncio.Future[object]] = []
         self._inflight_offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        self._running = False
-        self._beat = time.monotonic()
-        """When the consume loop last came round (liveness)."""
+        self._inflight_counts: list[Counts] = []
+        """Counts of batches sent and not yet acknowledged: they reach the exported counters
+        only once durable, so a batch read again after a crash is not counted twice across the
+        worker's lifetimes."""
         self._last_records = time.monotonic()
         """When the consume loop last got records (see `QUIET_BEFORE_WALL_CLOCK_S`)."""
-        self._logged: dict[TopicPartition, int] = {}
-        """Changelog records per input partition since its last snapshot (or in its log)."""
-        self._cuts: list[tuple[TopicPartition, asyncio.Future[object]]] = []
-        """Snapshots sent and not yet cut before: (changelog partition, first record's send)."""
-        self._snapshots = settings.changelog_snapshot_records > 0
-        self._failed_cuts = 0
-        self._recovering = False
-        self._fatal: FatalError | None = None
-        """A failure in the rebalance listener (which aiokafka would only log): the loop raises
-        it before reading anything more."""
         self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
         self.delivery: Delivery | None = None
         """The producer and the processing guarantee, decided at start."""
 
+    @property
+    def consumed(self) -> int:
+        """Records read (valid or not)."""
+        return self.step.consumed
+
     def detector_cost(self) -> float:
-        return self.detect_seconds
+        return self.step.detect_seconds
 
     def liveness(self) -> tuple[bool, dict[str, object]]:
-        """Alive while the consume loop runs and keeps coming round (a stuck or dead loop fails
-        after `liveness_timeout_seconds`; recovering partitions from the changelog counts as
-        alive however long it takes)."""
-        quiet = time.monotonic() - self._beat
-        ok = self._running and (self._recovering or quiet < self.settings.liveness_timeout_seconds)
-        ok = ok and self._fatal is None
-        details: dict[str, object] = {
-            "running": self._running,
-            "loop_quiet_seconds": round(quiet, 3),
-        }
-        if self._fatal is not None:
-            details["fatal"] = str(self._fatal)
-        return ok, details
+        return self.health.liveness()
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
-        """Ready when alive, partitions are assigned, their state is recovered and the worker is
-        caught up (at most one batch behind on every owned partition)."""
-        alive, _ = self.liveness()
-        owned = len(self.state.partitions)
-        recovered = self.assigned.is_set() and not self._recovering
-        behind = sum(self._lag.values())
-        caught_up = owned > 0 and len(self._lag) >= owned
-        caught_up = caught_up and behind <= self.settings.batch_max_records
-        checks = {"alive": alive, "assigned": owned > 0, "recovered": recovered}
-        checks["caught_up"] = caught_up
         guarantee = self.delivery.guarantee if self.delivery else None
-        details: dict[str, object] = {**checks, "partitions": owned, "lag_messages": behind}
-        details["guarantee"] = guarantee
-        return all(checks.values()), details
+        return self.health.readiness(len(self.state.partitions), self.assigned.is_set(), guarantee)
 
     def lag(self) -> Iterable[tuple[str, int, int]]:
-        return [(tp.topic, tp.partition, behind) for tp, behind in sorted(self._lag.items())]
+        return [(tp.topic, tp.partition, n) for tp, n in sorted(self.health.lag.items())]
 
     async def run(self, stop: asyncio.Event) -> None:
         quiet_kafka_logs()
@@ -225,7 +165,7 @@ class Worker:
             ],
         )
         delivery = self.delivery = await open_delivery(self.bootstrap, settings)
-        producer = self._producer = delivery.producer
+        producer = delivery.producer
         consumer = self._consumer = new_consumer(
             self.bootstrap,
             group_id=settings.consumer_group,
@@ -234,15 +174,16 @@ class Worker:
         )
         try:
             await start_client(consumer, self.bootstrap)
-            consumer.subscribe(list(settings.input_topics), listener=_Rebalance(self))
+            listener = Rebalance(self.health, self.recover, self.revoke)
+            consumer.subscribe(list(settings.input_topics), listener=listener)
             await self.server.start()
             log.info("worker serving %s", self.server.url)
             self.serving.set()
-            self._running = True
+            self.health.running = True
             await self._loop(consumer, producer, stop)
             await self._settle()
         finally:
-            self._running = False
+            self.health.running = False
             await self.server.stop()
             await consumer.stop()
             await producer.stop()
@@ -253,12 +194,12 @@ class Worker:
         next_commit = time.monotonic() + COMMIT_INTERVAL_S
         committable: dict[TopicPartition, OffsetAndMetadata] = {}
         while not stop.is_set():
-            self._beat = time.monotonic()
+            self.health.beat = time.monotonic()
             batches = await consumer.getmany(
                 timeout_ms=100, max_records=self.settings.batch_max_records
             )
-            if self._fatal is not None:  # before anything read on half-rebuilt state counts
-                raise self._fatal
+            if self.health.fatal is not None:  # before anything read on half-rebuilt state
+                raise self.health.fatal
             async with self._lock:
                 if batches:
                     self._last_records = time.monotonic()
@@ -283,106 +224,41 @@ class Worker:
         producer: AIOKafkaProducer,
     ) -> dict[TopicPartition, OffsetAndMetadata]:
         now = time.time()
-        dead: list[DeadLetter] = []
-        checkpoints: list[Logged] = []
-        tripped: BadEventRatioExceeded | None = None
-        for tp, records in batches.items():
-            part = self.state.partitions.get((tp.topic, tp.partition))
-            if part is None:  # revoked while the fetch was in flight
-                continue
-            errors = self._apply(tp, part, records, now)
-            dead += [_dead_letter(error, record, now) for error, record in errors]
-            self.consumed += len(records)
-            try:
-                self.policy.record_batch(len(records), [error for error, _ in errors])
-            except BadEventRatioExceeded as exc:  # stop once this batch is written: see below
-                tripped = tripped or exc
-            checkpoints += self._log_records(tp, part, records[-1].offset + 1)
+        out = self.step.read(batches, now)
         await self._refresh_lag(consumer)
-        # Windows that closed with this batch are read before expiry may drop their minutes.
-        closing, final = self.kpis.due()
-        kpi_records = self.kpis.records(closing, final)
-        anomaly_records = self._detect(closing + final, now)
-        shown = self.state.watermark()
-        for part in self.state.partitions.values():
-            part.expire(shown)
+        self.step.close(out, now, self._clock(now))
+        # A tripped bad-event guard stops the worker only once this batch (its dead letters and
+        # checkpoints) is durable: a restart then resumes after what was read, instead of
+        # dying on the same burst forever.
+        if self.delivery is not None and self.delivery.transactional:
+            await self._commit_batch(producer, out)
+            out.counts.add_to(self.state)
+            if out.tripped is not None:
+                raise out.tripped
+            return {}  # the offsets went with the transaction
         # Pipelined, one batch deep: this batch's dead letters are acknowledged together with the
         # previous batch's changelog and KPI records, then this batch's changelog and KPI records
         # are sent and acknowledged while the next batch is processed. So dead letters are
         # durable before the checkpoint that moves past them, and changelog records of a
         # partition are written in order (one batch's are acknowledged before the next's go).
-        # A tripped bad-event guard stops the worker only once this batch (its dead letters and
-        # checkpoints) is durable: a restart then resumes after what was read, instead of
-        # dying on the same burst forever.
-        counts = self._take_counts()
-        if self.delivery is not None and self.delivery.transactional:
-            await self._commit_batch(producer, dead, checkpoints, kpi_records, anomaly_records)
-            self._count(counts)
-            if tripped is not None:
-                raise tripped
-            return {}  # the offsets went with the transaction
-        dead_sent = await _send_all(producer, self._dead_messages(dead))
+        dead_sent = await send_all(producer, self._dead_messages(out.dead))
         settled = await self._settle(dead_sent)
-        self._inflight_counts.append(counts)
-        logged = await _send_all(producer, self._checkpoint_messages(checkpoints))
-        self._cuts += self._snapshot_sends(checkpoints, logged)
+        self._inflight_counts.append(out.counts)
+        logged = await send_all(producer, self.changelog.messages(out.logged))
+        self.changelog.sent(out.logged, logged)
         self._inflight = list(logged)
         # KPI records go after the changelog: a crash in between republishes the same keys.
-        self._inflight += await _send_all(producer, self._kpi_messages(kpi_records))
-        self._inflight += await self._send_anomalies(producer, anomaly_records)
-        self._inflight_offsets = _offsets(checkpoints)
-        if tripped is not None:
+        self._inflight += await send_all(producer, self._kpi_messages(out.kpi_records))
+        self._inflight += await send_all(producer, self._anomaly_messages(out.anomaly_records))
+        self._inflight_offsets = offsets(out.logged)
+        if out.tripped is not None:
             settled |= await self._settle()
             with contextlib.suppress(KafkaError):
                 await consumer.commit(settled)
-            raise tripped
+            raise out.tripped
         return settled
 
-    def _apply(
-        self,
-        tp: TopicPartition,
-        part: PartitionState,
-        records: list[ConsumerRecord[bytes, bytes]],
-        now: float,
-    ) -> list[tuple[InvalidEvent, ConsumerRecord[bytes, bytes]]]:
-        """Decode, validate and count each record; the rejected ones with why. No single event
-        stops the worker: an unexpected exception is an `internal_error` rejection."""
-        limits = self.limits
-        processed = self._unsettled[0]
-        rejected: list[tuple[InvalidEvent, ConsumerRecord[bytes, bytes]]] = []
-        for record in records:
-            try:
-                event = decode_event(record.value, limits, now)
-                part.apply(event, now)
-            except InvalidEvent as error:
-                rejected.append((error.located(tp.topic, tp.partition, record.offset), record))
-            except Exception as exc:  # a bug of ours must not stop the fleet on one event
-                rejected.append((_internal_error(exc, tp, record.offset), record))
-            else:
-                processed[event.type] += 1
-        return rejected
-
-    def _take_counts(self) -> tuple[Counter[str], Counter[RejectReason]]:
-        """The counts of the batch just read (the counters start over for the next)."""
-        processed, rejected = self._unsettled
-        counts = (Counter(processed), Counter(rejected))
-        processed.clear()
-        rejected.clear()
-        return counts
-
-    def _count(self, counts: tuple[Counter[str], Counter[RejectReason]]) -> None:
-        """A batch is durable: its events count in the exported counters."""
-        self.state.processed.update(counts[0])
-        self.state.rejected.update(counts[1])
-
-    async def _commit_batch(
-        self,
-        producer: AIOKafkaProducer,
-        dead: list[DeadLetter],
-        checkpoints: list[Logged],
-        kpi_records: list[tuple[bytes, bytes]],
-        anomaly_records: list[tuple[bytes, bytes]],
-    ) -> None:
+    async def _commit_batch(self, producer: AIOKafkaProducer, out: BatchOutput) -> None:
         """Exactly-once: the batch's outputs and its input offsets in one Kafka transaction.
 
         Every send is acknowledged before the offsets join the transaction: a failed send that
@@ -393,59 +269,35 @@ class Worker:
         """
         try:
             async with producer.transaction():
-                sends = await _send_all(producer, self._dead_messages(dead))
-                logged = await _send_all(producer, self._checkpoint_messages(checkpoints))
+                sends = await send_all(producer, self._dead_messages(out.dead))
+                logged = await send_all(producer, self.changelog.messages(out.logged))
                 sends += logged
-                sends += await _send_all(producer, self._kpi_messages(kpi_records))
-                sends += await self._send_anomalies(producer, anomaly_records)
-                await _acknowledged(sends)
-                if checkpoints:
+                sends += await send_all(producer, self._kpi_messages(out.kpi_records))
+                sends += await send_all(producer, self._anomaly_messages(out.anomaly_records))
+                await acknowledged(sends)
+                if out.logged:
                     await producer.send_offsets_to_transaction(
-                        _offsets(checkpoints), self.settings.consumer_group
+                        offsets(out.logged), self.settings.consumer_group
                     )
         except KafkaError as exc:
             raise BrokerError(
                 f"a batch's transaction was aborted ({exc!r}); stopping so that the batch is "
                 "read again from the changelog's offset"
             ) from exc
-        self._cuts += self._snapshot_sends(checkpoints, logged)
-        await self._cut_logs()  # committed: the snapshots are what a new owner reads first
+        self.changelog.sent(out.logged, logged)
+        await self.changelog.cut()  # committed: the snapshots are what a new owner reads first
 
     def _dead_messages(self, dead: list[DeadLetter]) -> Iterable[Message]:
         topic = self.settings.deadletter_topic
         return ((topic, d.key, d.value, d.headers, None) for d in dead)
 
-    def _checkpoint_messages(self, checkpoints: list[Logged]) -> Iterable[Message]:
-        """Each partition's checkpoint to the same partition of its changelog."""
-        return (
-            (
-                self.settings.changelog_topic(c.tp.topic),
-                key_for(c.tp.partition),
-                c.payload,
-                None,
-                c.tp.partition,
-            )
-            for c in checkpoints
-        )
-
     def _kpi_messages(self, records: list[tuple[bytes, bytes]]) -> Iterable[Message]:
         topic = self.settings.kpi_topic
         return ((topic, key, value, None, None) for key, value in records)
 
-    def _detect(self, values: list[KpiValue], now: float) -> list[tuple[bytes, bytes]]:
-        """Feed closed windows and source freshness to the detectors; the alert records due."""
-        watch = self.watch
-        if watch is None:
-            return []
-        started = time.perf_counter()
-        for part in self.state.partitions.values():
-            for source, newest in part.newest.items():
-                watch.observe_event(source, newest)
-        events = watch.observe_values(values, self._clock(now), now)
-        self.detect_seconds += time.perf_counter() - started
-        for event in events:
-            self._log_anomaly(event)
-        return [anomaly_record(e, now) for e in events]
+    def _anomaly_messages(self, records: list[tuple[bytes, bytes]]) -> Iterable[Message]:
+        topic = self.settings.anomalies_topic
+        return ((topic, key, value, None, None) for key, value in records)
 
     async def _refresh_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Lag of every owned partition from the broker's high-water mark (fetch responses carry
@@ -453,6 +305,7 @@ class Worker:
         partition read to its end no longer holds back the watermark for want of data. Before
         its first checkpoint a partition's progress is the consumer's position (a partition
         whose records all expired starts at its end, not at 0)."""
+        lag = self.health.lag
         for (topic, partition), part in list(self.state.partitions.items()):
             tp = TopicPartition(topic, partition)
             highwater = consumer.highwater(tp)
@@ -464,44 +317,22 @@ class Worker:
                     read_to = await consumer.position(tp)
                 except (KafkaError, AssertionError):  # revoked meanwhile
                     continue
-            self._lag[tp] = max(0, highwater - read_to)
-            if not self._lag[tp]:
+            lag[tp] = max(0, highwater - read_to)
+            if not lag[tp]:
                 part.unread = False
 
     def _clock(self, now: float) -> float:
         """Event time for completeness: the watermark, or wall-clock time once caught up and
         quiet (so that a source silent in real time is stale even when nothing else moves)."""
+        lag = self.health.lag
         return judging_clock(
             self.state.watermark(),
             now,
-            caught_up=bool(self._lag) and not any(self._lag.values()),
+            caught_up=bool(lag) and not any(lag.values()),
             quiet_for=time.monotonic() - self._last_records,
             quiet=QUIET_BEFORE_WALL_CLOCK_S,
             delay=self.settings.watermark_delay_seconds,
         )
-
-    def _log_anomaly(self, event: AnomalyEvent) -> None:
-        if event.alert == "data_stale":
-            log.warning("data_stale %s: source %s", event.state, event.source)
-            return
-        dims = ",".join(f"{k}={v}" for k, v in event.dimensions)
-        text = event.explanation.text if event.explanation else ""
-        log.info(
-            "anomaly %s (%s): %s{%s} window %s score %.2f %s",
-            event.state,
-            event.severity,
-            event.kpi,
-            dims,
-            event.window,
-            event.score,
-            text,
-        )
-
-    async def _send_anomalies(
-        self, producer: AIOKafkaProducer, records: list[tuple[bytes, bytes]]
-    ) -> list[asyncio.Future[object]]:
-        topic = self.settings.anomalies_topic
-        return await _send_all(producer, ((topic, k, v, None, None) for k, v in records))
 
     async def _tick(self, producer: AIOKafkaProducer) -> None:
         """Between batches: judge the sources against the clock (silence is news too)."""
@@ -510,123 +341,52 @@ class Worker:
         now = time.time()
         events = self.watch.check_sources(self._clock(now))
         for event in events:
-            self._log_anomaly(event)
+            log_anomaly(event)
         records = [anomaly_record(e, now) for e in events]
         if records and self.delivery is not None and self.delivery.transactional:
             async with producer.transaction():
-                await _acknowledged(await self._send_anomalies(producer, records))
+                await acknowledged(await send_all(producer, self._anomaly_messages(records)))
             return
-        self._inflight += await self._send_anomalies(producer, records)
+        self._inflight += await send_all(producer, self._anomaly_messages(records))
 
     async def _settle(
         self, also: list[asyncio.Future[object]] | None = None
     ) -> dict[TopicPartition, OffsetAndMetadata]:
         """Wait for the sends in flight (and `also`); return the offsets they made durable."""
         if self._inflight or also:
-            await _acknowledged([*self._inflight, *(also or ())])
+            await acknowledged([*self._inflight, *(also or ())])
         for counts in self._inflight_counts:
-            self._count(counts)
+            counts.add_to(self.state)
         self._inflight_counts = []
         settled, self._inflight, self._inflight_offsets = self._inflight_offsets, [], {}
-        await self._cut_logs()
+        await self.changelog.cut()
         return settled
-
-    def _log_records(
-        self, tp: TopicPartition, part: PartitionState, next_offset: int
-    ) -> list[Logged]:
-        """The batch's changelog records for `tp`: its checkpoint or, once the log holds
-        `changelog_snapshot_records` records since the last, a snapshot of the whole state;
-        each within the record size a broker accepts (split into parts when larger)."""
-        logged = self._logged.get(tp, 0)
-        if self._snapshots and logged >= self.settings.changelog_snapshot_records:
-            records = part.snapshot(next_offset)
-        else:
-            records = [part.checkpoint(next_offset)]
-        payloads = [
-            Logged(tp, next_offset, payload, starts_snapshot=index == 0 and record is records[0])
-            for record in records
-            for index, payload in enumerate(encode(record))
-        ]
-        if "snapshot" in records[0]:
-            self._logged[tp] = len(payloads)
-            return payloads
-        self._logged[tp] = logged + len(payloads)
-        return [replace(p, starts_snapshot=False) for p in payloads]
-
-    def _snapshot_sends(
-        self, checkpoints: list[Logged], sends: list[asyncio.Future[object]]
-    ) -> list[tuple[TopicPartition, asyncio.Future[object]]]:
-        """The sends of the first record of each snapshot, with their changelog partition."""
-        return [
-            (TopicPartition(self.settings.changelog_topic(c.tp.topic), c.tp.partition), sent)
-            for c, sent in zip(checkpoints, sends, strict=True)
-            if c.starts_snapshot
-        ]
-
-    async def _cut_logs(self) -> None:
-        """Delete every changelog record before an acknowledged (committed) snapshot: the
-        snapshot holds the whole state, so recovery reads from it. Two failed cuts in a row
-        (a broker without DeleteRecords, like the embedded one) turn snapshots off."""
-        cuts, self._cuts = self._cuts, []
-        before = {
-            tp: RecordsToDelete(sent.result().offset)  # type: ignore[attr-defined]
-            for tp, sent in cuts
-            if sent.done() and not sent.cancelled() and not sent.exception()
-        }
-        if not before or not self._snapshots:
-            return
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
-        try:
-            await admin.start()
-            cut = await admin.delete_records(before, timeout_ms=10_000)
-            log.info("changelog cut before snapshots: %s", _partition_offsets(cut))
-            self._failed_cuts = 0
-        except (KafkaError, OSError, TimeoutError) as exc:
-            # Twice in a row: unsupported (the embedded broker drops the connection) or not
-            # allowed (an ACL); snapshots that are never cut would only lengthen the log.
-            self._failed_cuts += 1
-            if self._failed_cuts < FAILED_CUTS_BEFORE_OFF:
-                log.warning("changelog cut failed (the next snapshot retries): %r", exc)
-                return
-            self._snapshots = False
-            log.warning(
-                "changelog cut failed again (%r): snapshots are off, and each partition's "
-                "changelog grows until the topic's retention (the broker needs DeleteRecords)",
-                exc,
-            )
-        finally:
-            with contextlib.suppress(KafkaError, OSError):
-                await admin.close()
-
-    def fail(self, doing: str, partitions: Iterable[TopicPartition], exc: Exception) -> None:
-        """Keep a rebalance-listener failure as fatal: `/healthz` fails at once and the loop
-        raises it (`RecoveryFailed`, naming the partitions and the cause) before reading on."""
-        names = ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions))
-        log.error("%s %s failed: %r", doing, names, exc, exc_info=exc)
-        if self._fatal is None:
-            self._fatal = RecoveryFailed(
-                f"{doing} partitions {names} failed: {exc!r}; stopping rather than consuming "
-                "on partly rebuilt state (a restart recovers them again)"
-            )
-            self._fatal.__cause__ = exc
 
     async def recover(self, assigned: Iterable[TopicPartition]) -> None:
         """Rebuild the state of newly assigned partitions from the changelog and seek past it."""
         consumer = self._consumer
         assert consumer is not None
-        by_topic: dict[str, list[int]] = {}
-        for tp in assigned:
-            by_topic.setdefault(tp.topic, []).append(tp.partition)
+        grouped = by_topic(assigned)
         started = time.monotonic()
-        self._recovering = True
+        self.health.recovering = True
         try:
-            applied = await self._replay(consumer, by_topic)
+            async with self._lock:
+                applied, resume = await rebuild(
+                    self.state,
+                    self.changelog,
+                    self.bootstrap,
+                    self.settings.changelog_topic,
+                    grouped,
+                    committed_only=self.delivery is not None and self.delivery.transactional,
+                )
+                for tp, next_offset in resume.items():
+                    consumer.seek(tp, next_offset)
         finally:
-            self._recovering = False
-            self._beat = time.monotonic()
+            self.health.recovering = False
+            self.health.beat = time.monotonic()
         log.info(
             "assigned %s; replayed %d changelog records in %.2fs",
-            sorted(f"{t}[{p}]" for t, ps in by_topic.items() for p in ps),
+            sorted(f"{t}[{p}]" for t, ps in grouped.items() for p in ps),
             applied,
             time.monotonic() - started,
         )
@@ -636,137 +396,10 @@ class Worker:
             self.watch.reset()  # its series were sums over the partitions owned before
         self.assigned.set()
 
-    async def _replay(self, consumer: AIOKafkaConsumer, by_topic: dict[str, list[int]]) -> int:
-        """Fresh state for the partitions, rebuilt from their changelog; seek past it."""
-        applied = 0
-        async with self._lock:
-            for topic, parts in by_topic.items():
-                for p in parts:
-                    self.state.partitions[(topic, p)] = self.state.new_partition()
-                    self._logged[TopicPartition(topic, p)] = 0
-
-                def apply(p: int, record: dict[str, object], topic: str = topic) -> None:
-                    self.state.partitions[(topic, p)].restore(record)
-                    tp = TopicPartition(topic, p)
-                    self._logged[tp] = self._logged.get(tp, 0) + 1
-
-                applied += await replay(
-                    self.bootstrap,
-                    self.settings.changelog_topic(topic),
-                    parts,
-                    apply,
-                    committed_only=self.delivery is not None and self.delivery.transactional,
-                )
-                for p in parts:  # a backlog without a changelog: no progress known yet
-                    part = self.state.partitions[(topic, p)]
-                    part.unread = not part.has_data
-                shown = self.state.watermark()
-                for p in parts:
-                    self.state.partitions[(topic, p)].expire(shown)
-                    next_offset = self.state.partitions[(topic, p)].next_offset
-                    if next_offset is not None:
-                        consumer.seek(TopicPartition(topic, p), next_offset)
-        return applied
-
     async def revoke(self, revoked: Iterable[TopicPartition]) -> None:
         async with self._lock:  # waits for the batch in progress to be checkpointed
             await self._settle()  # ... and acknowledged, so a new owner replays all of it
             for tp in revoked:
                 self.state.revoke((tp.topic, tp.partition))
-                self._lag.pop(tp, None)
-                self._logged.pop(tp, None)
-
-
-Message = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int | None]
-"""(topic, key, value, headers, partition) of one record to send."""
-
-
-def _partition_offsets(offsets: dict[TopicPartition, int]) -> str:
-    return ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(offsets.items()))
-
-
-@dataclass(frozen=True, slots=True)
-class Logged:
-    """One changelog record to write for input partition `tp` (a checkpoint, a snapshot's
-    record, or a part of either), covering the input up to `next_offset`."""
-
-    tp: TopicPartition
-    next_offset: int
-    payload: bytes
-    starts_snapshot: bool = False
-    """The first record of a snapshot: once acknowledged, the log before it can go."""
-
-
-def _offsets(checkpoints: list[Logged]) -> dict[TopicPartition, OffsetAndMetadata]:
-    """The input offsets the checkpoints move past (committed as the group's progress)."""
-    return {c.tp: OffsetAndMetadata(c.next_offset, "") for c in checkpoints}
-
-
-async def _acknowledged(sends: list[asyncio.Future[object]]) -> None:
-    """Wait for every send; raise the first failure (the others are retrieved too, so none is
-    left for asyncio to report as "never retrieved")."""
-    results = await asyncio.gather(*sends, return_exceptions=True)
-    failed = [r for r in results if isinstance(r, BaseException)]
-    if failed:
-        raise failed[0]
-
-
-def _dead_letter(
-    error: InvalidEvent, record: ConsumerRecord[bytes, bytes], now: float
-) -> DeadLetter:
-    """The dead letter of one input record, with its original headers and timestamp."""
-    return dead_letter(
-        error,
-        record.key,
-        record.value,
-        now,
-        headers=list(record.headers or ()),
-        timestamp_ms=record.timestamp,
-    )
-
-
-def _internal_error(exc: Exception, tp: TopicPartition, offset: int) -> InvalidEvent:
-    """An unexpected exception while handling one event: a bug of ours, logged as an ERROR
-    with its traceback and dead-lettered as `internal_error` (the event may be partly counted:
-    fix the bug, then replay the dead letter's original bytes)."""
-    log.error(
-        "internal error on %s[%d]@%d, dead-lettered: %r",
-        tp.topic,
-        tp.partition,
-        offset,
-        exc,
-        exc_info=exc,
-    )
-    detail = f"{type(exc).__name__}: {exc}"
-    return InvalidEvent("internal_error", detail).located(tp.topic, tp.partition, offset)
-
-
-async def _send_all(
-    producer: AIOKafkaProducer,
-    messages: Iterable[Message],
-) -> list[asyncio.Future[object]]:
-    """Hand messages to the producer; return their acknowledgement futures."""
-    return [
-        await producer.send(topic, value=value, key=key, headers=headers, partition=partition)
-        for topic, key, value, headers, partition in messages
-    ]
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Recovery and revocation, all or nothing: aiokafka logs an exception raised here and
-    carries on with the assignment, so a failure is kept as fatal for the loop to raise."""
-
-    def __init__(self, worker: Worker) -> None:
-        self._worker = worker
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        try:
-            await self._worker.revoke(revoked)
-        except Exception as exc:  # kept, and raised by the loop
-            self._worker.fail("handing over", revoked, exc)
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        try:
-            await self._worker.recover(assigned)
-        except Exception as exc:  # kept, and raised by the loop
-            self._worker.fail("recovering", assigned, exc)
+                self.health.lag.pop(tp, None)
+                self.changelog.forget(tp)

@@ -105,7 +105,7 @@ async def test_a_snapshot_cuts_the_changelog_and_recovery_starts_from_it(
     if deletes_records:
         await eventually(log_starts_after_0, what="the changelog cut before a snapshot")
     else:  # the embedded broker: snapshots turn off at the first cut, nothing is lost
-        await eventually(lambda: nothing_to(not first._snapshots), what="snapshots off")
+        await eventually(lambda: nothing_to(not first.changelog.snapshots), what="snapshots off")
         assert await beginning_offset(kafka_bootstrap, changelog) == 0
     await workers.stop(first)
 

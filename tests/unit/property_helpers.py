@@ -19,10 +19,13 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import orjson
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
 from hypothesis import strategies as st
 
 from schemas import Envelope
 from streams.core import (
+    BadEventGuard,
     Finalizer,
     FxTable,
     PartitionState,
@@ -34,8 +37,12 @@ from streams.core import (
     decode_event,
 )
 from streams.core.kpi_values import Labels
+from streams.core.log_records import RECORD_BYTES, Groups
 from streams.core.sketch import QuantileSketch
 from streams.errors import InvalidEvent
+from streams.kafka.changelog import ChangelogWriter
+from streams.kafka.kpi_topic import KpiPublisher
+from streams.worker.batch import BatchStep
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WINDOWS = Windows.for_timezone(BERLIN)
@@ -409,22 +416,40 @@ def run_one(raws: Iterable[bytes]) -> tuple[Values, list[Rejection]]:
     return run_split([raws])
 
 
-def recover(log: Sequence[dict[str, Any]], *, replay: str, expire: bool) -> PartitionState:
-    """What `Worker.recover` does: a fresh partition, every record of the log restored in
-    order, then expired. `replay` may read records twice, which must be harmless since records
-    hold absolute values: the changelog producer is not idempotent (a retried send can append a
-    record again), and test_checkpoint.py replays a whole log twice."""
+def recover(log: Sequence[bytes], *, replay: str, expire: bool) -> WorkerState:
+    """What `Worker.recover` does with a partition's changelog (`streams.worker.recovery.rebuild`
+    over `streams.kafka.changelog.replay`): a fresh partition, every record of the log restored
+    in order, the parts of a split record only once all are read, then expired. `replay` may
+    read records twice, which must be harmless since records hold absolute values: the changelog
+    producer is not idempotent (a retried send can append a record again), and
+    test_checkpoint.py replays a whole log twice."""
     records = list(log)
     if replay == "each record twice":
         records = [record for record in records for _ in range(2)]
     elif replay == "the log twice":
         records = records * 2
-    part = new_worker().new_partition()
-    for record in records:
-        part.restore(record)
+    worker = new_worker()
+    part = worker.assign(SOURCE)
+    groups = Groups()
+    for payload in records:
+        for record in groups.feed(orjson.loads(payload)):
+            part.restore(record)
+    groups.finish()
     if expire:
-        part.expire(part.watermark.value)
-    return part
+        part.expire(worker.watermark())
+    return worker
+
+
+SOURCE = ("events", 0)
+TP = TopicPartition(*SOURCE)
+
+
+def _records(arrival: Sequence[Sent], start: int, end: int) -> list[ConsumerRecord[bytes, bytes]]:
+    return [
+        ConsumerRecord(TP.topic, TP.partition, offset, 0, 0, None, arrival[offset].raw, None, 0,
+                       len(arrival[offset].raw), ())
+        for offset in range(start, end)
+    ]  # fmt: skip
 
 
 def run_worker(
@@ -435,47 +460,74 @@ def run_worker(
     expire: bool,
     snapshots: str = "never",
 ) -> tuple[PartitionState, dict[int, str]]:
-    """One partition as the worker runs it: batches end after events marked `ends_batch` and at
-    the end; after each batch a checkpoint (through orjson, as over the changelog topic) and,
-    if `expire`, expiry. With `crashes`, the worker dies after each event marked `crash_after`
-    (once per position): a fresh one recovers from the log and consumes again from the last
-    record's `next_offset`, so the events of an unfinished batch are read twice.
+    """One partition as the worker runs it, through the worker's own batch step
+    (`streams.worker.batch.BatchStep`) and changelog writer: batches end after events marked
+    `ends_batch` and at the end; each batch's changelog records go to the log (as bytes, as over
+    the changelog topic) and, if `expire`, the batch step's close expires what can go. With
+    `crashes`, the worker dies after each event marked `crash_after` (once per position): a
+    fresh one recovers from the log and consumes again from the last record's `next_offset`, so
+    the events of an unfinished batch are read twice. A crash right at the end of a batch whose
+    changelog went as several parts loses its last part (the write was cut short): recovery must
+    then skip the group and read the batch again.
 
-    `snapshots`: "never"; "kept", every other checkpoint is a snapshot (in records of at most
-    150 bytes of entries, a few each) and the log keeps everything; "cut", the log is also cut
-    before each snapshot, as the worker does once the snapshot is acknowledged.
+    `snapshots`: "never"; "kept", every other changelog record is a snapshot and records are
+    split at 150 bytes of entries (a few each); "cut", the log is also cut before each snapshot,
+    as the worker does once the snapshot is acknowledged.
 
     Returns the final state and the rejections {offset: reason}, the last read of each."""
-    part = new_worker().new_partition()
-    log: list[dict[str, Any]] = []
-    checkpoints = 0
+    record_bytes = 150 if snapshots != "never" else RECORD_BYTES
+    every = 2 if snapshots != "never" else 0
+
+    def start(worker: WorkerState) -> tuple[BatchStep, ChangelogWriter]:
+        writer = ChangelogWriter("unused:0", "{}.changelog".format, every, record_bytes)
+        step = BatchStep(
+            worker,
+            limits=LIMITS,
+            guard=BadEventGuard(1.0, 10**9),
+            changelog=writer,
+            kpis=KpiPublisher(worker),
+            watch=None,
+        )
+        return step, writer
+
+    worker = new_worker()
+    worker.assign(SOURCE)
+    step, writer = start(worker)
+    log: list[bytes] = []
     rejected: dict[int, str] = {}
     crashed: set[int] = set()
-    offset = 0
+    offset = batch_start = 0
     while offset < len(arrival):
         sent = arrival[offset]
-        rejected.pop(offset, None)
-        try:
-            part.apply(decode(sent.raw))
-        except InvalidEvent as error:
-            rejected[offset] = error.reason
         offset += 1
+        cut_at, last_write = None, []
         if sent.ends_batch or offset == len(arrival):
-            checkpoints += 1
-            if snapshots != "never" and checkpoints % 2 == 0:
-                records = part.snapshot(offset, record_bytes=150)
-                if snapshots == "cut":
-                    log.clear()
-            else:
-                records = [part.checkpoint(offset)]
-            log += [orjson.loads(orjson.dumps(r)) for r in records]
+            out = step.read({TP: _records(arrival, batch_start, offset)}, NOW)
+            for position in range(batch_start, offset):
+                rejected.pop(position, None)
+            for dead in out.dead:
+                headers = dict(dead.headers)
+                rejected[int(headers["pulse.offset"])] = headers["pulse.reason"].decode()
+            if any(c.starts_snapshot for c in out.logged):
+                cut_at = len(log)
+            last_write = [c.payload for c in out.logged]
+            log += last_write
             if expire:
-                part.expire(part.watermark.value)
-        if crashes and sent.crash_after and offset not in crashed:
+                step.close(out, NOW, worker.watermark())
+            batch_start = offset
+        crash = crashes and sent.crash_after and offset not in crashed
+        if crash and len(last_write) > 1:
+            log.pop()  # the crash cut the batch's changelog write short: nothing acknowledged
+            cut_at = None
+        if snapshots == "cut" and cut_at is not None:
+            del log[:cut_at]  # the snapshot is acknowledged: the log before it goes
+        if crash:
             crashed.add(offset)
-            part = recover(log, replay=replay, expire=expire)
-            offset = part.next_offset or 0
-    return part, rejected
+            worker = recover(log, replay=replay, expire=expire)
+            step, writer = start(worker)
+            writer.replayed(TP, len(log))
+            offset = batch_start = worker.partitions[SOURCE].next_offset or 0
+    return worker.partitions[SOURCE], rejected
 
 
 # --- comparing results ------------------------------------------------------------------------

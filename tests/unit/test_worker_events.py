@@ -1,4 +1,4 @@
-"""The worker's per-event step, without a broker: no single event can stop the fleet."""
+"""The worker's batch step, without a broker: no single event can stop the fleet."""
 
 from __future__ import annotations
 
@@ -50,16 +50,16 @@ def test_an_unexpected_exception_on_one_event_dead_letters_it_and_the_rest_count
         _record(12, make_payload(event_id="ok-2", at=at, amount="2.50", currency="EUR")),
     ]
 
-    with caplog.at_level(logging.ERROR, logger="streams.worker.worker"):
-        rejected = worker._apply(TP, part, records, now)
+    with caplog.at_level(logging.ERROR, logger="streams.worker"):
+        rejected = worker.step.apply(TP, part, records, now)
 
     ((error, record),) = rejected
     assert (error.reason, error.offset, record.offset) == ("internal_error", 11, 11)
     assert error.detail == "RuntimeError: a bug on one event"
     assert "internal error on pulse.events[0]@11" in caplog.text
     # Counted for the batch; exported only once the batch is durable (not on a replay again).
-    assert worker._unsettled[0] == {"order_placed": 2}
+    assert worker.step.pending.processed == {"order_placed": 2}
     assert worker.state.processed == {}
     assert sum(v for cells in revenue_1m(part).values() for v in cells.values()) == Decimal("12.50")
-    assert worker.policy is not None  # internal errors do not count toward the bad ratio:
-    worker.policy.record_batch(1000, [error] * 1000)  # 1000 of 1000 would trip it otherwise
+    # Internal errors do not count toward the bad ratio: 1000 of 1000 would trip it otherwise.
+    worker.step.policy.record_batch(1000, [error] * 1000)

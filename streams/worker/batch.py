@@ -1,0 +1,221 @@
+"""The worker's batch step, without a broker: records in, everything the batch must write out.
+
+`BatchStep.read` decodes, validates and counts each record of a batch into its partition's state
+and says what the batch must write: dead letters (each rejected record with why), the changelog
+records that move every partition past the batch, and the counts of the batch. `BatchStep.close`
+then adds the KPI and anomaly records of the windows the batch closed and expires what can no
+longer change. Nothing here talks to Kafka: the worker sends what a step returns (and property
+tests call the same step).
+
+No single event stops the worker: an unexpected exception while handling one is a bug of ours,
+dead-lettered as `internal_error` and logged with its traceback. A tripped bad-event guard is
+returned with the batch (`BatchOutput.tripped`), so the worker stops only once what the batch
+read is durable, and a restart moves past it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from streams.core import (
+    BadEventGuard,
+    KpiValue,
+    PartitionState,
+    ValidationLimits,
+    WorkerState,
+    decode_event,
+)
+from streams.detection.watch import AnomalyEvent, AnomalyWatch
+from streams.errors import BadEventRatioExceeded, InvalidEvent, RejectReason
+from streams.kafka.anomalies import anomaly_record
+from streams.kafka.changelog import ChangelogWriter, Logged
+from streams.kafka.deadletter import DeadLetter, DeadLetterPolicy, dead_letter
+from streams.kafka.kpi_topic import KpiPublisher
+
+log = logging.getLogger("streams.worker")
+
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
+
+
+@dataclass
+class Counts:
+    """Events processed (by type) and rejected (by reason)."""
+
+    processed: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[RejectReason] = field(default_factory=Counter)
+
+    def add_to(self, state: WorkerState) -> None:
+        state.processed.update(self.processed)
+        state.rejected.update(self.rejected)
+
+
+@dataclass
+class BatchOutput:
+    """What one batch must write, and what it counted."""
+
+    dead: list[DeadLetter]
+    logged: list[Logged]
+    counts: Counts
+    tripped: BadEventRatioExceeded | None = None
+    """The bad-event guard tripped on this batch: stop once it is durable."""
+    kpi_records: list[tuple[bytes, bytes]] = field(default_factory=list)
+    anomaly_records: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+class BatchStep:
+    """One worker's batch step over the partitions it owns (`state`)."""
+
+    def __init__(
+        self,
+        state: WorkerState,
+        *,
+        limits: ValidationLimits,
+        guard: BadEventGuard,
+        changelog: ChangelogWriter,
+        kpis: KpiPublisher,
+        watch: AnomalyWatch | None,
+    ) -> None:
+        self.state = state
+        self.limits = limits
+        self.changelog = changelog
+        self.kpis = kpis
+        self.watch = watch
+        self._counts = Counts()
+        self.policy = DeadLetterPolicy(self._counts.rejected, guard)
+        self.consumed = 0
+        """Records read (valid or not)."""
+        self.detect_seconds = 0.0
+        """Time spent in detection (the detector cost on the service board)."""
+
+    def read(self, batches: Mapping[TopicPartition, Sequence[Record]], now: float) -> BatchOutput:
+        """Count every record of `batches` (wall-clock `now`, epoch seconds) into its owned
+        partition; partitions no longer owned are skipped (revoked while the fetch was in
+        flight)."""
+        dead: list[DeadLetter] = []
+        logged: list[Logged] = []
+        tripped: BadEventRatioExceeded | None = None
+        for tp, records in batches.items():
+            part = self.state.partitions.get((tp.topic, tp.partition))
+            if part is None or not records:
+                continue
+            rejected = self.apply(tp, part, records, now)
+            dead += [_dead_letter(error, record, now) for error, record in rejected]
+            self.consumed += len(records)
+            try:
+                self.policy.record_batch(len(records), [error for error, _ in rejected])
+            except BadEventRatioExceeded as exc:
+                tripped = tripped or exc
+            logged += self.changelog.records(tp, part, records[-1].offset + 1)
+        counts = Counts(Counter(self._counts.processed), Counter(self._counts.rejected))
+        self._counts.processed.clear()  # in place: the policy counts into this very Counter
+        self._counts.rejected.clear()
+        return BatchOutput(dead, logged, counts, tripped)
+
+    def apply(
+        self, tp: TopicPartition, part: PartitionState, records: Sequence[Record], now: float
+    ) -> list[tuple[InvalidEvent, Record]]:
+        """Decode, validate and count each record; the rejected ones with why."""
+        limits = self.limits
+        processed = self._counts.processed
+        rejected: list[tuple[InvalidEvent, Record]] = []
+        for record in records:
+            try:
+                event = decode_event(record.value, limits, now)
+                part.apply(event, now)
+            except InvalidEvent as error:
+                rejected.append((error.located(tp.topic, tp.partition, record.offset), record))
+            except Exception as exc:  # a bug of ours must not stop the fleet on one event
+                rejected.append((_internal_error(exc, tp, record.offset), record))
+            else:
+                processed[event.type] += 1
+        return rejected
+
+    @property
+    def pending(self) -> Counts:
+        """Counts of records applied but not yet returned by `read` (tests look at them)."""
+        return self._counts
+
+    def close(self, out: BatchOutput, now: float, clock: float) -> None:
+        """The KPI and anomaly records of the windows this batch closed, then expiry.
+
+        `clock` is the event time completeness judges sources by (see `judging_clock`). Windows
+        that closed are read before expiry may drop their minutes.
+        """
+        closing, final = self.kpis.due()
+        out.kpi_records = self.kpis.records(closing, final)
+        out.anomaly_records = self._detect(closing + final, now, clock)
+        shown = self.state.watermark()
+        for part in self.state.partitions.values():
+            part.expire(shown)
+
+    def _detect(
+        self, values: list[KpiValue], now: float, clock: float
+    ) -> list[tuple[bytes, bytes]]:
+        """Feed closed windows and source freshness to the detectors; the alert records due."""
+        watch = self.watch
+        if watch is None:
+            return []
+        started = time.perf_counter()
+        for part in self.state.partitions.values():
+            for source, newest in part.newest.items():
+                watch.observe_event(source, newest)
+        events = watch.observe_values(values, clock, now)
+        self.detect_seconds += time.perf_counter() - started
+        for event in events:
+            log_anomaly(event)
+        return [anomaly_record(e, now) for e in events]
+
+
+def log_anomaly(event: AnomalyEvent) -> None:
+    """One log line per alert opened or resolved (WARNING for stale sources)."""
+    if event.alert == "data_stale":
+        log.warning("data_stale %s: source %s", event.state, event.source)
+        return
+    dims = ",".join(f"{k}={v}" for k, v in event.dimensions)
+    text = event.explanation.text if event.explanation else ""
+    log.info(
+        "anomaly %s (%s): %s{%s} window %s score %.2f %s",
+        event.state,
+        event.severity,
+        event.kpi,
+        dims,
+        event.window,
+        event.score,
+        text,
+    )
+
+
+def _dead_letter(error: InvalidEvent, record: Record, now: float) -> DeadLetter:
+    """The dead letter of one input record, with its original headers and timestamp."""
+    return dead_letter(
+        error,
+        record.key,
+        record.value,
+        now,
+        headers=list(record.headers or ()),
+        timestamp_ms=record.timestamp,
+    )
+
+
+def _internal_error(exc: Exception, tp: TopicPartition, offset: int) -> InvalidEvent:
+    """An unexpected exception while handling one event: a bug of ours, logged as an ERROR
+    with its traceback and dead-lettered as `internal_error` (the event may be partly counted:
+    fix the bug, then replay the dead letter's original bytes)."""
+    log.error(
+        "internal error on %s[%d]@%d, dead-lettered: %r",
+        tp.topic,
+        tp.partition,
+        offset,
+        exc,
+        exc_info=exc,
+    )
+    detail = f"{type(exc).__name__}: {exc}"
+    return InvalidEvent("internal_error", detail).located(tp.topic, tp.partition, offset)

@@ -1,0 +1,23 @@
+"""The core's configuration, from the settings."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from streams.core import FxTable, StateConfig, Windows, compile_catalog
+from streams.core.cardinality import CardinalityGuard
+from streams.settings import Settings
+
+
+def state_config(settings: Settings) -> StateConfig:
+    """The core's configuration from the settings; compiles (and so checks) the KPI catalog."""
+    return StateConfig(
+        catalog=compile_catalog(),
+        windows=Windows.for_timezone(ZoneInfo(settings.business_timezone)),
+        watermark_delay=settings.watermark_delay_seconds,
+        allowed_lateness=settings.allowed_lateness_seconds,
+        dedupe_max_entries=settings.dedupe_max_entries,
+        retained_windows=settings.retained_windows,
+        fx=FxTable(settings.reporting_currency, settings.fx_rates),
+        guard=CardinalityGuard(settings.max_dimension_values),
+    )
