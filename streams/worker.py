@@ -47,7 +47,7 @@ from streams.core import (
 )
 from streams.core.cardinality import CardinalityGuard
 from streams.core.completeness import Completeness, judging_clock
-from streams.core.watch import AnomalyEvent, AnomalyWatch
+from streams.core.watch import IDLE_STEPS, AnomalyEvent, AnomalyWatch
 from streams.deadletter import DeadLetter, DeadLetterPolicy, dead_letter
 from streams.errors import InvalidEvent
 from streams.guarantee import Delivery, open_delivery
@@ -78,15 +78,21 @@ QUIET_BEFORE_WALL_CLOCK_S = 10.0
 
 def state_config(settings: Settings) -> StateConfig:
     """The core's configuration from the settings; compiles (and so checks) the KPI catalog."""
+    catalog = compile_catalog()
     return StateConfig(
-        catalog=compile_catalog(),
+        catalog=catalog,
         windows=Windows.for_timezone(ZoneInfo(settings.business_timezone)),
         watermark_delay=settings.watermark_delay_seconds,
         allowed_lateness=settings.allowed_lateness_seconds,
         dedupe_max_entries=settings.dedupe_max_entries,
         retained_windows=settings.retained_windows,
         fx=FxTable(settings.reporting_currency, settings.fx_rates),
-        guard=CardinalityGuard(settings.max_dimension_values),
+        guard=CardinalityGuard.for_catalog(
+            catalog,
+            settings.max_dimension_values,
+            max_combinations=settings.max_series_per_kpi,
+            max_series=settings.kpi_series_budget,
+        ),
     )
 
 
@@ -106,6 +112,8 @@ class Worker:
             AnomalyWatch(
                 self.state.config.catalog,
                 completeness=Completeness(min_silence=settings.stale_after_seconds),
+                max_series=settings.max_watched_series,
+                idle_steps=IDLE_STEPS,
             )
             if settings.detection
             else None

@@ -34,6 +34,10 @@ def test_defaults():
     assert settings.retained_windows == 10
     assert settings.dedupe_max_entries == 1_000_000
     assert settings.max_event_bytes == 65536
+    assert settings.max_series_per_kpi == 1000
+    assert settings.max_series == 50_000
+    assert settings.max_watched_series == 2000
+    assert settings.kpi_series_budget == 50_000 - 6 * 2000
     assert settings.max_future_skew_seconds == 300.0
     assert settings.max_bad_ratio == 0.5
     assert settings.bad_ratio_window == 1000
@@ -135,3 +139,14 @@ def test_explicit_overrides_win_and_are_validated_under_the_variable_name(monkey
     assert load_settings(retained_windows=60).retained_windows == 60
     with pytest.raises(ConfigError, match="PULSE_RETAINED_WINDOWS"):
         load_settings(retained_windows=0)
+
+
+def test_the_series_budget_leaves_room_for_kpi_gauges(monkeypatch):
+    monkeypatch.setenv("PULSE_MAX_SERIES", "12000")
+    monkeypatch.setenv("PULSE_MAX_WATCHED_SERIES", "2000")
+
+    with pytest.raises(ConfigError, match="PULSE_MAX_SERIES must exceed 6 x PULSE_MAX_WATCHED"):
+        load_settings()
+
+    monkeypatch.setenv("PULSE_DETECTION", "false")  # no detector families: all for KPIs
+    assert load_settings().kpi_series_budget == 12000
