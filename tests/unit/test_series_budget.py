@@ -149,9 +149,11 @@ def test_a_flood_keeps_metrics_and_memory_within_the_budget(monkeypatch, flood: 
     grown = rss_mb() - before
     samples: dict[str, int] = {}
     folded: dict[str, float] = {}
+    single: dict[str, float] = {}
     for family in text_string_to_metric_families(text.decode()):
         for sample in family.samples:
             samples[sample.name] = samples.get(sample.name, 0) + 1
+            single[sample.name] = sample.value
             if sample.name == "pulse_dimension_values_folded_total":
                 dimension = sample.labels["dimension"]
                 folded[dimension] = folded.get(dimension, 0) + sample.value
@@ -162,6 +164,8 @@ def test_a_flood_keeps_metrics_and_memory_within_the_budget(monkeypatch, flood: 
     assert biggest < 1024 * 1024  # a changelog record a default broker accepts
     for family in DETECTOR_FAMILIES:
         assert samples[family] <= settings.max_watched_series
+    assert single["pulse_detector_series"] == settings.max_watched_series  # full...
+    assert single["pulse_detector_series_refused_total"] > 0  # ...and refusing the rest
     guard = worker.state.config.guard
     assert guard is not None
     assert guard.series <= settings.kpi_series_budget
