@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from streams.core.cardinality import OTHER, CardinalityGuard, series_weights
 from streams.core.compiler import compile_catalog
+from streams.core.partition_state import CHECKPOINT_VERSION
 
 BU_REGION = ("business_unit", "region")
 T0 = 1_709_294_400
@@ -134,3 +135,29 @@ def test_a_restart_folds_as_the_worker_did_before(make_partition, make_envelope)
 
 
 WEIGHTS = series_weights(compile_catalog())
+
+
+def test_a_balance_kept_only_in_its_base_keeps_its_combination(make_partition) -> None:
+    """A quiet pair whose business days all left the retention lives on in the balance base;
+    recovery must admit it, or its next invoice would be counted apart from its balance."""
+    part = make_partition(guard=CardinalityGuard(limit=10, max_combinations=1))
+    part.restore(
+        {
+            "v": CHECKPOINT_VERSION,
+            "next_offset": 1,
+            "max_event_time": None,
+            "first_event_time": None,
+            "store": {
+                "cells": [],
+                "base": [["ar", ["quiet", "x"], "5"]],
+                "dropped": [],
+                "folded_through": None,
+            },
+            "join": [],
+            "rates": [],
+            "seen": [],
+        }
+    )
+    assert part.guard is not None
+    assert part.guard.fold(BU_REGION, ("new", "x")) == (OTHER, OTHER)  # the one slot is taken
+    assert part.guard.fold(BU_REGION, ("quiet", "x")) == ("quiet", "x")
