@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from streams.core.cardinality import OTHER, CardinalityGuard, series_weights
+from streams.core.cardinality import OTHER, PARTS_PER_KIND, CardinalityGuard, series_weights
 from streams.core.compiler import compile_catalog
 from streams.core.partition_state import CHECKPOINT_VERSION
+from streams.metrics import RATIO_KINDS
 
 BU_REGION = ("business_unit", "region")
 T0 = 1_709_294_400
@@ -161,3 +162,7 @@ def test_a_balance_kept_only_in_its_base_keeps_its_combination(make_partition) -
     assert part.guard is not None
     assert part.guard.fold(BU_REGION, ("new", "x")) == (OTHER, OTHER)  # the one slot is taken
     assert part.guard.fold(BU_REGION, ("quiet", "x")) == ("quiet", "x")
+
+
+def test_weights_count_the_families_the_collector_exports() -> None:
+    assert {kind for kind, parts in PARTS_PER_KIND.items() if parts == 3} == RATIO_KINDS
