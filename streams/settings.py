@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from streams.errors import ConfigError
@@ -21,6 +21,8 @@ ENV_PREFIX = "PULSE_"
 
 DEFAULT_FX_RATES = "USD=0.92,GBP=1.17"
 """Static fallback rates: units of the reporting currency (EUR) per one unit of each currency."""
+DETECTOR_FAMILIES = 6
+"""Gauge samples per watched series: score, observed, expected, lower, upper, active."""
 
 
 class Settings(BaseSettings):
@@ -59,6 +61,24 @@ class Settings(BaseSettings):
     max_dimension_values: int = Field(
         default=1000, ge=1, description="Distinct values per dimension before folding to 'other'."
     )
+    max_series_per_kpi: int = Field(
+        default=1000,
+        ge=1,
+        description="Distinct dimension-value combinations per set of KPI dimensions (e.g. "
+        "business_unit x region) before new ones fold into the all-'other' combination.",
+    )
+    max_series: int = Field(
+        default=50_000,
+        ge=1,
+        description="Series /metrics may show in all (about 6 MB): detector families take "
+        "6 x max_watched_series of it, KPI gauges the rest; past it new combinations fold.",
+    )
+    max_watched_series: int = Field(
+        default=2000,
+        ge=1,
+        description="KPI series the anomaly detectors watch (totals first, then per dimension, "
+        "then per combination); series idle for 96 of their windows are forgotten.",
+    )
     max_event_bytes: int = Field(default=65536, ge=256)
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
     max_bad_ratio: float = Field(default=0.5, gt=0, le=1)
@@ -88,6 +108,22 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @model_validator(mode="after")
+    def _room_for_kpis(self) -> Settings:
+        reserved = DETECTOR_FAMILIES * self.max_watched_series
+        if self.detection and self.max_series <= reserved:
+            raise ValueError(
+                f"{ENV_PREFIX}MAX_SERIES must exceed {DETECTOR_FAMILIES} x "
+                f"{ENV_PREFIX}MAX_WATCHED_SERIES ({reserved}) so KPI gauges have room"
+            )
+        return self
+
+    @property
+    def kpi_series_budget(self) -> int:
+        """Series left to KPI gauges once the detector families have their share."""
+        reserved = DETECTOR_FAMILIES * self.max_watched_series if self.detection else 0
+        return self.max_series - reserved
 
     @field_validator("input_topics", mode="before")
     @classmethod
@@ -172,5 +208,8 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"][:1])
+            if not field:  # a check across fields names them in its message
+                problems.append(error["msg"].removeprefix("Value error, "))
+                continue
             problems.append(f"{ENV_PREFIX}{field.upper()}: {error['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from exc

@@ -138,7 +138,7 @@ class PartitionState:
                 continue
             dims = c.dims(event)
             if guard is not None:
-                dims = guard.fold(c.measure.dims, dims)
+                dims = guard.fold(c.measure.dims, dims, event)
             value: Decimal | int
             if c.value is None:
                 value = 1
@@ -168,7 +168,7 @@ class PartitionState:
         measure = c.measure
         dims = c.dims(event)
         if self.guard is not None:
-            dims = self.guard.fold(measure.dims, dims)
+            dims = self.guard.fold(measure.dims, dims, event)
         if measure.kind == "quantile":
             self._join_end(measure.name, event, occurred, dims, c.windows)
             return
@@ -310,6 +310,8 @@ class PartitionState:
         self.store.restore(record["store"])
         if self.guard is not None:
             for _, _, measure, dims, _ in record["store"]["cells"]:
+                self.guard.admit(self.catalog.measures[measure].dims, dims)
+            for measure, dims, _ in record["store"]["base"]:  # balances of quiet combinations
                 self.guard.admit(self.catalog.measures[measure].dims, dims)
         self.join.restore(record["join"])
         for currency, when, rate in record["rates"]:

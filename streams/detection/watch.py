@@ -9,6 +9,9 @@ per series (KPI x dimension values x window), each updated once per closed windo
   stops is a drop, not a gap (series seen in the last `ZERO_FILL_STEPS` instances are filled).
 - While a source a series depends on is stale, or for windows that overlap a past outage of it,
   the series neither learns nor alerts: incomplete data is neither normal nor an anomaly.
+- Bounded (live): at most `max_series` series are watched, totals and per-dimension roll-ups
+  first; a series with no value of its own for `idle_steps` of its windows is forgotten (zeros
+  filled in for a quiet flow series do not count), unless its alert is open.
 - Static catalog thresholds count at business-day granularity and above (`1d`, `30d`, balances,
   cumulative, `1mo`), where finance sets them; at minute and hour level one segment's sample is
   too small for a fixed bound.
@@ -50,6 +53,10 @@ MIN_SUPPORT = 50
 this many events are behind it; fewer is a sample too small to mean anything (a gap)."""
 ZERO_FILL_STEPS = 48
 HORIZON_STEPS = 400
+IDLE_STEPS = 2 * ZERO_FILL_STEPS
+"""Live, a series without a value of its own for this many of its windows (96 minutes of 1m, 8 h
+of 5m, 4 days of 1h, 96 business days) is forgotten: long enough to score a stopped flow series'
+drop on the zeros filled in for it, short enough that a flood of one-off labels leaves."""
 """Live, window instances older than this many steps are not fed to the detectors (more than
 their warm-up needs)."""
 
@@ -85,6 +92,8 @@ class Series:
     detector: Detector
     lifecycle: Lifecycle
     last_start: float = float("-inf")
+    last_seen: float = float("-inf")
+    """Start of the newest instance with a value of its own (not a filled-in 0)."""
     observed: float = 0.0
     score: Score | None = None
 
@@ -156,6 +165,12 @@ class AnomalyWatch:
     """Window instances starting before this (epoch seconds) are not watched (None: all)."""
     series: dict[SeriesKey, Series] = field(default_factory=dict)
     stale_severity: Severity = "warning"
+    max_series: int | None = None
+    """Series watched at most (None: all); new ones past it are refused, fewest labels first."""
+    idle_steps: int | None = None
+    """Forget a series idle for this many steps (None: never; live, `IDLE_STEPS`)."""
+    refused: int = 0
+    """Values of closed windows left unscored because `max_series` series were watched."""
 
     def __post_init__(self) -> None:
         self._flows: dict[str, dict[tuple[str, Labels], Series]] = {}
@@ -208,9 +223,26 @@ class AnomalyWatch:
             if self.since is not None and v.start < self.since:
                 continue
             groups.setdefault((v.window, v.start), []).append(v)
+        newest: dict[str, int] = {}
         for (window, start), group in sorted(groups.items(), key=lambda g: (g[0][1], g[0][0])):
             events += self._instance(window, start, group)
+            newest[window] = start
+        if self.idle_steps is not None:
+            for window, start in newest.items():
+                self._prune(window, start - self.idle_steps * STEPS.get(window, 86_400.0))
         return events
+
+    def _prune(self, window: str, before: float) -> None:
+        """Forget the series of `window` without a value of their own since `before`."""
+        idle = [
+            key
+            for key, s in self.series.items()
+            if key[1] == window and s.last_seen < before and not s.lifecycle.active
+        ]
+        flows = self._flows.get(window, {})
+        for key in idle:
+            del self.series[key]
+            flows.pop((key[0], key[2]), None)
 
     def _instance(self, window: str, start: int, values: list[KpiValue]) -> list[AnomalyEvent]:
         """One closed window instance: update every series, then decide alerts."""
@@ -224,6 +256,8 @@ class AnomalyWatch:
             if (known := raw.get((v.kpi, v.labels))) is not None
             and not (v.kpi in counted and v.denominator is not None and v.denominator < MIN_SUPPORT)
         }
+        seen = set(observed)
+        self._limit(window, observed)
         step = STEPS.get(window, 86_400.0)
         for (kpi, labels), s in self._flows.get(window, {}).items():  # a quiet flow series is 0
             if (kpi, labels) not in observed and (
@@ -240,6 +274,8 @@ class AnomalyWatch:
                 if self.catalog.kpis[kpi].kind == "flow":
                     self._flows.setdefault(window, {})[(kpi, labels)] = found
             s = found
+            if (kpi, labels) in seen:
+                s.last_seen = max(s.last_seen, start)
             if start <= s.last_start:
                 continue  # already seen (the final record of a window scored at its close)
             if self._held(kpi, start, end):
@@ -286,6 +322,20 @@ class AnomalyWatch:
                 )
             )
         return events
+
+    def _limit(self, window: str, observed: dict[tuple[str, Labels], float]) -> None:
+        """Drop from `observed` the new series past `max_series`: those with the fewest labels
+        (totals, then single dimensions) are watched first, as boards and alerts need them most."""
+        if self.max_series is None:
+            return
+        new = [k for k in observed if (k[0], window, k[1]) not in self.series]
+        room = max(0, self.max_series - len(self.series))
+        if len(new) <= room:
+            return
+        new.sort(key=lambda k: (len(k[1]), k))
+        for key in new[room:]:
+            del observed[key]
+        self.refused += len(new) - room
 
     def _held(self, kpi: str, start: float, end: float) -> bool:
         return any(

@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 
 from streams.core import NO_WATERMARK, WorkerState
+from streams.core.cardinality import LIMITS
 from streams.detection.watch import AnomalyWatch
 from streams.errors import REJECT_REASONS
 
@@ -35,6 +36,8 @@ MetricName = Literal[
     "pulse_kpi_anomaly_active",
     "pulse_data_stale",
     "pulse_detector_seconds",
+    "pulse_detector_series",
+    "pulse_detector_series_refused",
     "pulse_rebalances",
 ]
 """Service families (counters get `_total` appended on output). KPI families are
@@ -128,6 +131,16 @@ class PulseCollector(Collector):
         for source in watch.completeness.judged():
             stale.add_metric((source,), 1.0 if source in silent else 0.0)
         yield stale
+        yield GaugeMetricFamily(
+            "pulse_detector_series",
+            "KPI series the anomaly detectors watch (bounded by PULSE_MAX_WATCHED_SERIES).",
+            value=len(watch.series),
+        )
+        yield CounterMetricFamily(
+            "pulse_detector_series_refused",
+            "Closed-window values left unscored because the watched series were at their cap.",
+            value=watch.refused,
+        )
         if self._detector_cost is not None:
             yield CounterMetricFamily(
                 "pulse_detector_seconds",
@@ -202,12 +215,15 @@ class PulseCollector(Collector):
         )
         folded = CounterMetricFamily(
             "pulse_dimension_values_folded",
-            "Events whose dimension value was folded into 'other' by the cardinality limit.",
-            labels=("dimension",),
+            "Events whose dimension value was folded into 'other', by the limit that folded it "
+            "(values per dimension, combinations per KPI, series in total).",
+            labels=("dimension", "limit"),
         )
         guard = state.config.guard
-        for dimension in guard.dimensions() if guard is not None else ():
-            folded.add_metric((dimension,), guard.folded[dimension] if guard else 0)
+        if guard is not None:
+            for dimension in guard.dimensions():
+                for limit in LIMITS:
+                    folded.add_metric((dimension, limit), guard.folded[(dimension, limit)])
         yield folded
         yield CounterMetricFamily(
             "pulse_dedupe_evictions",

@@ -70,7 +70,12 @@ def run_backtest(
         fx=FxTable(settings.reporting_currency, settings.fx_rates),
         dedupe_max_entries=settings.dedupe_max_entries,
         retained_windows=settings.retained_windows,
-        guard=CardinalityGuard(settings.max_dimension_values),
+        guard=CardinalityGuard.for_catalog(
+            catalog,
+            settings.max_dimension_values,
+            max_combinations=settings.max_series_per_kpi,
+            max_series=settings.kpi_series_budget,
+        ),
     )
     finalizer = Finalizer(catalog, windows, settings.allowed_lateness_seconds)
     limits = ValidationLimits(settings.max_event_bytes, settings.max_future_skew_seconds)

@@ -11,13 +11,19 @@ from streams.settings import Settings
 
 def state_config(settings: Settings) -> StateConfig:
     """The core's configuration from the settings; compiles (and so checks) the KPI catalog."""
+    catalog = compile_catalog()
     return StateConfig(
-        catalog=compile_catalog(),
+        catalog=catalog,
         windows=Windows.for_timezone(ZoneInfo(settings.business_timezone)),
         watermark_delay=settings.watermark_delay_seconds,
         allowed_lateness=settings.allowed_lateness_seconds,
         dedupe_max_entries=settings.dedupe_max_entries,
         retained_windows=settings.retained_windows,
         fx=FxTable(settings.reporting_currency, settings.fx_rates),
-        guard=CardinalityGuard(settings.max_dimension_values),
+        guard=CardinalityGuard.for_catalog(
+            catalog,
+            settings.max_dimension_values,
+            max_combinations=settings.max_series_per_kpi,
+            max_series=settings.kpi_series_budget,
+        ),
     )

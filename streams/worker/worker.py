@@ -34,7 +34,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from streams.core import BadEventGuard, ValidationLimits, WorkerState
 from streams.detection.completeness import Completeness, judging_clock
-from streams.detection.watch import AnomalyWatch
+from streams.detection.watch import IDLE_STEPS, AnomalyWatch
 from streams.errors import BrokerError
 from streams.export.http import MetricsServer
 from streams.export.metrics import build_registry
@@ -80,6 +80,8 @@ class Worker:
             AnomalyWatch(
                 self.state.config.catalog,
                 completeness=Completeness(min_silence=settings.stale_after_seconds),
+                max_series=settings.max_watched_series,
+                idle_steps=IDLE_STEPS,
             )
             if settings.detection
             else None

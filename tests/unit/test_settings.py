@@ -35,6 +35,10 @@ def test_defaults():
     assert settings.retained_windows == 10
     assert settings.dedupe_max_entries == 1_000_000
     assert settings.max_event_bytes == 65536
+    assert settings.max_series_per_kpi == 1000
+    assert settings.max_series == 50_000
+    assert settings.max_watched_series == 2000
+    assert settings.kpi_series_budget == 50_000 - 6 * 2000
     assert settings.max_future_skew_seconds == 300.0
     assert settings.max_bad_ratio == 0.5
     assert settings.bad_ratio_window == 1000
@@ -153,3 +157,14 @@ def test_a_misspelled_variable_stops_the_start_naming_it_and_the_closest_setting
 def test_an_unknown_setting_given_in_code_is_refused():
     with pytest.raises(ValidationError, match="window_seconds"):
         Settings(window_seconds=60)  # type: ignore[call-arg]
+
+
+def test_the_series_budget_leaves_room_for_kpi_gauges(monkeypatch):
+    monkeypatch.setenv("PULSE_MAX_SERIES", "12000")
+    monkeypatch.setenv("PULSE_MAX_WATCHED_SERIES", "2000")
+
+    with pytest.raises(ConfigError, match="PULSE_MAX_SERIES must exceed 6 x PULSE_MAX_WATCHED"):
+        load_settings()
+
+    monkeypatch.setenv("PULSE_DETECTION", "false")  # no detector families: all for KPIs
+    assert load_settings().kpi_series_budget == 12000

@@ -100,3 +100,36 @@ def test_a_stale_source_raises_one_alert_and_holds_its_kpis() -> None:
     watch.observe_event("order_placed", 730.0)
     events = watch.observe_values([], 731.0)
     assert [(e.alert, e.state) for e in events] == [("data_stale", "resolved")]
+
+
+def test_the_watch_is_capped_totals_first() -> None:
+    # One minute of 5 (unit, region) pairs: 5 finest series, roll-ups per unit (5) and per
+    # region (1), and the total (1) = 12 revenue series; 4 may be watched: the total, then
+    # single dimensions in order of name and value.
+    watch = AnomalyWatch(CATALOG, detector=Recorder, max_series=4)
+    watch.observe_values([revenue(0, f"u{i}", "emea", "1") for i in range(5)], 0.0)
+    assert sorted(labels for _, _, labels in watch.series) == [
+        (),
+        (("business_unit", "u0"),),
+        (("business_unit", "u1"),),
+        (("business_unit", "u2"),),
+    ]
+    assert watch.refused == 12 - 4
+    watch.observe_values([revenue(60, f"u{i}", "emea", "1") for i in range(5)], 0.0)
+    assert len(watch.series) == 4
+    assert watch.refused == 2 * (12 - 4)
+
+
+def test_idle_series_are_forgotten_after_their_idle_steps() -> None:
+    watch = AnomalyWatch(CATALOG, detector=Recorder, idle_steps=3)
+    watch.observe_values([revenue(0, "gone", "emea", "1")], 0.0)
+    gone = ("revenue", "1m", (("business_unit", "gone"), ("region", "emea")))
+    # The quiet series is filled with zeros, but zeros are not values of its own: minutes 1, 2
+    # and 3 leave it within 3 steps of minute 0; minute 4 is past.
+    for minute in range(1, 4):
+        watch.observe_values([revenue(minute * MINUTE, "kept", "emea", "1")], 0.0)
+        assert gone in watch.series
+    watch.observe_values([revenue(4 * MINUTE, "kept", "emea", "1")], 0.0)
+    assert gone not in watch.series
+    assert ("revenue", "1m", (("business_unit", "kept"), ("region", "emea"))) in watch.series
+    assert ("revenue", "1m", ()) in watch.series
