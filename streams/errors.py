@@ -42,6 +42,12 @@ class PulseError(Exception):
     """Root of every error kpi-pulse raises on purpose."""
 
 
+class ContractViolation(PulseError, ValueError):
+    """A pure-core function or object given what its contract excludes (a non-finite value, a
+    time that does not increase, thresholds out of order): a bug of its caller. A `ValueError`
+    too, so that code validating input with `except ValueError` keeps working."""
+
+
 class RecoverableError(PulseError):
     """Concerns one message or one request; the worker carries on."""
 
@@ -76,6 +82,11 @@ class ConfigError(FatalError):
 
 class BrokerError(FatalError):
     """The Kafka broker cannot be reached, started or used as configured."""
+
+
+class ChangelogError(FatalError):
+    """A changelog record this version cannot read (written by a newer version, or not a
+    changelog record at all): recovery stops rather than rebuild a partition wrongly."""
 
 
 class RecoveryFailed(FatalError):

@@ -32,6 +32,12 @@ KpiKind: TypeAlias = Literal[
     "period_variance",
     "quantile",
 ]
+RATIO_KINDS: frozenset[KpiKind] = frozenset(
+    {"ratio", "cumulative_ratio", "trailing_ratio", "period_variance"}
+)
+"""Kinds of KPI computed as numerator / denominator: both parts are exported too, so that
+sum(numerator) / sum(denominator) is exact across workers (the exporter, the rules and the
+boards all read this one set)."""
 Unit: TypeAlias = Literal["currency", "ratio", "count", "days", "seconds", "score"]
 Domain: TypeAlias = Literal["sales", "spend", "customer", "delivery", "working_capital"]
 """Where a KPI lives on the ops boards: one Grafana board per domain, and the alert's link."""

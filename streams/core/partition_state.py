@@ -23,7 +23,7 @@ from streams.core.log_records import RECORD_BYTES, spread
 from streams.core.measures import Latest, MeasureStore
 from streams.core.money import FxTable
 from streams.core.windows import NO_WATERMARK, BusinessDay, CalendarMonth, Tumbling, Watermark
-from streams.errors import InvalidEvent
+from streams.errors import ChangelogError, InvalidEvent
 
 CHECKPOINT_VERSION = 3
 DAY_RETENTION_DAYS = 32
@@ -302,7 +302,7 @@ class PartitionState:
     def restore(self, record: dict[str, Any]) -> None:
         """Apply one changelog record written by `checkpoint`."""
         if record.get("v") != CHECKPOINT_VERSION:
-            raise ValueError(f"unsupported changelog record version {record.get('v')!r}")
+            raise ChangelogError(f"unsupported changelog record version {record.get('v')!r}")
         if record["max_event_time"] is not None:
             self.watermark.observe(float(record["max_event_time"]))
         if record["first_event_time"] is not None:

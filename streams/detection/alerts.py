@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Literal
 
 from streams.core.catalog import Thresholds
+from streams.errors import ContractViolation
 
 Severity = Literal["warning", "critical"]
 Phase = Literal["idle", "pending", "open", "cooldown"]
@@ -40,14 +41,14 @@ class AlertPolicy:
 
     def __post_init__(self) -> None:
         if not 0 < self.resolve_score <= self.open_score <= self.critical_score <= 1:
-            raise ValueError(
+            raise ContractViolation(
                 "scores must satisfy 0 < resolve_score <= open_score <= critical_score <= 1"
             )
         for name in ("min_points", "resolve_points"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
+                raise ContractViolation(f"{name} must be >= 1")
         if self.cooldown_points < 0:
-            raise ValueError("cooldown_points must be >= 0")
+            raise ContractViolation("cooldown_points must be >= 0")
 
 
 def static_severity(thresholds: Thresholds | None, value: Decimal) -> Severity | None:

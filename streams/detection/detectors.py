@@ -33,6 +33,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from streams.errors import ContractViolation
+
 Period = Literal["none", "daily", "weekly"]
 
 DAY = 86_400.0
@@ -334,9 +336,9 @@ class SeriesDetector:
 
     def update(self, t: float, value: float) -> Score:
         if not math.isfinite(value):
-            raise ValueError(f"value must be finite, got {value!r}")
+            raise ContractViolation(f"value must be finite, got {value!r}")
         if self._n and t <= self._last:
-            raise ValueError(f"times must increase: {t} after {self._last}")
+            raise ContractViolation(f"times must increase: {t} after {self._last}")
         if not self._models:
             if self.step is None:
                 return self._learn_step(t, value)

@@ -16,6 +16,7 @@ from prometheus_client.samples import Sample
 
 from streams.core import NO_WATERMARK, WorkerState
 from streams.core.cardinality import LIMITS
+from streams.core.catalog import RATIO_KINDS
 from streams.detection.watch import AnomalyWatch
 from streams.errors import REJECT_REASONS
 
@@ -46,7 +47,6 @@ MetricName = Literal[
 LagSource = Callable[[], Iterable[tuple[str, int, int]]]
 """Returns (topic, partition, lag in messages) for each owned partition."""
 
-RATIO_KINDS = frozenset({"ratio", "cumulative_ratio", "trailing_ratio", "period_variance"})
 UNIT_HELP = {
     "currency": "in the reporting currency",
     "ratio": "a ratio (0-1 unless it can go negative)",

@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
-from streams.core.catalog import BU_REGION, FLOW_WINDOWS, Kpi
-from streams.export.metrics import RATIO_KINDS
+from streams.core.catalog import BU_REGION, FLOW_WINDOWS, RATIO_KINDS, Kpi
 
 WINDOW_VARIABLE = "$window"
 """What a flow KPI's `window` label is set to: the board's `window` variable."""

@@ -28,9 +28,8 @@ from typing import Any
 
 import yaml
 
-from streams.core.catalog import CATALOG, FLOW_WINDOWS, Catalog, Kpi
+from streams.core.catalog import CATALOG, FLOW_WINDOWS, RATIO_KINDS, Catalog, Kpi
 from streams.detection.watch import STATIC_WINDOWS
-from streams.export.metrics import RATIO_KINDS
 from streams.generate.dashboards import SERVICE_UID, board_uid
 
 RECORDING_FILE = "pulse-recording.rules.yml"

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from streams.core.cardinality import OTHER, PARTS_PER_KIND, CardinalityGuard, series_weights
+from streams.core.catalog import RATIO_KINDS
 from streams.core.compiler import compile_catalog
 from streams.core.partition_state import CHECKPOINT_VERSION
-from streams.export.metrics import RATIO_KINDS
 
 BU_REGION = ("business_unit", "region")
 T0 = 1_709_294_400

@@ -10,7 +10,7 @@ import pytest
 from core_helpers import revenue_1m, revenue_at, revenue_cells
 
 from streams.core.measures import MeasureStore
-from streams.errors import InvalidEvent
+from streams.errors import ChangelogError, InvalidEvent
 
 T0 = 1_709_294_400  # 2024-03-01T12:00:00Z, a whole minute
 LISTS = ("join", "rates", "seen")
@@ -138,7 +138,7 @@ def test_restore_refuses_an_unknown_record_version(source, make_partition):
     record = over_the_wire(source.checkpoint(next_offset=4))
     record["v"] = 99
 
-    with pytest.raises(ValueError, match="version 99"):
+    with pytest.raises(ChangelogError, match="version 99"):
         make_partition().restore(record)
 
 
