@@ -203,6 +203,10 @@ class Worker:
             if self.health.fatal is not None:  # before anything read on half-rebuilt state
                 raise self.health.fatal
             async with self._lock:
+                # Again under the lock: a recovery that failed while this fetch waited for it
+                # must not see its records counted on the partly rebuilt state.
+                if self.health.fatal is not None:
+                    raise self.health.fatal
                 if batches:
                     self._last_records = time.monotonic()
                     committable.update(await self._process(batches, consumer, producer))
