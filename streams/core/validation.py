@@ -12,6 +12,7 @@ import orjson
 from pydantic import ValidationError
 
 from schemas import EVENT_TYPES, Envelope, event_adapter
+from schemas.strict import DECIMAL_ERROR
 from streams.errors import InvalidEvent
 
 EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
@@ -63,11 +64,24 @@ def decode_event(raw: bytes | None, limits: ValidationLimits, now: float) -> Env
 
 
 def _from_validation_error(exc: ValidationError) -> InvalidEvent:
-    errors = exc.errors(include_url=False, include_input=False)
-    if any(error["type"] == "finite_number" for error in errors):
+    errors = exc.errors(include_url=False)
+    if any(
+        error["type"] == "finite_number"
+        or (error["type"] == DECIMAL_ERROR and _spells_non_finite(error["input"]))
+        for error in errors
+    ):
         return InvalidEvent("non_finite_number", "a number is NaN or infinite")
     detail = "; ".join(
         f"{'.'.join(str(p) for p in error['loc'][1:]) or '(root)'}: {error['msg']}"
         for error in errors[:5]
     )
     return InvalidEvent("schema_violation", detail)
+
+
+def _spells_non_finite(value: object) -> bool:
+    """ "NaN", "-Infinity"...: what Python's `Decimal` reads as non-finite (JSON itself has no
+    such number; orjson refuses the bare words)."""
+    return isinstance(value, str) and value.strip().lstrip("+-").lower() in _NON_FINITE
+
+
+_NON_FINITE = frozenset({"nan", "snan", "inf", "infinity"})
