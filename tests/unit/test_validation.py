@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -376,3 +377,72 @@ def test_a_whole_number_written_with_a_point_is_a_score(make_event):
 
     assert isinstance(event, FeedbackSubmitted)
     assert event.csat_score == 4
+
+
+# --- repeated keys (issue 17) --------------------------------------------------------------------
+
+
+def with_repeat(raw: bytes, first: bytes) -> bytes:
+    """`raw` with `first` inserted as the first member of its top-level object."""
+    assert raw.startswith(b"{")
+    return b"{" + first + b"," + raw[1:]
+
+
+@pytest.mark.parametrize(
+    ("first", "key"),
+    [
+        (b'"amount":"abc"', "amount"),  # the first is invalid, the last valid: orjson kept the last
+        (b'"amount":"10.00"', "amount"),  # the same value twice
+        (b'"amount" : "999.00"', "amount"),  # whitespace around the colon
+        (b'"type":"order_cancelled"', "type"),
+        (b'"\\u0061mount":"5.00"', "amount"),  # "\u0061mount" is "amount"
+        # A colon escaped in the kept event_id must not hide the extra key's colon.
+        (b'"source":"x"', "source"),
+        (b'"dimensions":{"business_unit":"a:b:c","region":"x"}', "dimensions"),
+    ],
+    ids=["invalid-then-valid", "same-value", "spaced", "type", "escaped-key", "source", "object"],
+)
+def test_a_repeated_key_is_a_schema_violation_naming_it(make_event, first, key):
+    raw = with_repeat(make_event(event_id="e\\u003a1"), first)
+    # orjson.dumps escaped the backslash: make the id's escape a real one, "e:1" once decoded.
+    raw = raw.replace(b"e\\\\u003a1", b"e\\u003a1")
+    assert orjson.loads(raw)["event_id"] == "e:1"
+
+    with pytest.raises(InvalidEvent) as caught:
+        decode_event(raw, LIMITS, NOW)
+
+    assert caught.value.reason == "schema_violation"
+    assert caught.value.detail == f"key {key!r} appears more than once"
+
+
+def test_a_key_repeated_inside_dimensions_is_named(make_event):
+    raw = make_event().replace(b'"region":"eu"', b'"region":"us","region":"eu"')
+
+    with pytest.raises(InvalidEvent) as caught:
+        decode_event(raw, LIMITS, NOW)
+
+    assert caught.value.detail == "key 'region' appears more than once"
+
+
+@pytest.mark.parametrize(
+    "raw_id",
+    [b"e\\u003a1", b"e\\u003A1", b"a\\\\u003a", b"x:y", b"\\u00e9t\\u00e9"],
+    ids=["escaped-colon", "escaped-colon-upper", "escaped-backslash", "colon", "escaped-letters"],
+)
+def test_escapes_and_colons_in_values_are_not_repeats(make_event, raw_id):
+    # b"a\\\\u003a" is the JSON text a\\u003a: a backslash, then "u003a" (no colon at all).
+    raw = make_event(event_id="__ID__").replace(b"__ID__", raw_id)
+
+    event = decode_event(raw, LIMITS, NOW)
+
+    assert event.event_id == orjson.loads(b'"' + raw_id + b'"')
+
+
+def test_json_with_spaces_and_another_key_order_is_not_a_repeat(make_payload):
+    payload = make_payload()
+    raw = json.dumps(dict(reversed(payload.items())), indent=2).encode()
+
+    assert decode_event(raw, LIMITS, NOW).event_id == payload["event_id"]
+    assert reason_of(raw.replace(b'"currency"', b'"currency": "USD",\n  "currency"')) == (
+        "schema_violation"
+    )
