@@ -129,18 +129,21 @@ class _Context:
         self.rng = rng
         self.max_event_bytes = max_event_bytes
         self.newest: dict[str, dict[str, Any]] = {}
-        self.recent: list[HostileMessage] = []
+        self.recent: list[_Recent] = []
 
-    def seen(self, message: HostileMessage) -> None:
+    def seen(self, message: HostileMessage, occurred_at: str) -> None:
         event = orjson.loads(message.value or b"{}")
         self.newest[event["type"]] = event
-        self.recent.append(message)
+        self.recent.append(_Recent(message.key, message.value, occurred_at))
         del self.recent[:-256]
 
     def event(self, event_type: str = "order_placed") -> dict[str, Any]:
-        """A copy of the newest valid event of `event_type`, with a fresh event_id."""
+        """A copy of the newest valid event of `event_type`, with a fresh event_id, at the time
+        of the newest valid event of any type (a month's budget was set hours ago: as it was, a
+        copy would only be late)."""
         event = orjson.loads(orjson.dumps(self.newest[event_type]))
         event["event_id"] = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        event["occurred_at"] = self.recent[-1].occurred_at
         return dict(event)
 
     def key(self) -> bytes:
@@ -148,6 +151,15 @@ class _Context:
 
     def choice(self, options: list[tuple[str, Any]]) -> tuple[str, Any]:
         return options[self.rng.randrange(len(options))]
+
+
+@dataclass(frozen=True, slots=True)
+class _Recent:
+    """A valid message sent: what a resend repeats, and its event time."""
+
+    key: bytes | None
+    value: bytes | None
+    occurred_at: str
 
 
 _Made = tuple[str, bytes | None, bytes | None, Expect]  # variant, key, value, expect
@@ -553,7 +565,7 @@ def hostile_messages(config: HostileConfig) -> Iterator[HostileMessage]:
             continue
         simulated = next(valid)
         message = HostileMessage("valid", simulated.key, simulated.value, (), COUNTED)
-        context.seen(message)
+        context.seen(message, orjson.loads(simulated.value)["occurred_at"])
         yield message
 
 
