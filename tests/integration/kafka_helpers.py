@@ -132,6 +132,16 @@ class WorkerPool:
         self._running[id(worker)] = (stop, task)
         return worker
 
+    def stopped(self, worker: Worker) -> BaseException | None:
+        """Why `worker` stopped on its own (its exception, or a `RuntimeError` when it
+        returned), or None while it runs."""
+        _, task = self._running[id(worker)]
+        if not task.done():
+            return None
+        if task.cancelled():
+            return RuntimeError("the worker's task was cancelled")
+        return task.exception() or RuntimeError("the worker returned")
+
     async def stop(self, worker: Worker) -> None:
         stop, task = self._running.pop(id(worker))
         stop.set()

@@ -24,7 +24,7 @@ import aiohttp
 import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
-from kafka_helpers import eventually, produce_records, read_topic, revenue_of, scrape
+from kafka_helpers import WorkerPool, eventually, produce_records, read_topic, revenue_of, scrape
 
 from streams.hostile import (
     COUNTED,
@@ -36,7 +36,6 @@ from streams.hostile import (
     partition_for,
 )
 from streams.settings import Settings
-from streams.worker import Worker
 
 MESSAGES = 20_000
 PARTITIONS = 4
@@ -133,7 +132,7 @@ async def test_every_hostile_message_is_counted_or_dead_lettered(
     kafka_bootstrap: str,
     input_topic: Callable[[int], Awaitable[str]],
     make_settings: Callable[..., Settings],
-    start_worker: Callable[[Settings], Awaitable[Worker]],
+    workers: WorkerPool,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     messages = list(
@@ -151,13 +150,18 @@ async def test_every_hostile_message_is_counted_or_dead_lettered(
     where = await produce_records(kafka_bootstrap, topic, records)
     produced = dict(zip(where, messages, strict=True))
     settings = make_settings(max_event_bytes=MAX_EVENT_BYTES)
-    worker = await start_worker(settings)
+    worker = await workers.start(settings)
 
     samples: dict[Any, float] = {}
 
     async def all_answered() -> bool:
         nonlocal samples
-        samples = await scrape(worker.server.url)
+        if (stopped := workers.stopped(worker)) is not None:
+            raise AssertionError(f"the worker stopped: {stopped!r}") from stopped
+        try:
+            samples = await scrape(worker.server.url)
+        except aiohttp.ClientError:  # stopping: the next round says why
+            return False
         processed = counter(samples, "pulse_events_processed_total", "type")
         rejected = counter(samples, "pulse_events_rejected_total", "reason")
         return processed.total() + rejected.total() >= len(messages)
