@@ -40,7 +40,11 @@ from streams.errors import RejectReason
 from streams.simulator import SimulationConfig, simulate
 
 __all__ = [
+    "COUNTED",
+    "DEFAULT_START",
+    "EITHER",
     "HOSTILE_KINDS",
+    "KIND_HEADER",
     "Expect",
     "HostileConfig",
     "HostileMessage",
@@ -141,10 +145,10 @@ class _Context:
         """A copy of the newest valid event of `event_type`, with a fresh event_id, at the time
         of the newest valid event of any type (a month's budget was set hours ago: as it was, a
         copy would only be late)."""
-        event = orjson.loads(orjson.dumps(self.newest[event_type]))
+        event: dict[str, Any] = orjson.loads(orjson.dumps(self.newest[event_type]))  # a deep copy
         event["event_id"] = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         event["occurred_at"] = self.recent[-1].occurred_at
-        return dict(event)
+        return event
 
     def key(self) -> bytes:
         return f"hostile-{self.rng.getrandbits(64):016x}".encode()
