@@ -27,7 +27,7 @@ EPILOG = """\
 Configuration comes from PULSE_* environment variables (PULSE_KAFKA_BOOTSTRAP, PULSE_INPUT_TOPICS,
 PULSE_TOPIC_PREFIX, PULSE_ALLOWED_LATENESS_SECONDS, PULSE_MAX_BAD_RATIO, ...; see README.md); a
 PULSE_* variable that is no setting stops the command, naming it and the closest real name.
-Without PULSE_KAFKA_BOOTSTRAP, `demo` and `bench` start an embedded broker.
+Without PULSE_KAFKA_BOOTSTRAP, `demo`, `bench` and `hostile` start an embedded broker.
 Start with:  pulse demo
 """
 
@@ -279,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _bench_parser(commands)
+    _hostile_parser(commands)
     return parser
 
 
@@ -311,6 +312,37 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--with-faust",
         action="store_true",
         help="also measure a per-event Faust agent doing the same work (once, ~30 s more)",
+    )
+
+
+def _hostile_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    hostile = commands.add_parser(
+        "hostile",
+        help="throw hostile input at a worker and account for every message",
+        description="Produce MESSAGES messages, about a third of them hostile (24 kinds: empty, "
+        "non-JSON, invalid UTF-8, deep nesting, at and over PULSE_MAX_EVENT_BYTES, unknown types, "
+        "missing and mistyped fields, NaN, bad amounts and currencies, timestamps out of range "
+        "or without a zone, resends, late events, null and binary keys, odd headers, unicode "
+        "tricks, 128-character ids, budget periods at the edges, input the contract may tighten) "
+        "and the rest valid simulator events, over PARTITIONS partitions; run `pulse worker` on "
+        "them as a subprocess; print per kind and reason what was counted and dead-lettered, "
+        "what was lost, answered wrongly or altered, and the worker's RSS and throughput. Exit 1 "
+        "unless every message is accounted for and the worker is still alive. Starts an "
+        "embedded broker unless PULSE_KAFKA_BOOTSTRAP is set; other PULSE_* settings reach the "
+        "worker.",
+    )
+    hostile.add_argument(
+        "--messages", type=int, default=100_000, help="messages in all (default 100000)"
+    )
+    hostile.add_argument("--partitions", type=int, default=4, help="input partitions (default 4)")
+    hostile.add_argument("--seed", type=int, default=17, help="random seed (default 17)")
+    hostile.add_argument(
+        "--hostile-ratio",
+        type=_ratio,
+        default=0.35,
+        help="share of hostile messages (default 0.35; about two in three of them are bad "
+        "input, the rest resends, late or odd but valid events: some 0.24 of the stream, well "
+        "under the bad-ratio guard's PULSE_MAX_BAD_RATIO of 0.5)",
     )
 
 
@@ -413,6 +445,19 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR
             )
         )
         return 0
+    if args.command == "hostile":
+        from streams.tools.hostile_run import run_hostile  # noqa: PLC0415
+
+        report = asyncio.run(
+            run_hostile(
+                settings,
+                args.messages,
+                args.partitions,
+                seed=args.seed,
+                hostile_ratio=args.hostile_ratio,
+            )
+        )
+        return 0 if report.ok else 1
     raise AssertionError(args.command)
 
 

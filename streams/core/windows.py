@@ -142,9 +142,14 @@ class CalendarMonth:
         return self._periods.end_of(start)
 
     def of_period(self, period: str) -> int:
-        """Start of the month named `YYYY-MM`."""
+        """Start of the month named `YYYY-MM`. Raises ValueError for a month whose start or end
+        a `datetime` cannot hold ("0000-01", "9999-12"): raised here, while the one event naming
+        it is handled, it is that event's dead letter; found only when the month's window
+        closes, it stopped the worker on every restart."""
         year, month = (int(part) for part in period.split("-"))
-        return int(datetime(year, month, 1, tzinfo=self.tz).timestamp())
+        start = int(datetime(year, month, 1, tzinfo=self.tz).timestamp())
+        self.end_of(start)
+        return start
 
 
 @dataclass(slots=True)

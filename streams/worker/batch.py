@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -43,6 +43,7 @@ from streams.kafka.kpi_topic import KpiPublisher
 log = logging.getLogger("streams.worker")
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
+E = TypeVar("E", bound=BaseException)
 
 
 @dataclass
@@ -131,7 +132,11 @@ class BatchStep:
                 event = decode_event(record.value, limits, now)
                 part.apply(event, now)
             except InvalidEvent as error:
-                rejected.append((error.located(tp.topic, tp.partition, record.offset), record))
+                # Without its traceback: the frames it holds would keep the whole batch alive
+                # until a (deliberately rare, see `tune_gc`) full collection.
+                rejected.append(
+                    (_bare(error.located(tp.topic, tp.partition, record.offset)), record)
+                )
             except Exception as exc:  # a bug of ours must not stop the fleet on one event
                 rejected.append((_internal_error(exc, tp, record.offset), record))
             else:
@@ -218,4 +223,13 @@ def _internal_error(exc: Exception, tp: TopicPartition, offset: int) -> InvalidE
         exc_info=exc,
     )
     detail = f"{type(exc).__name__}: {exc}"
+    _bare(exc)  # logged above; see `_bare`
     return InvalidEvent("internal_error", detail).located(tp.topic, tp.partition, offset)
+
+
+def _bare(error: E) -> E:
+    """`error` without its traceback and the exceptions it was raised from or during (their
+    frames would keep the whole batch alive until a full collection, which `tune_gc` makes
+    rare: 100k rejections grew RSS by 163 MB with them, 13 MB without)."""
+    error.__traceback__ = error.__context__ = error.__cause__ = None
+    return error
