@@ -44,6 +44,16 @@ class Settings(BaseSettings):
     )
     watermark_delay_seconds: float = Field(default=5.0, ge=0)
     allowed_lateness_seconds: float = Field(default=60.0, ge=0)
+    source_idle_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Event-time seconds a source (the envelope's `source`) may trail the newest "
+        "source of its partition and still hold the watermark back; past that it is idle and "
+        "its events are judged against the others' progress. 300 s: a publisher up to 5 "
+        "minutes behind is counted in full, and a source silent that long is the one "
+        "completeness calls stale (PULSE_STALE_AFTER_SECONDS); the cost is that a source that "
+        "falls silent holds its partition's windows open for up to this long.",
+    )
     retained_windows: int = Field(default=10, ge=1, description="Closed windows kept per key.")
     dedupe_max_entries: int = Field(default=1_000_000, ge=1)
     changelog_snapshot_records: int = Field(

@@ -123,7 +123,7 @@ class PartitionState:
             converted = self.fx.to_reporting(event.amount, event.currency, occurred)  # type: ignore[attr-defined]
         self.seen.add(event_id, minute)
         self._new_ids.append((event_id, minute))
-        mark.observe(occurred if occurred < now else now)
+        mark.observe(occurred if occurred < now else now, event.source)
         self.first_event_time = min(self.first_event_time, occurred)
         if occurred > self.newest.get(event_type, 0.0):
             self.newest[event_type] = occurred
@@ -310,11 +310,16 @@ class PartitionState:
 
     def _header(self, next_offset: int) -> dict[str, Any]:
         self.next_offset = next_offset
-        max_time = self.watermark.max_event_time
+        mark = self.watermark
+        max_time = mark.max_event_time
         return {
             "v": CHECKPOINT_VERSION,
             "next_offset": next_offset,
             "max_event_time": None if max_time == NO_WATERMARK else max_time,
+            # Absolute, and only the active sources (bounded by MAX_SOURCES): a record without
+            # them (written before sources were kept) restores the old watermark, max - delay.
+            "sources": dict(mark.sources),
+            "watermark": None if mark.value == NO_WATERMARK else mark.value,
             "first_event_time": None
             if math.isinf(self.first_event_time)
             else self.first_event_time,
@@ -325,7 +330,10 @@ class PartitionState:
         if record.get("v") != CHECKPOINT_VERSION:
             raise ValueError(f"unsupported changelog record version {record.get('v')!r}")
         if record["max_event_time"] is not None:
-            self.watermark.observe(float(record["max_event_time"]))
+            newest = float(record["max_event_time"])
+            value = record.get("watermark", newest - self.watermark.delay)
+            sources = {str(s): float(t) for s, t in record.get("sources", {}).items()}
+            self.watermark.restore(newest, sources, NO_WATERMARK if value is None else value)
         if record["first_event_time"] is not None:
             self.first_event_time = min(self.first_event_time, float(record["first_event_time"]))
         self.store.restore(record["store"])
