@@ -19,6 +19,7 @@ RejectReason: TypeAlias = Literal[
     "unknown_currency",
     "duplicate",
     "late",
+    "unkeyed",
 ]
 """Machine-readable reasons for dead-lettering a message (the `reason` label and header)."""
 

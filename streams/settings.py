@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="Distinct values per dimension before folding to 'other'."
     )
     max_event_bytes: int = Field(default=65536, ge=256)
+    key_policy: Literal["warn", "require"] = Field(
+        default="warn",
+        description="Input records without a Kafka key (README, 'Keys'): warn = counted in "
+        "pulse_unkeyed_events_total and logged once per topic, then processed; require = "
+        "dead-lettered with reason 'unkeyed'. Dedupe of resends and the order/delivery join "
+        "are exact only when every resend and every event of one order lands on one partition.",
+    )
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
     max_bad_ratio: float = Field(default=0.5, gt=0, le=1)
     bad_ratio_window: int = Field(default=1000, ge=10)

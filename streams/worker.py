@@ -265,6 +265,8 @@ class Worker:
             errors: list[InvalidEvent] = []
             for record in records:
                 try:
+                    if record.key is None:
+                        self._unkeyed(tp.topic)
                     event = decode_event(record.value, limits, now)
                     part.apply(event, now)
                 except InvalidEvent as error:
@@ -325,6 +327,22 @@ class Worker:
                     _offsets(checkpoints), self.settings.consumer_group
                 )
         await self._cut_logs()  # committed: the snapshots are what a new owner reads first
+
+    def _unkeyed(self, topic: str) -> None:
+        """Count an input record without a Kafka key (warned once per topic); under
+        `key_policy=require` raise `InvalidEvent("unkeyed")`, so it is dead-lettered."""
+        unkeyed = self.state.unkeyed
+        if not unkeyed[topic]:
+            log.warning(
+                "records without a key on %s (PULSE_KEY_POLICY=%s): resends may land on another "
+                "partition and count twice, and joins may miss pairs; key them as the README's "
+                "'Keys' says (counted in pulse_unkeyed_events_total)",
+                topic,
+                self.settings.key_policy,
+            )
+        unkeyed[topic] += 1
+        if self.settings.key_policy == "require":
+            raise InvalidEvent("unkeyed", "no Kafka key (PULSE_KEY_POLICY=require)")
 
     def _dead_messages(self, dead: list[DeadLetter]) -> Iterable[Message]:
         topic = self.settings.deadletter_topic

@@ -54,6 +54,8 @@ class WorkerState:
     partitions: dict[SourcePartition, PartitionState] = field(default_factory=dict)
     processed: Counter[str] = field(default_factory=Counter)
     rejected: Counter[RejectReason] = field(default_factory=Counter)
+    unkeyed: Counter[str] = field(default_factory=Counter)
+    """Input records read without a Kafka key, by topic (see `Settings.key_policy`)."""
 
     def new_partition(self) -> PartitionState:
         config = self.config
