@@ -139,6 +139,11 @@ class Settings(BaseSettings):
     def anomalies_topic(self) -> str:
         return f"{self.topic_prefix}.anomalies"
 
+    @property
+    def rates_topic(self) -> str:
+        """FX rates from every input partition, read in full by every worker (compacted)."""
+        return f"{self.topic_prefix}.rates"
+
     def changelog_topic(self, input_topic: str) -> str:
         """The write-ahead log of one input topic's state, one partition per input partition."""
         return f"{self.topic_prefix}.{self.consumer_group}.{input_topic}.changelog"

@@ -65,6 +65,7 @@ from streams.kafka import (
 )
 from streams.kpi_topic import KpiPublisher
 from streams.metrics import build_registry
+from streams.rates import RatesTable, rate_record
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,7 @@ class Worker:
                 TopicSpec(settings.deadletter_topic, 1, config=dict(KEEP_A_WEEK)),
                 TopicSpec(settings.kpi_topic, 3, config=dict(COMPACTED)),
                 TopicSpec(settings.anomalies_topic, 1, config=dict(KEEP_A_WEEK)),
+                TopicSpec(settings.rates_topic, 1, config=dict(COMPACTED)),
                 *(
                     TopicSpec(settings.changelog_topic(t), n, config=dict(KEEP_FOREVER))
                     for t, n in partitions.items()
@@ -205,7 +207,9 @@ class Worker:
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 5),
         )
+        rates = RatesTable(self.bootstrap, settings.rates_topic, self.state.config.fx)
         try:
+            await rates.start(stop)  # every rate known so far, before any input is consumed
             await start_client(consumer, self.bootstrap)
             consumer.subscribe(list(settings.input_topics), listener=_Rebalance(self))
             await self.server.start()
@@ -214,8 +218,10 @@ class Worker:
             self._running = True
             await self._loop(consumer, producer, stop)
             await self._settle()
+            rates.raise_failure()
         finally:
             self._running = False
+            await rates.stop()
             await self.server.stop()
             await consumer.stop()
             await producer.stop()
@@ -295,6 +301,7 @@ class Worker:
             await self._commit_batch(producer, dead, checkpoints, kpi_records, anomaly_records)
             return {}  # the offsets went with the transaction
         dead_sent = await _send_all(producer, self._dead_messages(dead))
+        dead_sent += await _send_all(producer, self._rate_messages())  # durable before checkpoints
         settled = await self._settle(dead_sent)
         logged = await _send_all(producer, self._checkpoint_messages(checkpoints))
         self._cuts += self._snapshot_sends(checkpoints, logged)
@@ -318,6 +325,7 @@ class Worker:
         offset by whoever owns the partition next)."""
         async with producer.transaction():
             await _send_all(producer, self._dead_messages(dead))
+            await _send_all(producer, self._rate_messages())
             logged = await _send_all(producer, self._checkpoint_messages(checkpoints))
             self._cuts += self._snapshot_sends(checkpoints, logged)
             await _send_all(producer, self._kpi_messages(kpi_records))
@@ -343,6 +351,17 @@ class Worker:
         unkeyed[topic] += 1
         if self.settings.key_policy == "require":
             raise InvalidEvent("unkeyed", "no Kafka key (PULSE_KEY_POLICY=require)")
+
+    def _rate_messages(self) -> list[Message]:
+        """The rates counted in this batch, for every worker (`streams.rates`). Sent with the
+        dead letters, before the checkpoint that moves past their events: a crash in between
+        replays the batch, which counts and forwards them again."""
+        topic = self.settings.rates_topic
+        return [
+            (topic, *rate_record(rate), None, None)
+            for part in self.state.partitions.values()
+            for rate in part.shared_rates()
+        ]
 
     def _dead_messages(self, dead: list[DeadLetter]) -> Iterable[Message]:
         topic = self.settings.deadletter_topic

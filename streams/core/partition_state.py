@@ -92,6 +92,7 @@ class PartitionState:
         self._new_ids: list[tuple[str, int]] = []
         self._evicted_at_checkpoint = 0
         self._new_rates: list[tuple[str, float, str]] = []
+        self._rates_to_share: list[tuple[str, float, str]] = []
 
     @property
     def has_data(self) -> bool:
@@ -184,7 +185,15 @@ class PartitionState:
     def _record_rate(self, event: FxRate, occurred: float) -> None:
         if event.quote_currency == self.fx.reporting_currency:
             self.fx.set_rate(event.currency, occurred, event.rate)
-            self._new_rates.append((event.currency, occurred, str(event.rate)))
+            rate = (event.currency, occurred, str(event.rate))
+            self._new_rates.append(rate)
+            self._rates_to_share.append(rate)
+
+    def shared_rates(self) -> list[tuple[str, float, str]]:
+        """Rates counted since the last call, as (currency, effective from, rate): the worker
+        forwards them to every other worker (`streams.rates`)."""
+        rates, self._rates_to_share = self._rates_to_share, []
+        return rates
 
     def _join_end(
         self,
