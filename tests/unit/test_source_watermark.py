@@ -6,6 +6,8 @@ is more than 300 s (the default) behind the newest source of its partition.
 
 from __future__ import annotations
 
+import csv
+import io
 from decimal import Decimal
 from typing import Any
 
@@ -13,9 +15,11 @@ import orjson
 import pytest
 from core_helpers import revenue_1m
 
+from streams.backtest import run_backtest
 from streams.core import NO_WATERMARK, Watermark
 from streams.core.windows import MAX_SOURCES
 from streams.errors import InvalidEvent
+from streams.settings import Settings
 
 T0 = 1_709_294_400  # 2024-03-01T12:00:00Z, a whole minute
 
@@ -169,3 +173,19 @@ def test_an_empty_checkpoint_has_no_watermark(make_partition):
     assert record["watermark"] is None
     assert record["sources"] == {}
     assert make_partition().watermark.value == NO_WATERMARK
+
+
+def test_pulse_backtest_counts_the_publisher_behind_as_the_worker_does(make_event):
+    lines = [make_event(event_id="slow-0", source="erp-slow", at=T0 - 180, amount="1.00")]
+    lines.append(make_event(event_id="now", source="oms-eu", at=T0, amount="10.00"))
+    lines += [
+        make_event(event_id=f"slow-{i}", source="erp-slow", at=T0 - 180 + i * 0.18, amount="1.00")
+        for i in range(1, 1000)
+    ]
+    out, err = io.StringIO(), io.StringIO()
+
+    summary = run_backtest(lines, Settings(), out, err)
+
+    assert (summary.counted, dict(summary.rejected)) == (1001, {})
+    rows = [row for row in csv.DictReader(io.StringIO(out.getvalue())) if row["window"] == "1h"]
+    assert sum(Decimal(r["value"]) for r in rows if r["kpi"] == "revenue") == Decimal("1010.00")
