@@ -27,7 +27,7 @@ from aiokafka.errors import KafkaError
 
 from streams.core.money import FxTable
 from streams.errors import BrokerError
-from streams.kafka import new_consumer, start_client
+from streams.kafka import new_consumer, start_client, topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +76,15 @@ class RatesTable:
 
     async def start(self, stop_worker: asyncio.Event, wait_s: float = 120.0) -> None:
         """Read the topic to its end (raises `BrokerError` after `wait_s`), then tail it."""
+        # Waits for the metadata of the topic the worker has just created (Apache Kafka may take
+        # a moment to report it).
+        partitions = await topic_partitions(self.bootstrap, self.topic)
         consumer = self._consumer = new_consumer(self.bootstrap, group_id=None)
         await start_client(consumer, self.bootstrap)
-        partitions = consumer.partitions_for_topic(self.topic) or set()
-        if not partitions:
-            await consumer.topics()  # refreshes metadata: the worker has just created the topic
-            partitions = consumer.partitions_for_topic(self.topic) or set()
-        if not partitions:
-            raise BrokerError(f"rates topic {self.topic} does not exist on {self.bootstrap}")
-        assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        started = time.monotonic()
+        assigned = [TopicPartition(self.topic, p) for p in range(partitions)]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
-        started = time.monotonic()
         pending = set(assigned)
         while pending:
             if time.monotonic() - started > wait_s:
