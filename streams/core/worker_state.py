@@ -26,7 +26,7 @@ from streams.core.kpi_values import (
 from streams.core.measures import MeasureStore
 from streams.core.money import FxTable
 from streams.core.partition_state import PartitionState, Windows
-from streams.core.windows import NO_WATERMARK, Tumbling, Watermark
+from streams.core.windows import DEFAULT_SOURCE_IDLE_SECONDS, NO_WATERMARK, Tumbling, Watermark
 from streams.errors import RejectReason
 
 ZERO = Decimal(0)
@@ -45,6 +45,7 @@ class StateConfig:
     retained_windows: int
     fx: FxTable
     guard: CardinalityGuard | None = None
+    source_idle: float = DEFAULT_SOURCE_IDLE_SECONDS
 
 
 @dataclass
@@ -53,13 +54,17 @@ class WorkerState:
     partitions: dict[SourcePartition, PartitionState] = field(default_factory=dict)
     processed: Counter[str] = field(default_factory=Counter)
     rejected: Counter[RejectReason] = field(default_factory=Counter)
+    unkeyed: Counter[str] = field(default_factory=Counter)
+    """Input records read without a Kafka key, by topic (see `Settings.key_policy`)."""
 
     def new_partition(self) -> PartitionState:
         config = self.config
         return PartitionState(
             config.catalog,
             config.windows,
-            watermark=Watermark(config.watermark_delay, config.allowed_lateness),
+            watermark=Watermark(
+                config.watermark_delay, config.allowed_lateness, config.source_idle
+            ),
             fx=config.fx,
             dedupe_max_entries=config.dedupe_max_entries,
             retained_windows=config.retained_windows,

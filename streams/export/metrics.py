@@ -23,6 +23,7 @@ from streams.errors import REJECT_REASONS
 MetricName = Literal[
     "pulse_events_processed",
     "pulse_events_rejected",
+    "pulse_unkeyed_events",
     "pulse_last_event_timestamp_seconds",
     "pulse_watermark_timestamp_seconds",
     "pulse_window_end_timestamp_seconds",
@@ -202,6 +203,16 @@ class PulseCollector(Collector):
         for reason in REJECT_REASONS:
             rejected.add_metric((reason,), state.rejected.get(reason, 0))
         yield rejected
+
+        unkeyed = CounterMetricFamily(
+            "pulse_unkeyed_events",
+            "Input records read without a Kafka key, by topic (dedupe of resends and joins need "
+            "one; PULSE_KEY_POLICY=require dead-letters them).",
+            labels=("topic",),
+        )
+        for topic, count in sorted(state.unkeyed.items()):
+            unkeyed.add_metric((topic,), count)
+        yield unkeyed
 
         yield _timestamp(
             "pulse_last_event_timestamp_seconds",

@@ -66,7 +66,11 @@ def run_backtest(
     state = PartitionState(
         catalog,
         windows,
-        watermark=Watermark(settings.watermark_delay_seconds, settings.allowed_lateness_seconds),
+        watermark=Watermark(
+            settings.watermark_delay_seconds,
+            settings.allowed_lateness_seconds,
+            settings.source_idle_seconds,
+        ),
         fx=FxTable(settings.reporting_currency, settings.fx_rates),
         dedupe_max_entries=settings.dedupe_max_entries,
         retained_windows=settings.retained_windows,

@@ -54,6 +54,7 @@ from streams.kafka.clients import (
 from streams.kafka.deadletter import DeadLetter
 from streams.kafka.guarantee import Delivery, open_delivery
 from streams.kafka.kpi_topic import KpiPublisher
+from streams.kafka.rates import RatesTable
 from streams.kafka.sends import Message, acknowledged, send_all
 from streams.settings import Settings
 from streams.worker.batch import BatchOutput, BatchStep, Counts, log_anomaly
@@ -96,6 +97,7 @@ class Worker:
             changelog=self.changelog,
             kpis=self.kpis,
             watch=self.watch,
+            require_keys=settings.key_policy == "require",
         )
         self.health = Health(settings.liveness_timeout_seconds, settings.batch_max_records)
         self.rebalances = 0
@@ -155,6 +157,7 @@ class Worker:
                 TopicSpec(settings.deadletter_topic, 1, config=dict(KEEP_A_WEEK)),
                 TopicSpec(settings.kpi_topic, 3, config=dict(COMPACTED)),
                 TopicSpec(settings.anomalies_topic, 1, config=dict(KEEP_A_WEEK)),
+                TopicSpec(settings.rates_topic, 1, config=dict(COMPACTED)),
                 *(
                     TopicSpec(
                         settings.changelog_topic(t),
@@ -174,7 +177,9 @@ class Worker:
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 5),
         )
+        rates = RatesTable(self.bootstrap, settings.rates_topic, self.state.config.fx)
         try:
+            await rates.start(stop)  # every rate known so far, before any input is consumed
             await start_client(consumer, self.bootstrap)
             listener = Rebalance(self.health, self.recover, self.revoke)
             consumer.subscribe(list(settings.input_topics), listener=listener)
@@ -184,8 +189,10 @@ class Worker:
             self.health.running = True
             await self._loop(consumer, producer, stop)
             await self._settle()
+            rates.raise_failure()
         finally:
             self.health.running = False
+            await rates.stop()
             await self.server.stop()
             await consumer.stop()
             await producer.stop()
@@ -248,6 +255,9 @@ class Worker:
         # durable before the checkpoint that moves past them, and changelog records of a
         # partition are written in order (one batch's are acknowledged before the next's go).
         dead_sent = await send_all(producer, self._dead_messages(out.dead))
+        # Rates go with the dead letters, durable before the checkpoint that moves past their
+        # events: a crash in between replays the batch, which counts and forwards them again.
+        dead_sent += await send_all(producer, self._rate_messages(out.rate_records))
         settled = await self._settle(dead_sent)
         self._inflight_counts.append(out.counts)
         logged = await send_all(producer, self.changelog.messages(out.logged))
@@ -276,6 +286,7 @@ class Worker:
         try:
             async with producer.transaction():
                 sends = await send_all(producer, self._dead_messages(out.dead))
+                sends += await send_all(producer, self._rate_messages(out.rate_records))
                 logged = await send_all(producer, self.changelog.messages(out.logged))
                 sends += logged
                 sends += await send_all(producer, self._kpi_messages(out.kpi_records))
@@ -299,6 +310,10 @@ class Worker:
 
     def _kpi_messages(self, records: list[tuple[bytes, bytes]]) -> Iterable[Message]:
         topic = self.settings.kpi_topic
+        return ((topic, key, value, None, None) for key, value in records)
+
+    def _rate_messages(self, records: list[tuple[bytes, bytes]]) -> Iterable[Message]:
+        topic = self.settings.rates_topic
         return ((topic, key, value, None, None) for key, value in records)
 
     def _anomaly_messages(self, records: list[tuple[bytes, bytes]]) -> Iterable[Message]:

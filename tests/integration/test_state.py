@@ -77,9 +77,14 @@ async def test_restarted_worker_recovers_state_from_the_changelog(
         return revenue_of(await scrape(second.server.url)) == expected
 
     await eventually(shows, what="recovered plus new revenue")
-    samples = await scrape(second.server.url)
+
+    async def two_orders() -> bool:  # counters move once the batch is durable, just after
+        samples = await scrape(second.server.url)
+        return value_of(samples, "pulse_events_processed_total", type="order_placed") == 2
+
     # The second worker resumed after the first one's last offset: it read only its 3 messages.
-    assert value_of(samples, "pulse_events_processed_total", type="order_placed") == 2
+    await eventually(two_orders, what="2 orders counted by the second worker")
+    samples = await scrape(second.server.url)
     assert value_of(samples, "pulse_events_rejected_total", reason="duplicate") == 1
 
 
