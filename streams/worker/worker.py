@@ -53,7 +53,7 @@ from streams.kafka.clients import (
 )
 from streams.kafka.deadletter import DeadLetter
 from streams.kafka.guarantee import Delivery, open_delivery
-from streams.kafka.kpi_topic import KpiPublisher
+from streams.kafka.kpi_topic import PARTIALS_PARTITIONS, KpiPublisher
 from streams.kafka.sends import Message, acknowledged, send_all
 from streams.settings import Settings
 from streams.worker.batch import BatchOutput, BatchStep, Counts, log_anomaly
@@ -75,7 +75,7 @@ class Worker:
         self.settings = settings
         self.bootstrap = bootstrap
         self.state = WorkerState(state_config(settings))
-        self.kpis = KpiPublisher(self.state)
+        self.kpis = KpiPublisher(self.state, own_values=not settings.merge_stage)
         self.watch = (
             AnomalyWatch(
                 self.state.config.catalog,
@@ -154,6 +154,7 @@ class Worker:
             [
                 TopicSpec(settings.deadletter_topic, 1, config=dict(KEEP_A_WEEK)),
                 TopicSpec(settings.kpi_topic, 3, config=dict(COMPACTED)),
+                TopicSpec(settings.partials_topic, PARTIALS_PARTITIONS, config=dict(COMPACTED)),
                 TopicSpec(settings.anomalies_topic, 1, config=dict(KEEP_A_WEEK)),
                 *(
                     TopicSpec(
@@ -251,6 +252,7 @@ class Worker:
         self._inflight = list(logged)
         # KPI records go after the changelog: a crash in between republishes the same keys.
         self._inflight += await send_all(producer, self._kpi_messages(out.kpi_records))
+        self._inflight += await send_all(producer, self._partial_messages(out.partial_records))
         self._inflight += await send_all(producer, self._anomaly_messages(out.anomaly_records))
         self._inflight_offsets = offsets(out.logged)
         if out.tripped is not None:
@@ -275,6 +277,7 @@ class Worker:
                 logged = await send_all(producer, self.changelog.messages(out.logged))
                 sends += logged
                 sends += await send_all(producer, self._kpi_messages(out.kpi_records))
+                sends += await send_all(producer, self._partial_messages(out.partial_records))
                 sends += await send_all(producer, self._anomaly_messages(out.anomaly_records))
                 await acknowledged(sends)
                 if out.logged:
@@ -296,6 +299,10 @@ class Worker:
     def _kpi_messages(self, records: list[tuple[bytes, bytes]]) -> Iterable[Message]:
         topic = self.settings.kpi_topic
         return ((topic, key, value, None, None) for key, value in records)
+
+    def _partial_messages(self, records: list[tuple[bytes, bytes]]) -> Iterable[Message]:
+        topic = self.settings.partials_topic
+        return ((topic, key, value, None, 0) for key, value in records)
 
     def _anomaly_messages(self, records: list[tuple[bytes, bytes]]) -> Iterable[Message]:
         topic = self.settings.anomalies_topic
