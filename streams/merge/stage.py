@@ -64,6 +64,9 @@ class MergeStage:
         """Partials of windows already final (republished after a rebalance)."""
         self.failure: BaseException | None = None
         self._failed: asyncio.Event | None = None
+        self.ready = asyncio.Event()
+        """Set once partitions are assigned and the tables recovered (after each rebalance)."""
+        self.rebalances = 0
         app = self.app = build_app(settings, bootstrap)
         self.windows = app.Table(
             "windows", partitions=PARTIALS_PARTITIONS, help="Partials per window instance."
@@ -87,6 +90,12 @@ class MergeStage:
                 raise
 
         app.agent(self.partials_topic, name="merge")(merge)
+
+        async def rebalanced(sender: object, **kwargs: object) -> None:
+            self.rebalances += 1
+            self.ready.set()
+
+        app.on_rebalance_complete.connect(rebalanced)
 
     def _fail(self, exc: BaseException) -> None:
         log.error("merge agent failed: %r", exc, exc_info=exc)
@@ -158,11 +167,16 @@ class MergeStage:
             partials = [decode_record(text.encode()) for text in entry["parts"].values()]
             values = merged_values(self.catalog, [p for p in partials if isinstance(p, Partial)])
             now = time.time()
+            sends = []
             for kpi in values:
                 record_key, body = kpi_record(
                     kpi, final=due == "final", partitions=self.expected, now=now
                 )
-                await self.kpi_topic.send(key=record_key, value=body)
+                # force: sent now, not attached to the partial's offset (Faust would publish it
+                # only when that offset is committed); awaited below, so a failed send stops
+                # the agent before the offset of the record that caused it is committed.
+                sends.append(await self.kpi_topic.send(key=record_key, value=body, force=True))
+            await asyncio.gather(*sends)
             self.published += len(values)
             if due == "final":
                 del self.windows[key]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -108,6 +109,11 @@ async def test_two_workers_and_the_merge_stage_publish_exact_company_wide_values
 
     await eventually(split, what="two partitions per worker")
     stage = await merge_stages(settings)
+    # Faust joins its group in about half the session timeout on this broker: the stage sets
+    # 10 s (the default 60 s meant ~30 s before the first partial).
+    started = time.monotonic()
+    await asyncio.wait_for(stage.ready.wait(), 60)
+    assert time.monotonic() - started < 30, "the merge stage took the default session timeout"
     # The reference: one worker on its own group and prefix, owning all four partitions.
     alone = await start_worker(
         make_settings(
