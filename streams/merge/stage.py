@@ -91,7 +91,7 @@ class MergeStage:
 
         app.agent(self.partials_topic, name="merge")(merge)
 
-        async def rebalanced(sender: object, **kwargs: object) -> None:
+        def rebalanced(*args: Any, **kwargs: Any) -> None:  # (sender, signal=...)
             self.rebalances += 1
             self.ready.set()
 
