@@ -150,3 +150,69 @@ async def test_two_workers_and_the_merge_stage_publish_exact_company_wide_values
     assert {row: value for row, (value, _) in merged.items()} == {
         row: value for row, (value, _) in by_one.items()
     }
+
+
+async def test_a_restarted_merge_stage_resumes_from_its_recovered_tables(
+    kafka_bootstrap: str,
+    make_settings: Callable[..., Settings],
+    input_topic: Callable[[int], Awaitable[str]],
+    start_worker: Callable[[Settings], Awaitable[Worker]],
+) -> None:
+    topic = await input_topic(4)
+    settings = make_settings(merge_stage=True)
+    await start_worker(settings)
+    sources = [f"{topic}[{p}]" for p in range(4)]
+    ten_one = int(min(WINDOWS)) + 60
+
+    async def run_stage() -> tuple[MergeStage, asyncio.Event, asyncio.Task[None]]:
+        stage = MergeStage(settings, kafka_bootstrap)
+        stop = asyncio.Event()
+        task = asyncio.create_task(stage.run(stop))
+        await asyncio.wait_for(stage.ready.wait(), 60)
+        return stage, stop, task
+
+    _, stop, task = await run_stage()
+    # Every watermark reaches 10:02:05: 10:00 is final, 10:01 only closed (provisional).
+    for partition, values in EVENTS.items():
+        closer = order(f"p{partition}-a", "10:02:10", "1.00")
+        await produce(kafka_bootstrap, topic, [*values, closer], partition=partition)
+
+    def provisional_10_01(got: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        bodies = [orjson.loads(r.value) for r in got]
+        return any(b["window_start"] == ten_one and not b["final"] for b in bodies)
+
+    await read_until(kafka_bootstrap, settings.kpi_topic, provisional_10_01)
+    stop.set()
+    await asyncio.wait_for(task, 30)
+
+    second, stop, task = await run_stage()
+    try:
+        # Recovered from the tables' changelogs: every source's progress, and the partials of
+        # the windows not final yet (10:01 among them), before any new record arrives.
+        mark = datetime.fromisoformat(at("10:02:05")).astimezone(UTC).timestamp()
+        assert dict(second.progress.items()) == dict.fromkeys(sources, mark)
+        held = dict(second.windows.items())
+        assert f"1m|{ten_one}" in held
+        assert held[f"1m|{ten_one}"]["sent"] is True
+        assert f"1m|{ten_one - 60}" not in held  # final and forgotten before the restart
+
+        for partition in EVENTS:
+            await produce(kafka_bootstrap, topic, [CLOSERS[partition]], partition=partition)
+        records = await read_until(
+            kafka_bootstrap,
+            settings.kpi_topic,
+            lambda got: final_rows(got).keys() >= EXPECTED.keys(),
+        )
+        merged = final_rows(records)
+        assert {row: merged[row][0] for row in EXPECTED} == EXPECTED
+        provisional = [
+            orjson.loads(r.value)
+            for r in records
+            if not orjson.loads(r.value)["final"] and orjson.loads(r.value)["window"] == "1m"
+        ]
+        rows = [orjson.dumps([b["kpi"], b["window_start"], b["dimensions"]]) for b in provisional]
+        assert rows, "10:01 was published provisional before the restart"
+        assert len(rows) == len(set(rows)), "a provisional row published again after the restart"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
