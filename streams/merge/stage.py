@@ -29,6 +29,7 @@ from typing import Any
 
 from faust.types import StreamT
 
+from streams.core import NO_WATERMARK, KpiValue
 from streams.core.compiler import CompiledCatalog
 from streams.core.partials import (
     Partial,
@@ -39,6 +40,8 @@ from streams.core.partials import (
     verdict,
 )
 from streams.errors import FatalError
+from streams.export.http import MetricsServer
+from streams.export.metrics import build_merge_registry
 from streams.kafka.clients import COMPACTED, TopicSpec, ensure_topics, topic_partitions
 from streams.kafka.kpi_topic import PARTIALS_PARTITIONS, kpi_record
 from streams.merge.app import build_app
@@ -58,6 +61,8 @@ class MergeStage:
         self.lateness = settings.allowed_lateness_seconds
         self.expected: list[str] = []
         """Every source partition of the input topics (read at start)."""
+        self.partials = 0
+        """Partials read."""
         self.published = 0
         """KPI records sent to `<prefix>.kpi`."""
         self.dropped = 0
@@ -67,6 +72,15 @@ class MergeStage:
         self.ready = asyncio.Event()
         """Set once partitions are assigned and the tables recovered (after each rebalance)."""
         self.rebalances = 0
+        self._latest: dict[str, tuple[int, list[KpiValue]]] = {}
+        """Per window name: the newest instance published (its end) and its values."""
+        self.server = MetricsServer(
+            build_merge_registry(self),
+            settings.metrics_host,
+            settings.metrics_port,
+            self.liveness,
+            self.readiness,
+        )
         app = self.app = build_app(settings, bootstrap)
         self.windows = app.Table(
             "windows", partitions=PARTIALS_PARTITIONS, help="Partials per window instance."
@@ -97,6 +111,27 @@ class MergeStage:
 
         app.on_rebalance_complete.connect(rebalanced)
 
+    def liveness(self) -> tuple[bool, dict[str, object]]:
+        failure = None if self.failure is None else repr(self.failure)
+        return self.failure is None, {"failure": failure}
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        ready = self.ready.is_set() and self.failure is None
+        return ready, {"tables_recovered": self.ready.is_set(), "sources": len(self.expected)}
+
+    def latest_values(self) -> list[KpiValue]:
+        """The company-wide values of each window kind's newest published instance (what
+        /metrics shows; empty after a restart until the next window is published)."""
+        return [v for _, values in sorted(self._latest.items()) for v in values[1]]
+
+    def watermark(self) -> float:
+        """The slowest source partition's stated progress (epoch seconds)."""
+        stated = {name: float(mark) for name, mark in self.progress.items()}
+        return min((stated.get(n, NO_WATERMARK) for n in self.expected), default=NO_WATERMARK)
+
+    def windows_held(self) -> int:
+        return len(self.windows)
+
     def _fail(self, exc: BaseException) -> None:
         log.error("merge agent failed: %r", exc, exc_info=exc)
         self.failure = exc
@@ -117,9 +152,11 @@ class MergeStage:
             source_name((topic, partition)) for topic, n in counts.items() for partition in range(n)
         )
         self._failed = asyncio.Event()
-        await self.app.start()
-        log.info("merge stage started over %d source partitions", len(self.expected))
+        await self.server.start()
+        log.info("merge stage serving %s", self.server.url)
         try:
+            await self.app.start()
+            log.info("merge stage started over %d source partitions", len(self.expected))
             waits = [asyncio.create_task(stop.wait()), asyncio.create_task(self._failed.wait())]
             try:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -128,12 +165,14 @@ class MergeStage:
                     wait.cancel()
         finally:
             await self.app.stop()
+            await self.server.stop()
         if self.failure is not None:
             raise FatalError(f"the merge agent stopped: {self.failure!r}") from self.failure
 
     async def handle(self, value: bytes) -> None:
         """One record of the partials topic (inside the agent's stream iteration)."""
         record = decode_record(value)
+        self.partials += isinstance(record, Partial)
         if isinstance(record, Progress):
             name = source_name(record.source)
             stated = self.progress.get(name)
@@ -178,7 +217,18 @@ class MergeStage:
                 sends.append(await self.kpi_topic.send(key=record_key, value=body, force=True))
             await asyncio.gather(*sends)
             self.published += len(values)
+            self._show(values)
             if due == "final":
                 del self.windows[key]
             else:
                 self.windows[key] = {**entry, "sent": True}
+
+    def _show(self, values: list[KpiValue]) -> None:
+        """Keep the newest instance of each window name for /metrics."""
+        by_window: dict[str, list[KpiValue]] = {}
+        for value in values:
+            by_window.setdefault(value.window, []).append(value)
+        for window, shown in by_window.items():
+            end = shown[0].end
+            if end >= self._latest.get(window, (end, []))[0]:
+                self._latest[window] = (end, shown)

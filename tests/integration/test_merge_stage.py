@@ -15,7 +15,7 @@ import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
 from events import at, event, order
-from kafka_helpers import eventually, produce, read_until
+from kafka_helpers import eventually, produce, read_until, revenue_of, scrape, value_of
 
 from streams.merge.stage import MergeStage
 from streams.settings import Settings
@@ -139,6 +139,12 @@ async def test_two_workers_and_the_merge_stage_publish_exact_company_wide_values
         "with a merge stage, workers publish nothing of their own to <prefix>.kpi"
     )
     assert stage.published >= len(EXPECTED)
+    # /metrics of the merge stage: the newest published minute (10:01), company-wide.
+    samples = await scrape(stage.server.url)
+    assert revenue_of(samples) == {("retail", "emea"): 9.75, ("wholesale", "emea"): 10.00}
+    end = datetime.fromisoformat(at("10:02:00")).astimezone(UTC).timestamp()
+    assert value_of(samples, "pulse_window_end_timestamp_seconds", window="1m") == end
+    assert value_of(samples, "pulse_merge_values_published_total") == stage.published
 
     by_one = final_rows(
         await read_until(
