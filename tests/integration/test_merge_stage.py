@@ -17,6 +17,7 @@ from aiokafka.structs import ConsumerRecord
 from events import at, event, order
 from kafka_helpers import eventually, produce, read_until, revenue_of, scrape, value_of
 
+from streams.errors import FatalError
 from streams.merge.stage import MergeStage
 from streams.settings import Settings
 from streams.worker.worker import Worker
@@ -222,3 +223,28 @@ async def test_a_restarted_merge_stage_resumes_from_its_recovered_tables(
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+@pytest.mark.expect_errors
+async def test_an_unreadable_partial_stops_the_merge_stage_loudly(
+    kafka_bootstrap: str,
+    make_settings: Callable[..., Settings],
+    input_topic: Callable[[int], Awaitable[str]],
+) -> None:
+    """Faust logs an agent that raised and keeps the app running, consuming nothing: the stage
+    turns that into a fatal error instead (and /healthz fails meanwhile)."""
+    await input_topic(1)
+    settings = make_settings(merge_stage=True)
+    stage = MergeStage(settings, kafka_bootstrap)
+    stop = asyncio.Event()
+    task = asyncio.create_task(stage.run(stop))
+    try:
+        await asyncio.wait_for(stage.ready.wait(), 60)
+        await produce(kafka_bootstrap, settings.partials_topic, [b'{"v": 99}'])
+        with pytest.raises(FatalError, match="merge agent stopped"):
+            await asyncio.wait_for(asyncio.shield(task), 30)
+        assert stage.liveness()[0] is False
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 30)
