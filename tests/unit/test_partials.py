@@ -186,3 +186,24 @@ def test_the_publisher_sends_parts_then_progress_and_progress_when_a_minute_pass
         f"progress|{TOPIC}|0".encode(),
         f"progress|{TOPIC}|1".encode(),
     ]
+
+
+def test_a_partition_without_events_gets_the_progress_of_its_worker(
+    make_state: object, make_envelope: object
+) -> None:
+    """An owned partition that never received an event has nothing in any window; its
+    worker's watermark stands for it, so it does not hold the company-wide windows back."""
+    state: WorkerState = make_state()  # type: ignore[operator]
+    publisher = KpiPublisher(state, own_values=False)
+    busy = state.assign((TOPIC, 0))
+    state.assign((TOPIC, 1))  # read to its end, never an event
+    t0 = 1_709_294_400
+    busy.apply(make_envelope(at=t0 + 10, amount="100.00"))  # type: ignore[operator]
+    busy.apply(make_envelope(at=t0 + 70, amount="1.00"))  # type: ignore[operator]
+    publisher.due()
+    records = [decode_record(value) for _, value in publisher.partial_records()]
+    assert [r.source for r in records if isinstance(r, Partial)] == [(TOPIC, 0)]
+    assert [r for r in records if isinstance(r, Progress)] == [
+        Progress((TOPIC, 0), t0 + 65.0),
+        Progress((TOPIC, 1), t0 + 65.0),
+    ]
