@@ -16,7 +16,10 @@ A partial of a window already final (a republish after a rebalance) is dropped: 
 value is out. The stage must run with the workers' settings (catalog, time zone, lateness).
 
 Faust's agent machinery costs ~125 µs per record here (FIELD-NOTES); partials are per window
-instance and source partition, so that is nothing. Table writes happen inside the stream
+instance and source partition, so that is nothing: measured at 150-180 partials/s on a busy
+2-core machine against the embedded broker (4 sources, 9 series, 45 values per window), bound
+by broker round trips (each window's records and table writes acknowledged), a hundredfold
+what a fleet's closed windows produce. Table writes happen inside the stream
 iteration only (`take()` with writes outside it fails).
 """
 
@@ -132,7 +135,16 @@ class MergeStage:
     def windows_held(self) -> int:
         return len(self.windows)
 
+    async def _watch_app(self) -> None:
+        """A Faust service that crashes (its consumer, producer or table recovery) stops the
+        stage too: the app object stays up otherwise, consuming nothing."""
+        await self.app.wait_until_stopped()  # returns once it crashes, or stops on its own
+        reason = self.app.crash_reason if self.app.crashed else None
+        self._fail(reason or FatalError("the Faust app stopped by itself"))
+
     def _fail(self, exc: BaseException) -> None:
+        if self.failure is not None:
+            return
         log.error("merge agent failed: %r", exc, exc_info=exc)
         self.failure = exc
         if self._failed is not None:
@@ -157,7 +169,11 @@ class MergeStage:
         try:
             await self.app.start()
             log.info("merge stage started over %d source partitions", len(self.expected))
-            waits = [asyncio.create_task(stop.wait()), asyncio.create_task(self._failed.wait())]
+            waits = [
+                asyncio.create_task(stop.wait()),
+                asyncio.create_task(self._failed.wait()),
+                asyncio.create_task(self._watch_app()),
+            ]
             try:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
