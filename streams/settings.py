@@ -112,8 +112,8 @@ class Settings(BaseSettings):
     merge_stage: bool = Field(
         default=False,
         description="A merge stage (`pulse merge`) publishes the company-wide KPI values to "
-        "<prefix>.kpi; workers then publish there nothing of their own (their partials go to "
-        "<prefix>.partials either way, their own values stay on their /metrics).",
+        "<prefix>.kpi; workers then publish their per-partition partials to <prefix>.partials and "
+        "nothing of their own to <prefix>.kpi (their own values stay on their /metrics).",
     )
     processing_guarantee: Literal["auto", "exactly_once", "at_least_once"] = Field(
         default="auto",
