@@ -1,5 +1,8 @@
 """`pulse`: the command line of kpi-pulse.
 
+(Longer than most modules: every command's arguments and `--help` text, and its thin dispatch to
+the module that does the work; no command does its work here.)
+
 Exit codes: 0 done; 1 a fatal runtime error (broker unusable, bad-event ratio exceeded);
 2 a configuration or usage error; 130 interrupted.
 """

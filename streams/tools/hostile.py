@@ -1,6 +1,8 @@
 """Hostile input for the worker: messages of many bad kinds, mixed with valid events, each with
 the outcome the service owes it.
 
+(Longer than most modules: one small function per hostile kind, 24 of them, read as a list.)
+
 The rule they test: bad input gets a clear answer and loses nothing. Every message is either
 counted (`pulse_events_processed_total`) or dead-lettered with a reason; which one is stated per
 message (`Expect`):

@@ -1,5 +1,8 @@
 """A deterministic generator of a company's event stream, valid and bad, for demos and tests.
 
+(Longer than most modules: the company's whole behaviour, one event type after another, kept in
+one place so that its seeded sequence is easy to follow.)
+
 The company: business units `retail`, `wholesale` and `marketplace`, regions `emea`, `amer` and
 `apac` (one cost center `cc-<bu>-<1|2|3>` per unit and region), channels `web`, `store`, `partner`.
 Messages arrive as a Poisson process on a simulated clock whose rate follows the time of day in

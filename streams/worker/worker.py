@@ -33,7 +33,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from streams.core import BadEventGuard, ValidationLimits, WorkerState
-from streams.detection.completeness import Completeness, judging_clock
+from streams.detection.completeness import Completeness
 from streams.detection.watch import IDLE_STEPS, AnomalyWatch
 from streams.errors import BrokerError
 from streams.export.http import MetricsServer
@@ -65,8 +65,6 @@ from streams.worker.recovery import Rebalance, by_topic, rebuild
 log = logging.getLogger(__name__)
 
 COMMIT_INTERVAL_S = 1.0
-QUIET_BEFORE_WALL_CLOCK_S = 10.0
-"""Seconds without a record, caught up, before sources are judged by wall-clock time."""
 
 
 class Worker:
@@ -124,8 +122,6 @@ class Worker:
         """Counts of batches sent and not yet acknowledged: they reach the exported counters
         only once durable, so a batch read again after a crash is not counted twice across the
         worker's lifetimes."""
-        self._last_records = time.monotonic()
-        """When the consume loop last got records (see `QUIET_BEFORE_WALL_CLOCK_S`)."""
         self._consumer: AIOKafkaConsumer | None = None
         self.delivery: Delivery | None = None
         """The producer and the processing guarantee, decided at start."""
@@ -224,7 +220,7 @@ class Worker:
                 if self.health.fatal is not None:
                     raise self.health.fatal
                 if batches:
-                    self._last_records = time.monotonic()
+                    self.health.last_records = time.monotonic()
                     committable.update(await self._process(batches, consumer, producer))
                 else:
                     await self._refresh_lag(consumer)
@@ -336,39 +332,10 @@ class Worker:
         return ((topic, key, value, None, None) for key, value in records)
 
     async def _refresh_lag(self, consumer: AIOKafkaConsumer) -> None:
-        """Lag of every owned partition from the broker's high-water mark (fetch responses carry
-        it even when they carry no records), so a quiet partition reads 0, not unknown; a
-        partition read to its end no longer holds back the watermark for want of data. Before
-        its first checkpoint a partition's progress is the consumer's position (a partition
-        whose records all expired starts at its end, not at 0)."""
-        lag = self.health.lag
-        for (topic, partition), part in list(self.state.partitions.items()):
-            tp = TopicPartition(topic, partition)
-            highwater = consumer.highwater(tp)
-            if highwater is None:
-                continue
-            read_to = part.next_offset
-            if read_to is None:
-                try:
-                    read_to = await consumer.position(tp)
-                except (KafkaError, AssertionError):  # revoked meanwhile
-                    continue
-            lag[tp] = max(0, highwater - read_to)
-            if not lag[tp]:
-                part.unread = False
+        await self.health.refresh_lag(consumer, self.state)
 
     def _clock(self, now: float) -> float:
-        """Event time for completeness: the watermark, or wall-clock time once caught up and
-        quiet (so that a source silent in real time is stale even when nothing else moves)."""
-        lag = self.health.lag
-        return judging_clock(
-            self.state.watermark(),
-            now,
-            caught_up=bool(lag) and not any(lag.values()),
-            quiet_for=time.monotonic() - self._last_records,
-            quiet=QUIET_BEFORE_WALL_CLOCK_S,
-            delay=self.settings.watermark_delay_seconds,
-        )
+        return self.health.clock(self.state.watermark(), now, self.settings.watermark_delay_seconds)
 
     async def _tick(self, producer: AIOKafkaProducer) -> None:
         """Between batches: judge the sources against the clock (silence is news too)."""
