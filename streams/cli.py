@@ -26,7 +26,7 @@ log = logging.getLogger("streams.cli")
 EPILOG = """\
 Configuration comes from PULSE_* environment variables (PULSE_KAFKA_BOOTSTRAP, PULSE_INPUT_TOPICS,
 PULSE_TOPIC_PREFIX, PULSE_WINDOW_SECONDS, PULSE_ALLOWED_LATENESS_SECONDS, PULSE_MAX_BAD_RATIO, ...;
-see README.md). Without PULSE_KAFKA_BOOTSTRAP, `demo` and `bench` start an embedded broker.
+see README.md). Without PULSE_KAFKA_BOOTSTRAP, `demo`, `bench` and `soak` start an embedded broker.
 Start with:  pulse demo
 """
 
@@ -277,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _bench_parser(commands)
+    _soak_parser(commands)
     return parser
 
 
@@ -309,6 +310,79 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--with-faust",
         action="store_true",
         help="also measure a per-event Faust agent doing the same work (once, ~30 s more)",
+    )
+
+
+SOAK_DESCRIPTION = """\
+Run a real `pulse worker` as a child process for a long time at a steady load, and judge whether
+its memory stays flat and it keeps up.
+
+Starts the embedded broker (unless PULSE_KAFKA_BOOTSTRAP is set) and a fresh topic, runs
+`pulse worker` on it (its own process: the RSS measured is the worker's, from /proc/PID/status
+VmRSS), and publishes simulated events at --rate events/s with event time = now for --duration
+seconds. Every --every seconds it prints a progress line:
+    [   120s] sent 60012 | lag 0 | rss 61.4 MB
+(lag: messages not yet read by the worker, from its /readyz; `?` before partitions are assigned).
+After publishing, the worker gets --drain seconds to read to the end; then one summary line:
+    soak: rss after warm-up 58.2 MB (at 360s), at end 60.1 MB, change +3.3% | peak 61.0 MB |
+    max lag 812 | final lag 0 | sent 900021 | PASS
+
+RSS after warm-up is the first sample at --warmup of the run (default 20%: imports, first windows,
+pools filling); at end is the sample after the drain.
+
+Exit codes: 0 passed; 1 RSS grew more than --max-growth after warm-up, the lag did not return to 0
+within --drain, or the worker died (its log's path is printed at start); 130 interrupted (Ctrl-C
+or SIGTERM stop the publisher, the worker and the broker cleanly and print the summary so far).
+Takes --duration plus up to --drain seconds; not part of CI (`make soak` runs the 30-minute one).
+"""
+
+
+def _soak_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    soak = commands.add_parser(
+        "soak",
+        help="a long steady run of a real worker: RSS flat after warm-up, lag back to 0",
+        description=SOAK_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    soak.add_argument(
+        "--duration",
+        type=_positive,
+        default=1800.0,
+        help="seconds of publishing (default 1800: 30 minutes)",
+    )
+    soak.add_argument(
+        "--rate",
+        type=_positive,
+        default=500.0,
+        help="events/s, steady whatever the hour (default 500; 2%% of them bad, see --bad-ratio)",
+    )
+    soak.add_argument(
+        "--every", type=_positive, default=30.0, help="seconds between progress lines (default 30)"
+    )
+    soak.add_argument(
+        "--warmup",
+        type=_ratio,
+        default=0.2,
+        help="share of the run after which RSS is the baseline (default 0.2)",
+    )
+    soak.add_argument(
+        "--max-growth",
+        type=_ratio,
+        default=0.10,
+        help="RSS growth after warm-up that still passes, as a share (default 0.10 = 10%%)",
+    )
+    soak.add_argument(
+        "--drain",
+        type=_positive,
+        default=60.0,
+        help="seconds the worker gets after publishing to read to the end (default 60)",
+    )
+    soak.add_argument(
+        "--partitions", type=int, default=3, help="partitions of the input topic (default 3)"
+    )
+    soak.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    soak.add_argument(
+        "--bad-ratio", type=_ratio, default=0.02, help="share of bad messages (default 0.02)"
     )
 
 
@@ -391,6 +465,22 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR
         return _detect(args)
     if args.command == "simulate":
         return _simulate(args, settings)
+    if args.command == "soak":
+        from streams.soak import SoakOptions, run_soak  # noqa: PLC0415
+
+        soak = SoakOptions(
+            duration=args.duration,
+            rate=args.rate,
+            every=args.every,
+            warmup=args.warmup,
+            max_growth=args.max_growth,
+            drain=args.drain,
+            partitions=args.partitions,
+            seed=args.seed,
+            bad_ratio=args.bad_ratio,
+        )
+        result = asyncio.run(run_soak(settings, soak))
+        return 130 if result.interrupted else 0 if result.passed else 1
     if args.command == "bench" and args.replay:
         from streams.bench import say  # noqa: PLC0415
         from streams.bench_replay import run_replay_bench  # noqa: PLC0415
