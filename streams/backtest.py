@@ -71,6 +71,7 @@ def run_backtest(
         dedupe_max_entries=settings.dedupe_max_entries,
         retained_windows=settings.retained_windows,
         guard=CardinalityGuard(settings.max_dimension_values),
+        join_max_entries=settings.join_max_entries,
     )
     finalizer = Finalizer(catalog, windows, settings.allowed_lateness_seconds)
     limits = ValidationLimits(settings.max_event_bytes, settings.max_future_skew_seconds)

@@ -87,6 +87,7 @@ def state_config(settings: Settings) -> StateConfig:
         retained_windows=settings.retained_windows,
         fx=FxTable(settings.reporting_currency, settings.fx_rates),
         guard=CardinalityGuard(settings.max_dimension_values),
+        join_max_entries=settings.join_max_entries,
     )
 
 

@@ -26,6 +26,10 @@ class TimeJoin:
         self.waiting: OrderedDict[str, list[Pending]] = OrderedDict()
         self._log: list[list[Any]] = []
 
+    def __len__(self) -> int:
+        """Starts and keys with waiting ends held."""
+        return len(self.started) + len(self.waiting)
+
     def start(self, key: str, at: float) -> list[tuple[str, float, Dims, float]]:
         """Record a start; return the waiting ends it completes as (measure, end, dims, seconds)."""
         self.started[key] = at

@@ -33,6 +33,9 @@ default (`message.max.bytes`)."""
 DAY_RETENTION_DAYS = 32
 """Business days kept as buckets: a 30-day trailing window plus margin; older ones fold."""
 JOIN_TTL_SECONDS = 30 * 86400.0
+JOIN_MAX_ENTRIES = 1_000_000
+"""Per partition (`Settings.join_max_entries`): at 500 events/s an order starts every ~3 ms, so
+this bound, not the 30-day TTL, is what limits the join's memory under load."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,7 @@ class PartitionState:
         dedupe_max_entries: int,
         retained_windows: int,
         guard: CardinalityGuard | None = None,
+        join_max_entries: int = JOIN_MAX_ENTRIES,
     ) -> None:
         self.catalog = catalog
         self.guard = guard
@@ -79,7 +83,7 @@ class PartitionState:
         self.retained_windows = retained_windows
         self.seen = Deduper(dedupe_max_entries)
         self.store = MeasureStore()
-        self.join = TimeJoin(JOIN_TTL_SECONDS, dedupe_max_entries)
+        self.join = TimeJoin(JOIN_TTL_SECONDS, join_max_entries)
         self.first_event_time = math.inf
         self.newest: dict[str, float] = {}
         """Newest event time per event type (what completeness judges sources by)."""

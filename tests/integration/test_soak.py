@@ -10,7 +10,8 @@ import sys
 import pytest
 
 PROGRESS = re.compile(
-    r"^\[\s*(\d+)s\] sent (\d+) \| lag (\d+|\?) \| rss (\d+\.\d) MB( \| drained)?$"
+    r"^\[\s*(\d+)s\] sent (\d+) \| lag (\d+|\?) \| rss (\d+\.\d) MB"
+    r" \| join (\d+) \(evicted (\d+)\)( \| drained)?$"
 )
 SUMMARY = re.compile(
     r"^soak: rss after warm-up (\d+\.\d) MB \(at (\d+)s\), at end (\d+\.\d) MB, change "
@@ -41,7 +42,7 @@ def test_a_short_soak_prints_progress_and_a_summary_and_exits_by_its_verdict(
     summary = summaries[0]
     assert summary[9] == "PASS"
     assert len(progress) >= 4  # at 2, 4, 6 and 8 s, then one after the drain
-    assert progress[-1][5] == " | drained"
+    assert progress[-1][7] == " | drained"
     assert progress[-1][3] == "0"
     sent = int(summary[8])
     # 8 s at 200 events/s is 1600 on average; a Poisson count is within 1600 +- 5 sigma (200).
@@ -52,3 +53,7 @@ def test_a_short_soak_prints_progress_and_a_summary_and_exits_by_its_verdict(
     # The change is recomputed from the two figures it was printed with (rounded to 0.1 MB).
     assert float(summary[4]) == pytest.approx((end / warm - 1) * 100, abs=0.2)
     assert float(summary[5]) >= max(warm, end) - 0.1
+    # Every order started is in the join (none delivered within 8 s; the bound, 20000 per
+    # partition, is far): at most the valid events counted, and none evicted.
+    assert 0 < int(progress[-1][5]) < sent
+    assert int(progress[-1][6]) == 0

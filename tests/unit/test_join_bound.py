@@ -1,0 +1,76 @@
+"""The cycle-time join's own memory bound (PULSE_JOIN_MAX_ENTRIES): what it drops, and the count.
+
+At 500 events/s about 300 orders start per second and each is held for the join's 30-day TTL, so
+under load this bound, not the TTL, caps the worker's memory; it is no longer the dedupe bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from test_metrics import scrape
+
+from streams.core import PartitionState, WorkerState
+from streams.core.join import TimeJoin
+from streams.metrics import build_registry
+
+T0 = 1_709_294_400  # 2024-03-01T12:00:00Z, a whole minute
+
+
+def test_past_its_bound_the_join_forgets_the_oldest_start_and_counts_it() -> None:
+    join = TimeJoin(ttl=3600, max_entries=2)
+    for key, at in (("a", 0.0), ("b", 1.0), ("c", 2.0)):
+        assert join.start(key, at) == []
+
+    assert join.evicted == 1
+    assert list(join.started) == ["b", "c"]
+    assert join.end("cycle_time", "b", 31.0, ()) == 30.0  # 31 - 1
+    assert join.end("cycle_time", "a", 40.0, ()) is None  # forgotten: it waits for its start
+    assert len(join) == 3  # starts b and c, and a's waiting end
+
+
+def cycle_time_samples(part: PartitionState) -> list[tuple[int, float | None]]:
+    """The cycle times added to 1-minute windows: (count, p50 in seconds) per window."""
+    out = []
+    for (window, _), accs in part.store.buckets.items():
+        for (measure, _), sketch in accs.items():
+            if window == "1m" and measure == "cycle_time":
+                out.append((sketch.count, sketch.quantile(Decimal("0.5"))))  # type: ignore[union-attr]
+    return out
+
+
+def orders_then_deliveries(make_envelope: Callable[..., Any], part: PartitionState) -> None:
+    for k in range(3):  # o-0, o-1, o-2 at T0, T0 + 1, T0 + 2
+        part.apply(make_envelope(order_id=f"o-{k}", at=T0 + k))
+    for k in (0, 2):  # delivered 10 s after T0 + 2
+        part.apply(
+            make_envelope(type="shipment_delivered", order_id=f"o-{k}", at=T0 + 12, shipment_id="s")
+        )
+
+
+def test_the_join_has_its_own_bound_apart_from_dedupe(
+    make_partition: Callable[..., PartitionState], make_envelope: Callable[..., Any]
+) -> None:
+    part = make_partition(join_max_entries=2, dedupe_max_entries=1000)
+
+    orders_then_deliveries(make_envelope, part)
+
+    # o-0 was the oldest of three starts with room for two: its delivery has no cycle time;
+    # o-2's is 12 - 2 = 10 s. No event id was forgotten.
+    assert part.join.evicted == 1
+    assert part.seen.evicted == 0
+    assert [(count, round(p50)) for count, p50 in cycle_time_samples(part)] == [(1, 10)]
+
+
+def test_join_entries_and_evictions_are_exported(
+    make_state: Callable[..., WorkerState], make_envelope: Callable[..., Any]
+) -> None:
+    state = make_state(join_max_entries=2)
+    orders_then_deliveries(make_envelope, state.assign(("pulse.events", 0)))
+
+    samples = scrape(build_registry(state))
+
+    assert samples["pulse_join_evictions_total"] == {(): 1}
+    assert samples["pulse_join_entries"] == {(): 3}  # starts o-1 and o-2, o-0's waiting end
