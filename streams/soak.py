@@ -109,20 +109,23 @@ class SoakResult:
         elif end > warm * (1 + max_growth):  # in bytes: 10% of 100 MB is no float rounding
             self.problems.append(f"RSS grew {growth:+.1%} after warm-up (limit {max_growth:+.0%})")
         if self.final_lag != 0:
-            self.problems.append(f"lag did not return to 0 ({self.final_lag})")
+            last = "unknown" if self.final_lag is None else self.final_lag
+            self.problems.append(f"lag did not return to 0 ({last})")
         return not self.problems
 
     def summary(self, passed: bool) -> str:
         growth = self.growth
         verdict = "INTERRUPTED" if self.interrupted else "PASS" if passed else "FAIL"
         return (
-            f"soak: rss after warm-up {_mb(self.warm_rss)} (at {self.warm_at:.0f}s), "
+            f"soak: rss after warm-up {_mb(self.warm_rss)}"
+            + (f" (at {self.warm_at:.0f}s)" if self.warm_rss is not None else "")
+            + ", "
             f"at end {_mb(self.end_rss)}, change "
             + ("n/a" if growth is None else f"{growth:+.1%}")
             + f" | peak {_mb(self.peak_rss)} | max lag {self.max_lag} | final lag "
             + ("n/a" if self.final_lag is None else str(self.final_lag))
             + f" | sent {self.sent} | {verdict}"
-            + (f" ({'; '.join(self.problems)})" if self.problems and not passed else "")
+            + (f" ({'; '.join(self.problems)})" if self.problems and not self.interrupted else "")
         )
 
 

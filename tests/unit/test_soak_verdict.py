@@ -35,6 +35,15 @@ def test_a_run_without_a_baseline_fails() -> None:
     assert not SoakResult(end_rss=90 * MB, final_lag=0).judge(0.10)
 
 
+def test_an_interrupted_run_says_so_without_a_verdict_on_figures_it_lacks() -> None:
+    result = SoakResult(peak_rss=61 * MB, sent=803, interrupted=True)
+    result.judge(0.10)
+    assert result.summary(False) == (
+        "soak: rss after warm-up n/a, at end n/a, change n/a | peak 61.0 MB | max lag 0 | "
+        "final lag n/a | sent 803 | INTERRUPTED"
+    )
+
+
 def test_steady_rate_undoes_the_daily_shape() -> None:
     # The simulator runs at rate x (1 - 0.65 cos(2 pi t / day)): x 0.35 at midnight UTC, x 1.65
     # at noon, x 1 on average over a whole day.
