@@ -27,6 +27,7 @@ MetricName = Literal[
     "pulse_dedupe_evictions",
     "pulse_join_entries",
     "pulse_join_evictions",
+    "pulse_join_unmatched",
     "pulse_dimension_values_folded",
     "pulse_consumer_lag_messages",
     "pulse_kpi_anomaly_score",
@@ -225,6 +226,12 @@ class PulseCollector(Collector):
             "pulse_join_evictions",
             "Join entries dropped before their TTL because PULSE_JOIN_MAX_ENTRIES was reached.",
             value=state.join_evictions(),
+        )
+        yield CounterMetricFamily(
+            "pulse_join_unmatched",
+            "Deliveries given no cycle time: their order was not seen on this partition before "
+            "their window became final (never placed here, evicted, or too late).",
+            value=state.join_unmatched(),
         )
         if self._lag is not None:
             lag = GaugeMetricFamily(

@@ -230,8 +230,9 @@ class PartitionState:
             return
         mark = self.watermark.value
         lateness = self.watermark.lateness
-        self.seen.expire_before(self.windows.minute.start_of(mark - lateness))
-        self.join.expire_before(mark)
+        final = self.windows.minute.start_of(mark - lateness)  # minutes before it are final
+        self.seen.expire_before(final)
+        self.join.expire_before(mark, ends_final_before=final)  # as `_add_sample` would drop them
         horizon = min(shown_watermark, mark)
         hour = self.windows.flow["1h"]
         keep_minutes = max(self.retained_windows * 60, 3600)

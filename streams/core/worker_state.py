@@ -103,6 +103,9 @@ class WorkerState:
     def join_evictions(self) -> int:
         return sum(p.join.evicted for p in self.partitions.values())
 
+    def join_unmatched(self) -> int:
+        return sum(p.join.unmatched for p in self.partitions.values())
+
     def _stores(self) -> list[MeasureStore]:
         return [p.store for p in self.partitions.values()]
 

@@ -10,10 +10,12 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from test_metrics import scrape
 
 from streams.core import PartitionState, WorkerState
 from streams.core.join import TimeJoin
+from streams.errors import InvalidEvent
 from streams.metrics import build_registry
 
 T0 = 1_709_294_400  # 2024-03-01T12:00:00Z, a whole minute
@@ -74,3 +76,41 @@ def test_join_entries_and_evictions_are_exported(
 
     assert samples["pulse_join_evictions_total"] == {(): 1}
     assert samples["pulse_join_entries"] == {(): 3}  # starts o-1 and o-2, o-0's waiting end
+    assert samples["pulse_join_unmatched_total"] == {(): 0}  # o-0's delivery may still match
+
+
+def test_an_end_whose_window_is_final_is_dropped_as_unmatched() -> None:
+    join = TimeJoin(ttl=3600, max_entries=10)
+    assert join.end("cycle_time", "x", 10.0, ()) is None
+    assert join.end("cycle_time", "y", 100.0, ()) is None
+
+    join.expire_before(50.0, ends_final_before=60.0)  # the TTL alone would keep both
+
+    assert list(join.waiting) == ["y"]
+    assert join.unmatched == 1
+
+
+def test_a_delivery_without_its_order_waits_only_until_its_window_is_final(
+    make_partition: Callable[..., PartitionState], make_envelope: Callable[..., Any]
+) -> None:
+    # Watermark delay 5 s, lateness 30 s (the unit-test config).
+    part = make_partition()
+    part.apply(
+        make_envelope(type="shipment_delivered", order_id="o-x", at=T0 + 10, shipment_id="s")
+    )
+    part.apply(make_envelope(order_id="o-y", at=T0 + 200))  # watermark T0 + 195
+    part.apply(
+        make_envelope(type="shipment_delivered", order_id="o-z", at=T0 + 150, shipment_id="s")
+    )
+
+    part.expire(part.watermark.value)
+
+    # Minutes before start_of(T0 + 195 - 30) = T0 + 120 are final: o-x's delivery (T0 + 10)
+    # could never get a cycle time, o-z's (T0 + 150) still can.
+    assert list(part.join.waiting) == ["o-z"]
+    assert part.join.unmatched == 1
+    # Nothing lost: o-x's order is itself too late now; o-z's still matches, 150 - 140 = 10 s.
+    with pytest.raises(InvalidEvent, match="late"):
+        part.apply(make_envelope(order_id="o-x", at=T0 + 5))
+    part.apply(make_envelope(order_id="o-z", at=T0 + 140))
+    assert [(count, round(p50)) for count, p50 in cycle_time_samples(part)] == [(1, 10)]
