@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     )
     retained_windows: int = Field(default=10, ge=1, description="Closed windows kept per key.")
     dedupe_max_entries: int = Field(default=1_000_000, ge=1)
+    join_max_entries: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Open order starts and waiting deliveries of the cycle-time join kept per "
+        "source partition (~200 bytes each); past it the oldest go, counted in "
+        "pulse_join_evictions_total, and a delivery of such an order gets no cycle time.",
+    )
     changelog_snapshot_records: int = Field(
         default=10_000,
         ge=0,

@@ -29,6 +29,9 @@ CHECKPOINT_VERSION = 3
 DAY_RETENTION_DAYS = 32
 """Business days kept as buckets: a 30-day trailing window plus margin; older ones fold."""
 JOIN_TTL_SECONDS = 30 * 86400.0
+JOIN_MAX_ENTRIES = 1_000_000
+"""Per partition (`Settings.join_max_entries`): at 500 events/s an order starts every ~3 ms, so
+this bound, not the 30-day TTL, is what limits the join's memory under load."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,7 @@ class PartitionState:
         dedupe_max_entries: int,
         retained_windows: int,
         guard: CardinalityGuard | None = None,
+        join_max_entries: int = JOIN_MAX_ENTRIES,
     ) -> None:
         self.catalog = catalog
         self.guard = guard
@@ -75,7 +79,7 @@ class PartitionState:
         self.retained_windows = retained_windows
         self.seen = Deduper(dedupe_max_entries)
         self.store = MeasureStore()
-        self.join = TimeJoin(JOIN_TTL_SECONDS, dedupe_max_entries)
+        self.join = TimeJoin(JOIN_TTL_SECONDS, join_max_entries)
         self.first_event_time = math.inf
         self.newest: dict[str, float] = {}
         """Newest event time per event type (what completeness judges sources by)."""
@@ -231,8 +235,9 @@ class PartitionState:
             return
         mark = self.watermark.value
         lateness = self.watermark.lateness
-        self.seen.expire_before(self.windows.minute.start_of(mark - lateness))
-        self.join.expire_before(mark)
+        final = self.windows.minute.start_of(mark - lateness)  # minutes before it are final
+        self.seen.expire_before(final)
+        self.join.expire_before(mark, ends_final_before=final)  # as `_add_sample` would drop them
         horizon = min(shown_watermark, mark)
         hour = self.windows.flow["1h"]
         keep_minutes = max(self.retained_windows * 60, 3600)

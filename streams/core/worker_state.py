@@ -25,7 +25,7 @@ from streams.core.kpi_values import (
 )
 from streams.core.measures import MeasureStore
 from streams.core.money import FxTable
-from streams.core.partition_state import PartitionState, Windows
+from streams.core.partition_state import JOIN_MAX_ENTRIES, PartitionState, Windows
 from streams.core.windows import DEFAULT_SOURCE_IDLE_SECONDS, NO_WATERMARK, Tumbling, Watermark
 from streams.errors import RejectReason
 
@@ -46,6 +46,7 @@ class StateConfig:
     fx: FxTable
     guard: CardinalityGuard | None = None
     source_idle: float = DEFAULT_SOURCE_IDLE_SECONDS
+    join_max_entries: int = JOIN_MAX_ENTRIES
 
 
 @dataclass
@@ -69,6 +70,7 @@ class WorkerState:
             dedupe_max_entries=config.dedupe_max_entries,
             retained_windows=config.retained_windows,
             guard=config.guard,
+            join_max_entries=config.join_max_entries,
         )
 
     def assign(self, source: SourcePartition) -> PartitionState:
@@ -98,6 +100,16 @@ class WorkerState:
 
     def dedupe_evictions(self) -> int:
         return sum(p.seen.evicted for p in self.partitions.values())
+
+    def join_entries(self) -> int:
+        """Order starts and waiting deliveries the cycle-time join holds, over owned partitions."""
+        return sum(len(p.join) for p in self.partitions.values())
+
+    def join_evictions(self) -> int:
+        return sum(p.join.evicted for p in self.partitions.values())
+
+    def join_unmatched(self) -> int:
+        return sum(p.join.unmatched for p in self.partitions.values())
 
     def _stores(self) -> list[MeasureStore]:
         return [p.store for p in self.partitions.values()]

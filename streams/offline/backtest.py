@@ -80,6 +80,7 @@ def run_backtest(
             max_combinations=settings.max_series_per_kpi,
             max_series=settings.kpi_series_budget,
         ),
+        join_max_entries=settings.join_max_entries,
     )
     finalizer = Finalizer(catalog, windows, settings.allowed_lateness_seconds)
     limits = ValidationLimits(settings.max_event_bytes, settings.max_future_skew_seconds)

@@ -61,7 +61,7 @@ import orjson
 from schemas import EVENT_TYPES, SCHEMA_VERSION
 from streams.tools.incidents import KPI_TARGETS, Incident
 
-__all__ = ["BAD_KINDS", "SimulatedMessage", "SimulationConfig", "simulate"]
+__all__ = ["BAD_KINDS", "SimulatedMessage", "SimulationConfig", "daily_level", "simulate"]
 
 BAD_KINDS: tuple[str, ...] = (
     "undecodable",
@@ -257,6 +257,11 @@ def simulate(config: SimulationConfig) -> Iterator[SimulatedMessage]:
         yield message
 
 
+def daily_level(t: float) -> float:
+    """The daily shape at epoch seconds `t`: the rate there over the daily mean `rate`."""
+    return 1 - _SEASONAL_AMPLITUDE * math.cos(2 * math.pi * (t % _DAY_SECONDS) / _DAY_SECONDS)
+
+
 def _arrival_millis(rng: random.Random, config: SimulationConfig) -> Iterator[int]:
     """Event times in epoch milliseconds within [start, start + duration].
 
@@ -274,8 +279,7 @@ def _arrival_millis(rng: random.Random, config: SimulationConfig) -> Iterator[in
     peak = config.rate * top
     t = start
     while (t := t + rng.expovariate(peak)) < end:
-        phase = 2 * math.pi * (t % _DAY_SECONDS) / _DAY_SECONDS
-        level = 1 - _SEASONAL_AMPLITUDE * math.cos(phase)
+        level = daily_level(t)
         if weekly:
             weekend = (t // _DAY_SECONDS + 3) % 7 >= 5  # 1970-01-01 was a Thursday (Monday = 0)
             level *= 1 - weekly if weekend else 1 + weekly * _WEEKDAY_SHARE

@@ -27,4 +27,5 @@ def state_config(settings: Settings) -> StateConfig:
             max_series=settings.kpi_series_budget,
         ),
         source_idle=settings.source_idle_seconds,
+        join_max_entries=settings.join_max_entries,
     )
