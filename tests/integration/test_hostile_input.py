@@ -199,7 +199,11 @@ async def test_every_hostile_message_is_counted_or_dead_lettered(
     assert {k: round(v, 2) for k, v in got.items()} == {k: float(v) for k, v in want.items()}
 
     # An unexpected exception is an ERROR naming the event, once per internal_error dead letter.
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # (kpi-pulse's own log only: aiokafka logs a broker's passing NotLeaderForPartition as an
+    # ERROR while a topic the worker just created gets its leader, on Apache Kafka.)
+    errors = [
+        r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("streams")
+    ]
     assert all(r.getMessage().startswith("internal error on ") for r in errors), errors[:3]
     assert len(errors) == rejected["internal_error"]
 
