@@ -38,6 +38,7 @@ from streams.detection.watch import IDLE_STEPS, AnomalyWatch
 from streams.errors import BrokerError
 from streams.export.http import MetricsServer
 from streams.export.metrics import build_registry
+from streams.export.page import Page, PageSources
 from streams.kafka.anomalies import anomaly_record
 from streams.kafka.changelog import ChangelogWriter, offsets
 from streams.kafka.clients import (
@@ -109,6 +110,7 @@ class Worker:
             settings.metrics_port,
             self.liveness,
             self.readiness,
+            page=Page(PageSources(self.state, self.watch, self.lag)),
         )
         self.serving = asyncio.Event()
         """Set once /metrics is bound (`server.url` is then final)."""
