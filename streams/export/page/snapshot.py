@@ -16,6 +16,7 @@ Money is in the reporting currency; times are epoch seconds (UTC).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
 from streams.core import NO_WATERMARK, KpiValue, WorkerState
@@ -25,6 +26,7 @@ from streams.export.page.history import History
 
 LagSource = Callable[[], Iterable[tuple[str, int, int]]]
 
+ZERO = Decimal(0)
 WINDOW_ORDER = ("1m", "5m", "1h", "1d", "30d", "1mo", "balance", "cumulative")
 
 
@@ -49,7 +51,7 @@ def _balances(catalog: CompiledCatalog, values: list[KpiValue]) -> list[KpiValue
         if kpi.kind == "balance" and kpi.dims and v.value is not None:
             sums.setdefault(v.kpi, []).append(v)
     return [
-        KpiValue(name, vs[0].window, vs[0].start, vs[0].end, (), sum(v.value or 0 for v in vs))
+        KpiValue(name, vs[0].window, vs[0].start, vs[0].end, (), sum((v.value or ZERO for v in vs), ZERO))
         for name, vs in sums.items()
     ]
 
