@@ -51,7 +51,9 @@ def _balances(catalog: CompiledCatalog, values: list[KpiValue]) -> list[KpiValue
         if kpi.kind == "balance" and kpi.dims and v.value is not None:
             sums.setdefault(v.kpi, []).append(v)
     return [
-        KpiValue(name, vs[0].window, vs[0].start, vs[0].end, (), sum((v.value or ZERO for v in vs), ZERO))
+        KpiValue(
+            name, vs[0].window, vs[0].start, vs[0].end, (), sum((v.value or ZERO for v in vs), ZERO)
+        )
         for name, vs in sums.items()
     ]
 
