@@ -122,9 +122,17 @@ def snapshot(
         },
         "detection": watch is not None,
         "tiles": tiles,
-        "alerts": [_alert(watch, key, s) for key, s in sorted(active.items())] if watch else [],
+        "alerts": [_alert(watch, k, s) for k, s in sorted(active.items(), key=_urgency)]
+        if watch
+        else [],
         "stale": [{"source": src, "since": since} for src, since in sorted(stale.items())],
     }
+
+
+def _urgency(item: tuple[SeriesKey, Series]) -> tuple[int, int, SeriesKey]:
+    """Critical first, then the widest series (company-wide before one region of one unit)."""
+    key, series = item
+    return (0 if series.lifecycle.severity == "critical" else 1, len(key[2]), key)
 
 
 def _alert(watch: AnomalyWatch, key: SeriesKey, series: Series) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 "use strict";
 
 const POLL_MS = 2000;
+const MAX_ALERTS = 20;
 const FAST = ["1m", "5m", "1h", "1d"];
 const SVG = "http://www.w3.org/2000/svg";
 let chosen = "1m";
@@ -33,6 +34,10 @@ function utc(seconds) {
 
 function hhmm(seconds) {
   return new Date(seconds * 1000).toISOString().slice(11, 16);
+}
+
+function day(seconds) {
+  return new Date(seconds * 1000).toISOString().slice(0, 10);
 }
 
 function el(tag, attrs = {}, text) {
@@ -87,6 +92,7 @@ function tile(t, currency) {
     class: `tile${t.alert ? " " + t.alert : ""}`,
     "data-kpi": t.kpi,
     "data-window": t.window,
+    "data-end": String(t.end),
     title: t.description,
   });
   const name = el("div", { class: "name" });
@@ -94,8 +100,11 @@ function tile(t, currency) {
   node.append(name);
   node.append(el("div", { class: "value", "data-value": String(t.value) },
     formatValue(t.value, t.unit, currency)));
+  const span = t.end - t.start >= 86400
+    ? `${day(t.start)} – ${day(t.end)}`
+    : `${hhmm(t.start)}–${hhmm(t.end)} UTC`;
   node.append(el("div", { class: "when" },
-    `${hhmm(t.start)}–${hhmm(t.end)} UTC${t.alert ? " · alert open (" + t.alert + ")" : ""}`));
+    `${span}${t.alert ? " · alert open (" + t.alert + ")" : ""}`));
   node.append(sparkline(t.points));
   return node;
 }
@@ -112,7 +121,7 @@ function renderAlerts(alerts, currency, units) {
   count.textContent = alerts.length;
   count.classList.toggle("hot", alerts.length > 0);
   if (!alerts.length) { list.append(el("li", { class: "none" }, "none open")); return; }
-  for (const a of alerts) {
+  for (const a of alerts.slice(0, MAX_ALERTS)) {
     const item = el("li", {
       class: `alert ${a.severity}`,
       "data-kpi": a.kpi,
@@ -129,6 +138,9 @@ function renderAlerts(alerts, currency, units) {
       `(${formatValue(a.lower, unit, currency)} – ${formatValue(a.upper, unit, currency)}) · ` +
       `score ${a.score === null ? "–" : a.score.toFixed(2)}`));
     list.append(item);
+  }
+  if (alerts.length > MAX_ALERTS) {
+    list.append(el("li", { class: "none" }, `and ${alerts.length - MAX_ALERTS} more (see /metrics)`));
   }
 }
 
