@@ -24,10 +24,10 @@ def system_browser() -> tuple[str, str]:
         if os.path.exists("/usr/lib/chromium/chromedriver")
         else None
     )
-    assert browser and driver, (
-        "headless Chromium is missing: `make browser-tools` installs the Debian packages "
-        "chromium and chromium-driver (`make test` does it for you)"
-    )
+    missing = "headless Chromium is missing: `make browser-tools` installs the Debian packages "
+    missing += "chromium and chromium-driver (`make test` does it for you)"
+    assert browser, missing
+    assert driver, missing
     return browser, driver
 
 

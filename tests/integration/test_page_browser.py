@@ -58,7 +58,7 @@ def window_end(samples: Samples, window: str) -> float | None:
 
 def shown_value(tile: str) -> float:
     """The number a person reads on a tile ("1,234.56 EUR", "31.2 %")."""
-    text = tile.split()[0].replace(",", "")
+    text = tile.split(maxsplit=1)[0].replace(",", "")
     return float(text)
 
 
@@ -142,9 +142,11 @@ async def test_page_shows_metrics_values_and_the_injected_dip(
             assert alert["severity"] in {"warning", "critical"}
             assert "revenue fell" in alert["explanation"]
             # The page's JSON says when the alert started: inside the injected dip.
-            async with aiohttp.ClientSession() as session:
-                async with session.get(f"{page}page.json") as response:
-                    data = await response.json()
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"{page}page.json") as response,
+            ):
+                data = await response.json()
             started = [
                 a["started_at"]
                 for a in data["alerts"]
