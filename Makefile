@@ -63,7 +63,7 @@ test: $(STAMP) ops-tools browser-tools kafka-tools lint check-generated ## lint,
 	$(BIN)/pytest -ra -m "not fault"
 	$(MAKE) --no-print-directory test-apache test-fault
 
-test-apache: $(STAMP) kafka-tools ## the integration suite again, on Apache Kafka (one node, started by the tests)
+test-apache: $(STAMP) browser-tools kafka-tools ## the integration suite again, on Apache Kafka (one node, started by the tests)
 	KPI_PULSE_TEST_BROKER=apache $(BIN)/pytest -ra tests/integration -m "not apache_kafka and not fault"
 
 test-fault: $(STAMP) kafka-tools ## fault tests on Apache Kafka: kill -9, rebalances, broker failures; exact KPIs
