@@ -20,7 +20,7 @@ P0, P1 = ("pulse.events", 0), ("pulse.events", 1)
 CATALOG = compile_catalog()
 
 
-def value(kpi, labels, amount, num=None, den=None, window="1m", start=T0):
+def value(kpi, labels, amount, *, num=None, den=None, window="1m", start=T0):
     return KpiValue(
         kpi,
         window,
