@@ -56,17 +56,23 @@ function svg(tag, attrs = {}) {
 function sparkline(points) {
   const w = 220, h = 52, pad = 3;
   const root = svg("svg", { viewBox: `0 0 ${w} ${h}`, class: "spark", role: "img" });
-  if (points.length < 2) {
+  if (!points.length) {
     const t = svg("text", { x: 4, y: 30, class: "empty" });
-    t.textContent = points.length ? "band after the next window" : "no band yet (detectors learning)";
+    t.textContent = "no band yet (no window scored)";
     root.append(t);
     return root;
   }
   const ys = points.flatMap((p) => [p.observed, p.lower, p.upper]).filter(Number.isFinite);
   let lo = Math.min(...ys), hi = Math.max(...ys);
   if (hi === lo) { hi += 1; lo -= 1; }
-  const t0 = points[0].start, t1 = points[points.length - 1].start;
-  const x = (t) => pad + ((t - t0) / (t1 - t0 || 1)) * (w - 2 * pad);
+  let t0 = points[0].start;
+  const t1 = points[points.length - 1].start;
+  // One point so far: its band spans the width, the value sits at the right end.
+  if (points.length === 1) {
+    t0 = t1 - 1;
+    points = [{ ...points[0], start: t0, ghost: true }, points[0]];
+  }
+  const x = (t) => pad + ((t - t0) / (t1 - t0)) * (w - 2 * pad);
   const y = (v) => h - pad - ((v - lo) / (hi - lo)) * (h - 2 * pad);
   const line = (key) => points.map((p) => `${x(p.start).toFixed(1)},${y(p[key]).toFixed(1)}`);
   const band = [...line("upper"), ...line("lower").reverse()].join(" ");
@@ -74,7 +80,7 @@ function sparkline(points) {
   root.append(svg("polyline", { class: "expected", points: line("expected").join(" ") }));
   root.append(svg("polyline", { class: "observed", points: line("observed").join(" ") }));
   for (const p of points) {
-    if (p.observed < p.lower || p.observed > p.upper) {
+    if (!p.ghost && (p.observed < p.lower || p.observed > p.upper)) {
       root.append(svg("circle", { class: "outside", cx: x(p.start), cy: y(p.observed), r: 2.5 }));
     }
   }
