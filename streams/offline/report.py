@@ -3,8 +3,9 @@ read from what `pulse detect` or `pulse backtest` read or wrote. Drawn by `repor
 
 Input (CSV, the header decides):
 - `timestamp,value[,anomaly_score]`: the input or output of `pulse detect`. Timestamps as
-  `pulse detect` takes them (RFC 3339 with a zone, or epoch seconds), in increasing order; an
-  empty value is a gap (not drawn, not scored).
+  `pulse detect` takes them (RFC 3339 with a zone, or epoch seconds), drawn in time order; rows
+  with the same timestamp are one point (their mean); an empty value is a gap (not drawn, not
+  scored).
 - `kpi,window,window_start,window_end,dimensions,value`: the output of `pulse backtest`. One
   series is chosen with `kpi` (needed when the file holds several), `window` (default: the KPI's
   shortest) and `dimensions` (`region=emea;business_unit=retail`, default none): rows whose
@@ -140,7 +141,9 @@ def _number(text: str, line: int) -> float:
 def _detect_rows(
     rows: Iterator[tuple[int, list[str]]], cells: int
 ) -> list[tuple[float, float | None]]:
-    out: list[tuple[float, float | None]] = []
+    """Rows in time order (a file `pulse detect` reordered keeps its input order); a repeated
+    timestamp is one point, the mean of its values, as `pulse detect` scores it."""
+    values: dict[float, list[float]] = {}
     for line, row in rows:
         if len(row) != cells:
             raise ReportError(f"line {line}: expected {cells} cells, found {len(row)}")
@@ -148,10 +151,10 @@ def _detect_rows(
             t = parse_timestamp(row[0])
         except ValueError as exc:
             raise ReportError(f"line {line}: {exc}") from None
-        if out and t <= out[-1][0]:
-            raise ReportError(f"line {line}: timestamp {row[0]!r} is not after the previous row's")
-        out.append((t, _number(row[1], line) if row[1] else None))
-    return out
+        found = values.setdefault(t, [])
+        if row[1]:
+            found.append(_number(row[1], line))
+    return [(t, sum(v) / len(v) if v else None) for t, v in sorted(values.items())]
 
 
 def _backtest_rows(
