@@ -265,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write the JSON Schemas (schemas/json), the Prometheus recording and alert "
         "rules (deploy/prometheus/rules), the Alertmanager configuration (deploy/alertmanager) "
         "and the Grafana dashboards (grafana/dashboards), all from the event models and the KPI "
-        "catalog. Run it from a source checkout after changing either, and commit the result.",
+        "catalog. Run it from a source checkout after changing either, and commit the result. "
+        "Money panels are labelled in PULSE_REPORTING_CURRENCY (default EUR: the committed "
+        "boards).",
     )
     generate.add_argument(
         "--check", action="store_true", help="only report drift; exit 1 when files differ"
@@ -586,14 +588,15 @@ def _generate(args: argparse.Namespace) -> int:
         links = replace(links, grafana=args.grafana_url.rstrip("/"))
     if args.runbook_url:
         links = replace(links, runbook=args.runbook_url)
+    currency = load_settings().reporting_currency
     if args.check:
-        stale = drift(links=links)
+        stale = drift(links=links, currency=currency)
         for path in stale:
             sys.stderr.write(f"{path} differs from what the code generates\n")
         if stale:
             sys.stderr.write("run `pulse generate` (or `make generate`) and commit the result\n")
         return 1 if stale else 0
-    for path in write_all(links=links):
+    for path in write_all(links=links, currency=currency):
         sys.stdout.write(f"wrote {path}\n")
     return 0
 

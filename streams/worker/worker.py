@@ -101,7 +101,12 @@ class Worker:
         self.rebalances = 0
         """Partition assignments received (the service board's rebalance count)."""
         self.registry = build_registry(
-            self.state, self.lag, self.watch, self.detector_cost, lambda: self.rebalances
+            self.state,
+            lag=self.lag,
+            rebalances=lambda: self.rebalances,
+            watch=self.watch,
+            detector_cost=self.detector_cost,
+            bands=settings.export_bands,
         )
         self.server = MetricsServer(
             self.registry,
