@@ -342,3 +342,27 @@ def test_a_new_catalog_kpi_gets_its_panels_without_code_changes() -> None:
     expr = next(e for e in exprs(board) if "pulse_refund_rate_numerator" in e)
     assert expr.startswith("100 * sum by (business_unit, region) (pulse_refund_rate_numerator{")
     assert band_targets(board, "refund_rate")
+
+
+def _units(rendered: dict[str, str]) -> set[str]:
+    return {
+        p["fieldConfig"]["defaults"].get("unit", "")
+        for text in rendered.values()
+        for p in panels(json.loads(text))
+        if "fieldConfig" in p
+    }
+
+
+def test_money_panels_are_in_the_reporting_currency_and_boards_are_read_only() -> None:
+    money = {k.name for k in CATALOG.kpis if k.unit == "currency"}
+    assert "revenue" in money
+    assert "currencyEUR" in _units(render_dashboards())
+    usd = _units(render_dashboards(currency="USD"))
+    assert "currencyUSD" in usd
+    assert "currencyEUR" not in usd
+    # a currency Grafana has no unit for: its code as a suffix
+    xaf = _units(render_dashboards(currency="XAF"))
+    assert "suffix: XAF" in xaf
+    assert not any(u.startswith("currency") for u in xaf)
+    for text in render_dashboards().values():
+        assert json.loads(text)["editable"] is False
