@@ -319,6 +319,19 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         action="store_true",
         help="also measure a per-event Faust agent doing the same work (once, ~30 s more)",
     )
+    bench.add_argument(
+        "--latency",
+        type=_positive,
+        metavar="RATE",
+        help="then offer RATE events/s with event time = now to a fresh worker and print start "
+        "-> ready, publish -> applied and window end -> KPI record (p50/p99), and RSS",
+    )
+    bench.add_argument(
+        "--latency-seconds",
+        type=_positive,
+        default=90.0,
+        help="how long the latency run offers events (default 90: a 1m window or more closes)",
+    )
 
 
 def _hostile_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -540,6 +553,8 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
             args.rounds,
             with_faust=args.with_faust,
             simulated_rate=args.simulated_rate,
+            latency=args.latency,
+            latency_seconds=args.latency_seconds,
         )
     )
     return 0
