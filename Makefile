@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 OPS_TOOLS := prometheus promtool prometheus-alertmanager amtool
 BROWSER_TOOLS := chromium chromedriver
 
-.PHONY: help setup ops-tools browser-tools kafka-tools test-apache test-fault demo demo-incidents test test-unit test-integration lint format generate check-generated bench hostile soak evaluate clean
+.PHONY: help setup ops-tools browser-tools screenshots kafka-tools test-apache test-fault demo demo-incidents test test-unit test-integration lint format generate check-generated bench hostile soak evaluate clean
 
 help: ## list the entry points (start with `make demo`, then `make test`)
 	@echo "kpi-pulse: live finance & operations KPIs from Kafka"
@@ -74,6 +74,9 @@ test-unit: $(STAMP) ops-tools ## unit tests only (no broker, seconds; promtool f
 
 test-integration: $(STAMP) ops-tools browser-tools ## integration tests on a real broker (embedded unless PULSE_KAFKA_BOOTSTRAP)
 	$(BIN)/pytest -ra tests/integration
+
+screenshots: $(STAMP) browser-tools ## run the page's browser test and keep its screenshot as docs/page.png (the README's)
+	KPI_PULSE_SCREENSHOTS=1 $(BIN)/pytest -q tests/integration/test_page_browser.py
 
 lint: $(STAMP) ## ruff lint + format check, mypy strict on streams/ and schemas/
 	$(BIN)/ruff check .
