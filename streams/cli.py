@@ -146,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--metrics-port", type=_port, help="port for /metrics (PULSE_METRICS_PORT)")
 
+    commands.add_parser(
+        "merge",
+        help="run the merge stage alone: company-wide KPI values from the workers' partials",
+        description="Read the workers' per-partition partials (<prefix>.partials) and publish "
+        "each window's company-wide value to <prefix>.kpi, provisional then final (a Faust app "
+        "with changelogged tables). Run the workers with PULSE_MERGE_STAGE=true and the same "
+        "settings. Ctrl-C stops.",
+    )
+
     simulate = commands.add_parser(
         "simulate",
         help="publish a realistic event stream (or write it as JSON lines)",
@@ -493,6 +502,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "generate": lambda a, _: _generate(a),
         "demo": _demo,
         "worker": lambda _, s: _worker(s),
+        "merge": lambda _, s: _merge(s),
         "backtest": _backtest,
         "evaluate": lambda a, _: _evaluate(a),
         "detect": lambda a, _: _detect(a),
@@ -695,6 +705,25 @@ def _worker(settings: Settings) -> int:
             loop.add_signal_handler(sig, stop.set)
         await Worker(settings, bootstrap).run(stop)
         log.info("worker stopped cleanly")
+
+    asyncio.run(run())
+    return 0
+
+
+def _merge(settings: Settings) -> int:
+    import signal  # noqa: PLC0415
+
+    from streams.merge.stage import MergeStage  # noqa: PLC0415 - keep `--help` fast (Faust)
+
+    bootstrap = _require_bootstrap(settings)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await MergeStage(settings, bootstrap).run(stop)
+        log.info("merge stage stopped cleanly")
 
     asyncio.run(run())
     return 0

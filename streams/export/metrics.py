@@ -8,13 +8,13 @@ counters ending `_total`, freshness as `_timestamp_seconds`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Literal
+from typing import Literal, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 
-from streams.core import NO_WATERMARK, WorkerState
+from streams.core import NO_WATERMARK, CompiledCatalog, KpiValue, WorkerState
 from streams.core.cardinality import LIMITS
 from streams.core.catalog import RATIO_KINDS
 from streams.detection.watch import AnomalyWatch
@@ -44,6 +44,10 @@ MetricName = Literal[
     "pulse_detector_series",
     "pulse_detector_series_refused",
     "pulse_rebalances",
+    "pulse_merge_partials",
+    "pulse_merge_partials_dropped",
+    "pulse_merge_values_published",
+    "pulse_merge_windows_held",
 ]
 """Service families (counters get `_total` appended on output). KPI families are
 `pulse_<kpi name>` from the catalog, plus `_numerator` and `_denominator` for ratios."""
@@ -153,41 +157,7 @@ class PulseCollector(Collector):
             )
 
     def _kpis(self) -> Iterator[Metric]:
-        catalog = self._state.config.catalog
-        families: dict[str, GaugeMetricFamily] = {}
-        for kpi in catalog.kpis.values():
-            labels = (*kpi.dims, *(("quantile",) if kpi.kind == "quantile" else ()), "window")
-            about = f"{kpi.description} ({UNIT_HELP[kpi.unit]})"
-            families[kpi.name] = GaugeMetricFamily(f"pulse_{kpi.name}", about, labels=labels)
-            if kpi.kind in RATIO_KINDS:
-                for part in ("numerator", "denominator"):
-                    families[f"{kpi.name}_{part}"] = GaugeMetricFamily(
-                        f"pulse_{kpi.name}_{part}",
-                        f"{part.capitalize()} of {kpi.name}; sum() it, then divide.",
-                        labels=labels,
-                    )
-        window_end = GaugeMetricFamily(
-            "pulse_window_end_timestamp_seconds",
-            "End (Unix time) of the window instance the KPI gauges show, per window.",
-            labels=("window",),
-        )
-        ends: dict[str, int] = {}
-        for value in self._state.latest_values():
-            values = [v for _, v in value.labels]
-            if value.value is not None:  # else a zero denominator here: parts only
-                families[value.kpi].add_metric([*values, value.window], float(value.value))
-            if value.numerator is not None and value.denominator is not None:
-                families[f"{value.kpi}_numerator"].add_metric(
-                    [*values, value.window], float(value.numerator)
-                )
-                families[f"{value.kpi}_denominator"].add_metric(
-                    [*values, value.window], float(value.denominator)
-                )
-            ends[value.window] = value.end
-        for window, end in sorted(ends.items()):
-            window_end.add_metric((window,), float(end))
-        yield from families.values()
-        yield window_end
+        yield from kpi_families(self._state.config.catalog, self._state.latest_values())
 
     def _service(self) -> Iterator[Metric]:
         state = self._state
@@ -275,6 +245,110 @@ class PulseCollector(Collector):
                 "Partition assignments this worker received (its first one included).",
                 value=self._rebalances(),
             )
+
+
+def kpi_families(catalog: CompiledCatalog, latest: Iterable[KpiValue]) -> Iterator[Metric]:
+    """One gauge family per KPI (plus `_numerator` and `_denominator` for ratios) holding
+    `latest`, and the end of the window instance shown per window."""
+    families: dict[str, GaugeMetricFamily] = {}
+    for kpi in catalog.kpis.values():
+        labels = (*kpi.dims, *(("quantile",) if kpi.kind == "quantile" else ()), "window")
+        about = f"{kpi.description} ({UNIT_HELP[kpi.unit]})"
+        families[kpi.name] = GaugeMetricFamily(f"pulse_{kpi.name}", about, labels=labels)
+        if kpi.kind in RATIO_KINDS:
+            for part in ("numerator", "denominator"):
+                families[f"{kpi.name}_{part}"] = GaugeMetricFamily(
+                    f"pulse_{kpi.name}_{part}",
+                    f"{part.capitalize()} of {kpi.name}; sum() it, then divide.",
+                    labels=labels,
+                )
+    window_end = GaugeMetricFamily(
+        "pulse_window_end_timestamp_seconds",
+        "End (Unix time) of the window instance the KPI gauges show, per window.",
+        labels=("window",),
+    )
+    ends: dict[str, int] = {}
+    for value in latest:
+        values = [v for _, v in value.labels]
+        if value.value is not None:  # else a zero denominator here: parts only
+            families[value.kpi].add_metric([*values, value.window], float(value.value))
+        if value.numerator is not None and value.denominator is not None:
+            families[f"{value.kpi}_numerator"].add_metric(
+                [*values, value.window], float(value.numerator)
+            )
+            families[f"{value.kpi}_denominator"].add_metric(
+                [*values, value.window], float(value.denominator)
+            )
+        ends[value.window] = value.end
+    for window, end in sorted(ends.items()):
+        window_end.add_metric((window,), float(end))
+    yield from families.values()
+    yield window_end
+
+
+class MergeView(Protocol):
+    """What the merge stage's collector reads (`streams.merge.stage.MergeStage`)."""
+
+    catalog: CompiledCatalog
+    partials: int
+    dropped: int
+    published: int
+    rebalances: int
+
+    def latest_values(self) -> list[KpiValue]: ...
+
+    def watermark(self) -> float: ...
+
+    def windows_held(self) -> int: ...
+
+
+class MergeCollector(Collector):
+    """The merge stage's metrics: the company-wide value of each KPI series' newest published
+    window (provisional or final), in the workers' families, and the stage's own counters."""
+
+    def __init__(self, stage: MergeView) -> None:
+        self._stage = stage
+
+    def collect(self) -> Iterator[Metric]:
+        stage = self._stage
+        yield from kpi_families(stage.catalog, stage.latest_values())
+        yield _timestamp(
+            "pulse_watermark_timestamp_seconds",
+            "Company-wide event-time watermark: the slowest source partition's stated progress.",
+            stage.watermark(),
+        )
+        yield CounterMetricFamily(
+            "pulse_merge_partials",
+            "Per-partition partials read from the partials topic.",
+            value=stage.partials,
+        )
+        yield CounterMetricFamily(
+            "pulse_merge_partials_dropped",
+            "Partials of windows already final (republished after a rebalance), left out.",
+            value=stage.dropped,
+        )
+        yield CounterMetricFamily(
+            "pulse_merge_values_published",
+            "Company-wide KPI values published to the KPI topic.",
+            value=stage.published,
+        )
+        yield GaugeMetricFamily(
+            "pulse_merge_windows_held",
+            "Window instances held until every source partition has passed them.",
+            value=stage.windows_held(),
+        )
+        yield CounterMetricFamily(
+            "pulse_rebalances",
+            "Partition assignments this merge stage received (its first one included).",
+            value=stage.rebalances,
+        )
+
+
+def build_merge_registry(stage: MergeView) -> CollectorRegistry:
+    """A fresh registry holding only the merge stage's collector."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(MergeCollector(stage))
+    return registry
 
 
 def _timestamp(name: MetricName, documentation: str, value: float) -> GaugeMetricFamily:

@@ -77,6 +77,32 @@ async def read_topic(
     return records
 
 
+async def read_until(
+    bootstrap: str,
+    topic: str,
+    done: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
+    within: float = 60.0,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read every partition of `topic` from the beginning until `done(records so far)` holds
+    (fails after `within` seconds, showing how many records were read)."""
+    consumer = new_consumer(bootstrap, group_id=None)
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        assert tps, f"topic {topic} has no partitions"
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + within
+        while not done(records):
+            assert time.monotonic() < deadline, f"{topic}: not done after {len(records)} records"
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
 async def scrape(url: str) -> Samples:
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         assert response.status == 200
