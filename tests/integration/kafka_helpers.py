@@ -12,7 +12,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.kafka.clients import new_consumer, new_producer
+from streams.kafka.clients import new_consumer, new_producer, topic_partitions
 from streams.settings import Settings
 from streams.worker.worker import Worker
 
@@ -85,12 +85,13 @@ async def read_until(
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Read every partition of `topic` from the beginning until `done(records so far)` holds
     (fails after `within` seconds, showing how many records were read)."""
+    # The admin client's topic list, not the consumer's metadata: a consumer just started has
+    # none for the topic yet (and a metadata request would create a missing topic).
+    tps = [TopicPartition(topic, p) for p in range(await topic_partitions(bootstrap, topic))]
     consumer = new_consumer(bootstrap, group_id=None)
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        assert tps, f"topic {topic} has no partitions"
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         deadline = time.monotonic() + within
