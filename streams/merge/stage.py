@@ -64,6 +64,8 @@ class MergeStage:
         self.lateness = settings.allowed_lateness_seconds
         self.expected: list[str] = []
         """Every source partition of the input topics (read at start)."""
+        self.records = 0
+        """Records of the partials topic handled (partials and progress; replays included)."""
         self.partials = 0
         """Partials read."""
         self.published = 0
@@ -187,6 +189,7 @@ class MergeStage:
 
     async def handle(self, value: bytes) -> None:
         """One record of the partials topic (inside the agent's stream iteration)."""
+        self.records += 1
         record = decode_record(value)
         self.partials += isinstance(record, Partial)
         if isinstance(record, Progress):

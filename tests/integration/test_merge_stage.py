@@ -217,6 +217,12 @@ async def test_a_restarted_merge_stage_resumes_from_its_recovered_tables(
         assert f"1m|{ten_one}" in held
         assert held[f"1m|{ten_one}"]["sent"] is True
         assert f"1m|{ten_one - 60}" not in held  # final and forgotten before the restart
+        # A clean stop commits every record handled, so nothing is handled again. On Apache
+        # Kafka the worker's transaction markers leave gaps in the partials' offsets, and Faust
+        # 0.15.3 alone commits short of them (9-20 records handled again, measured; see
+        # streams.merge.app.GapConsumer).
+        await asyncio.sleep(2.0)
+        assert second.records == 0, "records handled again after a clean stop"
 
         for partition in EVENTS:
             await produce(kafka_bootstrap, topic, [CLOSERS[partition]], partition=partition)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 
-from streams.merge.app import build_app
+from faust.types import TP
+
+from streams.merge.app import GapConsumer, build_app
 from streams.settings import Settings
 
 
@@ -19,3 +21,16 @@ def test_the_faust_app_comes_from_our_settings_with_the_measured_workarounds() -
     assert conf.topic_disable_leader is True
     for name in ("faust", "mode", "aiokafka"):  # records are built even when filtered later
         assert logging.getLogger(name).level == logging.WARNING
+
+
+async def test_a_gap_of_skipped_offsets_ends_before_the_record_read() -> None:
+    """Faust 0.15.3 records offsets 4..5 as a gap when it reads 5 after 3 (a transaction marker
+    at 4), and acks 5 too: the duplicate 5 held commits back. With `GapConsumer` the gap is 4
+    alone and the offset to commit after acking 0-3 and 5-9 is 10."""
+    consumer = build_app(Settings(topic_prefix="acme", metrics_port=0), "127.0.0.1:9092").consumer
+    assert isinstance(consumer, GapConsumer)
+    tp = TP("acme.partials", 0)
+    await consumer._add_gap(tp, 4, 5)  # as Faust calls it: (last read + 1, offset just read)
+    assert [(i.begin, i.end) for i in consumer._gap[tp]] == [(4, 5)]
+    consumer._acked[tp].extend([0, 1, 2, 3, 5, 6, 7, 8, 9])
+    assert consumer._new_offset(tp) == 10
