@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from faust.types import StreamT
@@ -86,7 +88,8 @@ class MergeStage:
             self.liveness,
             self.readiness,
         )
-        app = self.app = build_app(settings, bootstrap)
+        self._datadir = tempfile.TemporaryDirectory(prefix=f"{settings.merge_app_id}-")
+        app = self.app = build_app(settings, bootstrap, Path(self._datadir.name))
         self.windows = app.Table(
             "windows", partitions=PARTIALS_PARTITIONS, help="Partials per window instance."
         )
@@ -184,6 +187,7 @@ class MergeStage:
         finally:
             await self.app.stop()
             await self.server.stop()
+            self._datadir.cleanup()
         if self.failure is not None:
             raise FatalError(f"the merge agent stopped: {self.failure!r}") from self.failure
 
