@@ -322,6 +322,12 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "costs per partition since its last snapshot) against a plain read of them",
     )
     bench.add_argument(
+        "--merge",
+        action="store_true",
+        help="instead: the merge stage's partials/s against a plain consumer decoding them, and "
+        "its added latency from a window's close at a worker to the company-wide record (p50/p99)",
+    )
+    bench.add_argument(
         "--with-faust",
         action="store_true",
         help="also measure a per-event Faust agent doing the same work (once, ~30 s more)",
@@ -532,6 +538,12 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.merge:
+        from streams.tools.bench import say  # noqa: PLC0415
+        from streams.tools.bench_merge import run_merge_bench  # noqa: PLC0415
+
+        asyncio.run(run_merge_bench(settings, args.events, args.partitions, say))
+        return 0
     if args.replay:
         from streams.tools.bench import say  # noqa: PLC0415
         from streams.tools.bench_replay import run_replay_bench  # noqa: PLC0415
