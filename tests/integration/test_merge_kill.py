@@ -1,7 +1,8 @@
 """kill -9 of the merge stage (`pulse merge`, a process of its own) at a seeded random moment
-while partials stream in, then a restart: every final company-wide row still equals a single
-worker's over the same events. The time from restart to ready (tables recovered) and to the
-first company-wide record published again is measured and printed.
+while partials stream in, then a restart, while a worker stops and another takes its place:
+every final company-wide row still equals a single worker's over the same events. The time from
+restart to ready (tables recovered) and to the first company-wide record published again is
+measured and printed.
 
 The stage commits the offset of a partial only after the changelog records of its table writes
 are flushed (Faust, at least once); after a kill it reads again the partials since that offset,
@@ -20,11 +21,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import orjson
-from kafka_helpers import eventually, produce_records, read_until, scrape, value_of
+from kafka_helpers import WorkerPool, eventually, produce_records, read_until, scrape, value_of
 from merge_helpers import PARTITIONS, StageProcess, differences, settled, stream
 
 from streams.settings import Settings
-from streams.worker.worker import Worker
 
 SEED = int(os.environ.get("KPI_PULSE_KILL_SEED", "20261206"))
 """Chooses the moment of the kill (set KPI_PULSE_KILL_SEED to try others)."""
@@ -34,7 +34,7 @@ async def test_a_merge_stage_killed_mid_stream_and_restarted_publishes_the_same_
     kafka_bootstrap: str,
     make_settings: Callable[..., Settings],
     input_topic: Callable[[int], Awaitable[str]],
-    start_worker: Callable[[Settings], Awaitable[Worker]],
+    workers: WorkerPool,
     tmp_path: Path,
 ) -> None:
     topic = await input_topic(PARTITIONS)
@@ -43,13 +43,13 @@ async def test_a_merge_stage_killed_mid_stream_and_restarted_publishes_the_same_
     try:
         stage.start()
         await stage.ready()
-        fleet = [await start_worker(settings) for _ in range(2)]
+        fleet = [await workers.start(settings) for _ in range(2)]
 
         async def split() -> bool:
             return all(len(w.state.partitions) == PARTITIONS // 2 for w in fleet)
 
         await eventually(split, within=60, what="the partitions split evenly")
-        alone = await start_worker(
+        alone = await workers.start(
             make_settings(
                 topic_prefix=f"{settings.topic_prefix}-alone",
                 consumer_group=f"{settings.consumer_group}-alone",
@@ -74,6 +74,16 @@ async def test_a_merge_stage_killed_mid_stream_and_restarted_publishes_the_same_
         assert stage.signal(signal.SIGKILL) == -signal.SIGKILL
         restarted_at = time.time()
         stage.start()
+
+        async def churn() -> None:
+            """Meanwhile a worker stops and another takes its place: its partitions move to the
+            other worker and back, each new owner republishing the partials of windows still
+            open (they must replace, never add)."""
+            await workers.stop(fleet[1])
+            fleet[1] = await workers.start(settings)
+            await eventually(split, within=60, what="the partitions split evenly again")
+
+        churning = asyncio.create_task(churn())
         ready_s = await stage.ready()
 
         def published_again(got: list) -> bool:
@@ -82,6 +92,7 @@ async def test_a_merge_stage_killed_mid_stream_and_restarted_publishes_the_same_
         await read_until(kafka_bootstrap, settings.kpi_topic, published_again, within=120)
         publishing_s = time.time() - restarted_at
         await producing
+        await churning
 
         def has_month(rows: dict) -> bool:
             return any(window == "1mo" for _, window, _, _ in rows)
@@ -91,10 +102,13 @@ async def test_a_merge_stage_killed_mid_stream_and_restarted_publishes_the_same_
         got = await settled(kafka_bootstrap, settings.kpi_topic, lambda rows: rows == want)
         assert got == want, differences(got, want)
         assert len(want) > 500
+        samples = await scrape(f"http://127.0.0.1:{stage.port}/metrics")
+        dropped = value_of(samples, "pulse_merge_partials_dropped_total")
         print(
             f"kill -9 after {kill_after:.2f} s (seed {SEED}), {before:.0f} partials read; "
             f"restart -> ready {ready_s:.2f} s, -> publishing again {publishing_s:.2f} s; "
-            f"{len(want)} final rows equal"
+            f"{len(want)} final rows equal; {dropped:.0f} republished partials of final windows "
+            "dropped since the restart"
         )
         # A clean stop (SIGTERM) exits 0, with no crash in its log.
         assert stage.signal(signal.SIGTERM) == 0, stage.log()[-3000:]
