@@ -47,8 +47,24 @@ def quiet_faust_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+class CommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, reading `read_committed`."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust reads read_committed only when the app itself runs transactions; the workers
+        # write partials in transactions (Apache Kafka), and a partial of an aborted batch must
+        # not count. aiokafka passes this to its fetcher when the consumer starts.
+        consumer._isolation_level = "read_committed"
+        return consumer
+
+
 class GapConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer, with the gap of skipped offsets ending before the record read."""
+    """Faust's aiokafka consumer, reading committed records only, with the gap of skipped
+    offsets ending before the record read."""
+
+    def _new_consumer_thread(self) -> CommittedThread:
+        return CommittedThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         # Faust calls this with (last offset read + 1, offset of the record just read).

@@ -60,7 +60,13 @@ async def test_workers_and_the_merge_stage_equal_one_process(
         want = await settled(kafka_bootstrap, alone.settings.kpi_topic, has_month)
         assert has_month(want), f"the single worker made {len(want)} final rows, no month"
         got = await settled(kafka_bootstrap, settings.kpi_topic, lambda rows: rows == want)
-        assert got == want, differences(got, want)
+        # On a difference, say which side went through a rebalance (a consumer that missed its
+        # heartbeats under load rejoins, recovers and publishes again).
+        assert got == want, (
+            f"{differences(got, want)}; rebalances: reference worker {alone.rebalances}, "
+            f"fleet {[w.rebalances for w in fleet]}, merge stage {stage.rebalances}; "
+            f"partials read {stage.partials}, dropped {stage.dropped}"
+        )
         assert len(want) > 500, "the comparison covered the stream, not a corner of it"
         windows = {window for _, window, _, _ in want}
         assert {"1m", "5m", "1h", "1d", "1mo"} <= windows, windows

@@ -39,3 +39,14 @@ async def test_a_gap_of_skipped_offsets_ends_before_the_record_read(tmp_path: Pa
     assert [(i.begin, i.end) for i in consumer._gap[tp]] == [(4, 5)]
     consumer._acked[tp].extend([0, 1, 2, 3, 5, 6, 7, 8, 9])
     assert consumer._new_offset(tp) == 10
+
+
+async def test_the_stage_reads_committed_partials_only(tmp_path: Path) -> None:
+    """Workers write partials in Kafka transactions (Apache Kafka): a partial of an aborted batch
+    must not count. Faust alone reads `read_committed` only when the app runs transactions."""
+    app = build_app(Settings(topic_prefix="acme", metrics_port=0), "127.0.0.1:9092", tmp_path)
+    consumer = app.consumer._thread._create_worker_consumer(app.transport)
+    try:
+        assert consumer._isolation_level == "read_committed"
+    finally:
+        await consumer.stop()  # never started: closes its client
