@@ -180,6 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--metrics-port", type=_port, help="port for /metrics (PULSE_METRICS_PORT)")
 
+    commands.add_parser(
+        "merge",
+        help="run the merge stage alone: company-wide KPI values from the workers' partials",
+        description="Read the workers' per-partition partials (<prefix>.partials) and publish "
+        "each window's company-wide value to <prefix>.kpi, provisional then final (a Faust app "
+        "with changelogged tables). Run the workers with PULSE_MERGE_STAGE=true and the same "
+        "settings. Ctrl-C stops.",
+    )
+
     simulate = commands.add_parser(
         "simulate",
         help="publish a realistic event stream (or write it as JSON lines)",
@@ -349,6 +358,12 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         metavar="RECORDS",
         help="instead: time the replay of RECORDS live-sized changelog records (what a restart "
         "costs per partition since its last snapshot) against a plain read of them",
+    )
+    bench.add_argument(
+        "--merge",
+        action="store_true",
+        help="instead: the merge stage's partials/s against a plain consumer decoding them, and "
+        "its added latency from a window's close at a worker to the company-wide record (p50/p99)",
     )
     bench.add_argument(
         "--with-faust",
@@ -544,6 +559,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "generate": lambda a, _: _generate(a),
         "demo": _demo,
         "worker": lambda _, s: _worker(s),
+        "merge": lambda _, s: _merge(s),
         "backtest": _backtest,
         "evaluate": lambda a, _: _evaluate(a),
         "detect": lambda a, _: _detect(a),
@@ -574,6 +590,12 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.merge:
+        from streams.tools.bench import say  # noqa: PLC0415
+        from streams.tools.bench_merge import run_merge_bench  # noqa: PLC0415
+
+        asyncio.run(run_merge_bench(settings, args.events, args.partitions, say))
+        return 0
     if args.replay:
         from streams.tools.bench import say  # noqa: PLC0415
         from streams.tools.bench_replay import run_replay_bench  # noqa: PLC0415
@@ -783,6 +805,25 @@ def _worker(settings: Settings) -> int:
             loop.add_signal_handler(sig, stop.set)
         await Worker(settings, bootstrap).run(stop)
         log.info("worker stopped cleanly")
+
+    asyncio.run(run())
+    return 0
+
+
+def _merge(settings: Settings) -> int:
+    import signal  # noqa: PLC0415
+
+    from streams.merge.stage import MergeStage  # noqa: PLC0415 - keep `--help` fast (Faust)
+
+    bootstrap = _require_bootstrap(settings)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await MergeStage(settings, bootstrap).run(stop)
+        log.info("merge stage stopped cleanly")
 
     asyncio.run(run())
     return 0

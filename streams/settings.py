@@ -122,6 +122,12 @@ class Settings(BaseSettings):
         description="Shortest silence after which a source is stale (longer for sources that "
         "are usually quiet longer).",
     )
+    merge_stage: bool = Field(
+        default=False,
+        description="A merge stage (`pulse merge`) publishes the company-wide KPI values to "
+        "<prefix>.kpi; workers then publish their per-partition partials to <prefix>.partials and "
+        "nothing of their own to <prefix>.kpi (their own values stay on their /metrics).",
+    )
     processing_guarantee: Literal["auto", "exactly_once", "at_least_once"] = Field(
         default="auto",
         description="auto: Kafka transactions when the broker has them (exactly-once), else "
@@ -186,6 +192,16 @@ class Settings(BaseSettings):
     @property
     def kpi_topic(self) -> str:
         return f"{self.topic_prefix}.kpi"
+
+    @property
+    def partials_topic(self) -> str:
+        """Per-partition parts of closed windows, and progress, for the merge stage."""
+        return f"{self.topic_prefix}.partials"
+
+    @property
+    def merge_app_id(self) -> str:
+        """The merge stage's Faust app id: its consumer group and table changelog prefix."""
+        return f"{self.topic_prefix}-merge"
 
     @property
     def anomalies_topic(self) -> str:
