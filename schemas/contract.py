@@ -9,6 +9,7 @@ import orjson
 
 from schemas.anomaly import ANOMALY_SCHEMA_VERSION, Anomaly
 from schemas.events import EVENT_MODELS, SCHEMA_VERSION, event_adapter
+from schemas.kpi_record import KPI_RECORD_VERSION, KpiRecord
 
 SCHEMA_DIR = Path(__file__).parent / "json"
 _BASE_ID = "https://kpi-pulse.dev/schemas"
@@ -28,14 +29,38 @@ def _sorted_required(node: Any) -> Any:
     return node
 
 
+NO_NEWLINE = {"type": "string", "pattern": "\\n"}
+"""Strings with a line feed, which no pattern of the contract allows; see `_end_means_end`."""
+
+
+def _end_means_end(node: Any) -> Any:
+    r"""Give every `pattern` ending in `$` a `not` refusing a line feed.
+
+    JSON Schema patterns are ECMA-262, where `$` is the end of the string; python-jsonschema
+    runs them with Python's `re`, where `$` also matches before a final "\n", so "retail\n"
+    would pass a label's pattern there while the worker (and ajv, and Go's RE2) refuse it. A
+    look-ahead or `\Z` would fix the pattern for one engine and break it for another (RE2 has
+    no look-around); `not` with an unanchored pattern means the same everywhere.
+    """
+    if isinstance(node, dict):
+        out = {k: _end_means_end(v) for k, v in node.items()}
+        pattern = node.get("pattern")
+        if isinstance(pattern, str) and pattern.endswith("$") and "not" not in node:
+            out["not"] = NO_NEWLINE
+        return out
+    if isinstance(node, list):
+        return [_end_means_end(item) for item in node]
+    return node
+
+
 def _dump(schema: dict[str, Any]) -> str:
-    schema = _sorted_required({"$schema": DIALECT, **schema})
+    schema = _sorted_required(_end_means_end({"$schema": DIALECT, **schema}))
     return orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
 
 
 def render_json_schemas() -> dict[str, str]:
-    """Return {file name: JSON text} for the envelope union, each event type and the anomaly
-    message.
+    """Return {file name: JSON text} for the envelope union, each event type, the anomaly
+    message and the KPI record.
 
     Deterministic (sorted keys, fixed indentation) so that the committed files can be diffed.
     """
@@ -55,4 +80,8 @@ def render_json_schemas() -> dict[str, str]:
     anomaly["$id"] = f"{_BASE_ID}/anomaly/v{ANOMALY_SCHEMA_VERSION}/anomaly.schema.json"
     anomaly["title"] = "kpi-pulse anomaly"
     files["anomaly.schema.json"] = _dump(anomaly)
+    kpi = KpiRecord.model_json_schema()
+    kpi["$id"] = f"{_BASE_ID}/kpi/v{KPI_RECORD_VERSION}/kpi.schema.json"
+    kpi["title"] = "kpi-pulse KPI record"
+    files["kpi.schema.json"] = _dump(kpi)
     return files
