@@ -58,6 +58,34 @@ def _dump(schema: dict[str, Any]) -> str:
     return orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
 
 
+def _dispatch_on_type(union: dict[str, Any]) -> dict[str, Any]:
+    """The envelope union as `type` in the known types, then the one type's schema (`if`/`then`).
+
+    pydantic writes `oneOf` plus OpenAPI's `discriminator`, which JSON Schema lacks and ajv's
+    strict mode refuses. `oneOf` alone would accept the same events, but an event failing it
+    fails all 17 branches, and validators report all of them ("must have required property
+    'amount'" from bill_paid for an order_placed whose amount is "-5"). With `if`/`then` only
+    the branch of the event's own `type` is applied, so the errors are about that type.
+    """
+    mapping: dict[str, str] = union["discriminator"]["mapping"]
+    branches = [
+        {
+            "if": {"type": "object", "properties": {"type": {"const": name}}, "required": ["type"]},
+            "then": {"$ref": ref},
+        }
+        for name, ref in sorted(mapping.items())
+    ]
+    return {
+        "$defs": union["$defs"],
+        "type": "object",
+        "required": ["type"],
+        "properties": {
+            "type": {"enum": sorted(mapping), "description": "The event type; selects the fields."}
+        },
+        "allOf": branches,
+    }
+
+
 def render_json_schemas() -> dict[str, str]:
     """Return {file name: JSON text} for the envelope union, each event type, the anomaly
     message and the KPI record.
@@ -65,10 +93,7 @@ def render_json_schemas() -> dict[str, str]:
     Deterministic (sorted keys, fixed indentation) so that the committed files can be diffed.
     """
     files: dict[str, str] = {}
-    union = event_adapter.json_schema()
-    # pydantic adds OpenAPI's `discriminator`, which JSON Schema lacks and ajv's strict mode
-    # refuses; `oneOf` alone picks the same branch, since each fixes `type` with a `const`.
-    del union["discriminator"]
+    union = _dispatch_on_type(event_adapter.json_schema())
     union["$id"] = f"{_BASE_ID}/v{SCHEMA_VERSION}/event.schema.json"
     union["title"] = "kpi-pulse event"
     files["event.schema.json"] = _dump(union)

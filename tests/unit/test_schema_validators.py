@@ -12,16 +12,17 @@ ajv comes from `make schema-tools` (deploy/ajv/, installed with npm from its loc
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 from pydantic import ValidationError
 
 from schemas import EVENT_TYPES, event_adapter
@@ -200,7 +201,7 @@ def test_the_three_validators_agree_on_every_hostile_message(python_validator, t
 
     values = [value for _, value in documents]
     assert all(value is not None for value in values)
-    by_ajv = ajv_verdicts(SCHEMAS / "event.schema.json", values, tmp_path / "hostile")  # type: ignore[arg-type]
+    by_ajv = ajv_verdicts(SCHEMAS / "event.schema.json", values, tmp_path / "hostile")
     disagreements: list[tuple[str, bool, bool, bool, bytes]] = []
     accepted: Counter[str] = Counter()
     refused: Counter[str] = Counter()
@@ -234,5 +235,48 @@ def test_what_the_schema_accepts_the_worker_refuses_only_for_reasons_no_schema_c
     assert answers, "the hostile set has late, old or repeated-key events the schema passes"
 
 
-def schema_errors(document: dict[str, Any], validator: Draft202012Validator) -> list[str]:
-    return sorted(e.message for e in validator.iter_errors(document))
+GOOD_ORDER = {
+    "event_id": "e-1",
+    "type": "order_placed",
+    "occurred_at": "2026-11-22T10:00:00Z",
+    "source": "oms",
+    "schema_version": 1,
+    "dimensions": {"business_unit": "retail", "region": "emea"},
+    "order_id": "o-1",
+    "amount": "129.90",
+    "currency": "EUR",
+}
+# (a change to the good order, the JSON pointer of the field the errors must be about), by hand.
+BROKEN = [
+    ({"amount": "-5"}, "/amount"),
+    ({"currency": "euro"}, "/currency"),
+    ({"dimensions": {"business_unit": "retail"}}, "/dimensions"),
+    ({"occurred_at": "1709294400"}, "/occurred_at"),
+    ({"type": "order_teleported"}, "/type"),
+]
+
+
+@pytest.mark.parametrize(("change", "pointer"), BROKEN)
+def test_errors_are_about_the_events_own_type_and_field(
+    python_validator, tmp_path, change, pointer
+):
+    document = {**GOOD_ORDER, **change}
+    errors = list(python_validator.iter_errors(document))
+    assert errors
+    assert {"/" + "/".join(map(str, e.absolute_path)) for e in errors} <= {pointer, "/"}
+    assert best_match(python_validator.iter_errors(document)).json_path == "$" + pointer.replace(
+        "/", "."
+    )
+
+    path = tmp_path / "event.json"
+    path.write_bytes(orjson.dumps(document))
+    done = ajv_run(
+        "validate", "--errors=json", "-s", str(SCHEMAS / "event.schema.json"), "-d", str(path)
+    )
+    report = (done.stdout + done.stderr).split(" invalid", 1)[1]
+    ajv_errors = orjson.loads(report)
+    assert {e["instancePath"] for e in ajv_errors} <= {pointer, ""}
+    assert any(e["instancePath"] == pointer for e in ajv_errors)
+    # Only the event's own type is judged: no error comes from another type's schema.
+    judged = {d for e in ajv_errors for d in re.findall(r"\$defs/(\w+)", e["schemaPath"])}
+    assert judged <= {"OrderPlaced", "Dimensions"}, judged
