@@ -5,9 +5,11 @@ through the broker, closing and final records, ratios with and without a denomin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ from kafka_helpers import eventually, produce
 from ledger import SETTINGS_ENV, ledger_lines
 
 from schemas import KpiRecord
+from streams.core import ValidationLimits, decode_event
+from streams.errors import InvalidEvent
 from streams.kafka.clients import new_consumer, topic_partitions
 from streams.settings import Settings
 from streams.worker.worker import Worker
@@ -38,6 +42,35 @@ PUSHER = orjson.dumps(
         "shipment_id": "none",
     }
 )
+
+
+def closing_events(ledger: list[bytes]) -> list[bytes]:
+    """An order at T, at second 10 of a minute over 400 s after the ledger's newest event (so
+    every ledger source is idle and holds no watermark back), then an event at T + 70 s: the
+    watermark (T + 65 s) closes the order's minute (end T + 50 s) but leaves it open to late
+    events (60 s), so it gets a `final: false` record whatever the batches are."""
+    newest = 0.0
+    for line in ledger:
+        with contextlib.suppress(InvalidEvent):
+            event = decode_event(line, ValidationLimits(), time.time())
+            newest = max(newest, event.occurred_at.timestamp())
+    at = (newest + 400) // 60 * 60 + 70
+    pusher = orjson.loads(PUSHER)
+    order = {
+        **{k: pusher[k] for k in ("source", "schema_version", "dimensions")},
+        "event_id": "closer-order",
+        "type": "order_placed",
+        "occurred_at": datetime.fromtimestamp(at, UTC).isoformat(),
+        "order_id": "closer",
+        "amount": "10.00",
+        "currency": "EUR",
+    }
+    later = {
+        **pusher,
+        "event_id": "closer",
+        "occurred_at": datetime.fromtimestamp(at + 70, UTC).isoformat(),
+    }
+    return [orjson.dumps(order), orjson.dumps(later)]
 
 
 async def every_record(bootstrap: str, topic: str) -> list[bytes]:
@@ -113,20 +146,30 @@ async def test_every_kpi_record_of_a_real_worker_matches_the_kpi_schema(
         return sum(worker.state.processed.values()) + sum(worker.state.rejected.values())
 
     async def all_read() -> bool:
-        return read() == len(lines)
+        return read() == len(lines) + 2
 
-    # The ledger first: windows it closes but does not finalize get a `final: false` record;
-    # then the pusher makes every one final.
-    await produce(kafka_bootstrap, topic, lines[:-1])
+    # The ledger, then two events after it that leave a window closed but not final; then the
+    # pusher makes every window final.
+    closers = closing_events(lines[:-1])
+    await produce(kafka_bootstrap, topic, [*lines[:-1], *closers])
 
-    async def ledger_read() -> bool:
-        return read() == len(lines) - 1
+    async def closer_read() -> bool:
+        return read() == len(lines) + 1
 
-    await eventually(ledger_read, within=60, what="every ledger line processed")
+    await eventually(closer_read, within=60, what="every ledger line processed")
+    # Read now: the topic is compacted, so a window's final record may replace its first. The
+    # closer's batch sends its records once its changelog is written: wait for them.
+    values: list[bytes] = []
+
+    async def closing_records_sent() -> bool:
+        values[:] = await every_record(kafka_bootstrap, settings.kpi_topic)
+        return any(not orjson.loads(v)["final"] for v in values)
+
+    await eventually(closing_records_sent, within=30, what="the closer's `final: false` records")
     await produce(kafka_bootstrap, topic, lines[-1:])
     await eventually(all_read, within=60, what="the pusher processed")
     await asyncio.sleep(0.5)  # the batch's KPI records are sent right after its changelog
-    values = await every_record(kafka_bootstrap, settings.kpi_topic)
+    values += await every_record(kafka_bootstrap, settings.kpi_topic)
 
     records = [orjson.loads(v) for v in values]
     assert len(records) > 1000
