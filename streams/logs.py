@@ -4,12 +4,14 @@ Cloud Logging) to parse without a grok pattern.
 
 A JSON line has `time` (RFC 3339, UTC, milliseconds), `level`, `logger` and `message` (the
 message with its arguments filled in), plus `exception` (the traceback text) when the record
-carries one. Both go to stderr.
+carries one. Both go to stderr. Lines written outside any log record (a bad setting, a fatal
+stop: `say`) follow the same format, so that with `json` every line on stderr parses.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Literal
@@ -48,3 +50,14 @@ def configure_logging(level: str, log_format: LogFormat) -> None:
     handler.setFormatter(JsonFormatter() if log_format == "json" else text)
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.captureWarnings(log_format == "json")
+
+
+def say(text: str, *, logged: bool = False) -> None:
+    """Tell the operator `text` on stderr, outside the logging setup (which a bad setting may
+    have prevented): plain, or as a CRITICAL JSON record when `PULSE_LOG_FORMAT` is `json`.
+    `logged`: the same was just logged, so JSON adds nothing (text keeps its summary line)."""
+    if os.environ.get("PULSE_LOG_FORMAT") != "json":
+        sys.stderr.write(text + "\n")
+    elif not logged:
+        record = logging.LogRecord("pulse", logging.CRITICAL, __file__, 0, text, None, None)
+        sys.stderr.write(JsonFormatter().format(record) + "\n")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import orjson
@@ -58,3 +60,23 @@ def test_the_format_is_text_unless_set_and_a_wrong_one_is_refused(monkeypatch):
     monkeypatch.setenv("PULSE_LOG_FORMAT", "yaml")
     with pytest.raises(ConfigError, match="PULSE_LOG_FORMAT"):
         load_settings()
+
+
+def test_a_bad_setting_with_json_logs_is_told_as_one_json_line():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
+    env |= {"PULSE_LOG_FORMAT": "json", "PULSE_METRICS_PROT": "9464"}
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    record = orjson.loads(line)
+    assert record["level"] == "CRITICAL"
+    expected = "PULSE_METRICS_PROT is no setting (did you mean PULSE_METRICS_PORT?)"
+    assert expected in record["message"]
