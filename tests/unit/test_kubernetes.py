@@ -59,12 +59,18 @@ def settings_of(variables: dict[str, str]) -> Settings:
 
 
 def pulse_variables() -> dict[str, str]:
-    """Every PULSE_* variable a worker pod gets: the ConfigMap, then the container's `env`."""
+    """Every PULSE_* variable a worker pod gets with its value: the ConfigMap, then the
+    container's `env` (those from a Secret, `valueFrom`, are checked by name only)."""
     (source,) = CONTAINER["envFrom"]
     assert source["configMapRef"]["name"] == the("ConfigMap")["metadata"]["name"]
     variables = dict(the("ConfigMap")["data"])
-    variables |= {e["name"]: e["value"] for e in CONTAINER.get("env", [])}
+    variables |= {e["name"]: e["value"] for e in CONTAINER.get("env", []) if "value" in e}
     return {k: v for k, v in variables.items() if k.startswith(ENV_PREFIX)}
+
+
+def test_variables_from_secrets_are_real_settings_too():
+    names = {e["name"]: "" for e in CONTAINER.get("env", []) if "valueFrom" in e}
+    assert not unknown_variables(names)
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
