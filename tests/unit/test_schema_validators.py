@@ -12,6 +12,7 @@ ajv comes from `make schema-tools` (deploy/ajv/, installed with npm from its loc
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import tempfile
@@ -133,6 +134,7 @@ def simulated_valid(per_type: int) -> list[bytes]:
     return messages
 
 
+@functools.cache
 def hostile_set() -> list[tuple[str, bytes | None]]:
     """(kind[/variant], value) of every hostile message in a run of 3,000, and the simulator's
     own bad messages; JSON ones are validated below, the others checked as undecodable."""
@@ -164,10 +166,17 @@ def python_accepts(validator: Draft202012Validator, document: bytes) -> bool:
         return False
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in SCHEMAS.glob("*.schema.json")))
-def test_every_schema_compiles_in_ajv_strict_mode(name):
-    done = ajv_run("compile", "-s", str(SCHEMAS / name))
+def test_every_schema_compiles_in_ajv_strict_mode():
+    names = sorted(p.name for p in SCHEMAS.glob("*.schema.json"))
+    done = ajv_run("compile", "-s", f"{SCHEMAS}/*.schema.json")  # one Node start for all
     assert done.returncode == 0, done.stderr or done.stdout
+    valid = {
+        Path(line.removeprefix("schema ").removesuffix(" is valid")).name
+        for line in done.stdout.splitlines()
+        if line.endswith(" is valid")
+    }
+    assert sorted(valid) == names
+    assert len(names) == len(EVENT_TYPES) + 3  # the envelope, anomalies, KPI records
 
 
 def test_ajv_strict_mode_does_refuse_an_unknown_keyword(tmp_path):
