@@ -266,7 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write the JSON Schemas (schemas/json), the Prometheus recording and alert "
         "rules (deploy/prometheus/rules), the Alertmanager configuration (deploy/alertmanager) "
         "and the Grafana dashboards (grafana/dashboards), all from the event models and the KPI "
-        "catalog. Run it from a source checkout after changing either, and commit the result.",
+        "catalog. Run it from a source checkout after changing either, and commit the result. "
+        "Money panels are labelled in PULSE_REPORTING_CURRENCY (default EUR: the committed "
+        "boards).",
     )
     generate.add_argument(
         "--check", action="store_true", help="only report drift; exit 1 when files differ"
@@ -317,6 +319,19 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--with-faust",
         action="store_true",
         help="also measure a per-event Faust agent doing the same work (once, ~30 s more)",
+    )
+    bench.add_argument(
+        "--latency",
+        type=_positive,
+        metavar="RATE",
+        help="then offer RATE events/s with event time = now to a fresh worker and print start "
+        "-> ready, publish -> applied and window end -> KPI record (p50/p99), and RSS",
+    )
+    bench.add_argument(
+        "--latency-seconds",
+        type=_positive,
+        default=90.0,
+        help="how long the latency run offers events (default 90: a 1m window or more closes)",
     )
 
 
@@ -537,6 +552,8 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
             args.rounds,
             with_faust=args.with_faust,
             simulated_rate=args.simulated_rate,
+            latency=args.latency,
+            latency_seconds=args.latency_seconds,
         )
     )
     return 0
@@ -585,14 +602,15 @@ def _generate(args: argparse.Namespace) -> int:
         links = replace(links, grafana=args.grafana_url.rstrip("/"))
     if args.runbook_url:
         links = replace(links, runbook=args.runbook_url)
+    currency = load_settings().reporting_currency
     if args.check:
-        stale = drift(links=links)
+        stale = drift(links=links, currency=currency)
         for path in stale:
             sys.stderr.write(f"{path} differs from what the code generates\n")
         if stale:
             sys.stderr.write("run `pulse generate` (or `make generate`) and commit the result\n")
         return 1 if stale else 0
-    for path in write_all(links=links):
+    for path in write_all(links=links, currency=currency):
         sys.stdout.write(f"wrote {path}\n")
     return 0
 

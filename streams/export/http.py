@@ -1,15 +1,16 @@
-"""The worker's HTTP endpoint: `/metrics` for Prometheus, `/healthz` (liveness) and `/readyz`
-(readiness) for an orchestrator.
+"""The worker's HTTP endpoint: `/metrics` for Prometheus (text or OpenMetrics, gzip when
+accepted), `/healthz` (liveness) and `/readyz` (readiness) for an orchestrator.
 
 Served from the worker's own event loop, so a scrape never races the state it reads.
 """
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from streams.errors import ConfigError
@@ -63,9 +64,16 @@ class MetricsServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def _metrics(self, _request: web.Request) -> web.Response:
-        body = generate_latest(self._registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def _metrics(self, request: web.Request) -> web.Response:
+        """The text format, or OpenMetrics when the scraper asks for it; gzip when accepted
+        (client_python's own encoders, as its HTTP server negotiates them)."""
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+        body = encode(self._registry)
+        headers = {"Content-Type": content_type}
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            body = gzip.compress(body, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(body=body, headers=headers)
 
     async def _health(self, _request: web.Request) -> web.Response:
         return _answer(*self._healthy())
