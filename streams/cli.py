@@ -22,6 +22,7 @@ from pathlib import Path
 
 from streams import __version__
 from streams.errors import ConfigError, FatalError
+from streams.logs import configure_logging, say
 from streams.settings import Settings, load_settings
 
 log = logging.getLogger("streams.cli")
@@ -526,16 +527,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.log_level:
             overrides["log_level"] = args.log_level.upper()
         settings = load_settings(**overrides)
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        configure_logging(settings.log_level, settings.log_format)
         return _dispatch(args, settings)
     except ConfigError as exc:
-        sys.stderr.write(f"pulse: configuration error: {exc}\n")
+        say(f"pulse: configuration error: {exc}")
         return 2
     except FatalError as exc:
         log.critical("%s", exc)
-        sys.stderr.write(f"pulse: stopped: {exc}\n")
+        say(f"pulse: stopped: {exc}", logged=True)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -144,6 +144,11 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: one line per record for people; json: one JSON object per line "
+        "(time, level, logger, message, exception) for a log collector (streams/logs.py).",
+    )
 
     @model_validator(mode="after")
     def _room_for_kpis(self) -> Settings:

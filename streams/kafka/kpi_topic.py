@@ -22,6 +22,7 @@ import time
 
 import orjson
 
+from schemas import decimal_text
 from streams.core import Finalizer, KpiValue, WorkerState
 from streams.core.partials import (
     Progress,
@@ -55,9 +56,9 @@ def kpi_record(value: KpiValue, *, final: bool, partitions: list[str], now: floa
         "window_start": value.start,
         "window_end": value.end,
         "dimensions": dict(value.labels),
-        "value": None if value.value is None else str(value.value),
-        "numerator": None if value.numerator is None else str(value.numerator),
-        "denominator": None if value.denominator is None else str(value.denominator),
+        "value": None if value.value is None else decimal_text(value.value),
+        "numerator": None if value.numerator is None else decimal_text(value.numerator),
+        "denominator": None if value.denominator is None else decimal_text(value.denominator),
         "final": final,
         "partitions": partitions,
         "emitted_at": round(now, 3),
