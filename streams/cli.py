@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams import __version__
 from streams.errors import ConfigError, FatalError
@@ -36,28 +37,33 @@ DETECT_DESCRIPTION = """\
 Score a univariate series offline with the anomaly detector the stream uses
 (streams.detection.detectors.SeriesDetector), and print a one-line summary on stderr.
 
-IN.csv: header `timestamp,value`. A timestamp is RFC 3339 / ISO 8601 with a time zone
-(2026-01-05T10:00:00Z, 2026-01-05T11:00:00+01:00) or epoch seconds (1767607200); a timestamp
-without a zone is refused. Times must increase. Any sampling interval; missing rows are fine. An
-empty value cell is a gap as well: the row is written with score 0.0000 and not fed to the detector.
+IN.csv: header `timestamp,value`. A timestamp is ISO 8601 / RFC 3339 (2026-01-05T10:00:00Z,
+2026-01-05 11:00:00+01:00) or epoch seconds (1767607200); one without a zone is local time in
+--timezone (UTC by default; an hour repeated by a DST change is read as its second occurrence).
+Any sampling interval; gaps and irregular spacing are fine (the step is learned from many gaps).
+Rows with the same timestamp are one point (the mean of their values; each row gets its score).
+Rows out of order are put back in place when at most --max-disorder seconds (one day) behind the
+newest row above them. An empty value cell is a gap: written with score 0.0000, not scored.
 Daily and weekly seasonality are learned on UTC days.
 
 OUT.csv: header `timestamp,value,anomaly_score`, one row per input row in the same order, timestamp
-and value repeated exactly as given, anomaly_score in [0, 1] with 4 decimals. Causal: each score
-uses only the rows at or before it, as the live stream would have scored it.
+and value repeated exactly as given, anomaly_score in [0, 1] with 4 decimals. Causal in event
+time: each score uses only the points at or before its time.
 
 anomaly_score: 0 = as expected; 0.5 = at the edge of the expected band around the seasonal forecast,
-or at the threshold of the change detector that catches slow drifts; 1 = twice as far or more (see
-the docstring of streams/detection/detectors.py). Warm-up: until the detector has seen enough
-values over enough time (about three days of an hourly series) it is still learning the level,
-step and seasonality; those rows are scored all the same, can score high, and the summary counts
-them apart.
+or at the threshold of the change detector that catches slow drifts; 1 = far beyond it (see
+docs/anomaly-detection.md). Warm-up: until the detector has seen enough values over enough time
+(eight days of an hourly series) it is still learning the level, step and seasonality; those rows
+are scored all the same, can score high, and the summary counts them apart.
 
-A bad header, a row without exactly 2 cells, an unparsable or zone-less timestamp, a time not after
-the previous row's or a non-numeric value stops the run: `pulse: ...` naming the line, exit code 2.
+A row that cannot be used (not 2 cells, an unparsable timestamp, a non-numeric value, a time more
+than --max-disorder behind) is written with an empty score and reported on stderr as
+`detect: IN.csv, line N: why`; the run goes on. Only an empty file or a wrong header stops it
+(`pulse: ...`, exit code 2).
 
-Summary: detect: ROWS rows (W warm-up, E empty), step S s, period none|daily|weekly,
-         N rows scored >= THRESHOLD after warm-up (first at TIMESTAMP), M during warm-up
+Summary: detect: ROWS rows (W warm-up, E empty, U unusable, R repeated, O reordered), step S s,
+         period none|daily|weekly, N rows scored >= THRESHOLD after warm-up (first at TIMESTAMP),
+         M during warm-up
 """
 
 
@@ -66,6 +72,13 @@ def _positive(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+def _zone(text: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"unknown time zone {text!r}") from None
 
 
 def _ratio(text: str) -> float:
@@ -215,7 +228,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--step",
         type=_positive,
         metavar="SECONDS",
-        help="the series' spacing (default: learned, the median of the first gaps)",
+        help="the series' spacing (default: learned from the first 16 gaps, robust to missing "
+        "rows)",
+    )
+    detect.add_argument(
+        "--timezone",
+        type=_zone,
+        default="UTC",
+        metavar="ZONE",
+        help="IANA time zone of timestamps written without one (default UTC), e.g. Europe/Paris",
+    )
+    detect.add_argument(
+        "--max-disorder",
+        type=float,
+        default=86_400.0,
+        metavar="SECONDS",
+        help="how far behind the newest row above it a row may be and still be scored in its "
+        "place (default 86400)",
     )
     detect.add_argument(
         "--threshold",
@@ -496,7 +525,14 @@ def _detect(args: argparse.Namespace) -> int:
                 if partial is None
                 else stack.enter_context(partial.open("w", newline="", encoding="utf-8"))
             )
-            summary = run_detect(inp, out, step=args.step, threshold=args.threshold)
+            summary = run_detect(
+                inp,
+                out,
+                step=args.step,
+                threshold=args.threshold,
+                timezone=args.timezone,
+                max_disorder=args.max_disorder,
+            )
         if partial is not None:
             partial.replace(args.output)
     except DetectError as exc:
@@ -507,6 +543,9 @@ def _detect(args: argparse.Namespace) -> int:
     finally:
         if partial is not None:
             partial.unlink(missing_ok=True)
+    source = "stdin" if str(args.input) == "-" else args.input
+    for note in summary.notes:
+        sys.stderr.write(f"detect: {source}, {note}\n")
     sys.stderr.write(summary.line() + "\n")
     return 0
 

@@ -432,22 +432,45 @@ class SeriesDetector:
         self._chosen = best
 
     def _learn_step(self, t: float, value: float) -> Score:
-        """Until the spacing is known (median of the first gaps), only remember the points."""
+        """Until the spacing is known (`learn_step` over the first gaps), only remember the
+        points."""
         if self._n:
             self._gaps.append(t - self._last)
         self._n += 1
         self._last = t
         self._pending.append((t, value))
         if len(self._gaps) >= STEP_SAMPLE:
-            self.step = sorted(self._gaps)[len(self._gaps) // 2]
+            self.step = learn_step(self._gaps)
             pending, self._pending, self._n = self._pending, [], 0
             scores = [self.update(pt, pv) for pt, pv in pending]
             return scores[-1]
         return Score(0.0, value, value, value, ready=False)
 
 
-STEP_SAMPLE = 8
-"""Spacings observed before a detector without a declared step fixes it (their median)."""
+STEP_SAMPLE = 16
+"""Spacings observed before a detector without a declared step fixes it (`learn_step`)."""
+_STEP_BUCKET = math.log(1.1)
+
+
+def learn_step(gaps: list[float]) -> float:
+    """The regular spacing behind `gaps` (seconds, > 0), robust to missing rows and jitter.
+
+    A missing row makes a gap twice as long, so the median of the gaps overestimates the step of
+    a gappy series (2-3x when most rows are missing). Instead: the shortest gap size (10% buckets
+    on a log scale) that at least a fifth of the gaps have, refined as the median of the gaps
+    within [0.7, 1.4] of it; without such a size (no regular spacing), the median gap.
+    """
+    buckets: dict[int, int] = {}
+    for gap in gaps:
+        key = round(math.log(gap) / _STEP_BUCKET)
+        buckets[key] = buckets.get(key, 0) + 1
+    common = [k for k, n in buckets.items() if n >= max(2.0, len(gaps) / 5)]
+    ordered = sorted(gaps)
+    if not common:
+        return ordered[len(ordered) // 2]
+    mode = math.exp(min(common) * _STEP_BUCKET)
+    near = [g for g in ordered if 0.7 * mode <= g <= 1.4 * mode]
+    return near[len(near) // 2]
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from streams.detection.alerts import AlertPolicy, Lifecycle
-from streams.detection.detectors import DAY, EwmaDetector, Score, SeriesDetector
+from streams.detection.detectors import DAY, EwmaDetector, Score, SeriesDetector, learn_step
 
 HOUR = 3600.0
 MONDAY = 1_767_571_200.0  # 2026-01-05T00:00:00Z
@@ -130,3 +130,19 @@ def test_bad_input_is_refused() -> None:
         detector.update(MONDAY, 1.0)
     with pytest.raises(ValueError, match="finite"):
         detector.update(MONDAY + 60, math.nan)
+
+
+@pytest.mark.parametrize(
+    ("gaps", "step"),
+    [
+        ([900.0] * 16, 900.0),
+        # 5-minute data with most rows missing: the median gap (600) would be twice the step
+        ([300.0] * 4 + [600.0] * 8 + [900.0] * 4, 300.0),
+        # jitter of +-10 s around 60 s: the median of the gaps near the commonest size
+        ([50.0, 55.0, 60.0, 65.0, 70.0, 58.0, 62.0, 60.0] * 2 + [180.0] * 4, 60.0),
+        # no regular spacing at all: the median gap
+        ([float(g) for g in range(100, 1700, 100)], 900.0),
+    ],
+)
+def test_the_step_is_the_shortest_common_spacing(gaps: list[float], step: float) -> None:
+    assert learn_step(gaps) == step
