@@ -65,4 +65,6 @@ class Anomaly(_Strict):
     started_at: float = Field(description="Start of the first anomalous window (or silence).")
     at: float = Field(description="Event time the transition was decided at.")
     emitted_at: float = Field(description="Wall-clock time the message was produced.")
-    explanation: Explanation | None = Field(description="Set when an alert opens.")
+    explanation: Explanation | None = Field(
+        description="Set when an alert opens, and when it resolves as a new level accepted."
+    )

@@ -13,6 +13,9 @@
 - Cooldown: after a resolve, the series stays quiet for `cooldown_points` points.
 - Severity: `critical` from `critical_score` or a static critical bound, else `warning`; it can
   rise while open (never fall). One open alert per series at a time.
+- New level accepted: when the detector accepts a change that has held as the new normal
+  (`Score.accepted`), an open alert resolves at once with that reason, instead of staying open
+  (and critical) for as long as the new level lasts.
 - Held: while a source the series depends on is stale, nothing opens (the data is incomplete).
 Pure: stdlib only.
 """
@@ -73,6 +76,8 @@ class Transition:
     severity: Severity
     started_at: float
     """Start of the first anomalous point of this alert."""
+    reason: Literal["back in band", "new level accepted", ""] = ""
+    """Why a resolved alert resolved."""
 
 
 @dataclass(slots=True)
@@ -96,8 +101,10 @@ class Lifecycle:
         ready: bool,
         static: Severity | None = None,
         held: bool = False,
+        accepted: bool = False,
     ) -> Transition | None:
-        """Feed one point (its window start, detector score, readiness, static severity)."""
+        """Feed one point (its window start, detector score, readiness, static severity, and
+        whether the detector accepted a new level at it)."""
         p = self.policy
         anomalous = static is not None or (ready and score >= p.open_score)
         severity: Severity = (
@@ -106,6 +113,9 @@ class Lifecycle:
             else "warning"
         )
         if self.phase == "open":
+            if accepted and static is None:
+                self.phase, self.run = "cooldown", 0
+                return Transition("resolved", self.severity, self.started_at, "new level accepted")
             if anomalous:
                 self.run = 0
                 if severity == "critical":
@@ -115,7 +125,7 @@ class Lifecycle:
             self.run = self.run + 1 if calm else 0
             if self.run >= p.resolve_points:
                 self.phase, self.run = "cooldown", 0
-                return Transition("resolved", self.severity, self.started_at)
+                return Transition("resolved", self.severity, self.started_at, "back in band")
             return None
         if self.phase == "cooldown":
             self.run += 1

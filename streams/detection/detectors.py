@@ -30,6 +30,7 @@ Pure: stdlib only. Times are epoch seconds; `step` is the series' spacing in sec
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -73,6 +74,12 @@ and longer windows are judged instead."""
 CAL_Z = 3.5
 CAL_TARGET = 0.01
 CAL_RATE = 0.1
+ONSET_DECAY = 0.9
+"""While a change holds, each further point of it scores this fraction of the one before."""
+ACCEPT_POINTS = 12
+HOLD_SCORE = 0.25
+"""A change holds while its points stay on its side at this score or more."""
+"""A change that has held this many points in a row is the new normal: the level is moved to it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +94,8 @@ class Score:
     """True once the series is learned (warm-up over): alerts may open."""
     z: float = 0.0
     """Signed residual in scales (positive: above expected)."""
+    accepted: bool = False
+    """True at the point where a change that held `ACCEPT_POINTS` points became the new level."""
 
 
 class Detector(Protocol):
@@ -134,6 +143,8 @@ class _Baseline:
     n: int = 0
     first: float = math.nan
     last: float = math.nan
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=ACCEPT_POINTS))
+    """The last deseasonalized residuals: what a new level would be, if accepted."""
 
     def __post_init__(self) -> None:
         if self.period != "none" and self.step < DAY:
@@ -209,6 +220,7 @@ class _Baseline:
         level_gain = max(_gain(alpha, steps), warm)
         base, factor = self._base(t), self._factor(t)
         self.level = base + level_gain * clipped / factor
+        self.recent.append((residual - level_gain * clipped) / factor)
         if self.eligible(t):  # before the season is known, level moves are not a trend
             self.trend = self.trend * tuning.damping**steps + _gain(tuning.trend, steps) * (
                 self.level - base
@@ -217,6 +229,14 @@ class _Baseline:
         self._learn_scale(steps, value, residual, (below, above), spread)
         self.last = t
         return residual, expected, below, above
+
+    def accept(self) -> None:
+        """Take the level the recent points held as the new normal (no trend towards it)."""
+        if self.recent:
+            ordered = sorted(self.recent)
+            self.level += ordered[len(ordered) // 2]
+            self.recent.clear()
+        self.trend = 0.0
 
     def _learn_season(self, t: float, expected: float, clipped: float, residual: float) -> None:
         """Multiplicative Holt-Winters factors (Winters 1960), each pulled towards what this
@@ -325,7 +345,11 @@ class SeriesDetector:
     _n: int = 0
     _pending: list[tuple[float, float]] = field(default_factory=list)
     _width: float = 1.0
-    _beyond: bool = False
+    _beyond: int = 0
+    """Side (+1 above, -1 below, 0 inside) of the previous point beyond `CAL_Z` widths."""
+    _run: int = 0
+    """Points in a row scoring >= 0.5 on the side `_side` (a change that holds)."""
+    _side: int = 0
     _nonnegative: bool = True
     _zeros: float = 0.0
     """Recent share of points that are exactly 0."""
@@ -372,12 +396,46 @@ class SeriesDetector:
             self._calibrate(best[1])
         self._choose(t)
         score = best[0]
-        return Score(score.score, score.expected, score.lower, score.upper, ready, score.z)
+        value_score, accepted = self._onset(score, best[2], ready)
+        return Score(
+            value_score, score.expected, score.lower, score.upper, ready, score.z, accepted
+        )
+
+    def _onset(self, score: Score, side: int, ready: bool) -> tuple[float, bool]:
+        """Rank the onset of a change highest, and accept a change that holds.
+
+        A point at >= 0.5 starts a change; it holds while the points stay on its side at >=
+        `HOLD_SCORE` (the robust baseline follows a shift a little, so its later points score
+        less than the first, but they are still the change). Its k-th point (k = 0 first) scores
+        `ONSET_DECAY`**k of what it would alone, so the onset stands out and the score comes back
+        down while the change holds. After `ACCEPT_POINTS` points the change is the new normal:
+        every candidate's level moves to the median of its recent residuals, the CUSUMs restart,
+        and the point says `accepted` (the alert lifecycle closes the alert as "new level
+        accepted"). An hourly series accepts a new level after 12 hours, a 5-minute one after
+        an hour.
+        """
+        holds = self._run > 0 and side == self._side and score.score >= HOLD_SCORE
+        if not (ready and (holds or score.score >= 0.5)):
+            self._run = self._side = 0
+            return score.score, False
+        self._run = self._run + 1 if holds else 1
+        self._side = side
+        decayed = score.score * ONSET_DECAY ** (self._run - 1)
+        if self._run < ACCEPT_POINTS:
+            return decayed, False
+        for model in self._models:
+            model.accept()
+        for cusum in self._cusums:
+            cusum.up = cusum.down = 0.0
+        self._run = self._side = 0
+        return decayed, True
 
     def _judge(
         self, index: int, value: float, forecast: tuple[float, float, float, float]
-    ) -> tuple[Score, float]:
-        """The score of candidate `index` for this point, and its raw standardized residual."""
+    ) -> tuple[Score, float, int]:
+        """The score of candidate `index` for this point, its raw standardized residual, and
+        the side it points to (+1 above, -1 below: of the residual, or of the CUSUM when that
+        gives the score)."""
         residual, expected, below, above = forecast
         width = self._width
         raw = residual / (below if residual < 0 else above)
@@ -398,7 +456,11 @@ class SeriesDetector:
             statistic = cusum.update(z)
         score = min(1.0, max(abs(z) / (2 * Z_BAND), statistic / (2 * CUSUM_H)))
         upper = expected + Z_BAND * width * above
-        return Score(score, expected, lower, upper, ready=False, z=z), raw
+        if abs(z) / Z_BAND >= statistic / CUSUM_H:
+            side = 1 if z >= 0 else -1
+        else:
+            side = 1 if cusum.up >= cusum.down else -1
+        return Score(score, expected, lower, upper, ready=False, z=z), raw, side
 
     def _calibrate(self, raw: float) -> None:
         """Widen the band of a series whose tails are heavier than its scale says.
@@ -407,13 +469,16 @@ class SeriesDetector:
         distribution shift", 2021) on a log scale: the width grows by `CAL_RATE` when a residual
         lies beyond `CAL_Z` widths and shrinks slowly otherwise, so that about `CAL_TARGET` of
         the points fall beyond; never below 1 (a well-behaved series keeps its learned scale).
-        Only isolated points beyond count: the second point of a run is an incident, which must
-        not teach the series to expect incidents.
+        Only points that do not continue a run on the same side count: the second point of a
+        change is an incident (which must not teach the series to expect incidents), while
+        points beyond on alternating sides are wider noise (a burstier regime), which must
+        widen the band within tens of points rather than freeze it.
         """
         beyond = abs(raw) > CAL_Z * self._width
-        if beyond and self._beyond:
-            return  # a run of points beyond is an incident (or a change), not heavy tails
-        self._beyond = beyond
+        side = (1 if raw > 0 else -1) if beyond else 0
+        if beyond and side == self._beyond:
+            return  # a run of points beyond on one side is an incident (or a change)
+        self._beyond = side
         self._width = max(1.0, self._width * math.exp(CAL_RATE * (beyond - CAL_TARGET)))
 
     def _ready(self, t: float) -> bool:

@@ -29,7 +29,7 @@ from streams.core.compiler import CompiledCatalog
 from streams.core.kpi_values import KpiValue, ratio
 from streams.detection.alerts import AlertPolicy, Lifecycle, Severity, static_severity
 from streams.detection.completeness import Completeness
-from streams.detection.detectors import Detector, Score, SeriesDetector
+from streams.detection.detectors import ACCEPT_POINTS, Detector, Score, SeriesDetector
 from streams.detection.explain import Explanation, Point, explain, input_kpis
 
 Labels = tuple[tuple[str, str], ...]
@@ -294,12 +294,21 @@ class AnomalyWatch:
                 else None
             )
             change = s.lifecycle.step(
-                start, s.score.score, ready=s.score.ready, static=static, held=False
+                start,
+                s.score.score,
+                ready=s.score.ready,
+                static=static,
+                held=False,
+                accepted=s.score.accepted,
             )
             if change is None:
                 continue
             explanation = (
-                self._explain(kpi, window, labels, start) if change.state == "opened" else None
+                self._explain(kpi, window, labels, start)
+                if change.state == "opened"
+                else Explanation(f"{kpi} new level accepted: it held for {ACCEPT_POINTS} windows")
+                if change.reason == "new level accepted"
+                else None
             )
             events.append(
                 AnomalyEvent(

@@ -9,7 +9,14 @@ from collections.abc import Callable
 import pytest
 
 from streams.detection.alerts import AlertPolicy, Lifecycle
-from streams.detection.detectors import DAY, EwmaDetector, Score, SeriesDetector, learn_step
+from streams.detection.detectors import (
+    ACCEPT_POINTS,
+    DAY,
+    EwmaDetector,
+    Score,
+    SeriesDetector,
+    learn_step,
+)
 
 HOUR = 3600.0
 MONDAY = 1_767_571_200.0  # 2026-01-05T00:00:00Z
@@ -146,3 +153,42 @@ def test_bad_input_is_refused() -> None:
 )
 def test_the_step_is_the_shortest_common_spacing(gaps: list[float], step: float) -> None:
     assert learn_step(gaps) == step
+
+
+def test_a_change_that_holds_scores_its_onset_highest_and_becomes_the_new_level() -> None:
+    """A +50% level shift held for 200 hours: the first points score highest, each further
+    point of the run at most 0.9x the one before it would score alone (<= 0.9**k), the level
+    is accepted at the 12th point in a row, and the series is calm again right after."""
+    for seed in range(4):
+        rng = random.Random(seed)
+        start = 24 * 20 + 10
+
+        def value(i: int, t: float, rng: random.Random = rng, start: int = start) -> float:
+            return orders_per_hour(t, rng) * (1.5 if i >= start else 1.0)
+
+        scores = run(SeriesDetector(HOUR), start + 200, value)
+        change = scores[start:]
+        assert max(s.score for s in change[:3]) >= 0.75, seed  # the onset is seen, critical
+        accepted = [k for k, s in enumerate(change) if s.accepted]
+        assert accepted, seed
+        k = accepted[0]
+        assert k <= 2 * ACCEPT_POINTS, seed  # a run may restart once on a noisy point
+        # the 12th point of a run scores at most 0.9**11 = 0.31 of 1 (the highest score)
+        assert change[k].score <= 0.9 ** (ACCEPT_POINTS - 1) + 1e-9
+        assert max(s.score for s in change[:k]) == max(s.score for s in change[:3])
+        after = [s.score for s in change[k + 1 :]]
+        assert sum(s >= 0.5 for s in after) <= 3, seed  # the new level is normal now
+        opened = alerts(scores)
+        assert opened, seed
+        assert start <= opened[0] <= start + 2, seed
+
+
+def test_a_burstier_regime_widens_the_band_within_tens_of_points() -> None:
+    """The noise triples (sd 5 -> 15) and stays: isolated exceedances on both sides widen the
+    calibrated band, so the new regime does not keep scoring high for hundreds of points."""
+    rng = random.Random(11)
+    detector = SeriesDetector(HOUR)
+    scores = run(detector, 24 * 30, lambda i, t: 1000 + rng.gauss(0, 5 if i < 24 * 14 else 15))
+    later = [s.score for s in scores[24 * 14 + 100 :]]
+    # Gaussian noise: about 0.3% of points are beyond 3 sd; allow 2% beyond the band edge
+    assert sum(s >= 0.5 for s in later) <= 0.02 * len(later)
