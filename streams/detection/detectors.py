@@ -34,6 +34,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from streams.detection.counts import CountModel
 from streams.errors import ContractViolation
 
 Period = Literal["none", "daily", "weekly"]
@@ -68,9 +69,9 @@ WARMUP_STEPS = 192
 WARMUP_SPAN = 8 * 86_400.0
 SPARSE_SHARE = 0.25
 SPARSE_GAIN = 0.02
-"""A series that is 0 in more than a quarter of its recent points (a few expenses a day seen
-hourly) is too sparse to judge at its window size: it is scored but never alerts; its roll-ups
-and longer windows are judged instead."""
+"""A never-negative series that is 0 in a quarter or more of its recent points (a few expenses an
+hour) is judged as a count (`streams.detection.counts`): its scale says little, the chance of
+the count it shows says what matters."""
 CAL_Z = 3.5
 CAL_TARGET = 0.01
 CAL_RATE = 0.1
@@ -353,6 +354,9 @@ class SeriesDetector:
     _nonnegative: bool = True
     _zeros: float = 0.0
     """Recent share of points that are exactly 0."""
+    _counts: CountModel = field(init=False)
+    _count_cusum: _Cusum = field(default_factory=_Cusum)
+    """Judges the series while it is sparse (`SPARSE_SHARE` of its points 0)."""
 
     @property
     def period(self) -> Period:
@@ -368,6 +372,7 @@ class SeriesDetector:
                 return self._learn_step(t, value)
             self._models = [_Baseline(p, self.step, self.tuning) for p in _candidates(self.step)]
             self._cusums = [_Cusum() for _ in self._models]
+            self._counts = CountModel(self.step)
         self._n += 1
         self._last = t
         results = [model.update(t, value) for model in self._models]
@@ -376,7 +381,7 @@ class SeriesDetector:
             self._choose(t)
             return Score(0.0, expected, expected, expected, ready=False)
         self._zeros += max(SPARSE_GAIN, 1.0 / self._n) * ((value == 0) - self._zeros)
-        ready = self._ready(t) and self._zeros < SPARSE_SHARE
+        ready = self._ready(t)
         self._nonnegative = self._nonnegative and value >= 0
         # Every plausible candidate (eligible, forecasting about as well as the chosen one)
         # scores the point; the most forgiving one explains it. An anomaly is a point no
@@ -395,8 +400,19 @@ class SeriesDetector:
         if ready:  # during warm-up the model itself is still wrong: that is not the tails
             self._calibrate(best[1])
         self._choose(t)
-        score = best[0]
-        value_score, accepted = self._onset(score, best[2], ready)
+        score, side = best[0], best[2]
+        sparse = self._nonnegative and self._zeros >= SPARSE_SHARE
+        expected = self._counts.expected(t)
+        count, lower, upper, count_z = self._counts.update(t, value, judge=sparse)
+        if sparse:
+            statistic = self._count_cusum.update(count_z)
+            count = min(1.0, max(count, statistic / (2 * CUSUM_H)))
+            score = Score(count, expected, lower, upper, ready=False, z=count_z)
+            if count >= 0.5 and abs(count_z) * 2 * Z_BAND < statistic:
+                side = 1 if self._count_cusum.up >= self._count_cusum.down else -1
+            else:
+                side = 1 if count_z >= 0 else -1
+        value_score, accepted = self._onset(score, side, ready)
         return Score(
             value_score, score.expected, score.lower, score.upper, ready, score.z, accepted
         )
@@ -425,7 +441,7 @@ class SeriesDetector:
             return decayed, False
         for model in self._models:
             model.accept()
-        for cusum in self._cusums:
+        for cusum in (*self._cusums, self._count_cusum):
             cusum.up = cusum.down = 0.0
         self._run = self._side = 0
         return decayed, True

@@ -192,3 +192,40 @@ def test_a_burstier_regime_widens_the_band_within_tens_of_points() -> None:
     later = [s.score for s in scores[24 * 14 + 100 :]]
     # Gaussian noise: about 0.3% of points are beyond 3 sd; allow 2% beyond the band edge
     assert sum(s >= 0.5 for s in later) <= 0.02 * len(later)
+
+
+def poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw by multiplying uniforms (Knuth), independent of the detector's code."""
+    count, product, limit = 0, rng.random(), math.exp(-mean)
+    while product > limit:
+        count += 1
+        product *= rng.random()
+    return count
+
+
+def sparse_rate(i: int) -> float:
+    """About one event an hour: 0.16 at 02:00 UTC to 1.44 at 14:00 UTC (a daily cosine)."""
+    return 0.8 * (1 + 0.8 * math.cos(2 * math.pi * (i % 24 - 14) / 24))
+
+
+def test_a_sparse_count_series_is_judged_as_counts_and_a_burst_is_found() -> None:
+    """Hourly counts at about one an hour are 0 in ~45% of the hours (far beyond the 25% that
+    makes a series sparse). Six weeks of it over five seeds open no alert; five midday hours at
+    6x the rate (~8 events where ~1.4 are expected: P(X >= 8) ~ 1e-4 for a Poisson of 1.44)
+    open one while the burst lasts."""
+    start = 24 * 30 + 10
+    for seed in range(5):
+        rng = random.Random(seed)
+        clean = run(
+            SeriesDetector(HOUR), 24 * 42, lambda i, t, rng=rng: poisson(rng, sparse_rate(i))
+        )
+        assert sum(s.ready for s in clean) > 24 * 30  # watched, not left out as too sparse
+        assert alerts(clean) == [], seed
+        rng = random.Random(100 + seed)
+
+        def burst(i: int, t: float, rng: random.Random = rng) -> float:
+            return poisson(rng, sparse_rate(i) * (6 if start <= i < start + 5 else 1))
+
+        opened = alerts(run(SeriesDetector(HOUR), start + 24, burst))
+        assert opened, seed
+        assert start < opened[0] < start + 5, (seed, opened)  # while the burst lasts
