@@ -15,7 +15,15 @@ Scoring, per incident kind and over all:
 - **precision** = matching alerts / all alerts opened (on every watched series, over the whole run
   after warm-up; KPI alerts caused by a silent source count against it);
 - **recall** = incidents with at least one matching alert / incidents;
-- **time to detect** = event time of the first matching alert's opening minus the incident start.
+- **time to detect** = event time of the first matching alert's opening minus the incident start;
+- **on-call score** (0 = never alerting, 100 = every incident paged at its first point and no
+  other page; negative when false alarms cost more than silence): what on-call pays, after the
+  Numenta Anomaly Benchmark's scoring. Each incident's window W = [start - step, end +
+  `GRACE_STEPS` step] (where a matching alert may start). An incident whose first matching alert
+  is decided at time a earns `sigma(y) = 2 / (1 + exp(5 y)) - 1` with `y = (a - W.end) / (W.end -
+  W.start)` in [-1, 0] (0.987 at the start of the window, 0 at its end), a missed one earns -1,
+  and every point (window instance, `step` long) during which an alert that matches no incident
+  is open costs `A_FP` = 0.11. With N incidents and S the sum, score = 100 (S + N) / (2 N).
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ from streams.tools.simulator import SimulationConfig, simulate
 
 DAY = 86_400.0
 GRACE_STEPS = 6
+A_FP = 0.11
+"""What one alerting point outside every incident window costs (NAB's standard profile)."""
 FLUSH_EVERY = 500
 TARGET_MEASURES: dict[str, frozenset[str]] = {
     "revenue": frozenset({"revenue", "cogs"}),
@@ -89,6 +99,20 @@ class DetectorReport:
     kinds: dict[str, KindScore] = field(default_factory=dict)
     false_alarms: list[AnomalyEvent] = field(default_factory=list)
     missed: list[Incident] = field(default_factory=list)
+    credit: float = 0.0
+    """Sum of sigma(y) over detected incidents (see the module docstring)."""
+    false_points: int = 0
+    """Alerting points of alerts that match no incident."""
+
+    @property
+    def oncall(self) -> float:
+        """The on-call score (see the module docstring): 0 never alerting, 100 perfect."""
+        total = sum(k.incidents for k in self.kinds.values())
+        if not total:
+            return 0.0
+        missed = total - sum(k.detected for k in self.kinds.values())
+        earned = self.credit - missed - A_FP * self.false_points
+        return 100 * (earned + total) / (2 * total)
 
     @property
     def precision(self) -> float:
@@ -144,16 +168,51 @@ def matches(alert: AnomalyEvent, incident: Incident, affected: frozenset[str], s
     return all(labels.get(k, v) == v for k, v in incident.dimensions)
 
 
+def onset_credit(at: float, window_start: float, window_end: float) -> float:
+    """NAB's scaled sigmoid: 0.987 for a detection at the start of the window, 0 at its end."""
+    y = (at - window_end) / (window_end - window_start)
+    return 2 / (1 + math.exp(5 * y)) - 1
+
+
+def alerting_points(
+    opened: AnomalyEvent, alerts: Sequence[AnomalyEvent], step: float, until: float
+) -> int:
+    """Window instances during which the alert `opened` was open: from its first anomalous point
+    to its resolution (or `until`), at least the points that opened it."""
+    key = (opened.alert, opened.kpi, opened.window, opened.dimensions, opened.source)
+    end = until
+    for a in alerts:
+        if (
+            a.state == "resolved"
+            and a.at > opened.at
+            and (a.alert, a.kpi, a.window, a.dimensions, a.source) == key
+        ):
+            end = a.at
+            break
+    return max(1, math.ceil((end - opened.started_at) / step - 1e-9))
+
+
 def score(
     name: str,
     alerts: Sequence[AnomalyEvent],
     incidents: Sequence[Incident],
-    catalog: CompiledCatalog,
+    catalog: CompiledCatalog | None,
     step: float,
+    *,
+    until: float | None = None,
 ) -> DetectorReport:
+    """Score the alerts of one detector against the incidents. `catalog` None: the alerts'
+    KPIs are the incidents' targets themselves (a team's own series, `--series`). `until`: the
+    end of the run, where an alert still open stops counting (None: the last alert's time)."""
     report = DetectorReport(name)
+    if until is None:
+        until = max((a.at for a in alerts), default=0.0)
     affected = {
-        i: affected_kpis(catalog, i.target) if i.kind != "silent_source" else frozenset()
+        i: frozenset()
+        if i.kind == "silent_source"
+        else affected_kpis(catalog, i.target)
+        if catalog is not None
+        else frozenset({i.target})
         for i in incidents
     }
     for incident in incidents:
@@ -165,6 +224,7 @@ def score(
         hits = [i for i in incidents if matches(alert, i, affected[i], step)]
         if not hits:
             report.false_alarms.append(alert)
+            report.false_points += alerting_points(alert, alerts, step, until)
             continue
         report.matched += 1
         for incident in hits:
@@ -174,6 +234,8 @@ def score(
         kind = report.kinds[incident.kind]
         kind.detected += 1
         kind.delays.append(max(0.0, at - incident.start))
+        window_end = incident.end + GRACE_STEPS * step
+        report.credit += onset_credit(min(at, window_end), incident.start - step, window_end)
     report.missed = [i for i in incidents if i not in first]
     return report
 
@@ -237,7 +299,14 @@ def run(scenario: Scenario, progress: TextIO | None = None) -> Evaluation:
     step = STEPS[scenario.window]
     warm = begin + scenario.warmup_days * DAY
     reports = [
-        score(name, [a for a in alerts[name] if a.at >= warm - 2 * DAY], incidents, catalog, step)
+        score(
+            name,
+            [a for a in alerts[name] if a.at >= warm - 2 * DAY],
+            incidents,
+            catalog,
+            step,
+            until=begin + duration,
+        )
         for name, _ in factories
     ]
     return Evaluation(scenario, incidents, reports, count, time.perf_counter() - started)
@@ -268,6 +337,10 @@ def table(evaluation: Evaluation) -> str:
             f"{report.recall:.2f}  F1 {report.f1:.2f}  alerts {report.alerts} "
             f"(false {len(report.false_alarms)})  median time to detect "
             f"{_fmt(delay / 60 if delay is not None else None, ' min')}"
+        )
+        lines.append(
+            f"{report.name:<14} on-call score {report.oncall:.1f} (onset credit "
+            f"{report.credit:.2f}, false alerting points {report.false_points})"
         )
     return "\n".join(lines)
 
