@@ -104,6 +104,66 @@ def _when(text: str) -> datetime:
     return value
 
 
+def _add_evaluate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="judge the anomaly detectors on simulated weeks with labelled incidents",
+        description="Simulate weeks of events offline with planned incidents (spikes, dips, "
+        "level shifts, slow drifts, seasonality breaks, silent sources), run them through the "
+        "same core as the worker, and score the alerts of our detectors and of a plain EWMA "
+        "z-score baseline (same lifecycle) against the ground truth: precision, recall, F1 and "
+        "median time to detect, per incident kind. Progress on stderr; takes a few minutes for "
+        "the default scenario (about 20 s per simulated day).",
+    )
+    evaluate.add_argument(
+        "--scenario",
+        choices=("default", "bursty", "sparse"),
+        default="default",
+        help="default: the clean company; bursty: bursty hours and heavy-tailed amounts; "
+        "sparse: 0.05 events/s, sparse count series (options below override it)",
+    )
+    evaluate.add_argument(
+        "--burstiness", type=float, help="CV of an hourly gamma burst factor (default 0)"
+    )
+    evaluate.add_argument(
+        "--amount-sigma", type=float, help="lognormal spread of amounts (default 0.5)"
+    )
+    evaluate.add_argument(
+        "--series",
+        type=Path,
+        metavar="DIR",
+        help="instead of simulating: judge the detectors on DIR/*.csv (timestamp,value), "
+        "with --labels",
+    )
+    evaluate.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE",
+        help="labelled incident windows of --series: CSV series,start,end (series = file stem)",
+    )
+    evaluate.add_argument("--days", type=_positive, default=21.0, help="simulated days (21)")
+    evaluate.add_argument(
+        "--warmup-days", type=float, default=9.0, help="days without incidents first (9)"
+    )
+    evaluate.add_argument("--rate", type=_positive, help="mean events/s (1)")
+    evaluate.add_argument("--seed", type=int, default=7, help="random seed (7)")
+    evaluate.add_argument(
+        "--window", default="1h", help="window size of the series judged (default 1h)"
+    )
+    evaluate.add_argument(
+        "--weekly-amplitude",
+        type=float,
+        default=0.2,
+        help="weekend dip of the traffic (default 0.2: weekends at 0.8x)",
+    )
+    evaluate.add_argument(
+        "--ground-truth", type=Path, help="also write the incidents' ground truth CSV here"
+    )
+    evaluate.add_argument(
+        "--verbose", action="store_true", help="list every false alarm and missed incident"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pulse",
@@ -253,37 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="score counted as high in the summary (default 0.5); the output is not filtered",
     )
 
-    evaluate = commands.add_parser(
-        "evaluate",
-        help="judge the anomaly detectors on simulated weeks with labelled incidents",
-        description="Simulate weeks of events offline with planned incidents (spikes, dips, "
-        "level shifts, slow drifts, seasonality breaks, silent sources), run them through the "
-        "same core as the worker, and score the alerts of our detectors and of a plain EWMA "
-        "z-score baseline (same lifecycle) against the ground truth: precision, recall, F1 and "
-        "median time to detect, per incident kind. Progress on stderr; takes a few minutes for "
-        "the default scenario (about 20 s per simulated day).",
-    )
-    evaluate.add_argument("--days", type=_positive, default=21.0, help="simulated days (21)")
-    evaluate.add_argument(
-        "--warmup-days", type=float, default=9.0, help="days without incidents first (9)"
-    )
-    evaluate.add_argument("--rate", type=_positive, default=1.0, help="mean events/s (1)")
-    evaluate.add_argument("--seed", type=int, default=7, help="random seed (7)")
-    evaluate.add_argument(
-        "--window", default="1h", help="window size of the series judged (default 1h)"
-    )
-    evaluate.add_argument(
-        "--weekly-amplitude",
-        type=float,
-        default=0.2,
-        help="weekend dip of the traffic (default 0.2: weekends at 0.8x)",
-    )
-    evaluate.add_argument(
-        "--ground-truth", type=Path, help="also write the incidents' ground truth CSV here"
-    )
-    evaluate.add_argument(
-        "--verbose", action="store_true", help="list every false alarm and missed incident"
-    )
+    _add_evaluate(commands)
 
     generate = commands.add_parser(
         "generate",
@@ -484,17 +514,25 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from streams.tools.evaluate import Scenario, main_report, run  # noqa: PLC0415
+    from streams.tools.evaluate import SCENARIOS, Scenario, main_report, run  # noqa: PLC0415
     from streams.tools.incidents import write_ground_truth  # noqa: PLC0415
 
+    if args.series is not None or args.labels is not None:
+        return _evaluate_series(args)
+    preset: dict[str, float] = {"rate": 1.0, **SCENARIOS[args.scenario]}
+    for name in ("rate", "burstiness", "amount_sigma"):
+        if getattr(args, name) is not None:
+            preset[name] = getattr(args, name)
     try:
         scenario = Scenario(
             days=args.days,
             warmup_days=args.warmup_days,
-            rate=args.rate,
             seed=args.seed,
             window=args.window,
             weekly_amplitude=args.weekly_amplitude,
+            rate=preset["rate"],
+            burstiness=preset.get("burstiness", 0.0),
+            amount_sigma=preset.get("amount_sigma", 0.5),
         )
     except ValueError as exc:
         raise ConfigError(f"evaluate: {exc}") from None
@@ -503,6 +541,21 @@ def _evaluate(args: argparse.Namespace) -> int:
         with args.ground_truth.open("w", newline="") as out:
             write_ground_truth(evaluation.incidents, out)
     main_report(evaluation, sys.stdout, verbose=args.verbose)
+    return 0
+
+
+def _evaluate_series(args: argparse.Namespace) -> int:
+    from streams.tools.evaluate_series import run_series, series_report  # noqa: PLC0415
+
+    if args.series is None or args.labels is None:
+        raise ConfigError("evaluate: --series DIR and --labels FILE go together")
+    try:
+        reports, notes = run_series(args.series, args.labels)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"evaluate: {exc}") from None
+    for note in notes:
+        sys.stderr.write(f"evaluate: {note}\n")
+    series_report(reports, sys.stdout)
     return 0
 
 

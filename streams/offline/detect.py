@@ -206,6 +206,21 @@ def _read(
     return rows, reordered
 
 
+def read_points(
+    inp: TextIO, *, timezone: tzinfo = UTC_ZONE, max_disorder: float = MAX_DISORDER
+) -> tuple[list[tuple[float, float]], list[str]]:
+    """The points of a `timestamp,value` CSV as `pulse detect` sees them: in time order, one per
+    distinct time (the mean of its rows), gaps and unusable rows left out. Returns (points,
+    notes on unusable rows). Raises DetectError for an empty input or a wrong header."""
+    notes: list[str] = []
+    rows, _ = _read(inp, timezone, max_disorder, notes)
+    points: dict[float, list[float]] = {}
+    for row in rows:
+        if row.usable and row.value is not None:
+            points.setdefault(row.t, []).append(row.value)
+    return [(t, math.fsum(v) / len(v)) for t, v in sorted(points.items())], notes
+
+
 def run_detect(
     inp: TextIO,
     out: TextIO,

@@ -48,6 +48,13 @@ from streams.tools.incidents import Incident, plan_incidents
 from streams.tools.simulator import SimulationConfig, simulate
 
 DAY = 86_400.0
+SCENARIOS: dict[str, dict[str, float]] = {
+    "default": {},
+    "bursty": {"burstiness": 0.5, "amount_sigma": 1.2},
+    "sparse": {"rate": 0.05},
+}
+"""Named scenarios: the clean company; bursty hours (gamma factor, CV 0.5) with heavy-tailed
+amounts (lognormal spread 1.2); a company 20x quieter, whose finest series are sparse counts."""
 GRACE_STEPS = 6
 A_FP = 0.11
 """What one alerting point outside every incident window costs (NAB's standard profile)."""
@@ -74,6 +81,10 @@ class Scenario:
     window: str = "1h"
     gap_hours: float = 6.0
     """Quiet time between incidents."""
+    burstiness: float = 0.0
+    """Hourly burst factor's coefficient of variation (`SimulationConfig.burstiness`)."""
+    amount_sigma: float = 0.5
+    """Lognormal spread of order values and expenses (`SimulationConfig.amount_sigma`)."""
 
     def __post_init__(self) -> None:
         if self.window not in STEPS:
@@ -255,6 +266,8 @@ def run(scenario: Scenario, progress: TextIO | None = None) -> Evaluation:
         bad_ratio=0.0,
         weekly_amplitude=scenario.weekly_amplitude,
         incidents=incidents,
+        burstiness=scenario.burstiness,
+        amount_sigma=scenario.amount_sigma,
     )
     windows = Windows.for_timezone(ZoneInfo("UTC"))
     state = PartitionState(
@@ -356,7 +369,8 @@ def main_report(evaluation: Evaluation, out: TextIO, verbose: bool = False) -> N
     s = evaluation.scenario
     out.write(
         f"evaluate: {s.days:g} simulated days from {s.start:%Y-%m-%d} at {s.rate:g} events/s "
-        f"(seed {s.seed}), window {s.window}, warm-up {s.warmup_days:g} days, "
+        f"(seed {s.seed}, burstiness {s.burstiness:g}, amount sigma {s.amount_sigma:g}), "
+        f"window {s.window}, warm-up {s.warmup_days:g} days, "
         f"{len(evaluation.incidents)} incidents, {evaluation.events} events in "
         f"{evaluation.seconds:.0f} s\n"
     )
