@@ -129,6 +129,13 @@ def _add_evaluate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--amount-sigma", type=float, help="lognormal spread of amounts (default 0.5)"
     )
     evaluate.add_argument(
+        "--regime-changes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also N persistent revenue level shifts, labelled at their onset only (default 0)",
+    )
+    evaluate.add_argument(
         "--series",
         type=Path,
         metavar="DIR",
@@ -533,6 +540,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             rate=preset["rate"],
             burstiness=preset.get("burstiness", 0.0),
             amount_sigma=preset.get("amount_sigma", 0.5),
+            regime_changes=args.regime_changes,
         )
     except ValueError as exc:
         raise ConfigError(f"evaluate: {exc}") from None

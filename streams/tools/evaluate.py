@@ -29,6 +29,7 @@ Scoring, per incident kind and over all:
 from __future__ import annotations
 
 import math
+import random
 import statistics
 import sys
 import time
@@ -85,12 +86,16 @@ class Scenario:
     """Hourly burst factor's coefficient of variation (`SimulationConfig.burstiness`)."""
     amount_sigma: float = 0.5
     """Lognormal spread of order values and expenses (`SimulationConfig.amount_sigma`)."""
+    regime_changes: int = 0
+    """Persistent revenue level shifts (`regime_changes`), on top of the planned incidents."""
 
     def __post_init__(self) -> None:
         if self.window not in STEPS:
             raise ValueError(f"window must be one of {sorted(STEPS)}, got {self.window!r}")
         if not 0 <= self.warmup_days < self.days:
             raise ValueError("warmup_days must be >= 0 and below days")
+        if self.regime_changes < 0:
+            raise ValueError("regime_changes must be >= 0")
 
 
 @dataclass
@@ -251,6 +256,27 @@ def score(
     return report
 
 
+def regime_changes(
+    scenario: Scenario, begin: float, duration: float
+) -> tuple[tuple[Incident, ...], tuple[Incident, ...]]:
+    """`scenario.regime_changes` persistent level shifts of one business unit's revenue (+-40%),
+    each from a whole hour after the warm-up to the end of the run: (what the simulator applies,
+    what is labelled). The label is the onset only, one hour: a detector should page once at the
+    change and then take the new level as normal, so alerting on later points costs."""
+    rng = random.Random(scenario.seed + 1)
+    held: list[Incident] = []
+    labels: list[Incident] = []
+    first = begin + scenario.warmup_days * DAY
+    end = math.floor(begin + duration)
+    for _ in range(scenario.regime_changes):
+        at = math.floor(rng.uniform(first, end - DAY) / 3600) * 3600
+        dims = (("business_unit", rng.choice(("retail", "wholesale", "marketplace"))),)
+        magnitude = rng.choice((-0.4, 0.4))
+        held.append(Incident("level_shift", "revenue", at, end, magnitude, dims))
+        labels.append(Incident("level_shift", "revenue", at, at + 3600, magnitude, dims))
+    return tuple(held), tuple(labels)
+
+
 def run(scenario: Scenario, progress: TextIO | None = None) -> Evaluation:
     """Simulate the scenario and score both detectors."""
     started = time.perf_counter()
@@ -258,6 +284,7 @@ def run(scenario: Scenario, progress: TextIO | None = None) -> Evaluation:
     begin = scenario.start.timestamp()
     duration = scenario.days * DAY
     incidents = plan_incidents(begin, duration, scenario.seed, warmup=scenario.warmup_days * DAY)
+    held, labels = regime_changes(scenario, begin, duration)
     config = SimulationConfig(
         start=scenario.start,
         seed=scenario.seed,
@@ -265,7 +292,7 @@ def run(scenario: Scenario, progress: TextIO | None = None) -> Evaluation:
         duration=duration,
         bad_ratio=0.0,
         weekly_amplitude=scenario.weekly_amplitude,
-        incidents=incidents,
+        incidents=incidents + held,
         burstiness=scenario.burstiness,
         amount_sigma=scenario.amount_sigma,
     )
@@ -311,6 +338,7 @@ def run(scenario: Scenario, progress: TextIO | None = None) -> Evaluation:
     flush(begin + duration)
     step = STEPS[scenario.window]
     warm = begin + scenario.warmup_days * DAY
+    incidents += labels
     reports = [
         score(
             name,

@@ -10,7 +10,7 @@ import pytest
 from streams.cli import main
 from streams.core.compiler import compile_catalog
 from streams.detection.watch import AnomalyEvent
-from streams.tools.evaluate import affected_kpis, matches, score
+from streams.tools.evaluate import Scenario, affected_kpis, matches, regime_changes, score
 from streams.tools.incidents import Incident
 
 HOUR = 3600.0
@@ -122,3 +122,22 @@ def test_the_on_call_score_credits_early_detection_and_charges_false_alerting_po
     perfect = score("early", early, [DIP, SILENT], CATALOG, HOUR, until=210 * HOUR)
     assert perfect.false_points == 0
     assert 95 < perfect.oncall < 100
+
+
+def test_regime_changes_hold_to_the_end_and_are_labelled_at_their_onset() -> None:
+    scenario = Scenario(days=10.0, warmup_days=5.0, regime_changes=3)
+    begin = scenario.start.timestamp()
+    held, labels = regime_changes(scenario, begin, scenario.days * 86_400)
+    assert len(held) == len(labels) == 3
+    for change, label in zip(held, labels, strict=True):
+        assert change.end == begin + 10 * 86_400  # it holds to the end of the run
+        assert begin + 5 * 86_400 <= change.start <= change.end - 86_400
+        assert change.start % 3600 == 0
+        assert (label.start, label.end) == (change.start, change.start + 3600)  # the onset only
+        assert (label.kind, label.target, label.dimensions) == (
+            change.kind,
+            change.target,
+            change.dimensions,
+        )
+        assert abs(change.magnitude) == 0.4
+    assert regime_changes(Scenario(), begin, 21 * 86_400) == ((), ())
