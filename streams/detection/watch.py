@@ -361,10 +361,11 @@ class AnomalyWatch:
         point = self._point((kpi, window, labels), start)
         assert point is not None
         finest = len(self.catalog.kpis[kpi].dims)
-        siblings = [
+        scope = set(labels)
+        siblings = [  # inside the alerted series' scope: what it is made of
             p
             for key in self.series
-            if key[0] == kpi and key[1] == window and len(key[2]) == finest
+            if key[0] == kpi and key[1] == window and len(key[2]) == finest and scope <= set(key[2])
             for p in [self._point(key, start)]
             if p is not None
         ]
@@ -374,7 +375,7 @@ class AnomalyWatch:
             for p in [self._point((name, window, self._project(name, labels)), start)]
             if p is not None
         }
-        return explain(kpi, point, siblings, inputs)
+        return explain(kpi, point, siblings, inputs, ratio=self.catalog.kpis[kpi].unit == "ratio")
 
     def _project(self, kpi: str, labels: Labels) -> Labels:
         dims = self.catalog.kpis[kpi].dims

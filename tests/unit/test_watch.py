@@ -133,3 +133,47 @@ def test_idle_series_are_forgotten_after_their_idle_steps() -> None:
     assert gone not in watch.series
     assert ("revenue", "1m", (("business_unit", "kept"), ("region", "emea"))) in watch.series
     assert ("revenue", "1m", ()) in watch.series
+
+
+class FirstValue:
+    """Expects every point to be the series' first value; below 70% of it scores 0.9."""
+
+    def __init__(self, step: float) -> None:
+        self.first: float | None = None
+
+    def update(self, t: float, value: float) -> Score:
+        if self.first is None:
+            self.first = value
+        low = value < 0.7 * self.first
+        return Score(
+            0.9 if low else 0.0,
+            self.first,
+            0.9 * self.first,
+            1.1 * self.first,
+            ready=True,
+            z=-10.0 if low else 0.0,
+        )
+
+
+def test_an_explanation_stays_inside_the_alerted_series_scope() -> None:
+    """Retail EMEA drops by 90 and all of wholesale by 200. The alert on retail is explained
+    by retail's own series (region=emea carries all of its drop), not by wholesale's larger
+    drop, which a whole-KPI explanation would name (200 of 290: 69%)."""
+    watch = AnomalyWatch(CATALOG, detector=FirstValue, windows=frozenset({"1m"}))
+    units = [(bu, r) for bu in ("retail", "wholesale") for r in ("emea", "amer")]
+    drop = {("retail", "emea"): "10", ("wholesale", "emea"): "0", ("wholesale", "amer"): "0"}
+    events = []
+    for i in range(3):
+        start = i * MINUTE
+        values = [
+            revenue(start, bu, r, drop.get((bu, r), "100") if i else "100") for bu, r in units
+        ]
+        events += watch.observe_values(values, float(start + MINUTE))
+    opened = {
+        e.dimensions: e.explanation.text
+        for e in events
+        if e.state == "opened" and e.kpi == "revenue" and e.explanation is not None
+    }
+    retail = opened[(("business_unit", "retail"),)]
+    assert retail == "revenue fell 45% below expected; 100% of the drop is region=emea"
+    assert "wholesale" not in retail
