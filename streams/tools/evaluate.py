@@ -156,6 +156,8 @@ class Evaluation:
     reports: list[DetectorReport]
     events: int
     seconds: float
+    alerts: dict[str, list[AnomalyEvent]] = field(default_factory=dict)
+    """Every alert transition per detector (for the verbose listing)."""
 
 
 def affected_kpis(catalog: CompiledCatalog, target: str) -> frozenset[str]:
@@ -350,7 +352,7 @@ def run(scenario: Scenario, progress: TextIO | None = None) -> Evaluation:
         )
         for name, _ in factories
     ]
-    return Evaluation(scenario, incidents, reports, count, time.perf_counter() - started)
+    return Evaluation(scenario, incidents, reports, count, time.perf_counter() - started, alerts)
 
 
 def _fmt(value: float | None, unit: str = "") -> str:
@@ -404,9 +406,12 @@ def main_report(evaluation: Evaluation, out: TextIO, verbose: bool = False) -> N
     )
     out.write(table(evaluation) + "\n")
     if verbose:
+        step = STEPS[s.window]
+        end = s.start.timestamp() + s.days * DAY
         for report in evaluation.reports:
             for alert in report.false_alarms:
-                out.write(f"false alarm ({report.name}): {describe(alert)}\n")
+                points = alerting_points(alert, evaluation.alerts[report.name], step, end)
+                out.write(f"false alarm ({report.name}): {describe(alert)}, open {points} points\n")
             for incident in report.missed:
                 when = datetime.fromtimestamp(incident.start, UTC).strftime("%Y-%m-%d %H:%M")
                 out.write(f"missed ({report.name}): {when} {incident.kind} {incident.series}\n")
