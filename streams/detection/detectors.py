@@ -400,24 +400,28 @@ class SeriesDetector:
         if ready:  # during warm-up the model itself is still wrong: that is not the tails
             self._calibrate(best[1])
         self._choose(t)
-        score, side = best[0], best[2]
+        score, side, holding = best[0], best[2], best[3]
         sparse = self._nonnegative and self._zeros >= SPARSE_SHARE
         expected = self._counts.expected(t)
         count, lower, upper, count_z = self._counts.update(t, value, judge=sparse)
         if sparse:
             statistic = self._count_cusum.update(count_z)
+            holding = min(1.0, max(count, statistic / (2 * CUSUM_H)))
+            cc = self._count_cusum
+            if not (count_z > CUSUM_K if cc.up >= cc.down else count_z < -CUSUM_K):
+                statistic = 0.0
             count = min(1.0, max(count, statistic / (2 * CUSUM_H)))
             score = Score(count, expected, lower, upper, ready=False, z=count_z)
             if count >= 0.5 and abs(count_z) * 2 * Z_BAND < statistic:
                 side = 1 if self._count_cusum.up >= self._count_cusum.down else -1
             else:
                 side = 1 if count_z >= 0 else -1
-        value_score, accepted = self._onset(score, side, ready)
+        value_score, accepted = self._onset(score, side, ready, holding)
         return Score(
             value_score, score.expected, score.lower, score.upper, ready, score.z, accepted
         )
 
-    def _onset(self, score: Score, side: int, ready: bool) -> tuple[float, bool]:
+    def _onset(self, score: Score, side: int, ready: bool, holding: float) -> tuple[float, bool]:
         """Rank the onset of a change highest, and accept a change that holds.
 
         A point at >= 0.5 starts a change; it holds while the points stay on its side at >=
@@ -430,7 +434,7 @@ class SeriesDetector:
         accepted"). An hourly series accepts a new level after 12 hours, a 5-minute one after
         an hour.
         """
-        holds = self._run > 0 and side == self._side and score.score >= HOLD_SCORE
+        holds = self._run > 0 and side == self._side and holding >= HOLD_SCORE
         if not (ready and (holds or score.score >= 0.5)):
             self._run = self._side = 0
             return score.score, False
@@ -448,7 +452,7 @@ class SeriesDetector:
 
     def _judge(
         self, index: int, value: float, forecast: tuple[float, float, float, float]
-    ) -> tuple[Score, float, int]:
+    ) -> tuple[Score, float, int, float]:
         """The score of candidate `index` for this point, its raw standardized residual, and
         the side it points to (+1 above, -1 below: of the residual, or of the CUSUM when that
         gives the score)."""
@@ -470,13 +474,19 @@ class SeriesDetector:
                 statistic = cusum.update(z)
         else:
             statistic = cusum.update(z)
-        score = min(1.0, max(abs(z) / (2 * Z_BAND), statistic / (2 * CUSUM_H)))
-        upper = expected + Z_BAND * width * above
+        # A change still holds while the CUSUM remembers it (for `_onset`), on its side.
+        holding = min(1.0, max(abs(z) / (2 * Z_BAND), statistic / (2 * CUSUM_H)))
         if abs(z) / Z_BAND >= statistic / CUSUM_H:
             side = 1 if z >= 0 else -1
         else:
             side = 1 if cusum.up >= cusum.down else -1
-        return Score(score, expected, lower, upper, ready=False, z=z), raw, side
+        # The CUSUM scores a point only while the point pushes it (beyond K on its side): its
+        # memory of a spike that is over must not hold an alert open for ten more points.
+        if not (z > CUSUM_K if cusum.up >= cusum.down else z < -CUSUM_K):
+            statistic = 0.0
+        score = min(1.0, max(abs(z) / (2 * Z_BAND), statistic / (2 * CUSUM_H)))
+        upper = expected + Z_BAND * width * above
+        return Score(score, expected, lower, upper, ready=False, z=z), raw, side, holding
 
     def _calibrate(self, raw: float) -> None:
         """Widen the band of a series whose tails are heavier than its scale says.

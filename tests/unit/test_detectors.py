@@ -229,3 +229,24 @@ def test_a_sparse_count_series_is_judged_as_counts_and_a_burst_is_found() -> Non
         opened = alerts(run(SeriesDetector(HOUR), start + 24, burst))
         assert opened, seed
         assert start < opened[0] < start + 5, (seed, opened)  # while the burst lasts
+
+
+def test_an_alert_on_a_spike_resolves_two_points_after_it() -> None:
+    """A two-hour spike at 3x on a steady series of sd 2% opens an alert, and the two points
+    after it, back to normal, score below the resolve threshold (0.35): the CUSUM's memory of
+    the spike (it decays by 0.9 a point from ~10) no longer holds the alert open."""
+    rng = random.Random(8)
+    start = 24 * 10
+
+    def value(i: int, t: float) -> float:
+        return 1000 * (3.0 if start <= i < start + 2 else 1.0) * (1 + rng.gauss(0, 0.02))
+
+    scores = run(SeriesDetector(HOUR), start + 24, value)
+    life = Lifecycle(AlertPolicy())
+    changes = {
+        i: change.state
+        for i, s in enumerate(scores)
+        if (change := life.step(float(i), s.score, ready=s.ready)) is not None
+    }
+    assert changes == {start + 1: "opened", start + 3: "resolved"}
+    assert max(s.score for s in scores[start + 2 : start + 4]) < 0.35
