@@ -52,6 +52,10 @@ MIN_SUPPORT = 50
 """A ratio over counted events (CSAT answers, deliveries, orders) is judged only when at least
 this many events are behind it; fewer is a sample too small to mean anything (a gap)."""
 ZERO_FILL_STEPS = 48
+NO_DATA_STEPS = 2
+"""An open alert whose series has no value to judge for this many window instances in a row
+resolves ("no data"): a ratio whose sample fell below `MIN_SUPPORT` overnight must not hold a
+page open for days."""
 HORIZON_STEPS = 400
 IDLE_STEPS = 2 * ZERO_FILL_STEPS
 """Live, a series without a value of its own for this many of its windows (96 minutes of 1m, 8 h
@@ -96,6 +100,10 @@ class Series:
     """Start of the newest instance with a value of its own (not a filled-in 0)."""
     observed: float = 0.0
     score: Score | None = None
+    missed: int = 0
+    """Window instances in a row without a value to judge while its alert is open."""
+    last_missed: float = float("-inf")
+    """Start of the newest instance counted in `missed` (an instance closes more than once)."""
 
 
 def rollups(catalog: CompiledCatalog, values: Iterable[KpiValue]) -> list[KpiValue]:
@@ -174,6 +182,8 @@ class AnomalyWatch:
 
     def __post_init__(self) -> None:
         self._flows: dict[str, dict[tuple[str, Labels], Series]] = {}
+        self._open: set[SeriesKey] = set()
+        """Series whose alert is open (checked for `NO_DATA_STEPS`)."""
         """Flow series per window: the ones a quiet window instance fills with 0."""
         self._sources = kpi_sources(self.catalog)
         measures = self.catalog.measures
@@ -284,7 +294,7 @@ class AnomalyWatch:
             s.score = s.detector.update(float(start), value)
             s.observed, s.last_start = value, start
             updated.append((key, s))
-        events: list[AnomalyEvent] = []
+        events: list[AnomalyEvent] = self._expire(window, start, end, {k for k, _ in updated})
         for key, s in updated:
             kpi, _, labels = key
             assert s.score is not None
@@ -303,6 +313,10 @@ class AnomalyWatch:
             )
             if change is None:
                 continue
+            if change.state == "opened":
+                self._open.add(key)
+            else:
+                self._open.discard(key)
             explanation = (
                 self._explain(kpi, window, labels, start)
                 if change.state == "opened"
@@ -330,6 +344,48 @@ class AnomalyWatch:
                     explanation=explanation,
                 )
             )
+        return events
+
+    def _expire(
+        self, window: str, start: int, end: float, updated: set[SeriesKey]
+    ) -> list[AnomalyEvent]:
+        """Resolve the open alerts of `window` whose series had no value for `NO_DATA_STEPS`
+        instances in a row (not while a source they depend on is stale: that is held)."""
+        events = []
+        for key in [k for k in self._open if k[1] == window]:
+            s = self.series.get(key)
+            if s is None or not s.lifecycle.active:
+                self._open.discard(key)
+                continue
+            if key in updated or self._held(key[0], start, end):
+                s.missed = 0
+                continue
+            if start <= max(s.last_start, s.last_missed):
+                continue  # seen already: a window's final record after its first close
+            s.missed, s.last_missed = s.missed + 1, start
+            if s.missed < NO_DATA_STEPS:
+                continue
+            change = s.lifecycle.expire()
+            self._open.discard(key)
+            s.missed = 0
+            if change is not None:
+                events.append(
+                    AnomalyEvent(
+                        "kpi_anomaly",
+                        "resolved",
+                        change.severity,
+                        started_at=change.started_at,
+                        at=float(end),
+                        kpi=key[0],
+                        window=window,
+                        dimensions=key[2],
+                        window_start=float(start),
+                        window_end=float(end),
+                        explanation=Explanation(
+                            f"{key[0]} has had no value to judge for {NO_DATA_STEPS} windows"
+                        ),
+                    )
+                )
         return events
 
     def _limit(self, window: str, observed: dict[tuple[str, Labels], float]) -> None:
@@ -388,3 +444,4 @@ class AnomalyWatch:
         """Forget every series (after a rebalance their values mean other partitions)."""
         self.series.clear()
         self._flows.clear()
+        self._open.clear()

@@ -177,3 +177,31 @@ def test_an_explanation_stays_inside_the_alerted_series_scope() -> None:
     retail = opened[(("business_unit", "retail"),)]
     assert retail == "revenue fell 45% below expected; 100% of the drop is region=emea"
     assert "wholesale" not in retail
+
+
+def test_an_open_alert_resolves_when_its_series_has_no_value_for_two_windows() -> None:
+    """CSAT opens an alert (scripted 0.9 on its 2nd and 3rd points), then its sample falls
+    below MIN_SUPPORT: a gap. After two such instances the alert resolves as "no data"
+    (NO_DATA_STEPS = 2) instead of staying open until enough answers come back."""
+    recorders: list[Recorder] = []
+
+    def factory(step: float) -> Recorder:
+        recorder = Recorder(step)
+        recorder.script = {2: 0.9, 3: 0.9}
+        recorders.append(recorder)
+        return recorder
+
+    watch = AnomalyWatch(CATALOG, detector=factory, windows=frozenset({"1m"}))
+    transitions = []
+    for i in range(6):
+        answers = MIN_SUPPORT if i < 3 else MIN_SUPPORT - 1  # from the 4th minute: a gap
+        start = i * MINUTE
+        for e in watch.observe_values([csat(start, answers - 5, answers)], float(start + MINUTE)):
+            if e.kpi == "csat_ratio" and len(e.dimensions) == 2:  # the series, not a roll-up
+                transitions.append((i, e.state, e.explanation.text if e.explanation else ""))
+        # the same instance closing again (its final record) is no second miss
+        watch.observe_values([csat(start, answers - 5, answers)], float(start + MINUTE))
+    opened = [t for t in transitions if t[1] == "opened"]
+    resolved = [t for t in transitions if t[1] == "resolved"]
+    assert [t[0] for t in opened] == [2]
+    assert resolved == [(4, "resolved", "csat_ratio has had no value to judge for 2 windows")]
