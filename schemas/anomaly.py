@@ -66,5 +66,6 @@ class Anomaly(_Strict):
     at: float = Field(description="Event time the transition was decided at.")
     emitted_at: float = Field(description="Wall-clock time the message was produced.")
     explanation: Explanation | None = Field(
-        description="Set when an alert opens, and when it resolves as a new level accepted."
+        description="Set when an alert opens, and when it resolves as a new level accepted or for "
+        "lack of values to judge."
     )
