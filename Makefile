@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 .DEFAULT_GOAL := help
 OPS_TOOLS := prometheus promtool prometheus-alertmanager amtool
 
-.PHONY: help setup ops-tools kafka-tools test-apache test-fault demo demo-incidents test test-unit test-integration lint format generate check-generated bench evaluate clean
+.PHONY: help setup ops-tools kafka-tools test-apache test-fault demo demo-incidents test test-unit test-integration lint format generate check-generated bench hostile soak evaluate clean
 
 help: ## list the entry points (start with `make demo`, then `make test`)
 	@echo "kpi-pulse: live finance & operations KPIs from Kafka"
@@ -81,6 +81,12 @@ check-generated: $(STAMP) ## fail when generated files drift from their source
 
 bench: $(STAMP) ## pipeline throughput vs a plain-consumer ceiling (prints `ratio:`; ARGS="--replay 100000": changelog replay)
 	$(BIN)/pulse bench $(ARGS)
+
+hostile: $(STAMP) ## 100,000 hostile and valid messages at a worker: each counted or dead-lettered, none lost (ARGS="--messages N")
+	$(BIN)/pulse hostile $(ARGS)
+
+soak: $(STAMP) ## 30 min at 500 events/s on a real worker: RSS flat within 10% after warm-up, lag back to 0 (ARGS="--duration 180")
+	$(BIN)/pulse soak $(ARGS)
 
 evaluate: $(STAMP) ## judge the anomaly detectors on 3 simulated weeks (~3 min)
 	$(BIN)/pulse evaluate $(ARGS)

@@ -12,6 +12,8 @@ from schemas.events import EVENT_MODELS, SCHEMA_VERSION, event_adapter
 
 SCHEMA_DIR = Path(__file__).parent / "json"
 _BASE_ID = "https://kpi-pulse.dev/schemas"
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+"""The `$schema` of every file: pydantic writes JSON Schema 2020-12 but does not say so."""
 
 
 def _sorted_required(node: Any) -> Any:
@@ -27,7 +29,7 @@ def _sorted_required(node: Any) -> Any:
 
 
 def _dump(schema: dict[str, Any]) -> str:
-    schema = _sorted_required(schema)
+    schema = _sorted_required({"$schema": DIALECT, **schema})
     return orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
 
 
@@ -39,6 +41,9 @@ def render_json_schemas() -> dict[str, str]:
     """
     files: dict[str, str] = {}
     union = event_adapter.json_schema()
+    # pydantic adds OpenAPI's `discriminator`, which JSON Schema lacks and ajv's strict mode
+    # refuses; `oneOf` alone picks the same branch, since each fixes `type` with a `const`.
+    del union["discriminator"]
     union["$id"] = f"{_BASE_ID}/v{SCHEMA_VERSION}/event.schema.json"
     union["title"] = "kpi-pulse event"
     files["event.schema.json"] = _dump(union)

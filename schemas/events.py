@@ -9,18 +9,13 @@ upstream is caught at the door, not summed as zero.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal, Self, TypeAlias
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from schemas.strict import PlainDecimal, Rfc3339, WholeNumber
 
 SCHEMA_VERSION = 1
 
@@ -28,30 +23,61 @@ Label = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_
 """A dimension value: short, printable, safe as a Prometheus label value."""
 
 
-def _rfc3339_text(value: object) -> object:
-    """Refuse epoch numbers, which pydantic would otherwise accept as datetimes."""
-    if isinstance(value, int | float):
-        raise ValueError("must be an RFC 3339 string with a UTC offset, not a number")
-    return value
+YEARS = "20[0-9]{2}"
+"""The years a `period` or a promise date may name: 2000 (as `EARLIEST_EVENT_TIME` in
+`streams.core.validation`) to 2099, far beyond any budget or delivery horizon yet far inside what
+the core's calendar arithmetic handles in any time zone (year 0 or 10000 would raise there)."""
 
-
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
-"""RFC 3339 date-time with an explicit UTC offset."""
+Timestamp = Annotated[
+    datetime,
+    Rfc3339("RFC 3339 date-time with a UTC offset, e.g. 2026-11-22T10:00:00+00:00."),
+]
+"""Any year here: `decode_event` rejects an implausible `occurred_at` as
+`timestamp_out_of_range`, a reason of its own."""
+PlannedTimestamp = Annotated[
+    datetime,
+    Rfc3339(
+        "RFC 3339 date-time with a UTC offset, in the years 2000-2099.",
+        years=YEARS,
+        years_text="2000-2099",
+    ),
+]
+"""A promised or due time: bounded like `period`."""
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128)]
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")]
 Amount = Annotated[
     Decimal,
-    Field(gt=0, max_digits=18, decimal_places=6, allow_inf_nan=False, description="Positive."),
+    PlainDecimal(
+        12,
+        6,
+        "Positive; up to 12 digits before the point and 6 after. Send a JSON string such as "
+        '"129.90" to keep every digit.',
+    ),
 ]
-Quantity = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=6, allow_inf_nan=False)]
+Quantity = Annotated[
+    Decimal, PlainDecimal(12, 6, "Positive; up to 12 digits before the point and 6 after.")
+]
+Rate = Annotated[
+    Decimal, PlainDecimal(12, 12, "Positive; up to 12 digits before the point and 12 after.")
+]
+Period = Annotated[
+    str,
+    Field(
+        pattern=f"^{YEARS}-(0[1-9]|1[0-2])$",
+        description="A calendar month, YYYY-MM, in the years 2000-2099.",
+    ),
+]
+_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True)
+"""Strict: no string for a number, no number for a string, no `true` for 1. The typed fields
+above say which JSON forms they take."""
 
 
 class Dimensions(BaseModel):
     """Where a business event belongs: `business_unit` and `region` always; some event types
     also require `cost_center` or `initiative_id`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
 
     business_unit: Label
     region: Label
@@ -63,13 +89,15 @@ class Dimensions(BaseModel):
 class Envelope(BaseModel):
     """Fields shared by every event type."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
 
     type: str = Field(description="The event type; selects the typed fields.")
     event_id: Identifier = Field(description="Unique per event; duplicates are dropped.")
     occurred_at: Timestamp = Field(description="RFC 3339 with a UTC offset; event time.")
     source: Identifier = Field(description="The publishing system, e.g. 'oms-eu'.")
-    schema_version: Literal[1] = Field(description="Version of this contract.")
+    schema_version: Annotated[Literal[1], WholeNumber()] = Field(
+        description="Version of this contract."
+    )
 
 
 class BusinessEvent(Envelope):
@@ -94,6 +122,8 @@ class NeedsDimensions(BusinessEvent):
 class Money(BaseModel):
     """Mixin for events that carry one amount of money."""
 
+    model_config = _STRICT
+
     amount: Amount
     currency: CurrencyCode
 
@@ -104,7 +134,7 @@ class OrderPlaced(BusinessEvent, Money):
     type: Literal["order_placed"]
     order_id: Identifier
     customer_id: Identifier | None = None
-    promised_delivery_at: Timestamp | None = None
+    promised_delivery_at: PlannedTimestamp | None = None
 
 
 class OrderCancelled(BusinessEvent, Money):
@@ -143,8 +173,8 @@ class FeedbackSubmitted(BusinessEvent):
     """A survey answer: a CSAT score (1-5), an NPS score (0-10), or both."""
 
     type: Literal["feedback_submitted"]
-    csat_score: Annotated[int, Field(ge=1, le=5)] | None = None
-    nps_score: Annotated[int, Field(ge=0, le=10)] | None = None
+    csat_score: Annotated[int, Field(ge=1, le=5), WholeNumber()] | None = None
+    nps_score: Annotated[int, Field(ge=0, le=10), WholeNumber()] | None = None
     order_id: Identifier | None = None
 
     @model_validator(mode="after")
@@ -170,7 +200,7 @@ class ShipmentDelivered(BusinessEvent):
     type: Literal["shipment_delivered"]
     order_id: Identifier
     shipment_id: Identifier
-    promised_delivery_at: Timestamp
+    promised_delivery_at: PlannedTimestamp
 
 
 class InventoryReceived(BusinessEvent, Money):
@@ -187,7 +217,7 @@ class InvoiceIssued(BusinessEvent, Money):
     type: Literal["invoice_issued"]
     invoice_id: Identifier
     customer_id: Identifier | None = None
-    due_at: Timestamp | None = None
+    due_at: PlannedTimestamp | None = None
 
 
 class PaymentReceived(BusinessEvent, Money):
@@ -203,7 +233,7 @@ class BillReceived(BusinessEvent, Money):
     type: Literal["bill_received"]
     bill_id: Identifier
     supplier_id: Identifier | None = None
-    due_at: Timestamp | None = None
+    due_at: PlannedTimestamp | None = None
 
 
 class BillPaid(BusinessEvent, Money):
@@ -219,7 +249,7 @@ class BudgetSet(NeedsDimensions, Money):
     period replaces the earlier one."""
 
     type: Literal["budget_set"]
-    period: Annotated[str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+    period: Period
 
     _required_dimensions = ("cost_center",)
 
@@ -247,7 +277,7 @@ class FxRate(Envelope):
     type: Literal["fx_rate"]
     currency: CurrencyCode
     quote_currency: CurrencyCode
-    rate: Annotated[Decimal, Field(gt=0, max_digits=24, decimal_places=12, allow_inf_nan=False)]
+    rate: Rate
 
 
 Event: TypeAlias = Annotated[

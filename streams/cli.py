@@ -1,5 +1,8 @@
 """`pulse`: the command line of kpi-pulse.
 
+(Longer than most modules: every command's arguments and `--help` text, and its thin dispatch to
+the module that does the work; no command does its work here.)
+
 Exit codes: 0 done; 1 a fatal runtime error (broker unusable, bad-event ratio exceeded);
 2 a configuration or usage error; 130 interrupted.
 """
@@ -12,7 +15,7 @@ import contextlib
 import gc
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +31,7 @@ EPILOG = """\
 Configuration comes from PULSE_* environment variables (PULSE_KAFKA_BOOTSTRAP, PULSE_INPUT_TOPICS,
 PULSE_TOPIC_PREFIX, PULSE_ALLOWED_LATENESS_SECONDS, PULSE_MAX_BAD_RATIO, ...; see README.md); a
 PULSE_* variable that is no setting stops the command, naming it and the closest real name.
-Without PULSE_KAFKA_BOOTSTRAP, `demo` and `bench` start an embedded broker.
+Without PULSE_KAFKA_BOOTSTRAP, `demo`, `bench`, `hostile` and `soak` start an embedded broker.
 Start with:  pulse demo
 """
 
@@ -345,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _bench_parser(commands)
+    _hostile_parser(commands)
+    _soak_parser(commands)
     return parser
 
 
@@ -377,6 +382,124 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--with-faust",
         action="store_true",
         help="also measure a per-event Faust agent doing the same work (once, ~30 s more)",
+    )
+
+
+def _hostile_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    hostile = commands.add_parser(
+        "hostile",
+        help="throw hostile input at a worker and account for every message",
+        description="Produce MESSAGES messages, about a third of them hostile (24 kinds: empty, "
+        "non-JSON, invalid UTF-8, deep nesting, at and over PULSE_MAX_EVENT_BYTES, unknown types, "
+        "missing and mistyped fields, NaN, bad amounts and currencies, timestamps out of range "
+        "or without a zone, resends, late events, null and binary keys, odd headers, unicode "
+        "tricks, 128-character ids, budget periods at the edges, input the contract may tighten) "
+        "and the rest valid simulator events, over PARTITIONS partitions; run `pulse worker` on "
+        "them as a subprocess; print per kind and reason what was counted and dead-lettered, "
+        "what was lost, answered wrongly or altered, and the worker's RSS and throughput. Exit 1 "
+        "unless every message is accounted for and the worker is still alive. Starts an "
+        "embedded broker unless PULSE_KAFKA_BOOTSTRAP is set; other PULSE_* settings reach the "
+        "worker.",
+    )
+    hostile.add_argument(
+        "--messages", type=int, default=100_000, help="messages in all (default 100000)"
+    )
+    hostile.add_argument("--partitions", type=int, default=4, help="input partitions (default 4)")
+    hostile.add_argument("--seed", type=int, default=17, help="random seed (default 17)")
+    hostile.add_argument(
+        "--hostile-ratio",
+        type=_ratio,
+        default=0.35,
+        help="share of hostile messages (default 0.35; about two in three of them are bad "
+        "input, the rest resends, late or odd but valid events: some 0.24 of the stream, well "
+        "under the bad-ratio guard's PULSE_MAX_BAD_RATIO of 0.5)",
+    )
+
+
+SOAK_DESCRIPTION = """\
+Run a real `pulse worker` as a child process for a long time at a steady load, and judge whether
+its memory stays flat and it keeps up.
+
+Starts the embedded broker (unless PULSE_KAFKA_BOOTSTRAP is set) and a fresh topic, runs
+`pulse worker` on it (its own process: the RSS measured is the worker's, from /proc/PID/status
+VmRSS), and publishes simulated events at --rate events/s with event time = now for --duration
+seconds. Every --every seconds it prints a progress line:
+    [   120s] sent 60012 | lag 0 | rss 61.4 MB | join 60000 (evicted 4410)
+(lag: messages not yet read by the worker, from its /readyz, `?` before partitions are assigned;
+join: entries of the order -> delivery join and those evicted at its bound, from its /metrics).
+After publishing, the worker gets --drain seconds to read to the end; then one summary line:
+    soak: rss after warm-up 58.2 MB (at 360s), at end 60.1 MB, change +3.3% | peak 61.0 MB |
+    max lag 812 | final lag 0 | sent 900021 | PASS
+
+RSS after warm-up is the first sample at --warmup of the run (default 20%: dedupe memory, minute
+buckets, pools filling); at end is the sample after the drain.
+
+Legitimate growth: the cycle-time join remembers every order for 30 days of event time (~190
+bytes each, ~3.5 MB a minute at 500 events/s) up to PULSE_JOIN_MAX_ENTRIES per partition (default
+1000000). No 30-minute run reaches that, so the soak runs the worker with --join-max-entries
+(default 20000 per partition: full within ~4 minutes at 500 events/s, inside the warm-up); RSS
+after warm-up then includes the join at its bound, and growth after it is not the join's.
+
+Exit codes: 0 passed; 1 RSS grew more than --max-growth after warm-up, the lag did not return to 0
+within --drain, or the worker died (its log's path is printed at start); 130 interrupted (Ctrl-C
+or SIGTERM stop the publisher, the worker and the broker cleanly and print the summary so far).
+Takes --duration plus up to --drain seconds; not part of CI (`make soak` runs the 30-minute one).
+"""
+
+
+def _soak_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    soak = commands.add_parser(
+        "soak",
+        help="a long steady run of a real worker: RSS flat after warm-up, lag back to 0",
+        description=SOAK_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    soak.add_argument(
+        "--duration",
+        type=_positive,
+        default=1800.0,
+        help="seconds of publishing (default 1800: 30 minutes)",
+    )
+    soak.add_argument(
+        "--rate",
+        type=_positive,
+        default=500.0,
+        help="events/s, steady whatever the hour (default 500; 2%% of them bad, see --bad-ratio)",
+    )
+    soak.add_argument(
+        "--every", type=_positive, default=30.0, help="seconds between progress lines (default 30)"
+    )
+    soak.add_argument(
+        "--warmup",
+        type=_ratio,
+        default=0.2,
+        help="share of the run after which RSS is the baseline (default 0.2)",
+    )
+    soak.add_argument(
+        "--max-growth",
+        type=_ratio,
+        default=0.10,
+        help="RSS growth after warm-up that still passes, as a share (default 0.10 = 10%%)",
+    )
+    soak.add_argument(
+        "--drain",
+        type=_positive,
+        default=60.0,
+        help="seconds the worker gets after publishing to read to the end (default 60)",
+    )
+    soak.add_argument(
+        "--partitions", type=int, default=3, help="partitions of the input topic (default 3)"
+    )
+    soak.add_argument(
+        "--join-max-entries",
+        type=int,
+        default=20_000,
+        help="PULSE_JOIN_MAX_ENTRIES for the worker: the cycle-time join's bound per partition "
+        "(default 20000, reached inside the warm-up at 500 events/s; 0 = the worker's own)",
+    )
+    soak.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    soak.add_argument(
+        "--bad-ratio", type=_ratio, default=0.02, help="share of bad messages (default 0.02)"
     )
 
 
@@ -429,57 +552,95 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-def _dispatch(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0911 - a branch per command
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in {"demo", "worker", "bench", "backtest"}:
         tune_gc()
-    if args.command == "generate":
-        return _generate(args)
-    if args.command == "demo":
-        from streams.tools.demo import DemoOptions, run_demo  # noqa: PLC0415 - keep `--help` fast
+    commands: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+        "generate": lambda a, _: _generate(a),
+        "demo": _demo,
+        "worker": lambda _, s: _worker(s),
+        "backtest": _backtest,
+        "evaluate": lambda a, _: _evaluate(a),
+        "detect": lambda a, _: _detect(a),
+        "simulate": _simulate,
+        "bench": _bench,
+        "hostile": _hostile,
+        "soak": _soak,
+    }
+    return commands[args.command](args, settings)
 
-        options = DemoOptions(
-            duration=args.duration,
-            history_days=args.history_days,
-            metrics_port=args.metrics_port,
-            rate=args.rate,
-            seed=args.seed,
-            bad_ratio=args.bad_ratio,
-            incidents=args.incidents,
-            ground_truth=args.ground_truth,
-        )
-        asyncio.run(run_demo(settings, options))
-        return 0
-    if args.command == "worker":
-        return _worker(settings)
-    if args.command == "backtest":
-        return _backtest(args, settings)
-    if args.command == "evaluate":
-        return _evaluate(args)
-    if args.command == "detect":
-        return _detect(args)
-    if args.command == "simulate":
-        return _simulate(args, settings)
-    if args.command == "bench" and args.replay:
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.tools.demo import DemoOptions, run_demo  # noqa: PLC0415 - keep `--help` fast
+
+    options = DemoOptions(
+        duration=args.duration,
+        history_days=args.history_days,
+        metrics_port=args.metrics_port,
+        rate=args.rate,
+        seed=args.seed,
+        bad_ratio=args.bad_ratio,
+        incidents=args.incidents,
+        ground_truth=args.ground_truth,
+    )
+    asyncio.run(run_demo(settings, options))
+    return 0
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.replay:
         from streams.tools.bench import say  # noqa: PLC0415
         from streams.tools.bench_replay import run_replay_bench  # noqa: PLC0415
 
         asyncio.run(run_replay_bench(settings, args.replay, args.rounds, say))
         return 0
-    if args.command == "bench":
-        from streams.tools.bench import run_bench  # noqa: PLC0415
+    from streams.tools.bench import run_bench  # noqa: PLC0415
 
-        asyncio.run(
-            run_bench(
-                settings,
-                args.events,
-                args.partitions,
-                args.rounds,
-                with_faust=args.with_faust,
-                simulated_rate=args.simulated_rate,
-            )
+    asyncio.run(
+        run_bench(
+            settings,
+            args.events,
+            args.partitions,
+            args.rounds,
+            with_faust=args.with_faust,
+            simulated_rate=args.simulated_rate,
         )
-        return 0
-    raise AssertionError(args.command)
+    )
+    return 0
+
+
+def _hostile(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.tools.hostile_run import run_hostile  # noqa: PLC0415
+
+    report = asyncio.run(
+        run_hostile(
+            settings,
+            args.messages,
+            args.partitions,
+            seed=args.seed,
+            hostile_ratio=args.hostile_ratio,
+        )
+    )
+    return 0 if report.ok else 1
+
+
+def _soak(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.tools.soak import SoakOptions, run_soak  # noqa: PLC0415
+
+    soak = SoakOptions(
+        duration=args.duration,
+        rate=args.rate,
+        every=args.every,
+        warmup=args.warmup,
+        max_growth=args.max_growth,
+        drain=args.drain,
+        partitions=args.partitions,
+        join_max_entries=args.join_max_entries,
+        seed=args.seed,
+        bad_ratio=args.bad_ratio,
+    )
+    result = asyncio.run(run_soak(settings, soak))
+    return 130 if result.interrupted else 0 if result.passed else 1
 
 
 def _generate(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ RejectReason: TypeAlias = Literal[
     "duplicate",
     "late",
     "internal_error",
+    "unkeyed",
 ]
 """Machine-readable reasons for dead-lettering a message (the `reason` label and header)."""
 

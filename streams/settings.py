@@ -49,8 +49,25 @@ class Settings(BaseSettings):
     )
     watermark_delay_seconds: float = Field(default=5.0, ge=0)
     allowed_lateness_seconds: float = Field(default=60.0, ge=0)
+    source_idle_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Event-time seconds a source (the envelope's `source`) may trail the newest "
+        "source of its partition and still hold the watermark back; past that it is idle and "
+        "its events are judged against the others' progress. 300 s: a publisher up to 5 "
+        "minutes behind is counted in full, and a source silent that long is the one "
+        "completeness calls stale (PULSE_STALE_AFTER_SECONDS); the cost is that a source that "
+        "falls silent holds its partition's windows open for up to this long.",
+    )
     retained_windows: int = Field(default=10, ge=1, description="Closed windows kept per key.")
     dedupe_max_entries: int = Field(default=1_000_000, ge=1)
+    join_max_entries: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Open order starts and waiting deliveries of the cycle-time join kept per "
+        "source partition (~200 bytes each); past it the oldest go, counted in "
+        "pulse_join_evictions_total, and a delivery of such an order gets no cycle time.",
+    )
     changelog_snapshot_records: int = Field(
         default=10_000,
         ge=0,
@@ -80,6 +97,13 @@ class Settings(BaseSettings):
         "then per combination); series idle for 96 of their windows are forgotten.",
     )
     max_event_bytes: int = Field(default=65536, ge=256)
+    key_policy: Literal["warn", "require"] = Field(
+        default="warn",
+        description="Input records without a Kafka key (README, 'Keys'): warn = counted in "
+        "pulse_unkeyed_events_total and logged once per topic, then processed; require = "
+        "dead-lettered with reason 'unkeyed'. Dedupe of resends and the order/delivery join "
+        "are exact only when every resend and every event of one order lands on one partition.",
+    )
     max_future_skew_seconds: float = Field(default=300.0, ge=0)
     max_bad_ratio: float = Field(default=0.5, gt=0, le=1)
     bad_ratio_window: int = Field(default=1000, ge=10)
@@ -160,6 +184,11 @@ class Settings(BaseSettings):
     @property
     def anomalies_topic(self) -> str:
         return f"{self.topic_prefix}.anomalies"
+
+    @property
+    def rates_topic(self) -> str:
+        """FX rates from every input partition, read in full by every worker (compacted)."""
+        return f"{self.topic_prefix}.rates"
 
     def changelog_topic(self, input_topic: str) -> str:
         """The write-ahead log of one input topic's state, one partition per input partition."""

@@ -2,11 +2,14 @@
 
 Used for order cycle time (order_placed → shipment_delivered on order_id). Starts are remembered
 for `ttl` seconds of event time; an end that arrives before its start waits, also for `ttl`.
-Past `max_entries` the oldest entries are dropped and counted in `evicted`.
+Past `max_entries` the oldest entries are dropped and counted in `evicted`. An end whose own
+window is final waits for nothing (a start arriving now could not add its duration), so it is
+dropped then and counted in `unmatched`, not kept for `ttl`.
 """
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Any
 
@@ -21,10 +24,16 @@ class TimeJoin:
         self.ttl = ttl
         self.max_entries = max_entries
         self.evicted = 0
+        self.unmatched = 0
+        """Ends dropped without their start (its order never came, or came too late)."""
         # Ordered: dropping the oldest is O(1) (a plain dict scans its deleted front slots).
         self.started: OrderedDict[str, float] = OrderedDict()
         self.waiting: OrderedDict[str, list[Pending]] = OrderedDict()
         self._log: list[list[Any]] = []
+
+    def __len__(self) -> int:
+        """Starts and keys with waiting ends held."""
+        return len(self.started) + len(self.waiting)
 
     def start(self, key: str, at: float) -> list[tuple[str, float, Dims, float]]:
         """Record a start; return the waiting ends it completes as (measure, end, dims, seconds)."""
@@ -49,19 +58,22 @@ class TimeJoin:
         self._bound(self.waiting)
         return None
 
-    def expire_before(self, cutoff: float) -> None:
-        """Forget starts and waiting ends older than `cutoff - ttl` (insertion ≈ time order)."""
+    def expire_before(self, cutoff: float, ends_final_before: float = -math.inf) -> None:
+        """Forget starts and waiting ends older than `cutoff - ttl`, and waiting ends before
+        `ends_final_before` (where their windows are final; insertion ≈ time order)."""
         limit = cutoff - self.ttl
         while self.started:
             key, at = next(iter(self.started.items()))
             if at >= limit:
                 break
             del self.started[key]
+        limit = max(limit, ends_final_before)
         while self.waiting:
             key, pending = next(iter(self.waiting.items()))
-            if pending[0][1] >= limit:
+            if max(at for _, at, _ in pending) >= limit:
                 break
             del self.waiting[key]
+            self.unmatched += len(pending)
 
     def _bound(self, entries: OrderedDict[str, Any]) -> None:
         while len(entries) > self.max_entries:

@@ -29,6 +29,9 @@ CHECKPOINT_VERSION = 3
 DAY_RETENTION_DAYS = 32
 """Business days kept as buckets: a 30-day trailing window plus margin; older ones fold."""
 JOIN_TTL_SECONDS = 30 * 86400.0
+JOIN_MAX_ENTRIES = 1_000_000
+"""Per partition (`Settings.join_max_entries`): at 500 events/s an order starts every ~3 ms, so
+this bound, not the 30-day TTL, is what limits the join's memory under load."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,7 @@ class PartitionState:
         dedupe_max_entries: int,
         retained_windows: int,
         guard: CardinalityGuard | None = None,
+        join_max_entries: int = JOIN_MAX_ENTRIES,
     ) -> None:
         self.catalog = catalog
         self.guard = guard
@@ -75,7 +79,7 @@ class PartitionState:
         self.retained_windows = retained_windows
         self.seen = Deduper(dedupe_max_entries)
         self.store = MeasureStore()
-        self.join = TimeJoin(JOIN_TTL_SECONDS, dedupe_max_entries)
+        self.join = TimeJoin(JOIN_TTL_SECONDS, join_max_entries)
         self.first_event_time = math.inf
         self.newest: dict[str, float] = {}
         """Newest event time per event type (what completeness judges sources by)."""
@@ -88,6 +92,7 @@ class PartitionState:
         self._new_ids: list[tuple[str, int]] = []
         self._evicted_at_checkpoint = 0
         self._new_rates: list[tuple[str, float, str]] = []
+        self._rates_to_share: list[tuple[str, float, str]] = []
 
     @property
     def has_data(self) -> bool:
@@ -119,7 +124,7 @@ class PartitionState:
             converted = self.fx.to_reporting(event.amount, event.currency, occurred)  # type: ignore[attr-defined]
         self.seen.add(event_id, minute)
         self._new_ids.append((event_id, minute))
-        mark.observe(occurred if occurred < now else now)
+        mark.observe(occurred if occurred < now else now, event.source)
         self.first_event_time = min(self.first_event_time, occurred)
         if occurred > self.newest.get(event_type, 0.0):
             self.newest[event_type] = occurred
@@ -180,7 +185,15 @@ class PartitionState:
     def _record_rate(self, event: FxRate, occurred: float) -> None:
         if event.quote_currency == self.fx.reporting_currency:
             self.fx.set_rate(event.currency, occurred, event.rate)
-            self._new_rates.append((event.currency, occurred, str(event.rate)))
+            rate = (event.currency, occurred, str(event.rate))
+            self._new_rates.append(rate)
+            self._rates_to_share.append(rate)
+
+    def shared_rates(self) -> list[tuple[str, float, str]]:
+        """Rates counted since the last call, as (currency, effective from, rate): the worker
+        forwards them to every other worker (`streams.kafka.rates`)."""
+        rates, self._rates_to_share = self._rates_to_share, []
+        return rates
 
     def _join_end(
         self,
@@ -222,8 +235,9 @@ class PartitionState:
             return
         mark = self.watermark.value
         lateness = self.watermark.lateness
-        self.seen.expire_before(self.windows.minute.start_of(mark - lateness))
-        self.join.expire_before(mark)
+        final = self.windows.minute.start_of(mark - lateness)  # minutes before it are final
+        self.seen.expire_before(final)
+        self.join.expire_before(mark, ends_final_before=final)  # as `_add_sample` would drop them
         horizon = min(shown_watermark, mark)
         hour = self.windows.flow["1h"]
         keep_minutes = max(self.retained_windows * 60, 3600)
@@ -289,11 +303,16 @@ class PartitionState:
 
     def _header(self, next_offset: int) -> dict[str, Any]:
         self.next_offset = next_offset
-        max_time = self.watermark.max_event_time
+        mark = self.watermark
+        max_time = mark.max_event_time
         return {
             "v": CHECKPOINT_VERSION,
             "next_offset": next_offset,
             "max_event_time": None if max_time == NO_WATERMARK else max_time,
+            # Absolute, and only the active sources (bounded by MAX_SOURCES): a record without
+            # them (written before sources were kept) restores the old watermark, max - delay.
+            "sources": dict(mark.sources),
+            "watermark": None if mark.value == NO_WATERMARK else mark.value,
             "first_event_time": None
             if math.isinf(self.first_event_time)
             else self.first_event_time,
@@ -304,7 +323,10 @@ class PartitionState:
         if record.get("v") != CHECKPOINT_VERSION:
             raise ChangelogError(f"unsupported changelog record version {record.get('v')!r}")
         if record["max_event_time"] is not None:
-            self.watermark.observe(float(record["max_event_time"]))
+            newest = float(record["max_event_time"])
+            value = record.get("watermark", newest - self.watermark.delay)
+            sources = {str(s): float(t) for s, t in record.get("sources", {}).items()}
+            self.watermark.restore(newest, sources, NO_WATERMARK if value is None else value)
         if record["first_event_time"] is not None:
             self.first_event_time = min(self.first_event_time, float(record["first_event_time"]))
         self.store.restore(record["store"])

@@ -5,6 +5,7 @@ Pure: the caller passes the wall-clock time used for the future-skew check.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -12,6 +13,7 @@ import orjson
 from pydantic import ValidationError
 
 from schemas import EVENT_TYPES, Envelope, event_adapter
+from schemas.strict import DECIMAL_ERROR
 from streams.errors import InvalidEvent
 
 EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
@@ -30,7 +32,9 @@ def decode_event(raw: bytes | None, limits: ValidationLimits, now: float) -> Env
     """Decode and validate one message value.
 
     `now` is wall-clock epoch seconds; an `occurred_at` later than `now + max_future_skew_seconds`
-    or before 2000-01-01 is rejected as `timestamp_out_of_range`. Raises `InvalidEvent`.
+    or before 2000-01-01 is rejected as `timestamp_out_of_range`; a key repeated in one JSON
+    object, which orjson would resolve silently (the last wins), as `schema_violation`. Raises
+    `InvalidEvent`.
     """
     if raw is None or not raw:
         raise InvalidEvent("undecodable", "empty message value")
@@ -54,6 +58,16 @@ def decode_event(raw: bytes | None, limits: ValidationLimits, now: float) -> Env
         event: Envelope = event_adapter.validate_python(data)
     except ValidationError as exc:
         raise _from_validation_error(exc) from None
+    # Repeated keys (orjson keeps the last silently): cheap tests, then `_repeated_key`.
+    encoded = orjson.dumps(data)
+    if encoded != raw:  # equal (compact JSON, as orjson, JSON.stringify or Go write it): none
+        colons = raw.count(b":")
+        if b"\\" in raw:  # one-byte search: several times faster than one for b"\\u"
+            colons += raw.count(b"\\u003a") + raw.count(b"\\u003A")
+        if colons != encoded.count(b":"):
+            repeated = _repeated_key(raw)
+            if repeated is not None:
+                raise InvalidEvent("schema_violation", f"key {repeated!r} appears more than once")
     occurred = event.occurred_at.timestamp()
     if occurred < EARLIEST_EVENT_TIME or occurred > now + limits.max_future_skew_seconds:
         raise InvalidEvent(
@@ -62,12 +76,48 @@ def decode_event(raw: bytes | None, limits: ValidationLimits, now: float) -> Env
     return event
 
 
+def _repeated_key(raw: bytes) -> str | None:
+    """The first key found twice in one JSON object of `raw`, or None (slow: a second parse).
+
+    `decode_event` calls it only when cheap tests fail. A `raw` that is exactly what orjson
+    writes for the decoded event has no repeated key (~0.2 µs, 3% of `decode_event`). Else
+    (~0.7 µs, 10%): every key is followed by one `:` outside strings, and a colon inside a
+    string is a literal `:` or the escape `\\u003a`; so without repeated keys `raw` holds
+    exactly as many of those as orjson's encoding of the decoded event (which writes `:`
+    literally), while a repeated key adds at least its own colon and removes none. The counts
+    also differ, harmlessly, when `raw` has an escaped backslash before "u003a": then this
+    finds nothing.
+    """
+    repeated: list[str] = []
+
+    def check(pairs: list[tuple[str, object]]) -> None:
+        keys = [key for key, _ in pairs]
+        if len(set(keys)) < len(keys) and not repeated:
+            repeated.append(next(key for i, key in enumerate(keys) if key in keys[:i]))
+
+    json.loads(raw, object_pairs_hook=check)
+    return repeated[0] if repeated else None
+
+
 def _from_validation_error(exc: ValidationError) -> InvalidEvent:
-    errors = exc.errors(include_url=False, include_input=False)
-    if any(error["type"] == "finite_number" for error in errors):
+    errors = exc.errors(include_url=False)
+    if any(
+        error["type"] == "finite_number"
+        or (error["type"] == DECIMAL_ERROR and _spells_non_finite(error["input"]))
+        for error in errors
+    ):
         return InvalidEvent("non_finite_number", "a number is NaN or infinite")
     detail = "; ".join(
         f"{'.'.join(str(p) for p in error['loc'][1:]) or '(root)'}: {error['msg']}"
         for error in errors[:5]
     )
     return InvalidEvent("schema_violation", detail)
+
+
+def _spells_non_finite(value: object) -> bool:
+    """ "NaN", "-Infinity"...: what Python's `Decimal` reads as non-finite (JSON itself has no
+    such number; orjson refuses the bare words)."""
+    return isinstance(value, str) and value.strip().lstrip("+-").lower() in _NON_FINITE
+
+
+_NON_FINITE = frozenset({"nan", "snan", "inf", "infinity"})

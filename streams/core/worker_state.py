@@ -25,8 +25,8 @@ from streams.core.kpi_values import (
 )
 from streams.core.measures import MeasureStore
 from streams.core.money import FxTable
-from streams.core.partition_state import PartitionState, Windows
-from streams.core.windows import NO_WATERMARK, Tumbling, Watermark
+from streams.core.partition_state import JOIN_MAX_ENTRIES, PartitionState, Windows
+from streams.core.windows import DEFAULT_SOURCE_IDLE_SECONDS, NO_WATERMARK, Tumbling, Watermark
 from streams.errors import RejectReason
 
 ZERO = Decimal(0)
@@ -45,6 +45,8 @@ class StateConfig:
     retained_windows: int
     fx: FxTable
     guard: CardinalityGuard | None = None
+    source_idle: float = DEFAULT_SOURCE_IDLE_SECONDS
+    join_max_entries: int = JOIN_MAX_ENTRIES
 
 
 @dataclass
@@ -53,17 +55,22 @@ class WorkerState:
     partitions: dict[SourcePartition, PartitionState] = field(default_factory=dict)
     processed: Counter[str] = field(default_factory=Counter)
     rejected: Counter[RejectReason] = field(default_factory=Counter)
+    unkeyed: Counter[str] = field(default_factory=Counter)
+    """Input records read without a Kafka key, by topic (see `Settings.key_policy`)."""
 
     def new_partition(self) -> PartitionState:
         config = self.config
         return PartitionState(
             config.catalog,
             config.windows,
-            watermark=Watermark(config.watermark_delay, config.allowed_lateness),
+            watermark=Watermark(
+                config.watermark_delay, config.allowed_lateness, config.source_idle
+            ),
             fx=config.fx,
             dedupe_max_entries=config.dedupe_max_entries,
             retained_windows=config.retained_windows,
             guard=config.guard,
+            join_max_entries=config.join_max_entries,
         )
 
     def assign(self, source: SourcePartition) -> PartitionState:
@@ -93,6 +100,16 @@ class WorkerState:
 
     def dedupe_evictions(self) -> int:
         return sum(p.seen.evicted for p in self.partitions.values())
+
+    def join_entries(self) -> int:
+        """Order starts and waiting deliveries the cycle-time join holds, over owned partitions."""
+        return sum(len(p.join) for p in self.partitions.values())
+
+    def join_evictions(self) -> int:
+        return sum(p.join.evicted for p in self.partitions.values())
+
+    def join_unmatched(self) -> int:
+        return sum(p.join.unmatched for p in self.partitions.values())
 
     def _stores(self) -> list[MeasureStore]:
         return [p.store for p in self.partitions.values()]

@@ -1,5 +1,8 @@
 """Streaming anomaly detectors for one series: a score in [0, 1] and an expected band per point.
 
+(Longer than most modules: the two methods and the detector that combines them share their
+state and their scale; split apart, each would need the other's internals.)
+
 `SeriesDetector` combines two complementary methods, both O(1) in time and memory per update:
 
 - **Robust seasonal baseline** (`_Baseline`): Holt-Winters exponential smoothing of level, damped

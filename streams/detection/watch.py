@@ -249,10 +249,12 @@ class AnomalyWatch:
             for key, s in self.series.items()
             if key[1] == window and s.last_seen < before and not s.lifecycle.active
         ]
-        flows = self._flows.get(window, {})
         for key in idle:
-            del self.series[key]
-            flows.pop((key[0], key[2]), None)
+            self._forget(key)
+
+    def _forget(self, key: SeriesKey) -> None:
+        del self.series[key]
+        self._flows.get(key[1], {}).pop((key[0], key[2]), None)
 
     def _instance(self, window: str, start: int, values: list[KpiValue]) -> list[AnomalyEvent]:
         """One closed window instance: update every series, then decide alerts."""
@@ -390,7 +392,8 @@ class AnomalyWatch:
 
     def _limit(self, window: str, observed: dict[tuple[str, Labels], float]) -> None:
         """Drop from `observed` the new series past `max_series`: those with the fewest labels
-        (totals, then single dimensions) are watched first, as boards and alerts need them most."""
+        (totals, then single dimensions) are watched first, as boards and alerts need them most,
+        and take the place of watched series with more labels when there is no room."""
         if self.max_series is None:
             return
         new = [k for k in observed if (k[0], window, k[1]) not in self.series]
@@ -398,9 +401,27 @@ class AnomalyWatch:
         if len(new) <= room:
             return
         new.sort(key=lambda k: (len(k[1]), k))
-        for key in new[room:]:
+        refused = new[room:]
+        # A new series with fewer labels takes the place of a watched one with more (not in an
+        # alert; the finest and longest quiet first): whatever came first, totals and roll-ups
+        # are watched before combinations.
+        victims = sorted(
+            (
+                key
+                for key, s in self.series.items()
+                if not s.lifecycle.active and (key[1] != window or (key[0], key[2]) not in observed)
+            ),
+            key=lambda key: (len(key[2]), -self.series[key].last_seen),
+        )
+        kept = 0
+        for key in refused:
+            if not victims or len(victims[-1][2]) <= len(key[1]):
+                break
+            self._forget(victims.pop())
+            kept += 1
+        for key in refused[kept:]:
             del observed[key]
-        self.refused += len(new) - room
+        self.refused += len(refused) - kept
 
     def _held(self, kpi: str, start: float, end: float) -> bool:
         return any(

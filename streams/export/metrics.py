@@ -23,10 +23,14 @@ from streams.errors import REJECT_REASONS
 MetricName = Literal[
     "pulse_events_processed",
     "pulse_events_rejected",
+    "pulse_unkeyed_events",
     "pulse_last_event_timestamp_seconds",
     "pulse_watermark_timestamp_seconds",
     "pulse_window_end_timestamp_seconds",
     "pulse_dedupe_evictions",
+    "pulse_join_entries",
+    "pulse_join_evictions",
+    "pulse_join_unmatched",
     "pulse_dimension_values_folded",
     "pulse_consumer_lag_messages",
     "pulse_kpi_anomaly_score",
@@ -203,6 +207,16 @@ class PulseCollector(Collector):
             rejected.add_metric((reason,), state.rejected.get(reason, 0))
         yield rejected
 
+        unkeyed = CounterMetricFamily(
+            "pulse_unkeyed_events",
+            "Input records read without a Kafka key, by topic (dedupe of resends and joins need "
+            "one; PULSE_KEY_POLICY=require dead-letters them).",
+            labels=("topic",),
+        )
+        for topic, count in sorted(state.unkeyed.items()):
+            unkeyed.add_metric((topic,), count)
+        yield unkeyed
+
         yield _timestamp(
             "pulse_last_event_timestamp_seconds",
             "Newest event time (occurred_at, Unix time) seen on the owned partitions.",
@@ -229,6 +243,22 @@ class PulseCollector(Collector):
             "pulse_dedupe_evictions",
             "Event ids forgotten early because the dedupe memory was full.",
             value=state.dedupe_evictions(),
+        )
+        yield GaugeMetricFamily(
+            "pulse_join_entries",
+            "Order starts and waiting deliveries held by the cycle-time join (owned partitions).",
+            value=state.join_entries(),
+        )
+        yield CounterMetricFamily(
+            "pulse_join_evictions",
+            "Join entries dropped before their TTL because PULSE_JOIN_MAX_ENTRIES was reached.",
+            value=state.join_evictions(),
+        )
+        yield CounterMetricFamily(
+            "pulse_join_unmatched",
+            "Deliveries given no cycle time: their order was not seen on this partition before "
+            "their window became final (never placed here, evicted, or too late).",
+            value=state.join_unmatched(),
         )
         if self._lag is not None:
             lag = GaugeMetricFamily(

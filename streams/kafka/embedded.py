@@ -44,7 +44,8 @@ def port_is_free(host: str, port: int) -> bool:
         return True
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (call between fork and exec)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -92,7 +93,7 @@ class EmbeddedBroker:
             # Own session: a terminal's Ctrl-C goes to the foreground process group and must not
             # kill the broker before our clients have shut down; we stop it ourselves.
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads are started before this
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads are started before this
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

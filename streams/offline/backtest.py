@@ -66,7 +66,11 @@ def run_backtest(
     state = PartitionState(
         catalog,
         windows,
-        watermark=Watermark(settings.watermark_delay_seconds, settings.allowed_lateness_seconds),
+        watermark=Watermark(
+            settings.watermark_delay_seconds,
+            settings.allowed_lateness_seconds,
+            settings.source_idle_seconds,
+        ),
         fx=FxTable(settings.reporting_currency, settings.fx_rates),
         dedupe_max_entries=settings.dedupe_max_entries,
         retained_windows=settings.retained_windows,
@@ -76,6 +80,7 @@ def run_backtest(
             max_combinations=settings.max_series_per_kpi,
             max_series=settings.kpi_series_budget,
         ),
+        join_max_entries=settings.join_max_entries,
     )
     finalizer = Finalizer(catalog, windows, settings.allowed_lateness_seconds)
     limits = ValidationLimits(settings.max_event_bytes, settings.max_future_skew_seconds)

@@ -1,5 +1,8 @@
 """A deterministic generator of a company's event stream, valid and bad, for demos and tests.
 
+(Longer than most modules: the company's whole behaviour, one event type after another, kept in
+one place so that its seeded sequence is easy to follow.)
+
 The company: business units `retail`, `wholesale` and `marketplace`, regions `emea`, `amer` and
 `apac` (one cost center `cc-<bu>-<1|2|3>` per unit and region), channels `web`, `store`, `partner`.
 Messages arrive as a Poisson process on a simulated clock whose rate follows the time of day in
@@ -68,7 +71,7 @@ import orjson
 from schemas import EVENT_TYPES, SCHEMA_VERSION
 from streams.tools.incidents import KPI_TARGETS, Incident
 
-__all__ = ["BAD_KINDS", "SimulatedMessage", "SimulationConfig", "simulate"]
+__all__ = ["BAD_KINDS", "SimulatedMessage", "SimulationConfig", "daily_level", "simulate"]
 
 BAD_KINDS: tuple[str, ...] = (
     "undecodable",
@@ -271,6 +274,11 @@ def simulate(config: SimulationConfig) -> Iterator[SimulatedMessage]:
         yield message
 
 
+def daily_level(t: float) -> float:
+    """The daily shape at epoch seconds `t`: the rate there over the daily mean `rate`."""
+    return 1 - _SEASONAL_AMPLITUDE * math.cos(2 * math.pi * (t % _DAY_SECONDS) / _DAY_SECONDS)
+
+
 def _arrival_millis(rng: random.Random, config: SimulationConfig) -> Iterator[int]:
     """Event times in epoch milliseconds within [start, start + duration].
 
@@ -292,8 +300,7 @@ def _arrival_millis(rng: random.Random, config: SimulationConfig) -> Iterator[in
     t = start
     hour, burst = -1, 1.0
     while (t := t + rng.expovariate(peak)) < end:
-        phase = 2 * math.pi * (t % _DAY_SECONDS) / _DAY_SECONDS
-        level = 1 - _SEASONAL_AMPLITUDE * math.cos(phase)
+        level = daily_level(t)
         if bursty:
             if int(t // 3600) != hour:  # one gamma factor per hour, mean 1, CV `burstiness`
                 hour = int(t // 3600)

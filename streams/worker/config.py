@@ -26,4 +26,6 @@ def state_config(settings: Settings) -> StateConfig:
             max_combinations=settings.max_series_per_kpi,
             max_series=settings.kpi_series_budget,
         ),
+        source_idle=settings.source_idle_seconds,
+        join_max_entries=settings.join_max_entries,
     )

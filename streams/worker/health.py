@@ -7,11 +7,17 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
+from streams.core import WorkerState
+from streams.detection.completeness import judging_clock
 from streams.errors import FatalError, RecoveryFailed
 
 log = logging.getLogger("streams.worker")
+
+QUIET_BEFORE_WALL_CLOCK_S = 10.0
+"""Seconds without a record, caught up, before sources are judged by wall-clock time."""
 
 
 @dataclass
@@ -32,6 +38,8 @@ class Health:
     """When the consume loop last came round."""
     lag: dict[TopicPartition, int] = field(default_factory=dict)
     """Messages behind per owned partition (from the broker's high-water mark)."""
+    last_records: float = field(default_factory=time.monotonic)
+    """When the consume loop last got records (see `QUIET_BEFORE_WALL_CLOCK_S`)."""
     fatal: FatalError | None = None
     """A failure in the rebalance listener (which aiokafka would only log): the loop raises it
     before reading anything more."""
@@ -58,6 +66,41 @@ class Health:
         details: dict[str, object] = {**checks, "partitions": owned, "lag_messages": behind}
         details["guarantee"] = guarantee
         return all(checks.values()), details
+
+    async def refresh_lag(self, consumer: AIOKafkaConsumer, state: WorkerState) -> None:
+        """Lag of every owned partition from the broker's high-water mark (fetch responses carry
+        it even when they carry no records), so a quiet partition reads 0, not unknown; a
+        partition read to its end no longer holds back the watermark for want of data. Before
+        its first checkpoint a partition's progress is the consumer's position (a partition
+        whose records all expired starts at its end, not at 0)."""
+        lag = self.lag
+        for (topic, partition), part in list(state.partitions.items()):
+            tp = TopicPartition(topic, partition)
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            read_to = part.next_offset
+            if read_to is None:
+                try:
+                    read_to = await consumer.position(tp)
+                except (KafkaError, AssertionError):  # revoked meanwhile
+                    continue
+            lag[tp] = max(0, highwater - read_to)
+            if not lag[tp]:
+                part.unread = False
+
+    def clock(self, watermark: float, now: float, delay: float) -> float:
+        """Event time for completeness: the watermark, or wall-clock time once caught up and
+        quiet (so that a source silent in real time is stale even when nothing else moves)."""
+        lag = self.lag
+        return judging_clock(
+            watermark,
+            now,
+            caught_up=bool(lag) and not any(lag.values()),
+            quiet_for=time.monotonic() - self.last_records,
+            quiet=QUIET_BEFORE_WALL_CLOCK_S,
+            delay=delay,
+        )
 
     def fail(self, doing: str, partitions: Iterable[TopicPartition], exc: Exception) -> None:
         """Keep a rebalance-listener failure as fatal: the probes fail at once and the loop

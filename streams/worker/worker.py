@@ -33,7 +33,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from streams.core import BadEventGuard, ValidationLimits, WorkerState
-from streams.detection.completeness import Completeness, judging_clock
+from streams.detection.completeness import Completeness
 from streams.detection.watch import IDLE_STEPS, AnomalyWatch
 from streams.errors import BrokerError
 from streams.export.http import MetricsServer
@@ -54,6 +54,7 @@ from streams.kafka.clients import (
 from streams.kafka.deadletter import DeadLetter
 from streams.kafka.guarantee import Delivery, open_delivery
 from streams.kafka.kpi_topic import KpiPublisher
+from streams.kafka.rates import RatesTable
 from streams.kafka.sends import Message, acknowledged, send_all
 from streams.settings import Settings
 from streams.worker.batch import BatchOutput, BatchStep, Counts, log_anomaly
@@ -64,8 +65,6 @@ from streams.worker.recovery import Rebalance, by_topic, rebuild
 log = logging.getLogger(__name__)
 
 COMMIT_INTERVAL_S = 1.0
-QUIET_BEFORE_WALL_CLOCK_S = 10.0
-"""Seconds without a record, caught up, before sources are judged by wall-clock time."""
 
 
 class Worker:
@@ -96,6 +95,7 @@ class Worker:
             changelog=self.changelog,
             kpis=self.kpis,
             watch=self.watch,
+            require_keys=settings.key_policy == "require",
         )
         self.health = Health(settings.liveness_timeout_seconds, settings.batch_max_records)
         self.rebalances = 0
@@ -121,8 +121,6 @@ class Worker:
         """Counts of batches sent and not yet acknowledged: they reach the exported counters
         only once durable, so a batch read again after a crash is not counted twice across the
         worker's lifetimes."""
-        self._last_records = time.monotonic()
-        """When the consume loop last got records (see `QUIET_BEFORE_WALL_CLOCK_S`)."""
         self._consumer: AIOKafkaConsumer | None = None
         self.delivery: Delivery | None = None
         """The producer and the processing guarantee, decided at start."""
@@ -155,6 +153,7 @@ class Worker:
                 TopicSpec(settings.deadletter_topic, 1, config=dict(KEEP_A_WEEK)),
                 TopicSpec(settings.kpi_topic, 3, config=dict(COMPACTED)),
                 TopicSpec(settings.anomalies_topic, 1, config=dict(KEEP_A_WEEK)),
+                TopicSpec(settings.rates_topic, 1, config=dict(COMPACTED)),
                 *(
                     TopicSpec(
                         settings.changelog_topic(t),
@@ -174,7 +173,9 @@ class Worker:
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 5),
         )
+        rates = RatesTable(self.bootstrap, settings.rates_topic, self.state.config.fx)
         try:
+            await rates.start(stop)  # every rate known so far, before any input is consumed
             await start_client(consumer, self.bootstrap)
             listener = Rebalance(self.health, self.recover, self.revoke)
             consumer.subscribe(list(settings.input_topics), listener=listener)
@@ -184,8 +185,10 @@ class Worker:
             self.health.running = True
             await self._loop(consumer, producer, stop)
             await self._settle()
+            rates.raise_failure()
         finally:
             self.health.running = False
+            await rates.stop()
             await self.server.stop()
             await consumer.stop()
             await producer.stop()
@@ -203,8 +206,12 @@ class Worker:
             if self.health.fatal is not None:  # before anything read on half-rebuilt state
                 raise self.health.fatal
             async with self._lock:
+                # Again under the lock: a recovery that failed while this fetch waited for it
+                # must not see its records counted on the partly rebuilt state.
+                if self.health.fatal is not None:
+                    raise self.health.fatal
                 if batches:
-                    self._last_records = time.monotonic()
+                    self.health.last_records = time.monotonic()
                     committable.update(await self._process(batches, consumer, producer))
                 else:
                     await self._refresh_lag(consumer)
@@ -244,6 +251,9 @@ class Worker:
         # durable before the checkpoint that moves past them, and changelog records of a
         # partition are written in order (one batch's are acknowledged before the next's go).
         dead_sent = await send_all(producer, self._dead_messages(out.dead))
+        # Rates go with the dead letters, durable before the checkpoint that moves past their
+        # events: a crash in between replays the batch, which counts and forwards them again.
+        dead_sent += await send_all(producer, self._rate_messages(out.rate_records))
         settled = await self._settle(dead_sent)
         self._inflight_counts.append(out.counts)
         logged = await send_all(producer, self.changelog.messages(out.logged))
@@ -272,6 +282,7 @@ class Worker:
         try:
             async with producer.transaction():
                 sends = await send_all(producer, self._dead_messages(out.dead))
+                sends += await send_all(producer, self._rate_messages(out.rate_records))
                 logged = await send_all(producer, self.changelog.messages(out.logged))
                 sends += logged
                 sends += await send_all(producer, self._kpi_messages(out.kpi_records))
@@ -297,44 +308,19 @@ class Worker:
         topic = self.settings.kpi_topic
         return ((topic, key, value, None, None) for key, value in records)
 
+    def _rate_messages(self, records: list[tuple[bytes, bytes]]) -> Iterable[Message]:
+        topic = self.settings.rates_topic
+        return ((topic, key, value, None, None) for key, value in records)
+
     def _anomaly_messages(self, records: list[tuple[bytes, bytes]]) -> Iterable[Message]:
         topic = self.settings.anomalies_topic
         return ((topic, key, value, None, None) for key, value in records)
 
     async def _refresh_lag(self, consumer: AIOKafkaConsumer) -> None:
-        """Lag of every owned partition from the broker's high-water mark (fetch responses carry
-        it even when they carry no records), so a quiet partition reads 0, not unknown; a
-        partition read to its end no longer holds back the watermark for want of data. Before
-        its first checkpoint a partition's progress is the consumer's position (a partition
-        whose records all expired starts at its end, not at 0)."""
-        lag = self.health.lag
-        for (topic, partition), part in list(self.state.partitions.items()):
-            tp = TopicPartition(topic, partition)
-            highwater = consumer.highwater(tp)
-            if highwater is None:
-                continue
-            read_to = part.next_offset
-            if read_to is None:
-                try:
-                    read_to = await consumer.position(tp)
-                except (KafkaError, AssertionError):  # revoked meanwhile
-                    continue
-            lag[tp] = max(0, highwater - read_to)
-            if not lag[tp]:
-                part.unread = False
+        await self.health.refresh_lag(consumer, self.state)
 
     def _clock(self, now: float) -> float:
-        """Event time for completeness: the watermark, or wall-clock time once caught up and
-        quiet (so that a source silent in real time is stale even when nothing else moves)."""
-        lag = self.health.lag
-        return judging_clock(
-            self.state.watermark(),
-            now,
-            caught_up=bool(lag) and not any(lag.values()),
-            quiet_for=time.monotonic() - self._last_records,
-            quiet=QUIET_BEFORE_WALL_CLOCK_S,
-            delay=self.settings.watermark_delay_seconds,
-        )
+        return self.health.clock(self.state.watermark(), now, self.settings.watermark_delay_seconds)
 
     async def _tick(self, producer: AIOKafkaProducer) -> None:
         """Between batches: judge the sources against the clock (silence is news too)."""

@@ -42,6 +42,8 @@ a producer retry during a broker outage may land a batch after later ones: a day
 keeps such a batch (under an hour of event time here) from ever being `late`, so partitioning and
 retries cannot change which events count."""
 DELAY_S = float(SETTINGS_ENV["PULSE_WATERMARK_DELAY_SECONDS"])
+SOURCE_IDLE_S = 300.0
+"""PULSE_SOURCE_IDLE_SECONDS of the fault runs (the default)."""
 PARTITIONS = 4
 """Input partitions of every fault test: two workers get two each."""
 
@@ -134,6 +136,22 @@ def closing_time(messages: Sequence[SimulatedMessage]) -> datetime:
 
 
 # --- expected values --------------------------------------------------------------------------
+
+
+def watermark_of(events: Sequence[Counted]) -> float:
+    """One partition's watermark after its counted `events` (in partition order), by the rule
+    and not by `streams`: after each event, the oldest newest-event-time among the sources
+    (`source`) at most `SOURCE_IDLE_S` behind the newest of all, less the delay; the highest of
+    these (it never falls)."""
+    newest: dict[str, float] = {}
+    top = mark = float("-inf")
+    for event in events:
+        at = event.at.timestamp()
+        source = event.body["source"]
+        newest[source] = max(newest.get(source, at), at)
+        top = max(top, at)
+        mark = max(mark, min(t for t in newest.values() if t >= top - SOURCE_IDLE_S) - DELAY_S)
+    return mark
 
 
 @dataclass

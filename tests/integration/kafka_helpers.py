@@ -30,6 +30,30 @@ async def produce(bootstrap: str, topic: str, values: list[bytes], partition: in
         await producer.stop()
 
 
+Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int]
+"""(key, value, headers, partition) of one record to produce."""
+
+
+async def produce_records(
+    bootstrap: str, topic: str, records: list[Record], chunk: int = 2000
+) -> list[tuple[int, int]]:
+    """Send `records` in order (keys, headers and partitions as given), acknowledged a chunk at
+    a time; return each one's (partition, offset)."""
+    producer = new_producer(bootstrap, linger_ms=5)
+    await producer.start()
+    where: list[tuple[int, int]] = []
+    try:
+        for start in range(0, len(records), chunk):
+            sends = [
+                await producer.send(topic, value=v, key=k, headers=h, partition=p)
+                for k, v, h, p in records[start : start + chunk]
+            ]
+            where += [(m.partition, m.offset) for m in await asyncio.gather(*sends)]
+    finally:
+        await producer.stop()
+    return where
+
+
 async def read_topic(
     bootstrap: str, topic: str, count: int, within: float = 30.0
 ) -> list[ConsumerRecord[bytes, bytes]]:
@@ -107,6 +131,16 @@ class WorkerPool:
         assert worker.assigned.is_set(), "worker got no partitions within 60 s"
         self._running[id(worker)] = (stop, task)
         return worker
+
+    def stopped(self, worker: Worker) -> BaseException | None:
+        """Why `worker` stopped on its own (its exception, or a `RuntimeError` when it
+        returned), or None while it runs."""
+        _, task = self._running[id(worker)]
+        if not task.done():
+            return None
+        if task.cancelled():
+            return RuntimeError("the worker's task was cancelled")
+        return task.exception() or RuntimeError("the worker returned")
 
     async def stop(self, worker: Worker) -> None:
         stop, task = self._running.pop(id(worker))

@@ -77,6 +77,7 @@ def test_only_broken_publisher_reasons_count_toward_the_ratio():
         "non_finite_number",
         "timestamp_out_of_range",
         "unknown_currency",
+        "unkeyed",
     }
 
 

@@ -41,7 +41,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for command in ("demo", "worker", "simulate", "generate", "bench"):
+    for command in ("demo", "worker", "simulate", "generate", "bench", "hostile"):
         assert command in out
 
 

@@ -24,6 +24,7 @@ ALL_REASONS = (
     "duplicate",
     "late",
     "internal_error",
+    "unkeyed",
 )
 
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
@@ -77,6 +78,7 @@ def state(make_state, make_envelope):
     )
     state.rejected["late"] += 2
     state.rejected["schema_violation"] += 1
+    state.unkeyed["pulse.events"] += 3
     return state
 
 
@@ -125,6 +127,7 @@ def test_counters_and_freshness(state):
     }
     assert samples["pulse_last_event_timestamp_seconds"] == {(): T0 + 70}  # max(T0+70, T0+68)
     assert samples["pulse_dedupe_evictions_total"] == {(): 0}
+    assert samples["pulse_unkeyed_events_total"] == {(("topic", "pulse.events"),): 3}
     assert "pulse_consumer_lag_messages" not in samples  # no lag source given
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -236,3 +237,212 @@ def test_invalid_event_carries_reason_and_detail_until_located(make_event):
 def test_an_epoch_number_is_not_an_rfc3339_timestamp(make_payload, epoch):
     # The contract says RFC 3339 with an offset; pydantic alone would take a number.
     assert reason_of(orjson.dumps(make_payload(occurred_at=epoch))) == "schema_violation"
+
+
+# --- bounds that keep the core from raising (issue 17) -----------------------------------------
+
+
+def budget(make_payload, period: str) -> bytes:
+    return orjson.dumps(make_payload(type="budget_set", drop=("order_id",), period=period))
+
+
+@pytest.mark.parametrize("period", ["0000-01", "0001-01", "1999-12", "2100-01", "9999-12"])
+def test_a_budget_period_outside_2000_to_2099_is_a_schema_violation(make_payload, period):
+    # "0000-01" and "9999-12" once passed the contract and made the core raise ValueError
+    # (year 0, or year 10000 for the month's end), stopping every worker that read them.
+    assert reason_of(budget(make_payload, period)) == "schema_violation"
+
+
+@pytest.mark.parametrize(
+    ("period", "month_start"), [("2000-01", 946_684_800), ("2099-12", 4_099_766_400)]
+)
+def test_the_first_and_last_budget_periods_are_counted(
+    make_payload, make_partition, period, month_start
+):
+    # month_start: 2000-01-01 = 10957 days after 1970-01-01; 2099-12-01 = 47451 days after.
+    part = make_partition()
+    part.apply(decode_event(budget(make_payload, period), LIMITS, NOW))
+
+    assert [start for window, start in part.store.buckets if window == "1mo"] == [month_start]
+
+
+@pytest.mark.parametrize(
+    "promised", ["1999-12-31T23:59:59Z", "2100-01-01T00:00:00Z", "9999-12-31T23:59:59-23:59"]
+)
+def test_a_promise_outside_2000_to_2099_is_a_schema_violation(make_event, promised):
+    raw = make_event(type="shipment_delivered", promised_delivery_at=promised)
+
+    assert reason_of(raw) == "schema_violation"
+
+
+# --- strict where the contract means strict (issue 17) -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "payload_change",
+    [
+        {"amount": "١٢٣"},  # Arabic-Indic digits: Python's Decimal reads them as 123
+        {"amount": "1_000"},
+        {"amount": " 12.50"},
+        {"amount": "+12.50"},
+        {"amount": "1e3"},
+        {"amount": "1e400"},
+        {"amount": "012.50"},
+        {"amount": "1.5000000"},
+        {"amount": "1234567890123.5"},
+        {"amount": True},
+        {"amount": 1e300},
+        {"occurred_at": "1709294400"},
+        {"occurred_at": "1709294400.5"},
+        {"occurred_at": "2024-03-01 12:00:00+00:00"},
+        {"occurred_at": "2024-03-01T12:00+00:00"},
+        {"schema_version": True},
+        {"schema_version": "1"},
+        {"type": "feedback_submitted", "csat_score": True},
+        {"type": "feedback_submitted", "csat_score": "4"},
+        {"type": "feedback_submitted", "csat_score": "٤"},
+        {"type": "feedback_submitted", "nps_score": "1_0"},
+        {"type": "inventory_issued", "quantity": "٢"},
+        {"dimensions": {"business_unit": "retail", "region": 7}},
+        {"order_id": 17},
+    ],
+    ids=[
+        "arabic-indic-digits",
+        "underscore-digits",
+        "padded-amount",
+        "signed-amount",
+        "exponent-amount",
+        "huge-exponent-amount",
+        "leading-zero-amount",
+        "seven-places-with-trailing-zeros",
+        "thirteen-integer-digits",
+        "boolean-amount",
+        "huge-number-amount",
+        "epoch-string",
+        "epoch-string-with-fraction",
+        "space-for-T",
+        "no-seconds",
+        "boolean-schema-version",
+        "string-schema-version",
+        "boolean-score",
+        "string-score",
+        "arabic-indic-score",
+        "underscore-score",
+        "arabic-indic-quantity",
+        "number-as-label",
+        "number-as-identifier",
+    ],
+)
+def test_input_outside_the_contract_is_a_schema_violation(make_payload, payload_change):
+    assert reason_of(orjson.dumps(make_payload(**payload_change))) == "schema_violation"
+
+
+@pytest.mark.parametrize(
+    ("amount", "expected"),
+    [
+        ("12.50", Decimal("12.50")),
+        ("0.000001", Decimal("0.000001")),
+        ("999999999999.999999", Decimal("999999999999.999999")),
+        (12.5, Decimal("12.5")),
+        (0.1, Decimal("0.1")),
+        (7, Decimal(7)),
+    ],
+)
+def test_amounts_as_plain_decimal_strings_and_json_numbers_are_valid(make_event, amount, expected):
+    event = decode_event(make_event(amount=amount), LIMITS, NOW)
+
+    assert isinstance(event, OrderPlaced)
+    assert event.amount == expected
+
+
+@pytest.mark.parametrize(
+    "occurred_at",
+    [
+        "2024-03-01T12:00:00Z",
+        "2024-03-01t12:00:00z",
+        "2024-03-01T12:00:00.000+00:00",
+        "2024-03-01T13:00:00+01:00",
+        "2024-03-01T06:30:00-05:30",
+    ],
+)
+def test_rfc3339_times_with_any_offset_are_valid(make_event, occurred_at):
+    assert (
+        decode_event(make_event(occurred_at=occurred_at), LIMITS, NOW).occurred_at.timestamp() == T0
+    )
+
+
+def test_a_whole_number_written_with_a_point_is_a_score(make_event):
+    # JSON Schema counts 4.0 as an integer, so the worker does too.
+    event = decode_event(make_event(type="feedback_submitted", csat_score=4.0), LIMITS, NOW)
+
+    assert isinstance(event, FeedbackSubmitted)
+    assert event.csat_score == 4
+
+
+# --- repeated keys (issue 17) --------------------------------------------------------------------
+
+
+def with_repeat(raw: bytes, first: bytes) -> bytes:
+    """`raw` with `first` inserted as the first member of its top-level object."""
+    assert raw.startswith(b"{")
+    return b"{" + first + b"," + raw[1:]
+
+
+@pytest.mark.parametrize(
+    ("first", "key"),
+    [
+        (b'"amount":"abc"', "amount"),  # the first is invalid, the last valid: orjson kept the last
+        (b'"amount":"10.00"', "amount"),  # the same value twice
+        (b'"amount" : "999.00"', "amount"),  # whitespace around the colon
+        (b'"type":"order_cancelled"', "type"),
+        (b'"\\u0061mount":"5.00"', "amount"),  # "\u0061mount" is "amount"
+        # A colon escaped in the kept event_id must not hide the extra key's colon.
+        (b'"source":"x"', "source"),
+        (b'"dimensions":{"business_unit":"a:b:c","region":"x"}', "dimensions"),
+    ],
+    ids=["invalid-then-valid", "same-value", "spaced", "type", "escaped-key", "source", "object"],
+)
+def test_a_repeated_key_is_a_schema_violation_naming_it(make_event, first, key):
+    raw = with_repeat(make_event(event_id="e\\u003a1"), first)
+    # orjson.dumps escaped the backslash: make the id's escape a real one, "e:1" once decoded.
+    raw = raw.replace(b"e\\\\u003a1", b"e\\u003a1")
+    assert orjson.loads(raw)["event_id"] == "e:1"
+
+    with pytest.raises(InvalidEvent) as caught:
+        decode_event(raw, LIMITS, NOW)
+
+    assert caught.value.reason == "schema_violation"
+    assert caught.value.detail == f"key {key!r} appears more than once"
+
+
+def test_a_key_repeated_inside_dimensions_is_named(make_event):
+    raw = make_event().replace(b'"region":"eu"', b'"region":"us","region":"eu"')
+
+    with pytest.raises(InvalidEvent) as caught:
+        decode_event(raw, LIMITS, NOW)
+
+    assert caught.value.detail == "key 'region' appears more than once"
+
+
+@pytest.mark.parametrize(
+    "raw_id",
+    [b"e\\u003a1", b"e\\u003A1", b"a\\\\u003a", b"x:y", b"\\u00e9t\\u00e9"],
+    ids=["escaped-colon", "escaped-colon-upper", "escaped-backslash", "colon", "escaped-letters"],
+)
+def test_escapes_and_colons_in_values_are_not_repeats(make_event, raw_id):
+    # b"a\\\\u003a" is the JSON text a\\u003a: a backslash, then "u003a" (no colon at all).
+    raw = make_event(event_id="__ID__").replace(b"__ID__", raw_id)
+
+    event = decode_event(raw, LIMITS, NOW)
+
+    assert event.event_id == orjson.loads(b'"' + raw_id + b'"')
+
+
+def test_json_with_spaces_and_another_key_order_is_not_a_repeat(make_payload):
+    payload = make_payload()
+    raw = json.dumps(dict(reversed(payload.items())), indent=2).encode()
+
+    assert decode_event(raw, LIMITS, NOW).event_id == payload["event_id"]
+    assert reason_of(raw.replace(b'"currency"', b'"currency": "USD",\n  "currency"')) == (
+        "schema_violation"
+    )

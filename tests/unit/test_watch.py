@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from streams.core.compiler import compile_catalog
@@ -118,6 +119,26 @@ def test_the_watch_is_capped_totals_first() -> None:
     watch.observe_values([revenue(60, f"u{i}", "emea", "1") for i in range(5)], 0.0)
     assert len(watch.series) == 4
     assert watch.refused == 2 * (12 - 4)
+
+
+def test_a_roll_up_that_comes_late_takes_the_place_of_a_finer_series() -> None:
+    # The 1h window first (its 5 total and roll-up series fill the cap of 5 with 3 finest
+    # ones dropped), then the 1m window: its total and roll-ups arrive when the cap is full and
+    # take the places of the watched series with the most labels, the quietest first.
+    watch = AnomalyWatch(CATALOG, detector=Recorder, max_series=5)
+    hour = [replace(revenue(0, f"u{i}", "emea", "1"), window="1h", end=3600) for i in range(2)]
+    watch.observe_values(hour, 0.0)
+    # 1h: total, u0, u1, emea (4 with fewer labels) and one finest pair: (u0, emea).
+    assert len(watch.series) == 5
+    finest_hour = [k for k in watch.series if len(k[2]) == 2]
+    assert [k[1] for k in finest_hour] == ["1h"]
+
+    watch.observe_values([revenue(0, "u0", "emea", "1")], 0.0)  # 1m: total, u0, emea, pair
+
+    minute = sorted((len(labels), labels) for _, window, labels in watch.series if window == "1m")
+    assert [n for n, _ in minute] == [0]  # the 1m total took the (u0, emea) 1h pair's place
+    assert not any(len(k[2]) == 2 for k in watch.series)
+    assert len(watch.series) == 5
 
 
 def test_idle_series_are_forgotten_after_their_idle_steps() -> None:

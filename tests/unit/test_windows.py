@@ -137,3 +137,18 @@ def test_the_calendar_month_follows_the_business_time_zone() -> None:
     assert month.start_of(utc("2026-10-31T22:59:59+00:00")) == october  # 23:59:59 CET
     assert month.end_of(october) == utc("2026-10-31T23:00:00+00:00")
     assert month.of_period("2026-10") == october
+
+
+@pytest.mark.parametrize("period", ["0000-01", "9999-12"])
+def test_a_month_a_datetime_cannot_hold_is_refused_when_named(period: str) -> None:
+    # Refused while its one event is handled (a dead letter), not when its window closes
+    # (which stopped the worker on every restart: issue 17).
+    with pytest.raises(ValueError, match="out of range"):
+        CalendarMonth(UTC).of_period(period)
+
+
+def test_the_last_months_a_datetime_can_hold_are_accepted() -> None:
+    month = CalendarMonth(UTC)
+    november = month.of_period("9999-11")
+    assert month.end_of(november) == int(datetime(9999, 12, 1, tzinfo=UTC).timestamp())
+    assert month.of_period("0001-01") == int(datetime(1, 1, 1, tzinfo=UTC).timestamp())

@@ -63,3 +63,19 @@ def test_an_unexpected_exception_on_one_event_dead_letters_it_and_the_rest_count
     assert sum(v for cells in revenue_1m(part).values() for v in cells.values()) == Decimal("12.50")
     # Internal errors do not count toward the bad ratio: 1000 of 1000 would trip it otherwise.
     worker.step.policy.record_batch(1000, [error] * 1000)
+
+
+def test_a_rejection_keeps_no_traceback_to_hold_its_batch_in_memory(make_payload) -> None:
+    worker = Worker(Settings(kafka_bootstrap="127.0.0.1:9", metrics_port=0), "127.0.0.1:9")
+    part = worker.state.assign((TP.topic, TP.partition))
+    records = [
+        _record(0, make_payload(event_id="x", amount="NaN")),  # pydantic's error inside
+        _record(1, {"type": "order_placed", "event_id": 5}),
+    ]
+    records.append(ConsumerRecord(TP.topic, 0, 2, 0, 0, None, b"{not json", None, 0, 9, []))
+
+    rejected = worker.step.apply(TP, part, records, time.time())
+
+    assert len(rejected) == 3
+    for error, _ in rejected:
+        assert (error.__traceback__, error.__context__, error.__cause__) == (None, None, None)
