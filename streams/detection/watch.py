@@ -27,10 +27,11 @@ from typing import Literal
 
 from streams.core.compiler import CompiledCatalog
 from streams.core.kpi_values import KpiValue, ratio
-from streams.detection.alerts import AlertPolicy, Lifecycle, Severity, static_severity
+from streams.detection.alerts import AlertPolicy, Lifecycle, Severity, Transition, static_severity
 from streams.detection.completeness import Completeness
 from streams.detection.detectors import ACCEPT_POINTS, Detector, Score, SeriesDetector
 from streams.detection.explain import Explanation, Point, explain, input_kpis
+from streams.detection.incidents import Incidents, Membership, Opening, Role, series_name
 
 Labels = tuple[tuple[str, str], ...]
 SeriesKey = tuple[str, str, Labels]
@@ -87,6 +88,10 @@ class AnomalyEvent:
     score: float = 0.0
     source: str | None = None
     explanation: Explanation | None = None
+    incident: str | None = None
+    """The incident a KPI alert belongs to (`streams.detection.incidents`)."""
+    role: Role | None = None
+    """root: the alert that pages for its incident; related: listed, does not page."""
 
 
 @dataclass(slots=True)
@@ -104,6 +109,9 @@ class Series:
     """Window instances in a row without a value to judge while its alert is open."""
     last_missed: float = float("-inf")
     """Start of the newest instance counted in `missed` (an instance closes more than once)."""
+    incident: str = ""
+    """While its alert is open: the incident it belongs to, and its role there."""
+    role: str = ""
 
 
 def rollups(catalog: CompiledCatalog, values: Iterable[KpiValue]) -> list[KpiValue]:
@@ -181,6 +189,7 @@ class AnomalyWatch:
     """Values of closed windows left unscored because `max_series` series were watched."""
 
     def __post_init__(self) -> None:
+        self.incidents = Incidents(kpi_sources(self.catalog))
         self._flows: dict[str, dict[tuple[str, Labels], Series]] = {}
         self._open: set[SeriesKey] = set()
         """Series whose alert is open (checked for `NO_DATA_STEPS`)."""
@@ -297,6 +306,7 @@ class AnomalyWatch:
             s.observed, s.last_start = value, start
             updated.append((key, s))
         events: list[AnomalyEvent] = self._expire(window, start, end, {k for k, _ in updated})
+        changes: list[tuple[SeriesKey, Series, Transition]] = []
         for key, s in updated:
             kpi, _, labels = key
             assert s.score is not None
@@ -313,37 +323,155 @@ class AnomalyWatch:
                 held=False,
                 accepted=s.score.accepted,
             )
-            if change is None:
-                continue
-            if change.state == "opened":
-                self._open.add(key)
-            else:
-                self._open.discard(key)
-            explanation = (
-                self._explain(kpi, window, labels, start)
-                if change.state == "opened"
-                else Explanation(f"{kpi} new level accepted: it held for {ACCEPT_POINTS} windows")
-                if change.reason == "new level accepted"
-                else None
+            if change is not None:
+                changes.append((key, s, change))
+        return events + self._decide(window, start, end, changes)
+
+    def _decide(
+        self,
+        window: str,
+        start: int,
+        end: float,
+        changes: list[tuple[SeriesKey, Series, Transition]],
+    ) -> list[AnomalyEvent]:
+        """The alert events of one window instance's transitions, grouped into incidents."""
+        events: list[AnomalyEvent] = []
+        for key, s, change in changes:  # resolutions first: an incident may end here
+            if change.state == "resolved":
+                explanation = (
+                    Explanation(f"{key[0]} new level accepted: it held for {ACCEPT_POINTS} windows")
+                    if change.reason == "new level accepted"
+                    else None
+                )
+                events += self._resolved(
+                    key, s, change, start=start, end=end, explanation=explanation
+                )
+        opened = [(key, s, c) for key, s, c in changes if c.state == "opened"]
+        memberships = self.incidents.assign(
+            [
+                Opening(
+                    key,
+                    s.observed - s.score.expected,
+                    s.score.score,
+                    self.catalog.kpis[key[0]].kind == "flow",
+                )
+                for key, s, _ in opened
+                if s.score is not None
+            ],
+            float(start),
+        )
+        for key, _, change in opened:
+            if change.severity == "critical":  # the root pages with its incident's severity
+                root = self.series.get(memberships[key].root)
+                if root is not None and root.lifecycle.active:
+                    root.lifecycle.severity = "critical"
+        for key, s, opening in opened:
+            self._open.add(key)
+            member = memberships[key]
+            s.incident, s.role = member.incident, member.role
+            change = (
+                Transition(opening.state, s.lifecycle.severity, opening.started_at)
+                if member.role == "root"
+                else opening
             )
+            explanation = self._explain(key[0], window, key[2], start)
+            if member.role == "related":
+                text = f"{explanation.text}; related to incident {series_name(member.root)}"
+                explanation = Explanation(text, explanation.dimensions, explanation.inputs)
+            else:
+                others = sum(1 for m in memberships.values() if m.incident == member.incident)
+                if others > 1:
+                    text = f"{explanation.text} ({others - 1} related alerts opened with it)"
+                    explanation = Explanation(text, explanation.dimensions, explanation.inputs)
             events.append(
-                AnomalyEvent(
-                    "kpi_anomaly",
-                    change.state,
-                    change.severity,
-                    started_at=change.started_at,
-                    at=float(end),
-                    kpi=kpi,
-                    window=window,
-                    dimensions=labels,
-                    window_start=float(start),
-                    window_end=float(end),
-                    observed=s.observed,
-                    expected=s.score.expected,
-                    lower=s.score.lower,
-                    upper=s.score.upper,
-                    score=s.score.score,
-                    explanation=explanation,
+                self._event(
+                    key, s, change, start=start, end=end, explanation=explanation, member=member
+                )
+            )
+        return events
+
+    def _event(
+        self,
+        key: SeriesKey,
+        s: Series,
+        change: Transition,
+        *,
+        start: float,
+        end: float,
+        explanation: Explanation | None,
+        member: Membership | None,
+        values: bool = True,
+    ) -> AnomalyEvent:
+        """`values` False: the point has no value of its own (resolved for lack of data)."""
+        score = s.score if values else None
+        return AnomalyEvent(
+            "kpi_anomaly",
+            change.state,
+            change.severity,
+            started_at=change.started_at,
+            at=float(end),
+            kpi=key[0],
+            window=key[1],
+            dimensions=key[2],
+            window_start=float(start),
+            window_end=float(end),
+            observed=s.observed if values else None,
+            expected=score.expected if score is not None else None,
+            lower=score.lower if score is not None else None,
+            upper=score.upper if score is not None else None,
+            score=score.score if score is not None else 0.0,
+            explanation=explanation,
+            incident=member.incident if member is not None else None,
+            role=member.role if member is not None else None,
+        )
+
+    def _resolved(
+        self,
+        key: SeriesKey,
+        s: Series,
+        change: Transition,
+        *,
+        start: float,
+        end: float,
+        explanation: Explanation | None,
+        values: bool = True,
+    ) -> list[AnomalyEvent]:
+        """The resolution of `key`'s alert, and of the related alerts of the incident it was
+        the root of (they resolve with it: one incident, one page)."""
+        self._open.discard(key)
+        member = self.incidents.membership(key)
+        s.incident = s.role = ""
+        events = [
+            self._event(
+                key,
+                s,
+                change,
+                start=start,
+                end=end,
+                explanation=explanation,
+                member=member,
+                values=values,
+            )
+        ]
+        for related in self.incidents.resolved(key):
+            r = self.series.get(related)
+            closed = r.lifecycle.expire("incident resolved") if r is not None else None
+            self._open.discard(related)
+            if r is None or closed is None:
+                continue
+            assert member is not None
+            r.incident = r.role = ""
+            text = f"{related[0]} resolved with its incident {series_name(member.root)}"
+            events.append(
+                self._event(
+                    related,
+                    r,
+                    closed,
+                    start=start,
+                    end=end,
+                    explanation=Explanation(text),
+                    member=Membership(member.incident, "related", member.root),
+                    values=False,
                 )
             )
         return events
@@ -371,22 +499,15 @@ class AnomalyWatch:
             self._open.discard(key)
             s.missed = 0
             if change is not None:
-                events.append(
-                    AnomalyEvent(
-                        "kpi_anomaly",
-                        "resolved",
-                        change.severity,
-                        started_at=change.started_at,
-                        at=float(end),
-                        kpi=key[0],
-                        window=window,
-                        dimensions=key[2],
-                        window_start=float(start),
-                        window_end=float(end),
-                        explanation=Explanation(
-                            f"{key[0]} has had no value to judge for {NO_DATA_STEPS} windows"
-                        ),
-                    )
+                text = f"{key[0]} has had no value to judge for {NO_DATA_STEPS} windows"
+                events += self._resolved(
+                    key,
+                    s,
+                    change,
+                    start=start,
+                    end=end,
+                    explanation=Explanation(text),
+                    values=False,
                 )
         return events
 
@@ -466,3 +587,4 @@ class AnomalyWatch:
         self.series.clear()
         self._flows.clear()
         self._open.clear()
+        self.incidents.forget()

@@ -108,7 +108,8 @@ class PulseCollector(Collector):
         )
         active = GaugeMetricFamily(
             "pulse_kpi_anomaly_active",
-            "1 while an anomaly alert is open on the series (label severity), else 0.",
+            "1 while an anomaly alert is open on the series (labels severity, incident and "
+            "incident_role: root pages, related is inhibited by its root), else 0.",
         )
         for (kpi, window, labels), series in sorted(watch.series.items()):
             result = series.score
@@ -122,8 +123,11 @@ class PulseCollector(Collector):
             upper.samples.append(Sample(upper.name, names, result.upper))
             open_ = series.lifecycle.active
             severity = series.lifecycle.severity if open_ else "none"
+            incident = {"incident": series.incident, "incident_role": series.role} if open_ else {}
             active.samples.append(
-                Sample(active.name, {**names, "severity": severity}, 1.0 if open_ else 0.0)
+                Sample(
+                    active.name, {**names, "severity": severity, **incident}, 1.0 if open_ else 0.0
+                )
             )
         yield from (score, observed, expected, lower, upper, active)
         stale = GaugeMetricFamily(

@@ -11,7 +11,8 @@ Quantile KPIs do not add up across workers and are not recorded.
 Alert rules:
 - `PulseKpiAnomaly`, one rule per KPI: a worker's detectors hold an alert open on a series
   (`pulse_kpi_anomaly_active`); the alert's value is the observed value, its description
-  quotes the expected band.
+  quotes the expected band; labels `incident` and `incident_role` (root or related) say which
+  incident it belongs to (`streams/detection/incidents.py`; Alertmanager inhibits related ones).
 - `PulseKpiThreshold`: the catalog's static thresholds on the recorded daily/monthly values.
 - Service: `PulseWorkerDown`, `PulseConsumerLagGrowing`, `PulseDeadLetterRateHigh`,
   `PulseDataStale`.
@@ -149,7 +150,8 @@ def _anomaly_group(catalog: Catalog, links: Links) -> dict[str, Any]:
                 "alert": "PulseKpiAnomaly",
                 "expr": (
                     f'pulse_kpi_observed{{kpi="{kpi.name}"}}\n'
-                    "  * ignoring (severity) group_left (severity)\n"
+                    "  * ignoring (severity, incident, incident_role)\n"
+                    "    group_left (severity, incident, incident_role)\n"
                     f'  (pulse_kpi_anomaly_active{{kpi="{kpi.name}", severity!="none"}} == 1)'
                 ),
                 "for": ANOMALY_FOR,

@@ -7,22 +7,25 @@ EWMA z-score baseline (`EwmaDetector`), both with the same alert lifecycle and c
 so the comparison is of the detectors alone.
 
 Scoring, per incident kind and over all:
-- an alert **matches** an incident when its series depends on what the incident changed (the KPIs
-  computed from the perturbed measures, with labels that do not contradict the incident's
-  dimensions; a `silent_source` incident is matched only by `data_stale` of that source) and it
-  started between one step before the incident and `GRACE_STEPS` steps after its end (the return
-  to normal after a long shift is part of the incident);
-- **precision** = matching alerts / all alerts opened (on every watched series, over the whole run
+- what is judged are **pages**: an incident's root alert (`streams.detection.incidents`) with the
+  alerts related to it; related alerts do not page on their own and are not counted apart;
+- a page **matches** an incident when its root's or a related alert's series depends on what the
+  incident changed (the KPIs computed from the perturbed measures, with labels that do not
+  contradict the incident's dimensions; a `silent_source` incident is matched only by
+  `data_stale` of that source) and that alert started between one step before the incident
+  and `GRACE_STEPS` steps after its end (the return to normal after a long shift is part of
+  the incident);
+- **precision** = matching pages / all pages (on every watched series, over the whole run
   after warm-up; KPI alerts caused by a silent source count against it);
-- **recall** = incidents with at least one matching alert / incidents;
-- **time to detect** = event time of the first matching alert's opening minus the incident start;
+- **recall** = incidents with at least one matching page / incidents;
+- **time to detect** = event time of the first matching page minus the incident start;
 - **on-call score** (0 = never alerting, 100 = every incident paged at its first point and no
   other page; negative when false alarms cost more than silence): what on-call pays, after the
   Numenta Anomaly Benchmark's scoring. Each incident's window W = [start - step, end +
   `GRACE_STEPS` step] (where a matching alert may start). An incident whose first matching alert
   is decided at time a earns `sigma(y) = 2 / (1 + exp(5 y)) - 1` with `y = (a - W.end) / (W.end -
   W.start)` in [-1, 0] (0.987 at the start of the window, 0 at its end), a missed one earns -1,
-  and every point (window instance, `step` long) during which an alert that matches no incident
+  and every point (window instance, `step` long) during which a page that matches no incident
   is open costs `A_FP` = 0.11. With N incidents and S the sum, score = 100 (S + N) / (2 N).
 """
 
@@ -118,7 +121,9 @@ class DetectorReport:
     credit: float = 0.0
     """Sum of sigma(y) over detected incidents (see the module docstring)."""
     false_points: int = 0
-    """Alerting points of alerts that match no incident."""
+    """Alerting points of pages that match no incident."""
+    related: int = 0
+    """Alerts opened as related to an incident's root: listed with it, not paging."""
 
     @property
     def oncall(self) -> float:
@@ -236,10 +241,18 @@ def score(
     for incident in incidents:
         report.kinds.setdefault(incident.kind, KindScore()).incidents += 1
     opened = [a for a in alerts if a.state == "opened"]
+    members: dict[str, list[AnomalyEvent]] = {}
+    for alert in opened:
+        if alert.incident is not None:
+            members.setdefault(alert.incident, []).append(alert)
     first: dict[Incident, float] = {}
     for alert in opened:
+        if alert.role == "related":
+            report.related += 1
+            continue  # it does not page: its incident's root does
         report.alerts += 1
-        hits = [i for i in incidents if matches(alert, i, affected[i], step)]
+        group = members.get(alert.incident, [alert]) if alert.incident else [alert]
+        hits = [i for i in incidents if any(matches(a, i, affected[i], step) for a in group)]
         if not hits:
             report.false_alarms.append(alert)
             report.false_points += alerting_points(alert, alerts, step, until)
@@ -377,8 +390,9 @@ def table(evaluation: Evaluation) -> str:
         delay = report.median_delay()
         lines.append(
             f"{report.name:<14} ALL: precision {report.precision:.2f}  recall "
-            f"{report.recall:.2f}  F1 {report.f1:.2f}  alerts {report.alerts} "
-            f"(false {len(report.false_alarms)})  median time to detect "
+            f"{report.recall:.2f}  F1 {report.f1:.2f}  pages {report.alerts} "
+            f"(false {len(report.false_alarms)}; {report.related} related alerts did not page)  "
+            "median time to detect "
             f"{_fmt(delay / 60 if delay is not None else None, ' min')}"
         )
         lines.append(

@@ -219,9 +219,11 @@ def log_anomaly(event: AnomalyEvent) -> None:
     dims = ",".join(f"{k}={v}" for k, v in event.dimensions)
     text = event.explanation.text if event.explanation else ""
     log.info(
-        "anomaly %s (%s): %s{%s} window %s score %.2f %s",
+        "anomaly %s (%s, %s of %s): %s{%s} window %s score %.2f %s",
         event.state,
         event.severity,
+        event.role,
+        event.incident,
         event.kpi,
         dims,
         event.window,
