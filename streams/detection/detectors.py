@@ -20,8 +20,10 @@ state and their scale; split apart, each would need the other's internals.)
   standardized residuals. It catches slow drifts and small persistent shifts that stay inside
   the band point by point while the baseline follows them.
 
-Score: `max(|z| / (2 Z), S / (2 H))` clipped to [0, 1], where z is the residual in scales, Z the
-band width in scales and S the CUSUM statistic with threshold H; 0.5 means "at the edge of the
+Score: `max(|z| / (2 Z), S / (2 H))` clipped to [0, 1], where z is the residual in scales divided
+by the series' tail width (`streams.detection.tails`: 1 for Gaussian residuals, wider for heavy
+tails, from peaks over threshold), Z the band width in scales and S the CUSUM statistic with
+threshold H; 0.5 means "at the edge of the
 band" or "at the CUSUM threshold". Every plausible candidate (eligible, forecasting within
 `PLAUSIBLE_ERROR` of the chosen one) scores the point and the most forgiving one gives the score
 and the band `[expected - Z scale_below, expected + Z scale_above]`.
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from streams.detection.counts import CountModel
+from streams.detection.tails import TailCalibration
 from streams.errors import ContractViolation
 
 Period = Literal["none", "daily", "weekly"]
@@ -47,15 +50,15 @@ WEEK = 7 * DAY
 Z_BAND = 3.0
 """Band half-width in scales: a point at the band edge scores 0.5."""
 CLIP = 2.0
+"""Huber clipping of the residual that updates the baseline, in scales."""
 PLAUSIBLE_ERROR = 1.3
 """A candidate within this factor of the chosen one's forecast error may explain a point."""
 SEASON_LEARN_VISITS = 3
 """Visits of a seasonal slot that learn unclipped."""
-"""Huber clipping of the residual that updates the baseline, in scales."""
 SCALE_CAP = 3.0
+"""A residual updates the scale by at most this many scales (an outlier cannot blow it up)."""
 OUTSIDE_SCALE_GAIN = 0.1
 """Points outside the band teach the scale at a tenth of the usual rate."""
-"""A residual updates the scale by at most this many scales (an outlier cannot blow it up)."""
 GAUSS_MAD = 1.2533
 """Standard deviation per mean absolute deviation of a normal distribution."""
 REL_FLOOR = 0.01
@@ -75,15 +78,12 @@ SPARSE_GAIN = 0.02
 """A never-negative series that is 0 in a quarter or more of its recent points (a few expenses an
 hour) is judged as a count (`streams.detection.counts`): its scale says little, the chance of
 the count it shows says what matters."""
-CAL_Z = 3.5
-CAL_TARGET = 0.01
-CAL_RATE = 0.1
 ONSET_DECAY = 0.9
 """While a change holds, each further point of it scores this fraction of the one before."""
 ACCEPT_POINTS = 12
+"""A change that has held this many points in a row is the new normal: the level is moved to it."""
 HOLD_SCORE = 0.25
 """A change holds while its points stay on its side at this score or more."""
-"""A change that has held this many points in a row is the new normal: the level is moved to it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,8 +349,8 @@ class SeriesDetector:
     _n: int = 0
     _pending: list[tuple[float, float]] = field(default_factory=list)
     _width: float = 1.0
-    _beyond: int = 0
-    """Side (+1 above, -1 below, 0 inside) of the previous point beyond `CAL_Z` widths."""
+    """The band's width in scales, for the series' own tails (`streams.detection.tails`)."""
+    _tail: TailCalibration = field(default_factory=TailCalibration)
     _run: int = 0
     """Points in a row scoring >= 0.5 on the side `_side` (a change that holds)."""
     _side: int = 0
@@ -401,7 +401,8 @@ class SeriesDetector:
         ]
         best = min(judged, key=lambda j: j[0].score)
         if ready:  # during warm-up the model itself is still wrong: that is not the tails
-            self._calibrate(best[1])
+            self._tail.update(best[1])
+            self._width = self._tail.width
         self._choose(t)
         score, side, holding = best[0], best[2], best[3]
         sparse = self._nonnegative and self._zeros >= SPARSE_SHARE
@@ -490,25 +491,6 @@ class SeriesDetector:
         score = min(1.0, max(abs(z) / (2 * Z_BAND), statistic / (2 * CUSUM_H)))
         upper = expected + Z_BAND * width * above
         return Score(score, expected, lower, upper, ready=False, z=z), raw, side, holding
-
-    def _calibrate(self, raw: float) -> None:
-        """Widen the band of a series whose tails are heavier than its scale says.
-
-        Adaptive conformal calibration (Gibbs & Candes, "Adaptive conformal inference under
-        distribution shift", 2021) on a log scale: the width grows by `CAL_RATE` when a residual
-        lies beyond `CAL_Z` widths and shrinks slowly otherwise, so that about `CAL_TARGET` of
-        the points fall beyond; never below 1 (a well-behaved series keeps its learned scale).
-        Only points that do not continue a run on the same side count: the second point of a
-        change is an incident (which must not teach the series to expect incidents), while
-        points beyond on alternating sides are wider noise (a burstier regime), which must
-        widen the band within tens of points rather than freeze it.
-        """
-        beyond = abs(raw) > CAL_Z * self._width
-        side = (1 if raw > 0 else -1) if beyond else 0
-        if beyond and side == self._beyond:
-            return  # a run of points beyond on one side is an incident (or a change)
-        self._beyond = side
-        self._width = max(1.0, self._width * math.exp(CAL_RATE * (beyond - CAL_TARGET)))
 
     def _ready(self, t: float) -> bool:
         """Warm-up: enough points, spanning enough time for the period to be found and judged
