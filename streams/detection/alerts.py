@@ -9,7 +9,8 @@
 - Hysteresis: an alert opens at `open_score` and resolves only once the score is back below
   `resolve_score` (and the value inside the band) for `resolve_points` consecutive points.
 - Minimum duration: `min_points` consecutive anomalous points before opening (one stray point is
-  noise, not an incident).
+  noise, not an incident); consecutive means adjacent window instances: a series with gaps (a
+  ratio whose sample is too small at night) restarts the count after a gap.
 - Cooldown: after a resolve, the series stays quiet for `cooldown_points` points.
 - Severity: `critical` from `critical_score` or a static critical bound, else `warning`; it can
   rise while open (never fall). One open alert per series at a time.
@@ -113,10 +114,15 @@ class Lifecycle:
         static: Severity | None = None,
         held: bool = False,
         accepted: bool = False,
+        contiguous: bool = True,
     ) -> Transition | None:
-        """Feed one point (its window start, detector score, readiness, static severity, and
-        whether the detector accepted a new level at it)."""
+        """Feed one point (its window start, detector score, readiness, static severity,
+        whether the detector accepted a new level at it, and whether it follows the previous
+        point without a missing window instance: anomalous points counted towards opening must
+        be consecutive instances, not two points a night of gaps apart)."""
         p = self.policy
+        if self.phase == "pending" and not contiguous:
+            self.phase, self.run = "idle", 0
         anomalous = static is not None or (ready and score >= p.open_score)
         severity: Severity = (
             "critical"

@@ -37,9 +37,10 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Literal, Protocol
 
-from streams.detection.counts import CountModel
+from streams.detection.counts import BAND_LOG10, CountModel
 from streams.detection.tails import TailCalibration
 from streams.errors import ContractViolation
 
@@ -359,6 +360,8 @@ class SeriesDetector:
     """Recent share of points that are exactly 0."""
     _counts: CountModel = field(init=False)
     _count_cusum: _Cusum = field(default_factory=_Cusum)
+    _count_tail: TailCalibration = field(default_factory=TailCalibration)
+    """The count model's own tails, as `_tail` for the band (in equivalent Gaussian scales)."""
     """Judges the series while it is sparse (`SPARSE_SHARE` of its points 0)."""
 
     @property
@@ -409,6 +412,13 @@ class SeriesDetector:
         expected = self._counts.expected(t)
         count, lower, upper, count_z = self._counts.update(t, value, judge=sparse)
         if sparse:
+            gauss = _gauss_z(count) * (1 if count_z >= 0 else -1)
+            if ready:
+                self._count_tail.update(gauss)
+            width = self._count_tail.width
+            if count > 0:
+                count = _score_of_z(abs(gauss) / width)
+            count_z /= width
             statistic = self._count_cusum.update(count_z)
             holding = min(1.0, max(count, statistic / (2 * CUSUM_H)))
             cc = self._count_cusum
@@ -521,6 +531,21 @@ class SeriesDetector:
             scores = [self.update(pt, pv) for pt, pv in pending]
             return scores[-1]
         return Score(0.0, value, value, value, ready=False)
+
+
+_NORMAL = NormalDist()
+
+
+def _gauss_z(count_score: float) -> float:
+    """The Gaussian z (one-sided) with the tail probability a count score stands for."""
+    p = min(0.5, max(1e-300, 10 ** (-count_score * 2 * BAND_LOG10)))
+    return _NORMAL.inv_cdf(1 - p) if p > 1e-15 else 8.0
+
+
+def _score_of_z(z: float) -> float:
+    """The count score of a one-sided Gaussian z (the inverse of `_gauss_z`)."""
+    p = max(1e-300, 1 - _NORMAL.cdf(z))
+    return min(1.0, max(0.0, -math.log10(p) / (2 * BAND_LOG10)))
 
 
 STEP_SAMPLE = 16

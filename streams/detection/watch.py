@@ -109,6 +109,8 @@ class Series:
     """Window instances in a row without a value to judge while its alert is open."""
     last_missed: float = float("-inf")
     """Start of the newest instance counted in `missed` (an instance closes more than once)."""
+    contiguous: bool = True
+    """The newest point follows the one before it without a missing window instance."""
     incident: str = ""
     """While its alert is open: the incident it belongs to, and its role there."""
     role: str = ""
@@ -303,6 +305,7 @@ class AnomalyWatch:
                 s.last_start = start
                 continue
             s.score = s.detector.update(float(start), value)
+            s.contiguous = window in STATIC_WINDOWS or start - s.last_start <= 1.5 * step
             s.observed, s.last_start = value, start
             updated.append((key, s))
         events: list[AnomalyEvent] = self._expire(window, start, end, {k for k, _ in updated})
@@ -322,6 +325,7 @@ class AnomalyWatch:
                 static=static,
                 held=False,
                 accepted=s.score.accepted,
+                contiguous=s.contiguous,
             )
             if change is not None:
                 changes.append((key, s, change))
