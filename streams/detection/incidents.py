@@ -3,13 +3,16 @@
 An EMEA revenue dip opens alerts on revenue at every roll-up level that contains EMEA, on the
 average order value, on the margins, on COGS: one cause, dozens of pages. `Incidents` groups them:
 
-- **Linked**: two alerts of the same window size are linked when their labels do not contradict
+- **Linked**: two alerts (of any window sizes: a dip shows at 1m, then at 5m) are linked when
+  their labels do not contradict
   each other (no dimension with two different values: `revenue{region=emea}` and
   `revenue{business_unit=retail,region=emea}` do, `revenue{region=amer}` does not) and their KPIs
   are fed by a common source (event type; from the catalog). Linked alerts that open at the same
   window instance form one new incident; an alert that opens while an incident it is linked to
   is open joins that incident.
-- **Root**: of a new incident's alerts, the KPI is chosen first (a sum before a ratio or formula
+- **Root**: of a new incident's alerts, those of the finest window size are considered (their
+  deviations compare; a 5-minute one is five 1-minute ones), the KPI is chosen first (a sum
+  before a ratio or formula
   made from it; then the KPI alerting at the most levels; then the largest score), then the
   scope: among that KPI's alerts whose labels contain those of its coarsest alerted series, the
   smallest scope (most labels) whose deviation (observed - expected) has the coarsest one's sign
@@ -50,6 +53,8 @@ class Opening:
     score: float
     additive: bool
     """Its KPI is a sum (its roll-ups add up): preferred as the root over ratios made from it."""
+    step: float = 0.0
+    """Its window size in seconds (the root is taken from the finest)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +93,8 @@ class Incidents:
     _of: dict[SeriesKey, _Incident] = field(default_factory=dict)
 
     def linked(self, a: SeriesKey, b: SeriesKey) -> bool:
-        return (
-            a[1] == b[1]
-            and compatible(a[2], b[2])
-            and bool(self.sources.get(a[0], frozenset()) & self.sources.get(b[0], frozenset()))
+        return compatible(a[2], b[2]) and bool(
+            self.sources.get(a[0], frozenset()) & self.sources.get(b[0], frozenset())
         )
 
     def assign(self, opened: Sequence[Opening], started_at: float) -> dict[SeriesKey, Membership]:
@@ -171,8 +174,11 @@ def _groups(
 
 def choose_root(group: Sequence[Opening]) -> SeriesKey:
     """The smallest scope explaining most of the deviation, of the KPI that leads the group."""
+    finest = min(o.step for o in group)
     per_kpi: dict[str, list[Opening]] = {}
     for o in group:
+        if o.step != finest:
+            continue
         per_kpi.setdefault(o.key[0], []).append(o)
     kpi = max(
         per_kpi,

@@ -358,6 +358,7 @@ class AnomalyWatch:
                     s.observed - s.score.expected,
                     s.score.score,
                     self.catalog.kpis[key[0]].kind == "flow",
+                    STEPS.get(window, 86_400.0),
                 )
                 for key, s, _ in opened
                 if s.score is not None

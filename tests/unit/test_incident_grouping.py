@@ -123,3 +123,22 @@ def test_an_emea_dip_pages_once_names_its_root_and_its_related_alerts_end_with_i
     ) in resolved
     assert (RETAIL_EMEA, "revenue resolved with its incident revenue{region=emea}[1m]") in resolved
     assert not any(s.lifecycle.active for s in watch.series.values())
+
+
+def test_the_same_dip_at_a_coarser_window_joins_the_incident_and_the_root_is_the_finest() -> None:
+    """The 1-minute EMEA alert opens first and pages; the 5-minute one opening later joins its
+    incident. Opening together, the root is taken from the finest window size: the 5-minute
+    total fell by 1,500 (5 x 300) and would otherwise lead on size."""
+    incidents = Incidents(kpi_sources(CATALOG))
+    minute = Opening(("revenue", "1m", EMEA), -280.0, 0.9, additive=True, step=60.0)
+    first = incidents.assign([minute], 60.0)
+    assert first[minute.key].role == "root"
+    five = Opening(("revenue", "5m", EMEA), -1400.0, 0.9, additive=True, step=300.0)
+    later = incidents.assign([five], 300.0)
+    assert later[five.key].role == "related"
+    assert later[five.key].incident == first[minute.key].incident
+    together = [
+        Opening(("revenue", "5m", ()), -1500.0, 0.9, additive=True, step=300.0),
+        Opening(("revenue", "1m", (("region", "amer"),)), -300.0, 0.9, additive=True, step=60.0),
+    ]
+    assert choose_root(together) == ("revenue", "1m", (("region", "amer"),))
