@@ -15,7 +15,12 @@ per series (KPI x dimension values x window), each updated once per closed windo
 - Static catalog thresholds count at business-day granularity and above (`1d`, `30d`, balances,
   cumulative, `1mo`), where finance sets them; at minute and hour level one segment's sample is
   too small for a fixed bound.
+- Alerts that open together and share a cause are one incident (`streams.detection.incidents`):
+  the root pages, related alerts are listed and resolve with it.
 Pure: no Kafka, no Prometheus. The worker feeds it; `pulse evaluate` and tests feed it offline.
+(Longer than most modules: one closed window instance goes through roll-ups, gaps, caps,
+detectors, lifecycles, incidents and explanations in order, over the same per-series state;
+split apart, each step would need the others' bookkeeping.)
 """
 
 from __future__ import annotations
