@@ -21,7 +21,10 @@ average order value, on the margins, on COGS: one cause, dozens of pages. `Incid
   other alert is **related**: it is listed with the incident and does not page on its own
   (the generated Alertmanager configuration inhibits it while its root fires).
 - **End**: an incident ends when its root resolves; its related alerts resolve with it
-  ("incident resolved"), so none of them pages later for the same cause.
+  ("incident resolved"), so none of them pages later for the same cause, and for
+  `LINGER_STEPS` of its root's windows after that it still takes in linked alerts as related
+  (the return to normal after a dip). Related alerts never page: the generated Prometheus rule
+  leaves them out, and Alertmanager inhibits them under their root as well.
 
 The first alert of an incident stays its root: a finer or better root that opens later joins as
 related, since re-rooting would page a second time.
@@ -41,6 +44,10 @@ Role = Literal["root", "related"]
 
 ROOT_SHARE = 0.6
 """The root is the smallest scope whose deviation is at least this share of the coarsest one's."""
+LINGER_STEPS = 6
+"""An ended incident still takes in linked alerts for this many of its root's windows: the
+return to normal after a dip (a minute series that adapted sees it as a rise) is the same
+incident, not a new page."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +76,14 @@ class Membership:
 class _Incident:
     id: str
     root: SeriesKey
+    step: float
+    """The root's window size in seconds (how long the incident lingers after it)."""
     members: set[SeriesKey] = field(default_factory=set)
+    """Its open alerts."""
+    scope: set[SeriesKey] = field(default_factory=set)
+    """Every series that was part of it (what a new alert is linked to)."""
+    ended: float | None = None
+    """When its root resolved (it lingers `LINGER_STEPS` root windows after that)."""
 
 
 def series_name(key: SeriesKey) -> str:
@@ -100,24 +114,32 @@ class Incidents:
     def assign(self, opened: Sequence[Opening], started_at: float) -> dict[SeriesKey, Membership]:
         """Group the alerts that opened at one window instance: join open incidents they are
         linked to, else form new incidents (one per linked group), each with its root."""
+        self._open = [
+            i
+            for i in self._open
+            if i.ended is None or started_at <= i.ended + LINGER_STEPS * i.step
+        ]
         result: dict[SeriesKey, Membership] = {}
         fresh: list[Opening] = []
         for o in opened:
             joined = next(
-                (i for i in self._open if any(self.linked(o.key, m) for m in i.members)), None
+                (i for i in self._open if any(self.linked(o.key, m) for m in i.scope)), None
             )
             if joined is None:
                 fresh.append(o)
                 continue
             joined.members.add(o.key)
+            joined.scope.add(o.key)
             self._of[o.key] = joined
             result[o.key] = Membership(joined.id, "related", joined.root)
         for group in _groups(fresh, self.linked):
             root = choose_root(group)
-            incident = _Incident(f"{series_name(root)}@{started_at:.0f}", root)
+            step = next(o.step for o in group if o.key == root)
+            incident = _Incident(f"{series_name(root)}@{started_at:.0f}", root, step)
             self._open.append(incident)
             for o in group:
                 incident.members.add(o.key)
+                incident.scope.add(o.key)
                 self._of[o.key] = incident
                 role: Role = "root" if o.key == root else "related"
                 result[o.key] = Membership(incident.id, role, root)
@@ -130,17 +152,19 @@ class Incidents:
         role: Role = "root" if key == incident.root else "related"
         return Membership(incident.id, role, incident.root)
 
-    def resolved(self, key: SeriesKey) -> list[SeriesKey]:
-        """`key`'s alert resolved: leave its incident; if it was the root, the incident ends
-        and its still-open related alerts are returned (to resolve with it)."""
+    def resolved(self, key: SeriesKey, at: float) -> list[SeriesKey]:
+        """`key`'s alert resolved at `at`: leave its incident; if it was the root, the incident
+        ends (and lingers) and its still-open related alerts are returned (to resolve with
+        it)."""
         incident = self._of.pop(key, None)
         if incident is None:
             return []
         incident.members.discard(key)
-        if key != incident.root:
+        if key != incident.root or incident.ended is not None:
             return []
-        self._open.remove(incident)
+        incident.ended = at
         rest = sorted(incident.members)
+        incident.members.clear()
         for member in rest:
             self._of.pop(member, None)
         return rest

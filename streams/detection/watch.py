@@ -463,7 +463,7 @@ class AnomalyWatch:
                 values=values,
             )
         ]
-        for related in self.incidents.resolved(key):
+        for related in self.incidents.resolved(key, start):
             r = self.series.get(related)
             closed = r.lifecycle.expire("incident resolved") if r is not None else None
             self._open.discard(related)

@@ -18,7 +18,7 @@ RETAIL_EMEA = (("business_unit", "retail"), ("region", "emea"))
 
 
 def opening(kpi: str, labels: tuple[tuple[str, str], ...], deviation: float) -> Opening:
-    return Opening((kpi, "1h", labels), deviation, 0.9, additive=kpi == "revenue")
+    return Opening((kpi, "1h", labels), deviation, 0.9, additive=kpi == "revenue", step=3600.0)
 
 
 def test_the_root_is_the_smallest_scope_explaining_most_of_the_deviation() -> None:
@@ -61,9 +61,16 @@ def test_alerts_are_linked_by_compatible_labels_and_a_common_source() -> None:
     later = incidents.assign([opening("revenue", (), -310.0)], 7200.0)
     assert later[("revenue", "1h", ())].role == "related"
     assert later[("revenue", "1h", ())].incident == memberships[("revenue", "1h", EMEA)].incident
-    assert incidents.resolved(("revenue", "1h", RETAIL_EMEA)) == []  # a related one leaves
-    assert incidents.resolved(("revenue", "1h", EMEA)) == [("revenue", "1h", ())]
+    assert incidents.resolved(("revenue", "1h", RETAIL_EMEA), 7200.0) == []  # a related one
+    assert incidents.resolved(("revenue", "1h", EMEA), 10800.0) == [("revenue", "1h", ())]
     assert incidents.membership(("revenue", "1h", ())) is None
+    # For LINGER_STEPS (6) of its root's windows the ended incident still takes in linked
+    # alerts (the return to normal after a dip); after that, a linked alert is a new incident.
+    rebound = incidents.assign([opening("revenue", RETAIL_EMEA, 90.0)], 10800.0 + 6 * 3600)
+    assert rebound[("revenue", "1h", RETAIL_EMEA)].role == "related"
+    incidents.resolved(("revenue", "1h", RETAIL_EMEA), 10800.0 + 7 * 3600)
+    later = incidents.assign([opening("revenue", EMEA, -280.0)], 10800.0 + 7 * 3600)
+    assert later[("revenue", "1h", EMEA)].role == "root"
 
 
 class FirstValue:
