@@ -77,7 +77,7 @@ class Transition:
     severity: Severity
     started_at: float
     """Start of the first anomalous point of this alert."""
-    reason: Literal["back in band", "new level accepted", "no data", "incident resolved", ""] = ""
+    reason: Literal["back in band", "new level accepted", "no data", ""] = ""
     """Why a resolved alert resolved."""
 
 
@@ -94,16 +94,13 @@ class Lifecycle:
     def active(self) -> bool:
         return self.phase == "open"
 
-    def expire(
-        self, reason: Literal["no data", "incident resolved"] = "no data"
-    ) -> Transition | None:
-        """Resolve an open alert from outside its scores: its series has no values to judge any
-        more (a ratio whose sample became too small, a series that stopped: nobody can tell it
-        is still true), or the incident it is related to ended with its root."""
+    def expire(self) -> Transition | None:
+        """Resolve an open alert whose series has no values to judge any more (a ratio whose
+        sample became too small, a series that stopped): nobody can tell it is still true."""
         if self.phase != "open":
             return None
         self.phase, self.run = "cooldown", 0
-        return Transition("resolved", self.severity, self.started_at, reason)
+        return Transition("resolved", self.severity, self.started_at, "no data")
 
     def step(  # noqa: PLR0911 - one return per transition reads best
         self,

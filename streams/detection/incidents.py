@@ -20,9 +20,9 @@ average order value, on the margins, on COGS: one cause, dozens of pages. `Incid
   drop, `revenue{business_unit=retail,region=emea}` only a third of it. The root pages; every
   other alert is **related**: it is listed with the incident and does not page on its own
   (the generated Alertmanager configuration inhibits it while its root fires).
-- **End**: an incident ends when its root resolves; its related alerts resolve with it
-  ("incident resolved"), so none of them pages later for the same cause, and for
-  `LINGER_STEPS` of its root's windows after that it still takes in linked alerts as related
+- **End**: an incident ends when the last of its alerts resolves (the root may resolve first: a
+  minute series adapts to a dip within minutes, while the region's roll-up is still down), and
+  for `LINGER_STEPS` of its root's windows after that it still takes in linked alerts as related
   (the return to normal after a dip). Related alerts never page: the generated Prometheus rule
   leaves them out, and Alertmanager inhibits them under their root as well.
 
@@ -152,22 +152,16 @@ class Incidents:
         role: Role = "root" if key == incident.root else "related"
         return Membership(incident.id, role, incident.root)
 
-    def resolved(self, key: SeriesKey, at: float) -> list[SeriesKey]:
-        """`key`'s alert resolved at `at`: leave its incident; if it was the root, the incident
-        ends (and lingers) and its still-open related alerts are returned (to resolve with
-        it)."""
+    def resolved(self, key: SeriesKey, at: float) -> None:
+        """`key`'s alert resolved at `at`: it leaves its incident, which ends (and lingers)
+        once its last open alert has left. The root may resolve first (a minute series adapts
+        to a dip within minutes): its related alerts stay open, listed, and still do not page."""
         incident = self._of.pop(key, None)
         if incident is None:
-            return []
+            return
         incident.members.discard(key)
-        if key != incident.root or incident.ended is not None:
-            return []
-        incident.ended = at
-        rest = sorted(incident.members)
-        incident.members.clear()
-        for member in rest:
-            self._of.pop(member, None)
-        return rest
+        if not incident.members:
+            incident.ended = at
 
     def forget(self) -> None:
         self._open.clear()

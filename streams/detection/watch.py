@@ -446,12 +446,12 @@ class AnomalyWatch:
         explanation: Explanation | None,
         values: bool = True,
     ) -> list[AnomalyEvent]:
-        """The resolution of `key`'s alert, and of the related alerts of the incident it was
-        the root of (they resolve with it: one incident, one page)."""
+        """The resolution of `key`'s alert (it leaves its incident)."""
         self._open.discard(key)
         member = self.incidents.membership(key)
         s.incident = s.role = ""
-        events = [
+        self.incidents.resolved(key, start)
+        return [
             self._event(
                 key,
                 s,
@@ -463,28 +463,6 @@ class AnomalyWatch:
                 values=values,
             )
         ]
-        for related in self.incidents.resolved(key, start):
-            r = self.series.get(related)
-            closed = r.lifecycle.expire("incident resolved") if r is not None else None
-            self._open.discard(related)
-            if r is None or closed is None:
-                continue
-            assert member is not None
-            r.incident = r.role = ""
-            text = f"{related[0]} resolved with its incident {series_name(member.root)}"
-            events.append(
-                self._event(
-                    related,
-                    r,
-                    closed,
-                    start=start,
-                    end=end,
-                    explanation=Explanation(text),
-                    member=Membership(member.incident, "related", member.root),
-                    values=False,
-                )
-            )
-        return events
 
     def _expire(
         self, window: str, start: int, end: float, updated: set[SeriesKey]
