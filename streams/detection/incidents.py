@@ -3,23 +3,23 @@
 An EMEA revenue dip opens alerts on revenue at every roll-up level that contains EMEA, on the
 average order value, on the margins, on COGS: one cause, dozens of pages. `Incidents` groups them:
 
-- **Linked**: two alerts (of any window sizes: a dip shows at 1m, then at 5m) are linked when
-  their labels do not contradict
-  each other (no dimension with two different values: `revenue{region=emea}` and
-  `revenue{business_unit=retail,region=emea}` do, `revenue{region=amer}` does not) and their KPIs
-  are fed by a common source (event type; from the catalog). Linked alerts that open at the same
-  window instance form one new incident; an alert that opens while an incident it is linked to
-  is open joins that incident.
+- **Linked**: two alerts (of any window sizes: a dip shows at 1m, then at 5m) are linked when their
+  labels do not contradict each other (no dimension with two different values:
+  `revenue{region=emea}` and `revenue{business_unit=retail,region=emea}` do, `revenue{region=amer}`
+  does not) and their KPIs are fed by a common source (event type; from the catalog). Linked alerts
+  that open at the same window instance form one new incident; an alert that opens while an
+  incident it is linked to is open joins that incident, if one of its alerts opened or resolved
+  within `LINGER_STEPS` of the new alert's own windows (alerts that open together, not a day
+  apart). Business-day threshold windows are not grouped (finance's bounds page on their own).
 - **Root**: of a new incident's alerts, those of the finest window size are considered (their
-  deviations compare; a 5-minute one is five 1-minute ones), the KPI is chosen first (a sum
-  before a ratio or formula
-  made from it; then the KPI alerting at the most levels; then the largest score), then the
-  scope: among that KPI's alerts whose labels contain those of its coarsest alerted series, the
-  smallest scope (most labels) whose deviation (observed - expected) has the coarsest one's sign
-  and at least `ROOT_SHARE` of its size: `revenue{region=emea}` explains most of `revenue{}`'s
-  drop, `revenue{business_unit=retail,region=emea}` only a third of it. The root pages; every
-  other alert is **related**: it is listed with the incident and does not page on its own
-  (the generated Alertmanager configuration inhibits it while its root fires).
+  deviations compare; a 5-minute one is five 1-minute ones), the KPI is chosen first (a sum before a
+  ratio or formula made from it; then the KPI alerting at the most levels; then the largest score),
+  then the scope: among that KPI's alerts whose labels contain those of its coarsest alerted series,
+  the smallest scope (most labels) whose deviation (observed - expected) has the coarsest one's sign
+  and at least `ROOT_SHARE` of its size: `revenue{region=emea}` explains most of `revenue{}`'s drop,
+  `revenue{business_unit=retail,region=emea}` only a third of it. The root pages; every other alert
+  is **related**: it is listed with the incident and does not page on its own (the generated
+  Alertmanager configuration inhibits it while its root fires).
 - **End**: an incident ends when the last of its alerts resolves (the root may resolve first: a
   minute series adapts to a dip within minutes, while the region's roll-up is still down), and
   for `LINGER_STEPS` of its root's windows after that it still takes in linked alerts as related
@@ -83,7 +83,11 @@ class _Incident:
     scope: set[SeriesKey] = field(default_factory=set)
     """Every series that was part of it (what a new alert is linked to)."""
     ended: float | None = None
-    """When its root resolved (it lingers `LINGER_STEPS` root windows after that)."""
+    """When its last alert resolved (it lingers `LINGER_STEPS` root windows after that)."""
+    last_active: float = 0.0
+    """When one of its alerts last opened or resolved: it takes in alerts opening within
+    `LINGER_STEPS` of their own windows after that (alerts that open *together*, not a day
+    apart)."""
 
 
 def series_name(key: SeriesKey) -> str:
@@ -123,19 +127,27 @@ class Incidents:
         fresh: list[Opening] = []
         for o in opened:
             joined = next(
-                (i for i in self._open if any(self.linked(o.key, m) for m in i.scope)), None
+                (
+                    i
+                    for i in self._open
+                    if started_at - i.last_active <= LINGER_STEPS * max(o.step, 1.0)
+                    and any(self.linked(o.key, m) for m in i.scope)
+                ),
+                None,
             )
             if joined is None:
                 fresh.append(o)
                 continue
             joined.members.add(o.key)
             joined.scope.add(o.key)
+            joined.last_active = started_at
             self._of[o.key] = joined
             result[o.key] = Membership(joined.id, "related", joined.root)
         for group in _groups(fresh, self.linked):
             root = choose_root(group)
             step = next(o.step for o in group if o.key == root)
             incident = _Incident(f"{series_name(root)}@{started_at:.0f}", root, step)
+            incident.last_active = started_at
             self._open.append(incident)
             for o in group:
                 incident.members.add(o.key)
@@ -160,6 +172,7 @@ class Incidents:
         if incident is None:
             return
         incident.members.discard(key)
+        incident.last_active = max(incident.last_active, at)
         if not incident.members:
             incident.ended = at
 

@@ -366,18 +366,26 @@ class AnomalyWatch:
                     STEPS.get(window, 86_400.0),
                 )
                 for key, s, _ in opened
-                if s.score is not None
+                if s.score is not None and window not in STATIC_WINDOWS
             ],
             float(start),
         )
         for key, _, change in opened:
-            if change.severity == "critical":  # the root pages with its incident's severity
-                root = self.series.get(memberships[key].root)
+            if change.severity == "critical" and key in memberships:  # the root pages with
+                root = self.series.get(memberships[key].root)  # its incident's severity
                 if root is not None and root.lifecycle.active:
                     root.lifecycle.severity = "critical"
         for key, s, opening in opened:
             self._open.add(key)
-            member = memberships[key]
+            member = memberships.get(key)
+            if member is None:  # a business-day threshold window: its own page
+                explanation = self._explain(key[0], window, key[2], start)
+                events.append(
+                    self._event(
+                        key, s, opening, start=start, end=end, explanation=explanation, member=None
+                    )
+                )
+                continue
             s.incident, s.role = member.incident, member.role
             change = (
                 Transition(opening.state, s.lifecycle.severity, opening.started_at)
