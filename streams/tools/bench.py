@@ -11,6 +11,8 @@ The same events are produced once. Then, alternately for a few rounds:
   it was fed (a KPI series' value of a closed window instance: detectors, roll-ups, lifecycle,
   incidents, explanations), from the worker's own detection clock.
 The ratio of medians is what to compare across machines; absolute figures vary with the machine.
+With `latency`, a paced run follows (`streams.tools.bench_latency`): start → ready, publish →
+applied and window end → KPI record at that offered rate, and RSS.
 Detection works once per closed window, not per event, so its cost depends on how much event time
 the events span: `simulated_rate` (events per simulated second) sets that density.
 """
@@ -42,6 +44,7 @@ from streams.kafka.clients import (
 )
 from streams.kafka.embedded import kafka_bootstrap
 from streams.settings import Settings
+from streams.tools.bench_latency import measure_latency, table
 from streams.tools.publisher import publish
 from streams.tools.simulator import SimulationConfig, simulate
 from streams.worker.worker import Worker
@@ -64,6 +67,8 @@ async def run_bench(
     *,
     with_faust: bool = False,
     simulated_rate: float = SIMULATED_RATE,
+    latency: float | None = None,
+    latency_seconds: float = 90.0,
     say: Callable[[str], None] = say,
 ) -> float:
     """Run the benchmark and return the ratio (median pipeline / median ceiling)."""
@@ -140,6 +145,10 @@ async def run_bench(
                 f"faust:    {faust_rate:10,.0f} events/s (a Faust agent doing the same per-event "
                 f"work, no table writes; ratio {faust_rate / ceiling:.2f})"
             )
+        if latency is not None:
+            felt = await measure_latency(settings, bootstrap, latency, latency_seconds)
+            for line in table(felt, settings):
+                say(line)
         ratio = pipeline / ceiling
         say(f"ratio: {ratio:.2f}")
         return ratio

@@ -38,6 +38,7 @@ from streams.detection.watch import IDLE_STEPS, AnomalyWatch
 from streams.errors import BrokerError
 from streams.export.http import MetricsServer
 from streams.export.metrics import build_registry
+from streams.export.page import Page, PageSources
 from streams.kafka.anomalies import anomaly_record
 from streams.kafka.changelog import ChangelogWriter, offsets
 from streams.kafka.clients import (
@@ -53,7 +54,7 @@ from streams.kafka.clients import (
 )
 from streams.kafka.deadletter import DeadLetter
 from streams.kafka.guarantee import Delivery, open_delivery
-from streams.kafka.kpi_topic import KpiPublisher
+from streams.kafka.kpi_topic import PARTIALS_PARTITIONS, KpiPublisher
 from streams.kafka.rates import RatesTable
 from streams.kafka.sends import Message, acknowledged, send_all
 from streams.settings import Settings
@@ -74,7 +75,8 @@ class Worker:
         self.settings = settings
         self.bootstrap = bootstrap
         self.state = WorkerState(state_config(settings))
-        self.kpis = KpiPublisher(self.state)
+        merged = settings.merge_stage
+        self.kpis = KpiPublisher(self.state, own_values=not merged, partials=merged)
         self.watch = (
             AnomalyWatch(
                 self.state.config.catalog,
@@ -101,7 +103,12 @@ class Worker:
         self.rebalances = 0
         """Partition assignments received (the service board's rebalance count)."""
         self.registry = build_registry(
-            self.state, self.lag, self.watch, self.detector_cost, lambda: self.rebalances
+            self.state,
+            lag=self.lag,
+            rebalances=lambda: self.rebalances,
+            watch=self.watch,
+            detector_cost=self.detector_cost,
+            bands=settings.export_bands,
         )
         self.server = MetricsServer(
             self.registry,
@@ -109,6 +116,7 @@ class Worker:
             settings.metrics_port,
             self.liveness,
             self.readiness,
+            page=Page(PageSources(self.state, self.watch, self.lag)),
         )
         self.serving = asyncio.Event()
         """Set once /metrics is bound (`server.url` is then final)."""
@@ -156,6 +164,7 @@ class Worker:
             [
                 TopicSpec(settings.deadletter_topic, 1, config=dict(KEEP_A_WEEK)),
                 TopicSpec(settings.kpi_topic, 3, config=dict(COMPACTED)),
+                *self._merge_topics(),
                 TopicSpec(settings.anomalies_topic, 1, config=dict(KEEP_A_WEEK)),
                 TopicSpec(settings.rates_topic, 1, config=dict(COMPACTED)),
                 *(
@@ -197,6 +206,13 @@ class Worker:
             await consumer.stop()
             await producer.stop()
 
+    def _merge_topics(self) -> list[TopicSpec]:
+        """The partials topic, when a merge stage reads it (`PULSE_MERGE_STAGE`)."""
+        if not self.settings.merge_stage:
+            return []
+        topic = self.settings.partials_topic
+        return [TopicSpec(topic, PARTIALS_PARTITIONS, config=dict(COMPACTED))]
+
     async def _loop(
         self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, stop: asyncio.Event
     ) -> None:
@@ -218,7 +234,7 @@ class Worker:
                     self.health.last_records = time.monotonic()
                     committable.update(await self._process(batches, consumer, producer))
                 else:
-                    await self._refresh_lag(consumer)
+                    await self.health.refresh_lag(consumer, self.state)
                     await self._tick(producer)
                     if self._inflight:
                         committable.update(await self._settle())
@@ -238,7 +254,7 @@ class Worker:
     ) -> dict[TopicPartition, OffsetAndMetadata]:
         now = time.time()
         out = self.step.read(batches, now)
-        await self._refresh_lag(consumer)
+        await self.health.refresh_lag(consumer, self.state)
         self.step.close(out, now, self._clock(now))
         # A tripped bad-event guard stops the worker only once this batch (its dead letters and
         # checkpoints) is durable: a restart then resumes after what was read, instead of
@@ -265,6 +281,7 @@ class Worker:
         self._inflight = list(logged)
         # KPI records go after the changelog: a crash in between republishes the same keys.
         self._inflight += await send_all(producer, self._kpi_messages(out.kpi_records))
+        self._inflight += await send_all(producer, self._partial_messages(out.partial_records))
         self._inflight += await send_all(producer, self._anomaly_messages(out.anomaly_records))
         self._inflight_offsets = offsets(out.logged)
         if out.tripped is not None:
@@ -290,6 +307,7 @@ class Worker:
                 logged = await send_all(producer, self.changelog.messages(out.logged))
                 sends += logged
                 sends += await send_all(producer, self._kpi_messages(out.kpi_records))
+                sends += await send_all(producer, self._partial_messages(out.partial_records))
                 sends += await send_all(producer, self._anomaly_messages(out.anomaly_records))
                 await acknowledged(sends)
                 if out.logged:
@@ -316,12 +334,13 @@ class Worker:
         topic = self.settings.rates_topic
         return ((topic, key, value, None, None) for key, value in records)
 
+    def _partial_messages(self, records: list[tuple[bytes, bytes]]) -> Iterable[Message]:
+        topic = self.settings.partials_topic
+        return ((topic, key, value, None, 0) for key, value in records)
+
     def _anomaly_messages(self, records: list[tuple[bytes, bytes]]) -> Iterable[Message]:
         topic = self.settings.anomalies_topic
         return ((topic, key, value, None, None) for key, value in records)
-
-    async def _refresh_lag(self, consumer: AIOKafkaConsumer) -> None:
-        await self.health.refresh_lag(consumer, self.state)
 
     def _clock(self, now: float) -> float:
         return self.health.clock(self.state.watermark(), now, self.settings.watermark_delay_seconds)
