@@ -22,6 +22,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams import __version__
+from streams.core.instants import parse_instant
 from streams.errors import ConfigError, FatalError
 from streams.logs import configure_logging, say
 from streams.settings import Settings, load_settings
@@ -102,10 +103,10 @@ def _port(text: str) -> int:
 
 
 def _when(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"needs a UTC offset, e.g. {text}+00:00")
-    return value
+    try:
+        return datetime.fromtimestamp(parse_instant(text, None, epoch=False), UTC)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_evaluate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

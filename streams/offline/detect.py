@@ -34,21 +34,18 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import TextIO
-from zoneinfo import ZoneInfo
 
+from streams.core.instants import UTC_ZONE, parse_instant
 from streams.detection.detectors import Period, SeriesDetector
 
 HEADER = ("timestamp", "value")
 OUTPUT_HEADER = ("timestamp", "value", "anomaly_score")
 MAX_DISORDER = 86_400.0
 """Seconds a row may be behind the newest time read so far and still be put in its place."""
-_EPOCH = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-UTC_ZONE = ZoneInfo("UTC")
 
 
 class DetectError(ValueError):
@@ -94,32 +91,6 @@ class DetectSummary:
             f"{step}, period {self.period}, {self.flagged} rows scored >= {self.threshold:g} "
             f"after warm-up{first}, {self.flagged_warmup} during warm-up"
         )
-
-
-def parse_timestamp(text: str, zone: tzinfo = UTC_ZONE, *, after: float = -math.inf) -> float:
-    """Epoch seconds of an RFC 3339 / ISO 8601 time, or of epoch seconds as given.
-
-    A time without a zone is read in `zone`; when it is ambiguous (a local hour repeated by a
-    daylight-saving change), its second occurrence is taken if only that one is after `after`.
-    Raises ValueError (with a message meant for a person) when it is not a time.
-    """
-    text = text.strip()
-    if _EPOCH.fullmatch(text):
-        seconds = float(text)
-        if not math.isfinite(seconds):
-            raise ValueError(f"timestamp {text!r} is out of range")
-        return seconds
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(
-            f"timestamp {text!r} is neither ISO 8601 (e.g. 2026-01-05T10:00:00Z) nor epoch seconds"
-        ) from None
-    if when.tzinfo is not None:
-        return when.timestamp()
-    first = when.replace(tzinfo=zone).timestamp()
-    second = when.replace(tzinfo=zone, fold=1).timestamp()
-    return second if first <= after < second else first
 
 
 def _parse_value(text: str) -> float:
@@ -189,7 +160,7 @@ def _read(
             continue
         stamp, cell = cells
         try:
-            row.t = parse_timestamp(stamp, zone, after=newest)
+            row.t = parse_instant(stamp, zone, after=newest)
             row.value = None if not cell.strip() else _parse_value(cell.strip())
         except ValueError as exc:
             notes.append(f"line {line}: {exc}")

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from streams.core.compiler import CompiledCatalog
+from streams.core.instants import parse_instant
 from streams.detection.alerts import AlertPolicy, Lifecycle, Severity
 from streams.detection.detectors import SeriesDetector
 from streams.errors import PulseError
-from streams.offline.detect import parse_timestamp
 
 DETECT_HEADERS = (("timestamp", "value"), ("timestamp", "value", "anomaly_score"))
 BACKTEST_HEADER = ("kpi", "window", "window_start", "window_end", "dimensions", "value")
@@ -148,7 +148,7 @@ def _detect_rows(
         if len(row) != cells:
             raise ReportError(f"line {line}: expected {cells} cells, found {len(row)}")
         try:
-            t = parse_timestamp(row[0])
+            t = parse_instant(row[0])
         except ValueError as exc:
             raise ReportError(f"line {line}: {exc}") from None
         found = values.setdefault(t, [])
@@ -165,7 +165,7 @@ def _backtest_rows(
         if len(row) != len(BACKTEST_HEADER):
             raise ReportError(f"line {line}: expected 6 cells, found {len(row)}")
         try:
-            t = parse_timestamp(row[2])
+            t = parse_instant(row[2])
             labels = parse_dimensions(row[4])
         except ValueError as exc:
             raise ReportError(f"line {line}: {exc}") from None

@@ -25,10 +25,11 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TextIO
 
+from streams.core.instants import parse_instant
 from streams.detection.alerts import AlertPolicy, Lifecycle
 from streams.detection.detectors import Detector, EwmaDetector, SeriesDetector, learn_step
 from streams.detection.watch import AnomalyEvent
-from streams.offline.detect import parse_timestamp, read_points
+from streams.offline.detect import read_points
 from streams.tools.evaluate import (
     GRACE_STEPS,
     DetectorReport,
@@ -64,7 +65,7 @@ def read_labels(inp: TextIO) -> list[Label]:
         if len(row) != len(LABEL_HEADER):
             raise ValueError(f"line {line}: expected 3 cells (series,start,end), found {len(row)}")
         try:
-            start, end = parse_timestamp(row[1]), parse_timestamp(row[2])
+            start, end = parse_instant(row[1]), parse_instant(row[2])
         except ValueError as exc:
             raise ValueError(f"line {line}: {exc}") from None
         if end < start:

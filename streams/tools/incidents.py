@@ -23,6 +23,8 @@ from typing import Any, Literal, TextIO, TypeGuard, get_args
 
 import orjson
 
+from streams.core.instants import parse_instant
+
 __all__ = [
     "DIMENSION_KEYS",
     "GROUND_TRUTH_HEADER",
@@ -377,14 +379,11 @@ def _number(value: object, name: str) -> float:
 
 def _parse_time(text: str, name: str) -> float:
     try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
+        return parse_instant(text, None, epoch=False)
+    except ValueError as exc:
         raise ValueError(
-            f"{name} must be RFC 3339, e.g. 2024-03-01T12:00:00Z, got {text!r}"
+            f"{name} must be RFC 3339 with a UTC offset, e.g. 2024-03-01T12:00:00Z ({exc})"
         ) from None
-    if when.tzinfo is None:
-        raise ValueError(f"{name} needs a UTC offset, e.g. {text}Z, got {text!r}")
-    return when.timestamp()
 
 
 def _rfc3339(t: float) -> str:

@@ -21,7 +21,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from streams.cli import main
-from streams.offline.detect import DetectError, DetectSummary, parse_timestamp, run_detect
+from streams.core.instants import parse_instant
+from streams.offline.detect import DetectError, DetectSummary, run_detect
 
 T0 = 1_767_571_200
 HOUR = 3600
@@ -189,7 +190,7 @@ def test_epoch_seconds_offsets_and_z_are_the_same_instants() -> None:
     ],
 )
 def test_timestamps_in_both_notations(text: str, seconds: float) -> None:
-    assert parse_timestamp(text) == seconds
+    assert parse_instant(text) == seconds
 
 
 def test_the_header_is_trimmed_and_case_insensitive() -> None:
@@ -260,7 +261,7 @@ def test_timestamps_without_a_zone_are_utc_unless_told_otherwise() -> None:
     assert scores(detect(to_csv(spaced))[0]) == scores(expected)
     # 01:00 in Paris in January (UTC+1) is 00:00Z
     paris = ZoneInfo("Europe/Paris")
-    assert parse_timestamp("2026-01-05T01:00:00", paris) == T0
+    assert parse_instant("2026-01-05T01:00:00", paris) == T0
     local = [
         ((datetime.fromtimestamp(T0 + h * HOUR, paris)).strftime("%Y-%m-%dT%H:%M:%S"), value)
         for h, (_, value) in enumerate(rows)
@@ -274,9 +275,9 @@ def test_an_hour_repeated_by_daylight_saving_is_read_as_its_second_occurrence() 
     # 2026-10-25 in Paris: 02:00-03:00 local comes twice, first at UTC+2 (00:00Z), then at
     # UTC+1 (01:00Z).
     paris = ZoneInfo("Europe/Paris")
-    first = parse_timestamp("2026-10-25T02:30:00", paris)
+    first = parse_instant("2026-10-25T02:30:00", paris)
     assert first == datetime(2026, 10, 25, 0, 30, tzinfo=UTC).timestamp()
-    again = parse_timestamp("2026-10-25T02:00:00", paris, after=first)
+    again = parse_instant("2026-10-25T02:00:00", paris, after=first)
     assert again == datetime(2026, 10, 25, 1, 0, tzinfo=UTC).timestamp()
     stamps = ["01:00", "01:30", "02:00", "02:30", "02:00", "02:30", "03:00"]
     text = to_csv([(f"2026-10-25T{s}:00", str(i)) for i, s in enumerate(stamps)])
