@@ -684,20 +684,29 @@ def _require_bootstrap(settings: Settings) -> str:
 def _worker(settings: Settings) -> int:
     import signal  # noqa: PLC0415
 
+    from streams.kafka.connection import connection  # noqa: PLC0415
     from streams.worker.worker import Worker  # noqa: PLC0415
 
-    bootstrap = _require_bootstrap(settings)
+    kafka = connection(settings, _require_bootstrap(settings))
+    received: list[signal.Signals] = []
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal(sig: signal.Signals) -> None:
+            received.append(sig)
+            stop.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await Worker(settings, bootstrap).run(stop)
+            loop.add_signal_handler(sig, on_signal, sig)
+        await Worker(settings, kafka).run(stop)
         log.info("worker stopped cleanly")
 
     asyncio.run(run())
-    return 0
+    # Both stop cleanly (everything read is written first); SIGTERM is how an orchestrator
+    # stops a worker (0), SIGINT a person at a terminal (130, as for any interrupted command).
+    return 130 if received[:1] == [signal.SIGINT] else 0
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -745,9 +754,11 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         out = sys.stdout.buffer if str(args.output) == "-" else args.output
         stats = write_jsonl(simulate(config), out)
     else:
-        bootstrap = _require_bootstrap(settings)
+        from streams.kafka.connection import connection  # noqa: PLC0415
+
+        kafka = connection(settings, _require_bootstrap(settings))
         topic = args.topic or settings.input_topics[0]
-        stats = asyncio.run(publish(bootstrap, topic, simulate(config), paced=not args.no_pacing))
+        stats = asyncio.run(publish(kafka, topic, simulate(config), paced=not args.no_pacing))
     sys.stderr.write(f"simulate: {stats.sent} messages ({stats.bad} bad)\n")
     if truth is not None:
         count = f"{len(incidents)} incident{'' if len(incidents) == 1 else 's'}"

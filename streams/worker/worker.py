@@ -51,6 +51,7 @@ from streams.kafka.clients import (
     start_client,
     topic_partitions,
 )
+from streams.kafka.connection import KafkaTarget, preflight
 from streams.kafka.deadletter import DeadLetter
 from streams.kafka.guarantee import Delivery, open_delivery
 from streams.kafka.kpi_topic import KpiPublisher
@@ -70,7 +71,7 @@ COMMIT_INTERVAL_S = 1.0
 class Worker:
     """One kpi-pulse worker. `await run(stop)` until `stop` is set or a fatal error is raised."""
 
-    def __init__(self, settings: Settings, bootstrap: str) -> None:
+    def __init__(self, settings: Settings, bootstrap: KafkaTarget) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
         self.state = WorkerState(state_config(settings))
@@ -145,7 +146,19 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         quiet_kafka_logs()
+        # The port first: one that cannot be bound is a setting to fix (exit 2), found before
+        # any topic is created or group joined. /readyz answers 503 until partitions are ours.
+        await self.server.start()
+        self.serving.set()
+        log.info("worker serving %s", self.server.url)
+        try:
+            await self._run(stop)
+        finally:
+            await self.server.stop()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         settings = self.settings
+        await preflight(self.bootstrap)  # credentials, CA and protocol, each named if wrong
         partitions = {t: await topic_partitions(self.bootstrap, t) for t in settings.input_topics}
         await ensure_topics(
             self.bootstrap,
@@ -179,9 +192,6 @@ class Worker:
             await start_client(consumer, self.bootstrap)
             listener = Rebalance(self.health, self.recover, self.revoke)
             consumer.subscribe(list(settings.input_topics), listener=listener)
-            await self.server.start()
-            log.info("worker serving %s", self.server.url)
-            self.serving.set()
             self.health.running = True
             await self._loop(consumer, producer, stop)
             await self._settle()
@@ -189,7 +199,6 @@ class Worker:
         finally:
             self.health.running = False
             await rates.stop()
-            await self.server.stop()
             await consumer.stop()
             await producer.stop()
 
