@@ -30,6 +30,8 @@ EPILOG = """\
 Configuration comes from PULSE_* environment variables (PULSE_KAFKA_BOOTSTRAP, PULSE_INPUT_TOPICS,
 PULSE_TOPIC_PREFIX, PULSE_ALLOWED_LATENESS_SECONDS, PULSE_MAX_BAD_RATIO, ...; see README.md); a
 PULSE_* variable that is no setting stops the command, naming it and the closest real name.
+A secured cluster: PULSE_KAFKA_SECURITY_PROTOCOL, PULSE_KAFKA_SASL_*, PULSE_KAFKA_SSL_* (README,
+"Connecting to a secured cluster").
 Without PULSE_KAFKA_BOOTSTRAP, `demo`, `bench`, `hostile` and `soak` start an embedded broker.
 Start with:  pulse demo
 """
