@@ -135,7 +135,9 @@ def test_a_file_that_is_no_pem_is_named(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str
 ) -> None:
     garbage = tmp_path / "garbage.pem"
-    garbage.write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+    garbage.write_text(
+        "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n"
+    )
     monkeypatch.setenv("PULSE_KAFKA_SECURITY_PROTOCOL", "SSL")
     monkeypatch.setenv(variable, str(garbage))
     with pytest.raises(ConfigError, match=variable):
