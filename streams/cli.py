@@ -608,12 +608,19 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"backtest: no such file {args.file}")
     with contextlib.ExitStack() as stack:
         lines = source or stack.enter_context(args.file.open("rb"))
-        out = (
-            stack.enter_context(args.output.open("w", newline=""))
-            if args.output is not None
-            else sys.stdout
-        )
-        run_backtest(lines, settings, out, sys.stderr)
+        try:
+            out = (
+                stack.enter_context(args.output.open("w", newline=""))
+                if args.output is not None
+                else sys.stdout
+            )
+        except OSError as exc:
+            raise ConfigError(f"backtest: --output {args.output}: {exc.strerror or exc}") from None
+        summary = run_backtest(lines, settings, out, sys.stderr)
+    if summary.lines and not summary.counted:
+        # Not one event counted: the file is not what the worker reads (the reasons are above).
+        sys.stderr.write(f"pulse: backtest: every one of the {summary.lines} lines was rejected\n")
+        return 1
     return 0
 
 
