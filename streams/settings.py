@@ -254,6 +254,11 @@ def security_problems(settings: Settings) -> list[str]:
     protocol = settings.kafka_security_protocol
     sasl, tls = protocol.startswith("SASL_"), protocol.endswith("SSL")
     problems = []
+    if protocol != "PLAINTEXT" and not settings.kafka_bootstrap:
+        problems.append(
+            f"{p}KAFKA_SECURITY_PROTOCOL={protocol} needs {p}KAFKA_BOOTSTRAP (the embedded "
+            "broker speaks PLAINTEXT only)"
+        )
     given = {
         "KAFKA_SASL_MECHANISM": settings.kafka_sasl_mechanism,
         "KAFKA_SASL_USERNAME": settings.kafka_sasl_username,

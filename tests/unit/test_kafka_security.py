@@ -23,6 +23,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("PULSE_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("PULSE_KAFKA_BOOTSTRAP", "b:9093")
 
 
 def _sasl(monkeypatch: pytest.MonkeyPatch, protocol: str = "SASL_SSL") -> None:
@@ -120,6 +121,13 @@ def test_incoherent_settings_fail_naming_the_variable(
     with pytest.raises(ConfigError, match=named) as failure:
         load_settings()
     assert SECRET not in str(failure.value)
+
+
+def test_security_without_a_bootstrap_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    _sasl(monkeypatch)
+    monkeypatch.delenv("PULSE_KAFKA_BOOTSTRAP")
+    with pytest.raises(ConfigError, match="SASL_SSL needs PULSE_KAFKA_BOOTSTRAP"):
+        load_settings()
 
 
 def test_both_password_sources_refused(monkeypatch: pytest.MonkeyPatch) -> None:
