@@ -55,6 +55,7 @@ from streams.kafka.connection import KafkaTarget, preflight
 from streams.kafka.deadletter import DeadLetter
 from streams.kafka.guarantee import Delivery, open_delivery
 from streams.kafka.kpi_topic import KpiPublisher
+from streams.kafka.partitioner import PartitionerCheck
 from streams.kafka.rates import RatesTable
 from streams.kafka.sends import Message, acknowledged, send_all
 from streams.settings import Settings
@@ -123,6 +124,7 @@ class Worker:
         only once durable, so a batch read again after a crash is not counted twice across the
         worker's lifetimes."""
         self._consumer: AIOKafkaConsumer | None = None
+        self.partitioner = PartitionerCheck({})  # warns of keys not where murmur2 puts them
         self.delivery: Delivery | None = None
         """The producer and the processing guarantee, decided at start."""
 
@@ -146,9 +148,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         quiet_kafka_logs()
-        # The port first: one that cannot be bound is a setting to fix (exit 2), found before
-        # any topic is created or group joined. /readyz answers 503 until partitions are ours.
-        await self.server.start()
+        await self.server.start()  # first: a port that cannot be bound fails before the broker
         self.serving.set()
         log.info("worker serving %s", self.server.url)
         try:
@@ -160,6 +160,7 @@ class Worker:
         settings = self.settings
         await preflight(self.bootstrap)  # credentials, CA and protocol, each named if wrong
         partitions = {t: await topic_partitions(self.bootstrap, t) for t in settings.input_topics}
+        self.partitioner = PartitionerCheck(partitions)
         await ensure_topics(
             self.bootstrap,
             [
@@ -242,6 +243,8 @@ class Worker:
         producer: AIOKafkaProducer,
     ) -> dict[TopicPartition, OffsetAndMetadata]:
         now = time.time()
+        for tp, records in batches.items():
+            self.partitioner.observe(tp.topic, tp.partition, records)
         out = self.step.read(batches, now)
         await self._refresh_lag(consumer)
         self.step.close(out, now, self._clock(now))

@@ -33,8 +33,9 @@ async def produce(
         await producer.stop()
 
 
-Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int]
-"""(key, value, headers, partition) of one record to produce."""
+Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int | None]
+"""(key, value, headers, partition) of one record to produce (partition None: the client's
+partitioner, murmur2 of the key)."""
 
 
 async def produce_records(
