@@ -519,8 +519,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         incidents=args.incidents,
         ground_truth=args.ground_truth,
     )
-    asyncio.run(run_demo(settings, options))
-    return 0
+    interrupted = asyncio.run(run_demo(settings, options))
+    return 130 if interrupted else 0
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:

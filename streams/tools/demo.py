@@ -91,12 +91,19 @@ def _say(line: str) -> None:
 
 async def run_demo(
     settings: Settings, options: DemoOptions, say: Callable[[str], None] = _say
-) -> None:
-    """Run until `options.duration` elapses or SIGINT/SIGTERM; raises on a fatal worker error."""
+) -> bool:
+    """Run until `options.duration` elapses or SIGINT/SIGTERM; raises on a fatal worker error.
+    True when a SIGINT (Ctrl-C) stopped it."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    received: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        received.append(sig)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     try:
         with kafka_bootstrap(settings) as bootstrap:
             where = "embedded broker" if not settings.kafka_bootstrap else "Kafka"
@@ -107,6 +114,7 @@ async def run_demo(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     say("stopped cleanly")
+    return received[:1] == [signal.SIGINT]
 
 
 async def _run(
