@@ -72,7 +72,10 @@ def connection(settings: Settings, bootstrap: str) -> KafkaConnection:
     if protocol.endswith("SSL"):
         options["ssl_context"] = _ssl_context(settings)
     if protocol.startswith("SASL_"):
-        password = settings.kafka_password()
+        try:
+            password = settings.kafka_password()
+        except OSError as exc:
+            raise ConfigError(f"{ENV_PREFIX}KAFKA_SASL_PASSWORD_FILE: {exc}") from None
         options |= {
             "sasl_mechanism": settings.kafka_sasl_mechanism,
             "sasl_plain_username": settings.kafka_sasl_username,
@@ -112,12 +115,14 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
 
 async def preflight(target: KafkaTarget, timeout_s: float = PREFLIGHT_TIMEOUT_S) -> None:
     """Connect to the bootstrap addresses as every client will until one accepts (TLS handshake,
-    API versions, SASL authentication). Raises `BrokerError` naming the setting behind the
-    first address's failure: the credentials, the CA, the protocol, or the address itself."""
+    API versions, SASL authentication). Raises `BrokerError` saying for each address what
+    failed and which setting to look at: the credentials, the CA, the protocol, the address."""
     conn = as_connection(target)
     failures: list[str] = []
     for address in conn.bootstrap.split(","):
-        host, _, port = address.strip().rpartition(":")
+        host, sep, port = address.strip().rpartition(":")
+        if not sep:  # "host" alone: Kafka's default port, as the clients assume
+            host, port = address.strip(), "9092"
         try:
             client = await asyncio.wait_for(
                 create_conn(

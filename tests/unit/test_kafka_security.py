@@ -4,6 +4,7 @@ and never printed. (Connecting for real: tests/integration/test_secure_kafka.py.
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -11,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.errors import ConfigError
-from streams.kafka.connection import KafkaConnection, client_options, connection
+from streams.errors import BrokerError, ConfigError
+from streams.kafka.connection import KafkaConnection, client_options, connection, preflight
 from streams.settings import Settings, load_settings
 
 SECRET = "Tr0ub4dor-and-3-not-in-any-log"
@@ -180,3 +181,11 @@ def test_help_and_config_errors_of_the_cli_hold_no_secret() -> None:
     # the last one: a password without SASL is refused at start, naming it, exit 2
     assert done.returncode == 2
     assert "PULSE_KAFKA_SASL_PASSWORD is set but" in done.stderr
+
+
+async def test_preflight_names_the_bootstrap_when_nothing_listens() -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago, nobody listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(BrokerError, match=rf"127.0.0.1:{port} \(PULSE_KAFKA_BOOTSTRAP\)"):
+        await preflight(f"127.0.0.1:{port}", timeout_s=5)
