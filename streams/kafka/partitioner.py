@@ -10,7 +10,7 @@ once per topic when more than a tenth of those sampled sit on another partition 
 not a rejection.
 
 Sampling keeps it cheap: aiokafka's murmur2 is pure Python (~7.5 µs a key), so one keyed record in
-`SAMPLE_EVERY` is checked (~0.1 µs a record).
+`SAMPLE_EVERY` is checked (measured: ~70 ns a record, <1% of what the rest of an event costs).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from aiokafka.partitioner import murmur2
 
 log = logging.getLogger(__name__)
 
-SAMPLE_EVERY = 64
+SAMPLE_EVERY = 128
 MIN_SAMPLES = 20
 WARN_SHARE = 0.1
 

@@ -1,6 +1,6 @@
 """A topic written with librdkafka's default partitioner is noticed: the worker warns, naming it.
 
-Two input topics of 4 partitions with the same 1,500 keyed orders: one placed as librdkafka places
+Two input topics of 4 partitions with the same 3,000 keyed orders: one placed as librdkafka places
 a keyed record by default (CRC32 of the key, computed here with zlib), one by aiokafka's own
 partitioner (murmur2, like Java). The worker warns about the first only.
 """
@@ -21,7 +21,7 @@ from streams.settings import Settings
 from streams.worker.worker import Worker
 
 PARTITIONS = 4
-COUNT = 1500
+COUNT = 3000
 assert COUNT // SAMPLE_EVERY > MIN_SAMPLES  # enough records to judge
 
 
