@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 OPS_TOOLS := prometheus promtool prometheus-alertmanager amtool
+BROWSER_TOOLS := chromium chromedriver
 
-.PHONY: help setup ops-tools kafka-tools test-apache test-fault demo demo-incidents test test-unit test-integration lint format generate check-generated bench hostile soak evaluate clean
+.PHONY: help setup ops-tools browser-tools screenshots kafka-tools test-apache test-fault demo demo-incidents test test-unit test-integration lint format generate check-generated bench hostile soak evaluate clean
 
 help: ## list the entry points (start with `make demo`, then `make test`)
 	@echo "kpi-pulse: live finance & operations KPIs from Kafka"
@@ -17,10 +18,10 @@ help: ## list the entry points (start with `make demo`, then `make test`)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,report]"
 	touch $(STAMP)
 
-setup: $(STAMP) ## create .venv and install kpi-pulse with its test tools
+setup: $(STAMP) ## create .venv and install kpi-pulse with its test tools and `pulse report`
 
 ops-tools: ## install Prometheus + Alertmanager (Debian packages; the rule and alert tests run them)
 	@missing=""; for tool in $(OPS_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
@@ -30,6 +31,16 @@ ops-tools: ## install Prometheus + Alertmanager (Debian packages; the rule and a
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
 	    prometheus prometheus-alertmanager >/dev/null; \
+	fi
+
+browser-tools: ## install headless Chromium + chromedriver (Debian packages; the page's browser test drives them)
+	@missing=""; for tool in $(BROWSER_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing chromium and chromium-driver (missing:$$missing)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver >/dev/null; \
 	fi
 
 kafka-tools: $(STAMP) ## Apache Kafka for tests: mvn (Debian package) if missing, then the broker jars, cached
@@ -48,11 +59,11 @@ demo: $(STAMP) ## run the demo: embedded broker + worker + simulator (Ctrl-C sto
 demo-incidents: $(STAMP) ## the demo with labelled incidents: watch alerts open and resolve
 	$(BIN)/pulse demo --incidents $(ARGS)
 
-test: $(STAMP) ops-tools kafka-tools lint check-generated ## lint, types, generated files; every test, the integration suite on both brokers
+test: $(STAMP) ops-tools browser-tools kafka-tools lint check-generated ## lint, types, generated files; every test, the integration suite on both brokers
 	$(BIN)/pytest -ra -m "not fault"
 	$(MAKE) --no-print-directory test-apache test-fault
 
-test-apache: $(STAMP) kafka-tools ## the integration suite again, on Apache Kafka (one node, started by the tests)
+test-apache: $(STAMP) browser-tools kafka-tools ## the integration suite again, on Apache Kafka (one node, started by the tests)
 	KPI_PULSE_TEST_BROKER=apache $(BIN)/pytest -ra tests/integration -m "not apache_kafka and not fault"
 
 test-fault: $(STAMP) kafka-tools ## fault tests on Apache Kafka: kill -9, rebalances, broker failures; exact KPIs
@@ -61,8 +72,11 @@ test-fault: $(STAMP) kafka-tools ## fault tests on Apache Kafka: kill -9, rebala
 test-unit: $(STAMP) ops-tools ## unit tests only (no broker, seconds; promtool for the rule tests)
 	$(BIN)/pytest -ra tests/unit
 
-test-integration: $(STAMP) ops-tools ## integration tests on a real broker (embedded unless PULSE_KAFKA_BOOTSTRAP)
+test-integration: $(STAMP) ops-tools browser-tools ## integration tests on a real broker (embedded unless PULSE_KAFKA_BOOTSTRAP)
 	$(BIN)/pytest -ra tests/integration
+
+screenshots: $(STAMP) browser-tools ## run the page's browser test and keep its screenshot as docs/page.png (the README's)
+	KPI_PULSE_SCREENSHOTS=1 $(BIN)/pytest -q tests/integration/test_page_browser.py
 
 lint: $(STAMP) ## ruff lint + format check, mypy strict on streams/ and schemas/
 	$(BIN)/ruff check .

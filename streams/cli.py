@@ -96,6 +96,40 @@ def _when(text: str) -> datetime:
     return value
 
 
+def _add_report(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = commands.add_parser(
+        "report",
+        help="draw a series with its expected band and alerts: PNG + self-contained HTML",
+        description="Read the CSV that `pulse detect` reads or writes (timestamp,value"
+        "[,anomaly_score]) or that `pulse backtest` writes (choose the series with --kpi, "
+        "--window, --dimensions; flows and balances are added up over the matching series), "
+        "score it with the stream's detector and alert lifecycle, and write OUT.png and "
+        "OUT.html (the chart inline as SVG, and the alerts as a table). Needs matplotlib "
+        "(the `report` extra; `make setup` installs it).",
+    )
+    report.add_argument("file", type=Path, help="CSV from or for pulse detect, or pulse backtest")
+    report.add_argument(
+        "--output",
+        type=Path,
+        metavar="OUT",
+        help="write OUT.png and OUT.html (default: FILE without its suffix, plus -report)",
+    )
+    report.add_argument("--kpi", help="backtest files: the KPI to draw")
+    report.add_argument("--window", help="backtest files: its window (default: the shortest)")
+    report.add_argument(
+        "--dimensions",
+        default="",
+        metavar="K=V;K=V",
+        help="backtest files: only series with these dimension values (default: all)",
+    )
+    report.add_argument(
+        "--step",
+        type=_positive,
+        metavar="SECONDS",
+        help="the series' spacing (default: learned, as pulse detect does)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pulse",
@@ -229,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="score counted as high in the summary (default 0.5); the output is not filtered",
     )
 
+    _add_report(commands)
+
     evaluate = commands.add_parser(
         "evaluate",
         help="judge the anomaly detectors on simulated weeks with labelled incidents",
@@ -267,7 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write the JSON Schemas (schemas/json), the Prometheus recording and alert "
         "rules (deploy/prometheus/rules), the Alertmanager configuration (deploy/alertmanager) "
         "and the Grafana dashboards (grafana/dashboards), all from the event models and the KPI "
-        "catalog. Run it from a source checkout after changing either, and commit the result.",
+        "catalog. Run it from a source checkout after changing either, and commit the result. "
+        "Money panels are labelled in PULSE_REPORTING_CURRENCY (default EUR: the committed "
+        "boards).",
     )
     generate.add_argument(
         "--check", action="store_true", help="only report drift; exit 1 when files differ"
@@ -318,6 +356,19 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--with-faust",
         action="store_true",
         help="also measure a per-event Faust agent doing the same work (once, ~30 s more)",
+    )
+    bench.add_argument(
+        "--latency",
+        type=_positive,
+        metavar="RATE",
+        help="then offer RATE events/s with event time = now to a fresh worker and print start "
+        "-> ready, publish -> applied and window end -> KPI record (p50/p99), and RSS",
+    )
+    bench.add_argument(
+        "--latency-seconds",
+        type=_positive,
+        default=90.0,
+        help="how long the latency run offers events (default 90: a 1m window or more closes)",
     )
 
 
@@ -498,6 +549,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "backtest": _backtest,
         "evaluate": lambda a, _: _evaluate(a),
         "detect": lambda a, _: _detect(a),
+        "report": lambda a, _: _report(a),
         "simulate": _simulate,
         "bench": _bench,
         "hostile": _hostile,
@@ -540,6 +592,8 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
             args.rounds,
             with_faust=args.with_faust,
             simulated_rate=args.simulated_rate,
+            latency=args.latency,
+            latency_seconds=args.latency_seconds,
         )
     )
     return 0
@@ -588,14 +642,15 @@ def _generate(args: argparse.Namespace) -> int:
         links = replace(links, grafana=args.grafana_url.rstrip("/"))
     if args.runbook_url:
         links = replace(links, runbook=args.runbook_url)
+    currency = load_settings().reporting_currency
     if args.check:
-        stale = drift(links=links)
+        stale = drift(links=links, currency=currency)
         for path in stale:
             sys.stderr.write(f"{path} differs from what the code generates\n")
         if stale:
             sys.stderr.write("run `pulse generate` (or `make generate`) and commit the result\n")
         return 1 if stale else 0
-    for path in write_all(links=links):
+    for path in write_all(links=links, currency=currency):
         sys.stdout.write(f"wrote {path}\n")
     return 0
 
@@ -678,6 +733,39 @@ def _detect(args: argparse.Namespace) -> int:
         if partial is not None:
             partial.unlink(missing_ok=True)
     sys.stderr.write(summary.line() + "\n")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from streams.core.compiler import compile_catalog  # noqa: PLC0415
+    from streams.offline.report import (  # noqa: PLC0415
+        ReportError,
+        Selection,
+        parse_dimensions,
+        read_series,
+        score_series,
+    )
+    from streams.offline.report_chart import render_html, render_png  # noqa: PLC0415
+
+    base = args.output or args.file.with_name(f"{args.file.stem}-report")
+    try:
+        selection = Selection(args.kpi, args.window, parse_dimensions(args.dimensions))
+        with args.file.open(newline="", encoding="utf-8-sig") as inp:
+            title, series = read_series(inp, compile_catalog(), selection)
+        report = score_series(title, series, step=args.step)
+        if not report.points:
+            raise ReportError("no values to draw")
+        png, page = base.with_name(base.name + ".png"), base.with_name(base.name + ".html")
+        render_png(report, png)
+        render_html(report, page)
+    except (ReportError, ValueError) as exc:
+        raise ConfigError(f"report: {args.file}, {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"report: {exc}") from None
+    sys.stderr.write(
+        f"report: {len(report.points)} points ({report.gaps} gaps), {len(report.outside)} "
+        f"outside the band, {len(report.alerts)} alerts; wrote {png} and {page}\n"
+    )
     return 0
 
 

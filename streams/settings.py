@@ -133,6 +133,12 @@ class Settings(BaseSettings):
         description="KPI series the anomaly detectors watch (totals first, then per dimension, "
         "then per combination); series idle for 96 of their windows are forgotten.",
     )
+    export_bands: Literal["totals", "all"] = Field(
+        default="totals",
+        description="Watched series whose anomaly score and expected band /metrics shows: "
+        "company totals plus every series with an open alert (totals), or every watched series "
+        "(all: up to 5 x max_watched_series more samples, for debugging a detector).",
+    )
     max_event_bytes: int = Field(default=65536, ge=256)
     key_policy: Literal["warn", "require"] = Field(
         default="warn",

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ctypes
 import logging
 import os
 import shutil
@@ -44,6 +43,7 @@ from kafka_jars import kafka_version as pom_kafka_version
 from kafka_jars import to_stderr as progress_to_stderr
 
 from streams.errors import BrokerError
+from streams.kafka.embedded import die_with_parent
 
 __all__ = ["JVM_OPTIONS", "MAIN_CLASS", "STORAGE_TOOL", "KafkaCluster", "kafka_uuid"]
 
@@ -68,7 +68,6 @@ JVM_OPTIONS: tuple[str, ...] = (
 _TOOL_JVM_OPTIONS = ("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData")
 _CLEAN_EXIT = (0, 128 + signal.SIGTERM)  # Kafka exits 143 after a SIGTERM shutdown
 
-_PR_SET_PDEATHSIG = 1
 
 T = TypeVar("T")
 
@@ -441,7 +440,7 @@ class KafkaCluster:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads run here
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads run here
             )
             formatting.append((node, process))
         for node, process in formatting:
@@ -501,7 +500,7 @@ class KafkaCluster:
                 # Own session: a terminal's Ctrl-C reaches only us, and we stop the nodes after
                 # our clients instead of having them die under the clients' feet.
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads run here
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads run here
             )
         node.wanted = True
         log.info(
@@ -516,11 +515,6 @@ def _free_ports(count: int) -> list[int]:
         for sock in sockets:
             sock.bind((HOST, 0))
         return [int(sock.getsockname()[1]) for sock in sockets]
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _tail(path: Path, lines: int) -> str:

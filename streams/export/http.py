@@ -1,18 +1,21 @@
-"""The worker's HTTP endpoint: `/metrics` for Prometheus, `/healthz` (liveness) and `/readyz`
-(readiness) for an orchestrator.
+"""The worker's HTTP endpoint: `/metrics` for Prometheus (text or OpenMetrics, gzip when
+accepted), `/healthz` (liveness) and `/readyz` (readiness) for an orchestrator, and, when given
+one, the live KPI page at `/` (`streams.export.page`).
 
 Served from the worker's own event loop, so a scrape never races the state it reads.
 """
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from streams.errors import ConfigError
+from streams.export.page import Page
 
 Probe = Callable[[], tuple[bool, Mapping[str, object]]]
 """Answers a probe: (passing, details shown as JSON)."""
@@ -26,12 +29,15 @@ class MetricsServer:
         port: int,
         healthy: Probe,
         ready: Probe | None = None,
+        *,
+        page: Page | None = None,
     ) -> None:
         self._registry = registry
         self._host = host
         self._port = port
         self._healthy = healthy
         self._ready = ready
+        self._page = page
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -39,12 +45,19 @@ class MetricsServer:
     def url(self) -> str:
         return f"http://{self._host}:{self.port}/metrics"
 
+    @property
+    def page_url(self) -> str | None:
+        """Where the live KPI page is (None: no page served)."""
+        return f"http://{self._host}:{self.port}/" if self._page is not None else None
+
     async def start(self) -> None:
         """Bind (port 0 picks a free one; `port` then holds it). Raises `ConfigError` if taken."""
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._health)
         app.router.add_get("/readyz", self._readiness)
+        if self._page is not None:
+            self._page.install(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
@@ -63,9 +76,16 @@ class MetricsServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def _metrics(self, _request: web.Request) -> web.Response:
-        body = generate_latest(self._registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def _metrics(self, request: web.Request) -> web.Response:
+        """The text format, or OpenMetrics when the scraper asks for it; gzip when accepted
+        (client_python's own encoders, as its HTTP server negotiates them)."""
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+        body = encode(self._registry)
+        headers = {"Content-Type": content_type}
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            body = gzip.compress(body, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(body=body, headers=headers)
 
     async def _health(self, _request: web.Request) -> web.Response:
         return _answer(*self._healthy())

@@ -20,10 +20,12 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as model
 
 from streams.core.catalog import CATALOG, DOMAINS, Catalog
+from streams.export import names
 from streams.generate.panels import (
     UNITS,
     annotation_queries,
     band_panel,
+    currency_unit,
     kpi_title,
     legend_of,
     merge_note,
@@ -77,6 +79,7 @@ def _board(uid: str, title: str, description: str, tag: str) -> dashboard.Dashbo
         .tags([TAG, tag])
         .time("now-6h", "now")
         .refresh("30s")
+        .readonly()  # generated: change streams/generate, not the board
         .tooltip(model.DashboardCursorSync.CROSSHAIR)
         .link(
             dashboard.DashboardLink("kpi-pulse boards")
@@ -180,58 +183,59 @@ def service_board() -> dashboard.Dashboard:
         ("Workers up", "Scrape targets of job pulse that answer.", "short",
          'sum(up{job="pulse"})'),
         ("Events/s", "Valid events counted per second, all workers.", "short",
-         f"sum(rate(pulse_events_processed_total[{rate}]))"),
+         f"sum(rate({names.EVENTS_PROCESSED.series}[{rate}]))"),
         ("Consumer lag", "Messages behind, all owned input partitions.", "short",
-         "sum(pulse_consumer_lag_messages)"),
+         f"sum({names.CONSUMER_LAG.series})"),
         ("Rejected/s", "Messages dead-lettered per second, all reasons.", "short",
-         f"sum(rate(pulse_events_rejected_total[{rate}]))"),
+         f"sum(rate({names.EVENTS_REJECTED.series}[{rate}]))"),
         ("Stale sources", "Sources judged stale by at least one worker.", "short",
-         "count(max by (source) (pulse_data_stale) == 1) or vector(0)"),
+         f"count(max by (source) ({names.DATA_STALE.series}) == 1) or vector(0)"),
         ("Watermark delay", "Wall-clock time minus the slowest worker's watermark.", "s",
-         "max(time() - pulse_watermark_timestamp_seconds)"),
+         f"max(time() - {names.WATERMARK.series})"),
         ("Detector cost", "Share of a core spent in anomaly detection, all workers.",
-         "percentunit", f"sum(rate(pulse_detector_seconds_total[{rate}]))"),
+         "percentunit", f"sum(rate({names.DETECTOR_SECONDS.series}[{rate}]))"),
         ("Open anomalies", "Series with an open anomaly alert, all workers.", "short",
-         'count(pulse_kpi_anomaly_active{severity!="none"} == 1) or vector(0)'),
+         f"count({names.ANOMALY_ACTIVE.series} == 1) or vector(0)"),
     ]  # fmt: skip
     for title, description, unit, expr in stats:
         board.with_panel(stat_panel(title, description, unit, expr))
     throughput = [
         ("Throughput by worker", "Valid events counted per second.", "short",
-         f"sum by (instance) (rate(pulse_events_processed_total[{rate}]))", "{{instance}}"),
+         f"sum by (instance) (rate({names.EVENTS_PROCESSED.series}[{rate}]))", "{{instance}}"),
         ("Throughput by event type", "Valid events counted per second, all workers.", "short",
-         f"sum by (type) (rate(pulse_events_processed_total[{rate}]))", "{{type}}"),
+         f"sum by (type) (rate({names.EVENTS_PROCESSED.series}[{rate}]))", "{{type}}"),
         ("Consumer lag", "Messages behind the high-water mark per owned input partition.",
-         "short", "sum by (instance, topic, partition) (pulse_consumer_lag_messages)",
+         "short", f"sum by (instance, topic, partition) ({names.CONSUMER_LAG.series})",
          "{{instance}} {{topic}}[{{partition}}]"),
         ("Rejected by reason", "Messages sent to the dead-letter topic per second.", "short",
-         f"sum by (reason) (rate(pulse_events_rejected_total[{rate}]))", "{{reason}}"),
+         f"sum by (reason) (rate({names.EVENTS_REJECTED.series}[{rate}]))", "{{reason}}"),
         ("Rebalances", "Partition assignments received (a worker's first one included).",
-         "short", f"sum by (instance) (increase(pulse_rebalances_total[{rate}]))",
+         "short", f"sum by (instance) (increase({names.REBALANCES.series}[{rate}]))",
          "{{instance}}"),
         ("Workers up", "1 while the scrape of the worker succeeds.", "short",
          'up{job="pulse"}', "{{instance}}"),
     ]  # fmt: skip
     freshness = [
         ("Watermark delay", "Wall-clock time minus each worker's event-time watermark.", "s",
-         "time() - pulse_watermark_timestamp_seconds", "{{instance}}"),
-        ("Age of the newest closed window", "Wall-clock time minus the end of the window "
-         "instance the KPI gauges show, per worker and window; workers far apart mix window "
-         "instances in the summed KPIs.", "s",
-         "time() - pulse_window_end_timestamp_seconds", "{{instance}} {{window}}"),
+         f"time() - {names.WATERMARK.series}", "{{instance}}"),
+        ("Age of the window shown", "Wall-clock time minus the end of the window instance the "
+         "KPI gauges show, per worker and window; 0 while that window is still open (balances, "
+         "cumulative and monthly windows). Workers far apart mix window instances in the "
+         "summed KPIs.", "s",
+         f"clamp_min(time() - {names.WINDOW_END.series}, 0)", "{{instance}} {{window}}"),
         ("Detector cost", "Seconds of anomaly detection per second: the share of a core.",
-         "percentunit", f"sum by (instance) (rate(pulse_detector_seconds_total[{rate}]))",
+         "percentunit", f"sum by (instance) (rate({names.DETECTOR_SECONDS.series}[{rate}]))",
          "{{instance}}"),
         ("Data stale sources", "1 while a source is silent or behind beyond its usual gaps, "
-         "as judged by any worker.", "short", "max by (source) (pulse_data_stale)",
+         "as judged by any worker.", "short", f"max by (source) ({names.DATA_STALE.series})",
          "{{source}}"),
         ("Dimension values folded", "Events per second whose dimension value was folded into "
          "'other' by the cardinality limit.", "short",
-         f"sum by (dimension) (rate(pulse_dimension_values_folded_total[{rate}]))",
+         f"sum by (dimension) (rate({names.DIMENSION_VALUES_FOLDED.series}[{rate}]))",
          "{{dimension}}"),
         ("Dedupe evictions", "Event ids forgotten early per second (dedupe memory full): "
          "duplicates of those ids would count twice.", "short",
-         f"sum by (instance) (rate(pulse_dedupe_evictions_total[{rate}]))", "{{instance}}"),
+         f"sum by (instance) (rate({names.DEDUPE_EVICTIONS.series}[{rate}]))", "{{instance}}"),
     ]  # fmt: skip
     for row, panels in (
         ("Throughput and lag", throughput),
@@ -252,14 +256,19 @@ def boards(catalog: Catalog = CATALOG) -> list[dashboard.Dashboard]:
     return [overview(catalog), *(domain_board(d, catalog) for d in domains), service_board()]
 
 
-def render_dashboards(catalog: Catalog = CATALOG) -> dict[str, str]:
+def render_dashboards(catalog: Catalog = CATALOG, currency: str = "EUR") -> dict[str, str]:
     """{`<uid>.json`: dashboard JSON}, deterministic (sorted keys, indent 2, trailing newline;
-    panels numbered in order)."""
+    panels numbered in order); money panels in `currency` (the reporting currency)."""
     files: dict[str, str] = {}
+    money = currency_unit(currency)
     for builder in boards(catalog):
         board = builder.build()
         for number, panel in enumerate(board.panels or [], start=1):
             panel.id_val = number
+            config = getattr(panel, "field_config", None)  # rows have none
+            defaults = config.defaults if config is not None else None
+            if defaults is not None and defaults.unit == UNITS["currency"]:
+                defaults.unit = money
         text = json.dumps(board, cls=JSONEncoder, indent=2, sort_keys=True)
         files[f"{board.uid}.json"] = text + "\n"
     return dict(sorted(files.items()))

@@ -30,20 +30,21 @@ class Output:
     render: Callable[[], dict[str, str]]
 
 
-def outputs(links: Links = DEFAULT_LINKS) -> tuple[Output, ...]:
+def outputs(links: Links = DEFAULT_LINKS, currency: str = "EUR") -> tuple[Output, ...]:
+    """`currency`: the reporting currency the boards' money panels are labelled in."""
     return (
         Output("schemas/json", "*.schema.json", render_json_schemas),
         Output("deploy/prometheus/rules", "*.rules.yml", lambda: render_rules(links=links)),
         Output("deploy/alertmanager", "alertmanager.yml", render_alertmanager),
-        Output("grafana/dashboards", "*.json", render_dashboards),
+        Output("grafana/dashboards", "*.json", lambda: render_dashboards(currency=currency)),
     )
 
 
-def drift(root: Path = ROOT, links: Links = DEFAULT_LINKS) -> list[str]:
+def drift(root: Path = ROOT, links: Links = DEFAULT_LINKS, currency: str = "EUR") -> list[str]:
     """Paths (relative to `root`) that are missing, different or no longer generated."""
     _check_root(root)
     found: list[str] = []
-    for out in outputs(links):
+    for out in outputs(links, currency):
         directory = root / out.directory
         expected = out.render()
         actual = {p.name: p.read_text() for p in directory.glob(out.pattern)}
@@ -53,11 +54,11 @@ def drift(root: Path = ROOT, links: Links = DEFAULT_LINKS) -> list[str]:
     return found
 
 
-def write_all(root: Path = ROOT, links: Links = DEFAULT_LINKS) -> list[str]:
+def write_all(root: Path = ROOT, links: Links = DEFAULT_LINKS, currency: str = "EUR") -> list[str]:
     """Write every generated file and remove stale ones; return the paths written."""
     _check_root(root)
     written: list[str] = []
-    for out in outputs(links):
+    for out in outputs(links, currency):
         directory = root / out.directory
         directory.mkdir(parents=True, exist_ok=True)
         expected = out.render()

@@ -31,9 +31,10 @@ from grafana_foundation_sdk.models.common import (
     TooltipDisplayMode,
 )
 
-from streams.core.catalog import FLOW_WINDOWS, Kpi, Thresholds
+from streams.core.catalog import CATALOG, FLOW_WINDOWS, Kpi, Thresholds
+from streams.export import names
+from streams.export.names import BAND_FAMILIES, kpi_family
 from streams.generate.queries import (
-    BAND_FAMILIES,
     FILTERED_DIMS,
     WINDOW_VARIABLE,
     anomaly_expr,
@@ -46,8 +47,10 @@ from streams.generate.queries import (
 DATASOURCE_UID = "pulse-prometheus"
 """The provisioned Prometheus data source (grafana/provisioning/datasources/prometheus.yml)."""
 DEFAULT_WINDOW = "1h"
+REVENUE = next(kpi_family(k).name for k in CATALOG.kpis if k.name == "revenue")
+"""The family the business-unit and region variables read their values from."""
 UNITS = {
-    "currency": "currencyEUR",  # the default reporting currency (PULSE_REPORTING_CURRENCY)
+    "currency": "currencyEUR",  # replaced by `currency_unit` of PULSE_REPORTING_CURRENCY
     "ratio": "percentunit",
     "count": "short",
     "days": "d",
@@ -55,6 +58,18 @@ UNITS = {
     "score": "none",
 }
 """Grafana unit of each catalog unit."""
+GRAFANA_CURRENCIES = frozenset({
+    "USD", "GBP", "EUR", "JPY", "RUB", "UAH", "BRL", "DKK", "ISK", "NOK", "SEK", "CZK",
+    "CHF", "PLN", "ZAR", "INR", "KRW", "IDR", "PHP", "VND", "TRY", "MYR", "BGN", "ILS",
+})  # fmt: skip
+"""Currencies with a Grafana unit of their own (`currencyUSD`)."""
+
+
+def currency_unit(code: str) -> str:
+    """Grafana's unit for money in `code`; other currencies get the code as a suffix."""
+    return f"currency{code}" if code in GRAFANA_CURRENCIES else f"suffix: {code}"
+
+
 ACRONYMS = {
     "ar": "AR",
     "ap": "AP",
@@ -294,9 +309,9 @@ def variables(*, window: bool, instance: bool) -> list[Builder[model.VariableMod
         .type("prometheus")
         .current(_option("Prometheus", DATASOURCE_UID)),
         _label_variable(
-            "business_unit", "Business unit", "label_values(pulse_revenue, business_unit)"
+            "business_unit", "Business unit", f"label_values({REVENUE}, business_unit)"
         ),
-        _label_variable("region", "Region", "label_values(pulse_revenue, region)"),
+        _label_variable("region", "Region", f"label_values({REVENUE}, region)"),
     ]
     if window:
         out.append(
@@ -309,7 +324,7 @@ def variables(*, window: bool, instance: bool) -> list[Builder[model.VariableMod
     if instance:
         out.append(
             _label_variable(
-                "instance", "Worker (bands)", "label_values(pulse_kpi_expected, instance)"
+                "instance", "Worker (bands)", f"label_values({names.EXPECTED.series}, instance)"
             )
         )
     return out
@@ -354,7 +369,11 @@ def annotation_queries(kpis: Sequence[Kpi]) -> list[Builder[model.AnnotationQuer
         ),
         _Built(
             _PrometheusAnnotation(
-                "Data stale", "pulse_data_stale == 1", "data stale: {{source}}", "source", "orange"
+                "Data stale",
+                f"{names.DATA_STALE.series} == 1",
+                "data stale: {{source}}",
+                "source",
+                "orange",
             )
         ),
     ]

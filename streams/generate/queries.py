@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
 from streams.core.catalog import BU_REGION, FLOW_WINDOWS, RATIO_KINDS, Kpi
+from streams.export import names
+from streams.export.names import kpi_family
 
 WINDOW_VARIABLE = "$window"
 """What a flow KPI's `window` label is set to: the board's `window` variable."""
@@ -26,14 +28,7 @@ FILTERED_DIMS = BU_REGION
 DETECTED_TOTAL_KINDS = frozenset({"flow", *RATIO_KINDS})
 """KPI kinds whose company total the detectors score (`streams.detection.watch.rollups` sums values
 or numerators and denominators: balances and formulas carry neither, quantiles do not add up).
-Checked on /metrics: `pulse_kpi_expected` has no dimensionless series for the others."""
-BAND_FAMILIES = (
-    ("observed", "pulse_kpi_observed"),
-    ("expected", "pulse_kpi_expected"),
-    ("lower", "pulse_kpi_expected_lower"),
-    ("upper", "pulse_kpi_expected_upper"),
-)
-"""(legend, family) of the detectors' view of a series, in drawing order."""
+Checked on /metrics: `names.EXPECTED` has no dimensionless series for the others."""
 
 
 def board_window(kpi: Kpi) -> str:
@@ -67,11 +62,11 @@ def value_expr(kpi: Kpi, kpis: Mapping[str, Kpi], by: Sequence[str] = ()) -> str
     """
     window = board_window(kpi)
     sel = selector(kpi, window)
-    family = f"pulse_{kpi.name}"
+    family = kpi_family(kpi)
     if kpi.kind in RATIO_KINDS:
-        numerator = _agg("sum", f"{family}_numerator{sel}", by)
-        denominator = _agg("sum", f"{family}_denominator{sel}", by)
-        return f"{_scaled(kpi.scale, numerator)} / {denominator}"
+        numerator = _agg("sum", f"{family.numerator}{sel}", by)
+        denominator = _agg("sum", f"{family.denominator}{sel}", by)
+        return f"{_scaled(kpi.scale, numerator)} / {denominator}"  # in the catalog's unit
     if kpi.kind == "formula":
         return _combine(
             (coefficient, value_expr(kpis[name], kpis, by))
@@ -79,7 +74,7 @@ def value_expr(kpi: Kpi, kpis: Mapping[str, Kpi], by: Sequence[str] = ()) -> str
         )
     if kpi.kind == "quantile":
         raise ValueError(f"KPI {kpi.name}: quantiles do not merge across workers")
-    return _agg("sum", f"{family}{sel}", by)
+    return _agg("sum", f"{family.name}{sel}", by)
 
 
 def _combine(terms: Iterable[tuple[int, str]]) -> str:
@@ -96,11 +91,11 @@ def quantile_expr(kpi: Kpi, quantile: Decimal) -> str:
     """One quantile of a quantile KPI, one series per worker (sketches are not exported, so
     the workers' quantiles cannot be merged)."""
     matchers = selector(kpi, board_window(kpi), [f'quantile="{quantile}"'])
-    return f"pulse_{kpi.name}{matchers}"
+    return f"{kpi_family(kpi).name}{matchers}"
 
 
-def band_expr(family: str, kpi: Kpi) -> str:
-    """One of `BAND_FAMILIES` for the KPI's company total (every dimension label empty) at the
+def band_expr(family: names.Family, kpi: Kpi) -> str:
+    """One of `names.BAND_FAMILIES` for the KPI's company total (every dimension label empty) at the
     board's window, for the worker the panel is repeated for (`$instance`)."""
     matchers = [
         f'kpi="{kpi.name}"',
@@ -108,10 +103,12 @@ def band_expr(family: str, kpi: Kpi) -> str:
         *(f'{dim}=""' for dim in kpi.dims),
         'instance=~"$instance"',
     ]
-    return f"{family}{{{', '.join(matchers)}}}"
+    factor = kpi_family(kpi).factor  # bands are exported in base units; boards show days
+    query = f"{family.series}{{{', '.join(matchers)}}}"
+    return query if factor == 1 else f"{query} / {factor}"
 
 
 def anomaly_expr(kpis: Iterable[Kpi]) -> str:
     """Open anomaly alerts on any series of these KPIs (the domain board's annotations)."""
-    names = "|".join(k.name for k in kpis)
-    return f'pulse_kpi_anomaly_active{{kpi=~"{names}", severity!="none"}} == 1'
+    kpis_re = "|".join(k.name for k in kpis)
+    return f'{names.ANOMALY_ACTIVE.series}{{kpi=~"{kpis_re}"}} == 1'

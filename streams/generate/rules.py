@@ -2,11 +2,12 @@
 
 Recording rules put the workers back together. Every worker exports partial sums for the
 partitions it owns, so a KPI is only whole once summed across workers:
-- `kpi:pulse_<kpi>:sum`: flows and balances summed over workers, all dimensions kept;
-- `kpi:pulse_<kpi>:ratio`: ratio KPIs recomputed as scale * sum(numerator) / sum(denominator);
-- `kpi:pulse_<kpi>:formula`: formula KPIs (cash conversion cycle) from the recorded inputs;
+- `kpi:<family>:sum`: flows and balances summed over workers, all dimensions kept;
+- `kpi:<family>:ratio`: ratio KPIs recomputed as scale * sum(numerator) / sum(denominator);
+- `kpi:<family>:formula`: formula KPIs (cash conversion cycle) from the recorded inputs;
 - `kpi_total:…`: the same for the whole company (summed over every dimension), per window.
-Quantile KPIs do not add up across workers and are not recorded.
+Quantile KPIs do not add up across workers and are not recorded. `<family>` is the KPI's
+exported family (`streams.export.names.kpi_family`: `pulse_revenue`, `pulse_dso_seconds`).
 
 Alert rules:
 - `PulseKpiAnomaly`, one rule per KPI: a worker's detectors hold an alert open on a series
@@ -30,6 +31,8 @@ import yaml
 
 from streams.core.catalog import CATALOG, FLOW_WINDOWS, RATIO_KINDS, Catalog, Kpi
 from streams.detection.watch import STATIC_WINDOWS
+from streams.export import names
+from streams.export.names import kpi_family
 from streams.generate.dashboards import SERVICE_UID, board_uid
 
 RECORDING_FILE = "pulse-recording.rules.yml"
@@ -52,7 +55,7 @@ VALUE_FORMAT = {
     "currency": '{{ printf "%.2f" $value }}',
     "count": '{{ printf "%.0f" $value }}',
     "ratio": "{{ humanizePercentage $value }}",
-    "days": '{{ printf "%.1f" $value }} days',
+    "days": "{{ humanizeDuration $value }}",  # exported in seconds
     "seconds": "{{ humanizeDuration $value }}",
     "score": '{{ printf "%.1f" $value }}',
 }
@@ -89,12 +92,13 @@ def render_rules(catalog: Catalog = CATALOG, links: Links = DEFAULT_LINKS) -> di
 def recorded_name(kpi: Kpi, total: bool = False) -> str | None:
     """The recording rule that holds `kpi` summed across workers (None: not recorded)."""
     level = "kpi_total" if total else "kpi"
+    family = kpi_family(kpi).name
     if kpi.kind in ADDITIVE_KINDS:
-        return f"{level}:pulse_{kpi.name}:sum"
+        return f"{level}:{family}:sum"
     if kpi.kind in RATIO_KINDS:
-        return f"{level}:pulse_{kpi.name}:ratio"
+        return f"{level}:{family}:ratio"
     if kpi.kind == "formula":
-        return f"{level}:pulse_{kpi.name}:formula"
+        return f"{level}:{family}:formula"
     return None
 
 
@@ -107,13 +111,14 @@ def _recording_group(catalog: Catalog) -> dict[str, Any]:
             if record is None:
                 continue
             keep = "by (window)" if total else f"without ({WORKERS})"
+            family = kpi_family(kpi)
             if kpi.kind in ADDITIVE_KINDS:
-                expr = f"sum {keep} (pulse_{kpi.name})"
+                expr = f"sum {keep} ({family.name})"
             elif kpi.kind in RATIO_KINDS:
-                scale = "" if kpi.scale == 1 else f"{_number(kpi.scale)} * "
+                scale = "" if family.scale == 1 else f"{_number(family.scale)} * "
                 expr = (
-                    f"{scale}sum {keep} (pulse_{kpi.name}_numerator)\n"
-                    f"  / (sum {keep} (pulse_{kpi.name}_denominator) != 0)"
+                    f"{scale}sum {keep} ({family.numerator})\n"
+                    f"  / (sum {keep} ({family.denominator}) != 0)"
                 )
             else:
                 expr = _linear(
@@ -142,15 +147,16 @@ def _anomaly_group(catalog: Catalog, links: Links) -> dict[str, Any]:
         labels = _series_labels(kpi)
         where = "".join(f"{{{{ with $labels.{d} }}}} {d}={{{{ . }}}}{{{{ end }}}}" for d in labels)
         band = " to ".join(
-            _query_value(f"pulse_kpi_expected_{edge}", kpi, labels) for edge in ("lower", "upper")
+            _query_value(edge.name, kpi, labels)
+            for edge in (names.EXPECTED_LOWER, names.EXPECTED_UPPER)
         )
         rules.append(
             {
                 "alert": "PulseKpiAnomaly",
                 "expr": (
-                    f'pulse_kpi_observed{{kpi="{kpi.name}"}}\n'
+                    f'{names.OBSERVED.series}{{kpi="{kpi.name}"}}\n'
                     "  * ignoring (severity) group_left (severity)\n"
-                    f'  (pulse_kpi_anomaly_active{{kpi="{kpi.name}", severity!="none"}} == 1)'
+                    f'  ({names.ANOMALY_ACTIVE.series}{{kpi="{kpi.name}"}} == 1)'
                 ),
                 "for": ANOMALY_FOR,
                 "keep_firing_for": ANOMALY_KEEP_FIRING,
@@ -215,7 +221,8 @@ def _threshold_group(catalog: Catalog, links: Links) -> dict[str, Any]:
             rules.append(
                 {
                     "alert": "PulseKpiThreshold",
-                    "expr": f'{record}{{window=~"{windows}"}} {op} {_number(limit)}',
+                    "expr": f'{record}{{window=~"{windows}"}} {op} '
+                    f"{_number(limit * kpi_family(kpi).factor)}",
                     "for": THRESHOLD_FOR,
                     "keep_firing_for": THRESHOLD_KEEP_FIRING,
                     "labels": {"severity": severity, "kpi": kpi.name, "domain": kpi.domain},
@@ -282,10 +289,10 @@ def _service_group(links: Links) -> dict[str, Any]:
             },
         }
 
-    rejected = "sum by (instance) (rate(pulse_events_rejected_total[5m]))"
-    processed = "sum by (instance) (rate(pulse_events_processed_total[5m]))"
+    rejected = f"sum by (instance) (rate({names.EVENTS_REJECTED.series}[5m]))"
+    processed = f"sum by (instance) (rate({names.EVENTS_PROCESSED.series}[5m]))"
     share = f"{rejected}\n  / ({rejected} + {processed})"
-    lag = "sum by (instance, topic) (pulse_consumer_lag_messages)"
+    lag = f"sum by (instance, topic) ({names.CONSUMER_LAG.series})"
     return {
         "name": "pulse-service",
         "rules": [
@@ -304,7 +311,7 @@ def _service_group(links: Links) -> dict[str, Any]:
             rule(
                 "PulseConsumerLagGrowing",
                 f"{lag} > 10000\n  and sum by (instance, topic) "
-                "(delta(pulse_consumer_lag_messages[10m])) > 0",
+                f"(delta({names.CONSUMER_LAG.series}[10m])) > 0",
                 for_="10m",
                 keep="5m",
                 severity="warning",
@@ -351,7 +358,7 @@ def _service_group(links: Links) -> dict[str, Any]:
             ),
             rule(
                 "PulseDataStale",
-                "max by (source) (pulse_data_stale) == 1",
+                f"max by (source) ({names.DATA_STALE.series}) == 1",
                 for_="1m",
                 keep="5m",
                 severity="warning",

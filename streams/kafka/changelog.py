@@ -46,11 +46,6 @@ Apply = Callable[[int, dict[str, Any]], None]
 """Called with (partition, record) for every changelog record, in order."""
 
 
-def encode(record: dict[str, Any]) -> list[bytes]:
-    """One record as changelog payloads: itself, or its parts when too large for one."""
-    return encode_parts(record)
-
-
 def key_for(partition: int) -> bytes:
     return b"p%d" % partition
 

@@ -9,6 +9,8 @@ The same events are produced once. Then, alternately for a few rounds:
 - the same pipeline with anomaly detection off (`PULSE_DETECTION=false`): the detection cost is
   `1 - with / without`.
 The ratio of medians is what to compare across machines; absolute figures vary with the machine.
+With `latency`, a paced run follows (`streams.tools.bench_latency`): start → ready, publish →
+applied and window end → KPI record at that offered rate, and RSS.
 Detection works once per closed window, not per event, so its cost depends on how much event time
 the events span: `simulated_rate` (events per simulated second) sets that density.
 """
@@ -41,6 +43,7 @@ from streams.kafka.clients import (
 from streams.kafka.connection import KafkaTarget
 from streams.kafka.embedded import kafka_bootstrap
 from streams.settings import Settings
+from streams.tools.bench_latency import measure_latency, table
 from streams.tools.publisher import publish
 from streams.tools.simulator import SimulationConfig, simulate
 from streams.worker.worker import Worker
@@ -63,6 +66,8 @@ async def run_bench(
     *,
     with_faust: bool = False,
     simulated_rate: float = SIMULATED_RATE,
+    latency: float | None = None,
+    latency_seconds: float = 90.0,
     say: Callable[[str], None] = say,
 ) -> float:
     """Run the benchmark and return the ratio (median pipeline / median ceiling)."""
@@ -134,6 +139,10 @@ async def run_bench(
                 f"faust:    {faust_rate:10,.0f} events/s (a Faust agent doing the same per-event "
                 f"work, no table writes; ratio {faust_rate / ceiling:.2f})"
             )
+        if latency is not None:
+            felt = await measure_latency(settings, bootstrap, latency, latency_seconds)
+            for line in table(felt, settings):
+                say(line)
         ratio = pipeline / ceiling
         say(f"ratio: {ratio:.2f}")
         return ratio

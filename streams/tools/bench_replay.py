@@ -23,7 +23,8 @@ from aiokafka import TopicPartition
 
 from schemas import event_adapter
 from streams.core import PartitionState, WorkerState
-from streams.kafka.changelog import encode, key_for, replay
+from streams.core.log_records import encode
+from streams.kafka.changelog import key_for, replay
 from streams.kafka.clients import (
     KEEP_FOREVER,
     TopicSpec,

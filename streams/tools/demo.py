@@ -180,6 +180,7 @@ async def _run(
         await asyncio.wait([serving, *tasks], return_when=asyncio.FIRST_COMPLETED)
         serving.cancel()
         if worker.serving.is_set():
+            say(f"page: {worker.server.page_url}   (live KPIs, band and open alerts)")
             say(f"metrics: {worker.server.url}   (Ctrl-C to stop)")
             await _watch(worker, tasks, stats, stop, options=options, say=say)
     finally:

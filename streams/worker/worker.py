@@ -38,6 +38,7 @@ from streams.detection.watch import IDLE_STEPS, AnomalyWatch
 from streams.errors import BrokerError
 from streams.export.http import MetricsServer
 from streams.export.metrics import build_registry
+from streams.export.page import Page, PageSources
 from streams.kafka.anomalies import anomaly_record
 from streams.kafka.changelog import ChangelogWriter, offsets
 from streams.kafka.clients import (
@@ -103,7 +104,12 @@ class Worker:
         self.rebalances = 0
         """Partition assignments received (the service board's rebalance count)."""
         self.registry = build_registry(
-            self.state, self.lag, self.watch, self.detector_cost, lambda: self.rebalances
+            self.state,
+            lag=self.lag,
+            rebalances=lambda: self.rebalances,
+            watch=self.watch,
+            detector_cost=self.detector_cost,
+            bands=settings.export_bands,
         )
         self.server = MetricsServer(
             self.registry,
@@ -111,6 +117,7 @@ class Worker:
             settings.metrics_port,
             self.liveness,
             self.readiness,
+            page=Page(PageSources(self.state, self.watch, self.lag)),
         )
         self.serving = asyncio.Event()
         """Set once /metrics is bound (`server.url` is then final)."""
@@ -224,7 +231,7 @@ class Worker:
                     self.health.last_records = time.monotonic()
                     committable.update(await self._process(batches, consumer, producer))
                 else:
-                    await self._refresh_lag(consumer)
+                    await self.health.refresh_lag(consumer, self.state)
                     await self._tick(producer)
                     if self._inflight:
                         committable.update(await self._settle())
@@ -246,7 +253,7 @@ class Worker:
         for tp, records in batches.items():
             self.partitioner.observe(tp.topic, tp.partition, records)
         out = self.step.read(batches, now)
-        await self._refresh_lag(consumer)
+        await self.health.refresh_lag(consumer, self.state)
         self.step.close(out, now, self._clock(now))
         # A tripped bad-event guard stops the worker only once this batch (its dead letters and
         # checkpoints) is durable: a restart then resumes after what was read, instead of
@@ -327,9 +334,6 @@ class Worker:
     def _anomaly_messages(self, records: list[tuple[bytes, bytes]]) -> Iterable[Message]:
         topic = self.settings.anomalies_topic
         return ((topic, key, value, None, None) for key, value in records)
-
-    async def _refresh_lag(self, consumer: AIOKafkaConsumer) -> None:
-        await self.health.refresh_lag(consumer, self.state)
 
     def _clock(self, now: float) -> float:
         return self.health.clock(self.state.watermark(), now, self.settings.watermark_delay_seconds)

@@ -72,13 +72,19 @@ def test_demo_shows_revenue_within_a_minute_and_stops_by_itself(demo_env: dict[s
     started = time.monotonic()
     process = _start_demo("--duration", "30", "--rate", "40", env_extra=demo_env)
     try:
-        url = None
+        url = page = None
+        page_html = ""
         summaries = 0
         seen_revenue_after = None
         published: list[int] = []
         for line in _lines(process):
             if match := re.search(r"metrics: (http://\S+)", line):
                 url = match.group(1)
+            if match := re.search(r"page: (http://\S+)", line):
+                page = match.group(1)
+            if "events/s" in line and page is not None and not page_html:
+                with urllib.request.urlopen(page, timeout=5) as response:
+                    page_html = response.read().decode()
             if "events/s" in line:
                 summaries += 1
                 published.append(int(re.search(r"published (\d+)", line).group(1)))  # type: ignore[union-attr]
@@ -89,6 +95,8 @@ def test_demo_shows_revenue_within_a_minute_and_stops_by_itself(demo_env: dict[s
     finally:
         process.kill()
     assert url is not None, "the demo never printed where /metrics is"
+    assert page == url.removesuffix("metrics"), "the demo printed no page URL beside /metrics"
+    assert "/static/page.js" in page_html  # the live page answers there
     assert summaries >= 3
     assert seen_revenue_after is not None, "no revenue series on /metrics"
     assert seen_revenue_after < 60

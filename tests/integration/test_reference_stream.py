@@ -137,8 +137,15 @@ async def test_reference_ledger_through_the_broker(
     assert {k[1] for k in checks} == {"balance", "cumulative", "30d", "1mo"}
     for (kpi, window, _, _, dims), value in checks.items():
         labels = dict(pair.split("=", 1) for pair in dims.split(";") if pair)
-        shown = samples.get((f"pulse_{kpi}", frozenset({**labels, "window": window}.items())))
+        # KPIs kept in days are exported in seconds (Prometheus' base unit)
+        family, per_unit = (
+            (f"pulse_{kpi.removesuffix('_days')}_seconds", 86400)
+            if kpi.endswith("_days")
+            else (f"pulse_{kpi}", 1)
+        )
+        shown = samples.get((family, frozenset({**labels, "window": window}.items())))
         assert shown is not None, f"/metrics lacks {kpi}{labels} window={window}"
-        assert abs(Decimal(repr(shown)) - value) <= RATIO_TOLERANCE * max(1, abs(value)), (
+        shown_value = Decimal(repr(shown)) / per_unit
+        assert abs(shown_value - value) <= RATIO_TOLERANCE * max(1, abs(value)), (
             f"{kpi}{labels} window={window}: /metrics {shown}, expected {value}"
         )

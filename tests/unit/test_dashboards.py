@@ -40,6 +40,17 @@ DS = {"type": "prometheus", "uid": "${datasource}"}
 SELECTOR = re.compile(r"\b(pulse_[a-z_]+)\{([^}]*)\}")
 
 
+def exported(kpi: Kpi) -> str:
+    """The family a KPI is exported as: `pulse_<name>`; KPIs kept in days are exported in
+    seconds, Prometheus' base unit (`dso_days` -> `pulse_dso_seconds`)."""
+    if kpi.unit == "days":
+        return f"pulse_{kpi.name.removesuffix('_days')}_seconds"
+    return f"pulse_{kpi.name}"
+
+
+FAMILY_KPIS = {exported(k): k for k in CATALOG.kpis}
+
+
 @pytest.fixture(scope="module")
 def boards() -> dict[str, Board]:
     return {name: json.loads(text) for name, text in render_dashboards().items()}
@@ -62,8 +73,8 @@ def families(kpi: Kpi) -> set[str]:
     if kpi.kind == "formula":
         return set().union(*(families(KPIS[name]) for name in kpi.numerator))
     if kpi.denominator is not None:
-        return {f"pulse_{kpi.name}_numerator", f"pulse_{kpi.name}_denominator"}
-    return {f"pulse_{kpi.name}"}
+        return {f"{exported(kpi)}_numerator", f"{exported(kpi)}_denominator"}
+    return {exported(kpi)}
 
 
 def matchers(text: str) -> dict[str, str]:
@@ -157,11 +168,10 @@ def test_template_variables(boards: dict[str, Board]) -> None:
 
 
 def kpi_of(family: str) -> Kpi | None:
-    name = family.removeprefix("pulse_")
     for suffix in ("_numerator", "_denominator"):
-        if name.endswith(suffix) and name.removesuffix(suffix) in KPIS:
-            return KPIS[name.removesuffix(suffix)]
-    return KPIS.get(name)
+        if family.endswith(suffix) and family.removesuffix(suffix) in FAMILY_KPIS:
+            return FAMILY_KPIS[family.removesuffix(suffix)]
+    return FAMILY_KPIS.get(family)
 
 
 def kpi_selectors(boards: dict[str, Board]) -> list[tuple[str, Kpi, str, str]]:
@@ -186,9 +196,9 @@ def test_ratio_queries_divide_summed_numerators_by_summed_denominators(
         if kpi.name not in ratios:
             continue
         seen.add(kpi.name)
-        assert family != f"pulse_{kpi.name}", f"averaging workers' ratios: {expr}"
-        assert f"pulse_{kpi.name}_numerator{{" in expr, expr
-        assert f"pulse_{kpi.name}_denominator{{" in expr, expr
+        assert family != exported(kpi), f"averaging workers' ratios: {expr}"
+        assert f"{exported(kpi)}_numerator{{" in expr, expr
+        assert f"{exported(kpi)}_denominator{{" in expr, expr
         assert "sum by (" in expr or "sum(" in expr, expr
         if kpi.scale != 1:
             assert f"{kpi.scale.normalize():f} * sum" in expr, expr
@@ -197,11 +207,11 @@ def test_ratio_queries_divide_summed_numerators_by_summed_denominators(
 
 def test_cash_conversion_cycle_is_recomputed_from_its_inputs(boards: dict[str, Board]) -> None:
     board = by_uid(boards, "pulse-working-capital")
-    (expr,) = [e for e in exprs(board) if "pulse_dso_days_numerator" in e and "dpo" in e]
-    assert "pulse_cash_conversion_cycle_days" not in expr
-    # dso + dio - dpo, each 30 x sum(numerator) / sum(denominator)
+    (expr,) = [e for e in exprs(board) if "pulse_dso_seconds_numerator" in e and "dpo" in e]
+    assert "pulse_cash_conversion_cycle_seconds" not in expr
+    # dso + dio - dpo in days (the board's unit), each 30 x sum(numerator) / sum(denominator)
     terms = re.findall(
-        r"([+-]?) ?\(30 \* sum by \(business_unit, region\) \(pulse_(d.o)_days", expr
+        r"([+-]?) ?\(30 \* sum by \(business_unit, region\) \(pulse_(d.o)_seconds", expr
     )
     assert terms == [("", "dso"), ("+", "dio"), ("-", "dpo")]
 
@@ -291,7 +301,7 @@ def test_domain_boards_annotate_anomalies_and_stale_data(boards: dict[str, Board
         queries = {a["name"]: a["expr"] for a in board["annotations"]["list"]}
         names = {k.name for k in CATALOG.kpis if k.domain == domain}
         anomaly = re.fullmatch(
-            r'pulse_kpi_anomaly_active\{kpi=~"([a-z_|]+)", severity!="none"\} == 1',
+            r'pulse_kpi_anomaly_active\{kpi=~"([a-z_|]+)"\} == 1',
             queries["Anomalies"],
         )
         assert anomaly is not None
@@ -332,3 +342,27 @@ def test_a_new_catalog_kpi_gets_its_panels_without_code_changes() -> None:
     expr = next(e for e in exprs(board) if "pulse_refund_rate_numerator" in e)
     assert expr.startswith("100 * sum by (business_unit, region) (pulse_refund_rate_numerator{")
     assert band_targets(board, "refund_rate")
+
+
+def _units(rendered: dict[str, str]) -> set[str]:
+    return {
+        p["fieldConfig"]["defaults"].get("unit", "")
+        for text in rendered.values()
+        for p in panels(json.loads(text))
+        if "fieldConfig" in p
+    }
+
+
+def test_money_panels_are_in_the_reporting_currency_and_boards_are_read_only() -> None:
+    money = {k.name for k in CATALOG.kpis if k.unit == "currency"}
+    assert "revenue" in money
+    assert "currencyEUR" in _units(render_dashboards())
+    usd = _units(render_dashboards(currency="USD"))
+    assert "currencyUSD" in usd
+    assert "currencyEUR" not in usd
+    # a currency Grafana has no unit for: its code as a suffix
+    xaf = _units(render_dashboards(currency="XAF"))
+    assert "suffix: XAF" in xaf
+    assert not any(u.startswith("currency") for u in xaf)
+    for text in render_dashboards().values():
+        assert json.loads(text)["editable"] is False

@@ -26,7 +26,8 @@ GRAFANA = "http://localhost:3000"
 
 # kpi: (title, board, window, labels of the series, observed, lower, upper as quoted)
 # Values: currency 1234.567 → "1234.57"; count 42 → "42"; ratio 0.42 → "42%";
-# days 12.34 → "12.3 days"; seconds 5400 → "1h 30m 0s"; score 12.34 → "12.3".
+# days (exported in seconds) 1066176 → "12d 8h 9m 36s"; seconds 5400 → "1h 30m 0s";
+# score 12.34 → "12.3".
 BU_REGION = {"business_unit": "retail", "region": "emea"}
 CASES: dict[str, tuple[str, str, str, dict[str, str], str, str, str]] = {
     "revenue": ("Revenue", "pulse-sales", "1m", BU_REGION, "1234.57", "2000.00", "3000.00"),
@@ -130,36 +131,36 @@ CASES: dict[str, tuple[str, str, str, dict[str, str], str, str, str]] = {
         "pulse-working-capital",
         "30d",
         BU_REGION,
-        "12.3 days",
-        "20.0 days",
-        "30.0 days",
+        "12d 8h 9m 36s",
+        "20d 0h 0m 0s",
+        "30d 0h 0m 0s",
     ),
     "dpo_days": (
         "DPO",
         "pulse-working-capital",
         "30d",
         BU_REGION,
-        "12.3 days",
-        "20.0 days",
-        "30.0 days",
+        "12d 8h 9m 36s",
+        "20d 0h 0m 0s",
+        "30d 0h 0m 0s",
     ),
     "dio_days": (
         "DIO",
         "pulse-working-capital",
         "30d",
         BU_REGION,
-        "12.3 days",
-        "20.0 days",
-        "30.0 days",
+        "12d 8h 9m 36s",
+        "20d 0h 0m 0s",
+        "30d 0h 0m 0s",
     ),
     "cash_conversion_cycle_days": (
         "Cash conversion cycle",
         "pulse-working-capital",
         "30d",
         BU_REGION,
-        "12.3 days",
-        "20.0 days",
-        "30.0 days",
+        "12d 8h 9m 36s",
+        "20d 0h 0m 0s",
+        "30d 0h 0m 0s",
     ),
     "budget_variance_ratio": (
         "Budget variance",
@@ -187,9 +188,10 @@ RAW = {  # the numbers behind the quoted strings, per quoted form
     "1h 30m 0s": 5400,
     "2h 0m 0s": 7200,
     "3h 0m 0s": 10800,
-    "12.3 days": 12.34,
-    "20.0 days": 20,
-    "30.0 days": 30,
+    # days KPIs are exported in seconds: 12 d 8 h 9 m 36 s = 12.34 x 86400
+    "12d 8h 9m 36s": 1_066_176,
+    "20d 0h 0m 0s": 20 * 86400,
+    "30d 0h 0m 0s": 30 * 86400,
 }
 
 
@@ -351,7 +353,7 @@ def test_every_alert_has_severity_summary_description_dashboard_and_runbook() ->
     for rule in alert_rules():
         assert "for" in rule, rule["alert"]
         assert "keep_firing_for" in rule, rule["alert"]
-        has_severity = "severity" in rule["labels"] or "severity!=" in rule["expr"]
+        has_severity = "severity" in rule["labels"] or "group_left (severity)" in rule["expr"]
         assert has_severity, rule["alert"]
         notes = rule["annotations"]
         assert set(notes) == {"summary", "description", "dashboard", "runbook_url"}
