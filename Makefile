@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 OPS_TOOLS := prometheus promtool prometheus-alertmanager amtool
 BROWSER_TOOLS := chromium chromedriver
 
-.PHONY: help setup ops-tools browser-tools screenshots kafka-tools test-apache test-fault demo demo-incidents test test-unit test-integration lint format generate check-generated bench hostile soak evaluate clean
+.PHONY: help setup ops-tools browser-tools screenshots schema-tools lock kafka-tools test-apache test-fault demo demo-incidents test test-unit test-integration lint format generate check-generated bench hostile soak evaluate clean
 
 help: ## list the entry points (start with `make demo`, then `make test`)
 	@echo "kpi-pulse: live finance & operations KPIs from Kafka"
@@ -43,6 +43,20 @@ browser-tools: ## install headless Chromium + chromedriver (Debian packages; the
 	    chromium chromium-driver >/dev/null; \
 	fi
 
+AJV_DIR := deploy/ajv
+AJV     := $(AJV_DIR)/node_modules/.bin/ajv
+
+$(AJV): $(AJV_DIR)/package.json $(AJV_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js 18+) is needed for the ajv schema tests"; exit 1; }
+	cd $(AJV_DIR) && npm ci --no-audit --no-fund --silent
+	touch $(AJV)
+
+schema-tools: $(AJV) ## ajv-cli (npm, locked in deploy/ajv/) for the JSON Schema tests, into deploy/ajv/node_modules
+
+lock: $(STAMP) ## pin the image's runtime dependencies with hashes: deploy/docker/requirements.lock
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --output-file deploy/docker/requirements.lock pyproject.toml
+
 kafka-tools: $(STAMP) ## Apache Kafka for tests: mvn (Debian package) if missing, then the broker jars, cached
 	@command -v java >/dev/null || { echo "java 17+ is needed for the Apache Kafka tests"; exit 1; }
 	@if ! command -v mvn >/dev/null; then \
@@ -59,7 +73,7 @@ demo: $(STAMP) ## run the demo: embedded broker + worker + simulator (Ctrl-C sto
 demo-incidents: $(STAMP) ## the demo with labelled incidents: watch alerts open and resolve
 	$(BIN)/pulse demo --incidents $(ARGS)
 
-test: $(STAMP) ops-tools browser-tools kafka-tools lint check-generated ## lint, types, generated files; every test, the integration suite on both brokers
+test: $(STAMP) ops-tools browser-tools schema-tools kafka-tools lint check-generated ## lint, types, generated files; every test, the integration suite on both brokers
 	$(BIN)/pytest -ra -m "not fault"
 	$(MAKE) --no-print-directory test-apache test-fault
 
@@ -69,7 +83,7 @@ test-apache: $(STAMP) browser-tools kafka-tools ## the integration suite again, 
 test-fault: $(STAMP) kafka-tools ## fault tests on Apache Kafka: kill -9, rebalances, broker failures; exact KPIs
 	$(BIN)/pytest -ra -m fault
 
-test-unit: $(STAMP) ops-tools ## unit tests only (no broker, seconds; promtool for the rule tests)
+test-unit: $(STAMP) ops-tools schema-tools ## unit tests only (no broker, seconds; promtool for the rule tests)
 	$(BIN)/pytest -ra tests/unit
 
 test-integration: $(STAMP) ops-tools browser-tools ## integration tests on a real broker (embedded unless PULSE_KAFKA_BOOTSTRAP)

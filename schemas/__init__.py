@@ -29,11 +29,13 @@ from schemas.events import (
     ShipmentDispatched,
     event_adapter,
 )
+from schemas.kpi_record import KPI_RECORD_VERSION, KpiRecord, decimal_text
 
 __all__ = [
     "ANOMALY_SCHEMA_VERSION",
     "EVENT_MODELS",
     "EVENT_TYPES",
+    "KPI_RECORD_VERSION",
     "SCHEMA_DIR",
     "SCHEMA_VERSION",
     "Anomaly",
@@ -52,12 +54,14 @@ __all__ = [
     "InventoryReceived",
     "InvestmentMade",
     "InvoiceIssued",
+    "KpiRecord",
     "OrderCancelled",
     "OrderPlaced",
     "PaymentReceived",
     "RefundIssued",
     "ShipmentDelivered",
     "ShipmentDispatched",
+    "decimal_text",
     "event_adapter",
     "render_json_schemas",
 ]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from streams import __version__
 from streams.errors import ConfigError, FatalError
+from streams.logs import configure_logging, say
 from streams.settings import Settings, load_settings
 
 log = logging.getLogger("streams.cli")
@@ -181,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Consume the input topics, keep KPI state, serve /metrics and /healthz.",
     )
     worker.add_argument("--metrics-port", type=_port, help="port for /metrics (PULSE_METRICS_PORT)")
+
+    commands.add_parser(
+        "merge",
+        help="run the merge stage alone: company-wide KPI values from the workers' partials",
+        description="Read the workers' per-partition partials (<prefix>.partials) and publish "
+        "each window's company-wide value to <prefix>.kpi, provisional then final (a Faust app "
+        "with changelogged tables). Run the workers with PULSE_MERGE_STAGE=true and the same "
+        "settings. Ctrl-C stops.",
+    )
 
     simulate = commands.add_parser(
         "simulate",
@@ -353,6 +363,12 @@ def _bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "costs per partition since its last snapshot) against a plain read of them",
     )
     bench.add_argument(
+        "--merge",
+        action="store_true",
+        help="instead: the merge stage's partials/s against a plain consumer decoding them, and "
+        "its added latency from a window's close at a worker to the company-wide record (p50/p99)",
+    )
+    bench.add_argument(
         "--with-faust",
         action="store_true",
         help="also measure a per-event Faust agent doing the same work (once, ~30 s more)",
@@ -513,16 +529,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.log_level:
             overrides["log_level"] = args.log_level.upper()
         settings = load_settings(**overrides)
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        configure_logging(settings.log_level, settings.log_format)
         return _dispatch(args, settings)
     except ConfigError as exc:
-        sys.stderr.write(f"pulse: configuration error: {exc}\n")
+        say(f"pulse: configuration error: {exc}")
         return 2
     except FatalError as exc:
         log.critical("%s", exc)
-        sys.stderr.write(f"pulse: stopped: {exc}\n")
+        say(f"pulse: stopped: {exc}", logged=True)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -546,6 +560,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "generate": lambda a, _: _generate(a),
         "demo": _demo,
         "worker": lambda _, s: _worker(s),
+        "merge": lambda _, s: _merge(s),
         "backtest": _backtest,
         "evaluate": lambda a, _: _evaluate(a),
         "detect": lambda a, _: _detect(a),
@@ -576,6 +591,12 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.merge:
+        from streams.tools.bench import say  # noqa: PLC0415
+        from streams.tools.bench_merge import run_merge_bench  # noqa: PLC0415
+
+        asyncio.run(run_merge_bench(settings, args.events, args.partitions, say))
+        return 0
     if args.replay:
         from streams.tools.bench import say  # noqa: PLC0415
         from streams.tools.bench_replay import run_replay_bench  # noqa: PLC0415
@@ -804,6 +825,25 @@ def _worker(settings: Settings) -> int:
     # Both stop cleanly (everything read is written first); SIGTERM is how an orchestrator
     # stops a worker (0), SIGINT a person at a terminal (130, as for any interrupted command).
     return 130 if received[:1] == [signal.SIGINT] else 0
+
+
+def _merge(settings: Settings) -> int:
+    import signal  # noqa: PLC0415
+
+    from streams.merge.stage import MergeStage  # noqa: PLC0415 - keep `--help` fast (Faust)
+
+    bootstrap = _require_bootstrap(settings)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await MergeStage(settings, bootstrap).run(stop)
+        log.info("merge stage stopped cleanly")
+
+    asyncio.run(run())
+    return 0
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:

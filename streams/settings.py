@@ -159,6 +159,12 @@ class Settings(BaseSettings):
         description="Shortest silence after which a source is stale (longer for sources that "
         "are usually quiet longer).",
     )
+    merge_stage: bool = Field(
+        default=False,
+        description="A merge stage (`pulse merge`) publishes the company-wide KPI values to "
+        "<prefix>.kpi; workers then publish their per-partition partials to <prefix>.partials and "
+        "nothing of their own to <prefix>.kpi (their own values stay on their /metrics).",
+    )
     processing_guarantee: Literal["auto", "exactly_once", "at_least_once"] = Field(
         default="auto",
         description="auto: Kafka transactions when the broker has them (exactly-once), else "
@@ -175,6 +181,11 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: one line per record for people; json: one JSON object per line "
+        "(time, level, logger, message, exception) for a log collector (streams/logs.py).",
+    )
 
     @model_validator(mode="after")
     def _room_for_kpis(self) -> Settings:
@@ -237,6 +248,16 @@ class Settings(BaseSettings):
     @property
     def kpi_topic(self) -> str:
         return f"{self.topic_prefix}.kpi"
+
+    @property
+    def partials_topic(self) -> str:
+        """Per-partition parts of closed windows, and progress, for the merge stage."""
+        return f"{self.topic_prefix}.partials"
+
+    @property
+    def merge_app_id(self) -> str:
+        """The merge stage's Faust app id: its consumer group and table changelog prefix."""
+        return f"{self.topic_prefix}-merge"
 
     @property
     def anomalies_topic(self) -> str:

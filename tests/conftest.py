@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-WATCHED_LOGGERS = ("streams", "schemas", "asyncio")
+WATCHED_LOGGERS = ("streams", "schemas", "asyncio", "faust", "mode")
+"""faust and mode: the merge stage runs on them (a crashed agent is logged there)."""
 
 # The reference ledger (tests/reference) is checked through `pulse backtest` there and end to end
 # through the broker in tests/integration; both import its modules by name.

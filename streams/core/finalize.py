@@ -21,6 +21,7 @@ from streams.core.kpi_values import (
     window_accs,
 )
 from streams.core.measures import MeasureStore
+from streams.core.partials import DAY_END, WindowInstance
 from streams.core.partition_state import DAY_RETENTION_DAYS, PartitionState, Windows
 
 TRAILING_DAYS = 30
@@ -41,6 +42,9 @@ class Finalizer:
         self.only = only
         self._next_day: int | None = None
         self._emitted: set[tuple[str, int]] = set()
+        self.due: list[WindowInstance] = []
+        """The window instances whose values the last `final_values` returned (their
+        per-partition parts go to the merge stage: `streams.core.partials`)."""
 
     def final_values(
         self,
@@ -57,6 +61,7 @@ class Finalizer:
         `skip_past`: a lateness under which windows are taken as handled elsewhere (marked
         emitted without a value): a provisional pass skips windows already final.
         """
+        self.due = []
         if math.isinf(first_event_time):
             return []
         values: list[KpiValue] = []
@@ -75,6 +80,7 @@ class Finalizer:
             else:
                 values += flow_values(self.catalog, window, start, end, accs)
             self._emitted.add((window, start))
+            self.due.append(WindowInstance(window, start, end))
         if release:
             self._release(stores)
         self._forget(watermark)
@@ -162,6 +168,7 @@ class Finalizer:
             values += day_values(
                 self.catalog, day, days.end_of(day), cumulative, trailing, trailing_start=since
             )
+            self.due.append(WindowInstance(DAY_END, day, days.end_of(day), since))
             if release:
                 old = days.shift(day, -DAY_RETENTION_DAYS)
                 for store in stores:

@@ -126,7 +126,7 @@ class MeasureStore:
             for key in sorted(keys):
                 acc = accs.get(key)
                 if acc is not None:
-                    cells.append([bucket[0], bucket[1], key[0], list(key[1]), _encode(acc)])
+                    cells.append([bucket[0], bucket[1], key[0], list(key[1]), encode_acc(acc)])
         dropped = sorted(b for b in self._dirty if b not in self.buckets)
         base = [[k[0], list(k[1]), str(self.base[k])] for k in sorted(self._dirty_base)]
         self._dirty = {}
@@ -149,7 +149,7 @@ class MeasureStore:
     def restore(self, changes: dict[str, Any]) -> None:
         for window, start, measure, dims, encoded in changes["cells"]:
             bucket = (window, int(start))
-            self.buckets.setdefault(bucket, {})[(measure, tuple(dims))] = _decode(encoded)
+            self.buckets.setdefault(bucket, {})[(measure, tuple(dims))] = decode_acc(encoded)
         for window, start in changes["dropped"]:
             self.buckets.pop((window, int(start)), None)
             if window == FOLDED_WINDOW:  # only business days are ever folded
@@ -161,7 +161,8 @@ class MeasureStore:
             self._folded((FOLDED_WINDOW, int(folded)))
 
 
-def _encode(acc: Acc) -> Any:
+def encode_acc(acc: Acc) -> Any:
+    """One accumulator as JSON (the changelog and the partials topic)."""
     if isinstance(acc, Decimal):
         return {"d": str(acc)}
     if isinstance(acc, Latest):
@@ -171,7 +172,7 @@ def _encode(acc: Acc) -> Any:
     return {"n": acc}
 
 
-def _decode(data: dict[str, Any]) -> Acc:
+def decode_acc(data: dict[str, Any]) -> Acc:
     if "d" in data:
         return Decimal(data["d"])
     if "l" in data:

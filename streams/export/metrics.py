@@ -4,6 +4,9 @@ One collector per concern, registered on an injected `CollectorRegistry` (never 
 one): the KPI gauges (`KpiCollector`), the service's own counters (`ServiceCollector`), the
 detectors' view (`AnomalyCollector`), plus `pulse_build_info` and client_python's process and
 platform collectors. Names, types and help texts come from `streams.export.names`.
+
+The merge stage (`streams.merge.stage`) has a registry of its own (`build_merge_registry`): the
+same KPI families holding company-wide values, and its own counters (`MergeCollector`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import PackageNotFoundError, version
-from typing import Literal
+from typing import Literal, Protocol
 
 from prometheus_client import PlatformCollector, ProcessCollector
 from prometheus_client.core import (
@@ -24,7 +27,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 
-from streams.core import NO_WATERMARK, WorkerState
+from streams.core import NO_WATERMARK, CompiledCatalog, KpiValue, WorkerState
 from streams.core.cardinality import LIMITS
 from streams.detection.watch import AnomalyWatch
 from streams.errors import REJECT_REASONS
@@ -56,11 +59,12 @@ def _family(spec: Family, value: float | None = None) -> GaugeMetricFamily | Cou
 
 
 class KpiCollector(Collector):
-    """The newest window of every KPI series this worker holds, in base units."""
+    """The newest window of every KPI series `latest` returns (this worker's, or the merge
+    stage's company-wide values), in base units."""
 
-    def __init__(self, state: WorkerState) -> None:
-        self._state = state
-        self._families = {k.name: kpi_family(k) for k in state.config.catalog.kpis.values()}
+    def __init__(self, catalog: CompiledCatalog, latest: Callable[[], Iterable[KpiValue]]) -> None:
+        self._latest = latest
+        self._families = {k.name: kpi_family(k) for k in catalog.kpis.values()}
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, Metric] = {}
@@ -82,7 +86,7 @@ class KpiCollector(Collector):
                     )
         window_end = _family(names.WINDOW_END)
         ends: dict[str, int] = {}
-        for value in self._state.latest_values():
+        for value in self._latest():
             spec = self._families[value.kpi]
             tags = {**dict(value.labels), "window": value.window}
             if value.value is not None:  # else a zero denominator here: parts only
@@ -243,10 +247,55 @@ def build_registry(
     """A fresh registry holding kpi-pulse's collectors (and, with `process`, client_python's
     process and platform collectors)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(KpiCollector(state))
+    registry.register(KpiCollector(state.config.catalog, state.latest_values))
     registry.register(ServiceCollector(state, lag, rebalances))
     if watch is not None:
         registry.register(AnomalyCollector(watch, detector_cost, bands))
+    registry.register(BuildInfo())
+    if process:
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+    return registry
+
+
+class MergeView(Protocol):
+    """What the merge stage's collector reads (`streams.merge.stage.MergeStage`)."""
+
+    catalog: CompiledCatalog
+    partials: int
+    dropped: int
+    published: int
+    rebalances: int
+
+    def latest_values(self) -> list[KpiValue]: ...
+
+    def watermark(self) -> float: ...
+
+    def windows_held(self) -> int: ...
+
+
+class MergeCollector(Collector):
+    """The merge stage's own counters and its company-wide watermark."""
+
+    def __init__(self, stage: MergeView) -> None:
+        self._stage = stage
+
+    def collect(self) -> Iterator[Metric]:
+        stage = self._stage
+        yield _timestamp(names.MERGE_WATERMARK, stage.watermark())
+        yield _family(names.MERGE_PARTIALS, stage.partials)
+        yield _family(names.MERGE_PARTIALS_DROPPED, stage.dropped)
+        yield _family(names.MERGE_VALUES_PUBLISHED, stage.published)
+        yield _family(names.MERGE_WINDOWS_HELD, stage.windows_held())
+        yield _family(names.MERGE_REBALANCES, stage.rebalances)
+
+
+def build_merge_registry(stage: MergeView, *, process: bool = True) -> CollectorRegistry:
+    """A fresh registry for the merge stage: the company-wide value of each KPI series' newest
+    published window (provisional or final) in the workers' families, and its own counters."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(KpiCollector(stage.catalog, stage.latest_values))
+    registry.register(MergeCollector(stage))
     registry.register(BuildInfo())
     if process:
         ProcessCollector(registry=registry)

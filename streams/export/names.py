@@ -101,6 +101,29 @@ REBALANCES = _counter(
     "pulse_rebalances",
     "Partition assignments this worker received (its first one included).",
 )
+MERGE_WATERMARK = _gauge(
+    "pulse_watermark_timestamp_seconds",
+    "Company-wide event-time watermark: the slowest source partition's stated progress.",
+)
+"""The merge stage's watermark: the workers' family, company-wide."""
+MERGE_PARTIALS = _counter(
+    "pulse_merge_partials", "Per-partition partials read from the partials topic."
+)
+MERGE_PARTIALS_DROPPED = _counter(
+    "pulse_merge_partials_dropped",
+    "Partials of windows already final (republished after a rebalance), left out.",
+)
+MERGE_VALUES_PUBLISHED = _counter(
+    "pulse_merge_values_published", "Company-wide KPI values published to the KPI topic."
+)
+MERGE_WINDOWS_HELD = _gauge(
+    "pulse_merge_windows_held",
+    "Window instances held until every source partition has passed them.",
+)
+MERGE_REBALANCES = _counter(
+    "pulse_rebalances",
+    "Partition assignments this merge stage received (its first one included).",
+)
 BUILD_INFO = Family(
     "pulse_build",
     "info",

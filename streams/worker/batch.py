@@ -3,9 +3,9 @@
 `BatchStep.read` decodes, validates and counts each record of a batch into its partition's state
 and says what the batch must write: dead letters (each rejected record with why), the changelog
 records that move every partition past the batch, and the counts of the batch. `BatchStep.close`
-then adds the KPI and anomaly records of the windows the batch closed and expires what can no
-longer change. Nothing here talks to Kafka: the worker sends what a step returns (and property
-tests call the same step).
+then adds the KPI, partial and anomaly records of the windows the batch closed and expires what
+can no longer change. Nothing here talks to Kafka: the worker sends what a step returns (and
+property tests call the same step).
 
 No single event stops the worker: an unexpected exception while handling one is a bug of ours,
 dead-lettered as `internal_error` and logged with its traceback. A tripped bad-event guard is
@@ -74,6 +74,8 @@ class BatchOutput:
     rate_records: list[tuple[bytes, bytes]] = field(default_factory=list)
     """FX rates counted in this batch, for every worker (`streams.kafka.rates`)."""
     kpi_records: list[tuple[bytes, bytes]] = field(default_factory=list)
+    partial_records: list[tuple[bytes, bytes]] = field(default_factory=list)
+    """Per-partition parts of the same windows, and progress, for the merge stage."""
     anomaly_records: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
@@ -188,6 +190,7 @@ class BatchStep:
         """
         closing, final = self.kpis.due()
         out.kpi_records = self.kpis.records(closing, final)
+        out.partial_records = self.kpis.partial_records()
         out.anomaly_records = self._detect(closing + final, now, clock)
         shown = self.state.watermark()
         for part in self.state.partitions.values():

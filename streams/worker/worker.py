@@ -55,7 +55,7 @@ from streams.kafka.clients import (
 from streams.kafka.connection import KafkaTarget, preflight
 from streams.kafka.deadletter import DeadLetter
 from streams.kafka.guarantee import Delivery, open_delivery
-from streams.kafka.kpi_topic import KpiPublisher
+from streams.kafka.kpi_topic import PARTIALS_PARTITIONS, KpiPublisher
 from streams.kafka.partitioner import PartitionerCheck
 from streams.kafka.rates import RatesTable
 from streams.kafka.sends import Message, acknowledged, send_all
@@ -77,7 +77,8 @@ class Worker:
         self.settings = settings
         self.bootstrap = bootstrap
         self.state = WorkerState(state_config(settings))
-        self.kpis = KpiPublisher(self.state)
+        merged = settings.merge_stage
+        self.kpis = KpiPublisher(self.state, own_values=not merged, partials=merged)
         self.watch = (
             AnomalyWatch(
                 self.state.config.catalog,
@@ -173,6 +174,7 @@ class Worker:
             [
                 TopicSpec(settings.deadletter_topic, 1, config=dict(KEEP_A_WEEK)),
                 TopicSpec(settings.kpi_topic, 3, config=dict(COMPACTED)),
+                *self._merge_topics(),
                 TopicSpec(settings.anomalies_topic, 1, config=dict(KEEP_A_WEEK)),
                 TopicSpec(settings.rates_topic, 1, config=dict(COMPACTED)),
                 *(
@@ -209,6 +211,13 @@ class Worker:
             await rates.stop()
             await consumer.stop()
             await producer.stop()
+
+    def _merge_topics(self) -> list[TopicSpec]:
+        """The partials topic, when a merge stage reads it (`PULSE_MERGE_STAGE`)."""
+        if not self.settings.merge_stage:
+            return []
+        topic = self.settings.partials_topic
+        return [TopicSpec(topic, PARTIALS_PARTITIONS, config=dict(COMPACTED))]
 
     async def _loop(
         self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, stop: asyncio.Event
@@ -280,6 +289,7 @@ class Worker:
         self._inflight = list(logged)
         # KPI records go after the changelog: a crash in between republishes the same keys.
         self._inflight += await send_all(producer, self._kpi_messages(out.kpi_records))
+        self._inflight += await send_all(producer, self._partial_messages(out.partial_records))
         self._inflight += await send_all(producer, self._anomaly_messages(out.anomaly_records))
         self._inflight_offsets = offsets(out.logged)
         if out.tripped is not None:
@@ -305,6 +315,7 @@ class Worker:
                 logged = await send_all(producer, self.changelog.messages(out.logged))
                 sends += logged
                 sends += await send_all(producer, self._kpi_messages(out.kpi_records))
+                sends += await send_all(producer, self._partial_messages(out.partial_records))
                 sends += await send_all(producer, self._anomaly_messages(out.anomaly_records))
                 await acknowledged(sends)
                 if out.logged:
@@ -330,6 +341,10 @@ class Worker:
     def _rate_messages(self, records: list[tuple[bytes, bytes]]) -> Iterable[Message]:
         topic = self.settings.rates_topic
         return ((topic, key, value, None, None) for key, value in records)
+
+    def _partial_messages(self, records: list[tuple[bytes, bytes]]) -> Iterable[Message]:
+        topic = self.settings.partials_topic
+        return ((topic, key, value, None, 0) for key, value in records)
 
     def _anomaly_messages(self, records: list[tuple[bytes, bytes]]) -> Iterable[Message]:
         topic = self.settings.anomalies_topic

@@ -12,7 +12,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.kafka.clients import new_consumer, new_producer
+from streams.kafka.clients import new_consumer, new_producer, topic_partitions
 from streams.kafka.connection import KafkaTarget, connection
 from streams.settings import Settings
 from streams.worker.worker import Worker
@@ -76,6 +76,33 @@ async def read_topic(
                 records.extend(batch)
         extra = await consumer.getmany(timeout_ms=1000)
         records.extend(r for batch in extra.values() for r in batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def read_until(
+    bootstrap: str,
+    topic: str,
+    done: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
+    within: float = 60.0,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read every partition of `topic` from the beginning until `done(records so far)` holds
+    (fails after `within` seconds, showing how many records were read)."""
+    # The admin client's topic list, not the consumer's metadata: a consumer just started has
+    # none for the topic yet (and a metadata request would create a missing topic).
+    tps = [TopicPartition(topic, p) for p in range(await topic_partitions(bootstrap, topic))]
+    consumer = new_consumer(bootstrap, group_id=None)
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + within
+        while not done(records):
+            assert time.monotonic() < deadline, f"{topic}: not done after {len(records)} records"
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
     finally:
         await consumer.stop()
     return records

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from streams.settings import Settings
 from streams.tools.bench import run_bench
+from streams.tools.bench_merge import run_merge_bench
 from streams.tools.bench_replay import run_replay_bench
 
 
@@ -26,3 +27,14 @@ async def test_replay_bench_rebuilds_every_record_and_reports_a_ratio(
     assert lines[0].startswith("replay bench: 2000 changelog records")
     assert lines[-1] == f"ratio: {ratio:.2f}"
     assert ratio > 0  # and the replay reached the last record's offset (asserted inside)
+
+
+async def test_merge_bench_reports_partials_per_second_latency_and_a_ratio(
+    make_settings: Callable[..., Settings],
+) -> None:
+    lines: list[str] = []
+    ratio = await run_merge_bench(make_settings(), 3000, 2, lines.append)
+    assert any(line.startswith("latency:") for line in lines), lines
+    assert any(line.startswith("merge:") for line in lines)
+    assert lines[-1] == f"ratio: {ratio:.3f}"
+    assert ratio > 0

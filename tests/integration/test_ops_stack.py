@@ -338,6 +338,16 @@ def hook_time(hook: Webhook, alert: dict[str, Any]) -> float:
     return next(at for _, at, a in hook.alerts() if a is alert)
 
 
+def _kpi_of(recorded: str) -> tuple[str, int]:
+    """KPI name and seconds per catalog unit of a recorded series: `kpi:pulse_dso_seconds:ratio`
+    is KPI `dso_days`, exported in seconds (Prometheus' base unit)."""
+    family = recorded.split(":")[1].removeprefix("pulse_")
+    days = family.removesuffix("_seconds") + "_days"
+    if family.endswith("_seconds") and any(k.name == days for k in CATALOG.kpis):
+        return days, 86400
+    return family, 1
+
+
 def _read(worker: Worker) -> int:
     """Messages the worker has read: counted or rejected."""
     return sum(worker.state.processed.values()) + sum(worker.state.rejected.values())
@@ -363,11 +373,11 @@ async def _recorded_equal_worker(prom: Server, worker: Worker) -> None:
     assert len(recorded) >= 100, len(recorded)
     compared = 0
     for sample in recorded:
-        kpi = sample["metric"]["__name__"].split(":")[1].removeprefix("pulse_")
+        kpi, per_unit = _kpi_of(sample["metric"]["__name__"])
         labels = _labels_of(sample) - {("__name__", sample["metric"]["__name__"])}
         expected = own.get((kpi, labels))
         assert expected is not None, (kpi, labels)
-        got = float(sample["value"][1])
+        got = float(sample["value"][1]) / per_unit
         assert abs(got - float(expected)) <= 1e-9 * max(1.0, abs(float(expected))), (
             kpi,
             labels,
@@ -384,8 +394,8 @@ async def _recorded_equal_worker(prom: Server, worker: Worker) -> None:
             acc[0] += v.numerator
             acc[1] += v.denominator
     for sample in await _query(prom, '{__name__=~"kpi_total:pulse_.+:ratio"}'):
-        kpi = sample["metric"]["__name__"].split(":")[1].removeprefix("pulse_")
+        kpi, per_unit = _kpi_of(sample["metric"]["__name__"])
         num, den = totals[(kpi, sample["metric"]["window"])]
         expected_total = num * scale[kpi] / den
-        got = float(sample["value"][1])
+        got = float(sample["value"][1]) / per_unit
         assert abs(got - float(expected_total)) <= 1e-9 * max(1.0, abs(float(expected_total)))
