@@ -65,4 +65,17 @@ class Anomaly(_Strict):
     started_at: float = Field(description="Start of the first anomalous window (or silence).")
     at: float = Field(description="Event time the transition was decided at.")
     emitted_at: float = Field(description="Wall-clock time the message was produced.")
-    explanation: Explanation | None = Field(description="Set when an alert opens.")
+    explanation: Explanation | None = Field(
+        description="Set when an alert opens, and when it resolves as a new level accepted, for "
+        "lack of values to judge, or with its incident."
+    )
+    incident: str | None = Field(
+        default=None,
+        description="The incident a KPI alert belongs to: its root series and start, e.g. "
+        "revenue{region=emea}[1m]@1767225600 (null for data_stale).",
+    )
+    role: Literal["root", "related"] | None = Field(
+        default=None,
+        description="root: the alert that pages for its incident; related: opened with it, "
+        "listed, does not page on its own (null for data_stale).",
+    )

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams import __version__
 from streams.errors import ConfigError, FatalError
@@ -42,28 +43,33 @@ DETECT_DESCRIPTION = """\
 Score a univariate series offline with the anomaly detector the stream uses
 (streams.detection.detectors.SeriesDetector), and print a one-line summary on stderr.
 
-IN.csv: header `timestamp,value`. A timestamp is RFC 3339 / ISO 8601 with a time zone
-(2026-01-05T10:00:00Z, 2026-01-05T11:00:00+01:00) or epoch seconds (1767607200); a timestamp
-without a zone is refused. Times must increase. Any sampling interval; missing rows are fine. An
-empty value cell is a gap as well: the row is written with score 0.0000 and not fed to the detector.
+IN.csv: header `timestamp,value`. A timestamp is ISO 8601 / RFC 3339 (2026-01-05T10:00:00Z,
+2026-01-05 11:00:00+01:00) or epoch seconds (1767607200); one without a zone is local time in
+--timezone (UTC by default; an hour repeated by a DST change is read as its second occurrence).
+Any sampling interval; gaps and irregular spacing are fine (the step is learned from many gaps).
+Rows with the same timestamp are one point (the mean of their values; each row gets its score).
+Rows out of order are put back in place when at most --max-disorder seconds (one day) behind the
+newest row above them. An empty value cell is a gap: written with score 0.0000, not scored.
 Daily and weekly seasonality are learned on UTC days.
 
 OUT.csv: header `timestamp,value,anomaly_score`, one row per input row in the same order, timestamp
-and value repeated exactly as given, anomaly_score in [0, 1] with 4 decimals. Causal: each score
-uses only the rows at or before it, as the live stream would have scored it.
+and value repeated exactly as given, anomaly_score in [0, 1] with 4 decimals. Causal in event
+time: each score uses only the points at or before its time.
 
 anomaly_score: 0 = as expected; 0.5 = at the edge of the expected band around the seasonal forecast,
-or at the threshold of the change detector that catches slow drifts; 1 = twice as far or more (see
-the docstring of streams/detection/detectors.py). Warm-up: until the detector has seen enough
-values over enough time (about three days of an hourly series) it is still learning the level,
-step and seasonality; those rows are scored all the same, can score high, and the summary counts
-them apart.
+or at the threshold of the change detector that catches slow drifts; 1 = far beyond it (see
+docs/anomaly-detection.md). Warm-up: until the detector has seen enough values over enough time
+(eight days of an hourly series) it is still learning the level, step and seasonality; those rows
+are scored all the same, can score high, and the summary counts them apart.
 
-A bad header, a row without exactly 2 cells, an unparsable or zone-less timestamp, a time not after
-the previous row's or a non-numeric value stops the run: `pulse: ...` naming the line, exit code 2.
+A row that cannot be used (not 2 cells, an unparsable timestamp, a non-numeric value, a time more
+than --max-disorder behind) is written with an empty score and reported on stderr as
+`detect: IN.csv, line N: why`; the run goes on. Only an empty file or a wrong header stops it
+(`pulse: ...`, exit code 2).
 
-Summary: detect: ROWS rows (W warm-up, E empty), step S s, period none|daily|weekly,
-         N rows scored >= THRESHOLD after warm-up (first at TIMESTAMP), M during warm-up
+Summary: detect: ROWS rows (W warm-up, E empty, U unusable, R repeated, O reordered), step S s,
+         period none|daily|weekly, N rows scored >= THRESHOLD after warm-up (first at TIMESTAMP),
+         M during warm-up
 """
 
 
@@ -72,6 +78,13 @@ def _positive(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+def _zone(text: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"unknown time zone {text!r}") from None
 
 
 def _ratio(text: str) -> float:
@@ -95,6 +108,73 @@ def _when(text: str) -> datetime:
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError(f"needs a UTC offset, e.g. {text}+00:00")
     return value
+
+
+def _add_evaluate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="judge the anomaly detectors on simulated weeks with labelled incidents",
+        description="Simulate weeks of events offline with planned incidents (spikes, dips, "
+        "level shifts, slow drifts, seasonality breaks, silent sources), run them through the "
+        "same core as the worker, and score the alerts of our detectors and of a plain EWMA "
+        "z-score baseline (same lifecycle) against the ground truth: precision, recall, F1 and "
+        "median time to detect, per incident kind. Progress on stderr; takes a few minutes for "
+        "the default scenario (about 20 s per simulated day).",
+    )
+    evaluate.add_argument(
+        "--scenario",
+        choices=("default", "bursty", "sparse"),
+        default="default",
+        help="default: the clean company; bursty: bursty hours and heavy-tailed amounts; "
+        "sparse: 0.05 events/s, sparse count series (options below override it)",
+    )
+    evaluate.add_argument(
+        "--burstiness", type=float, help="CV of an hourly gamma burst factor (default 0)"
+    )
+    evaluate.add_argument(
+        "--amount-sigma", type=float, help="lognormal spread of amounts (default 0.5)"
+    )
+    evaluate.add_argument(
+        "--regime-changes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also N persistent revenue level shifts, labelled at their onset only (default 0)",
+    )
+    evaluate.add_argument(
+        "--series",
+        type=Path,
+        metavar="DIR",
+        help="instead of simulating: judge the detectors on DIR/*.csv (timestamp,value), "
+        "with --labels",
+    )
+    evaluate.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE",
+        help="labelled incident windows of --series: CSV series,start,end (series = file stem)",
+    )
+    evaluate.add_argument("--days", type=_positive, default=21.0, help="simulated days (21)")
+    evaluate.add_argument(
+        "--warmup-days", type=float, default=9.0, help="days without incidents first (9)"
+    )
+    evaluate.add_argument("--rate", type=_positive, help="mean events/s (1)")
+    evaluate.add_argument("--seed", type=int, default=7, help="random seed (7)")
+    evaluate.add_argument(
+        "--window", default="1h", help="window size of the series judged (default 1h)"
+    )
+    evaluate.add_argument(
+        "--weekly-amplitude",
+        type=float,
+        default=0.2,
+        help="weekend dip of the traffic (default 0.2: weekends at 0.8x)",
+    )
+    evaluate.add_argument(
+        "--ground-truth", type=Path, help="also write the incidents' ground truth CSV here"
+    )
+    evaluate.add_argument(
+        "--verbose", action="store_true", help="list every false alarm and missed incident"
+    )
 
 
 def _add_report(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -264,7 +344,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--step",
         type=_positive,
         metavar="SECONDS",
-        help="the series' spacing (default: learned, the median of the first gaps)",
+        help="the series' spacing (default: learned from the first 16 gaps, robust to missing "
+        "rows)",
+    )
+    detect.add_argument(
+        "--timezone",
+        type=_zone,
+        default="UTC",
+        metavar="ZONE",
+        help="IANA time zone of timestamps written without one (default UTC), e.g. Europe/Paris",
+    )
+    detect.add_argument(
+        "--max-disorder",
+        type=float,
+        default=86_400.0,
+        metavar="SECONDS",
+        help="how far behind the newest row above it a row may be and still be scored in its "
+        "place (default 86400)",
     )
     detect.add_argument(
         "--threshold",
@@ -274,38 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _add_report(commands)
-
-    evaluate = commands.add_parser(
-        "evaluate",
-        help="judge the anomaly detectors on simulated weeks with labelled incidents",
-        description="Simulate weeks of events offline with planned incidents (spikes, dips, "
-        "level shifts, slow drifts, seasonality breaks, silent sources), run them through the "
-        "same core as the worker, and score the alerts of our detectors and of a plain EWMA "
-        "z-score baseline (same lifecycle) against the ground truth: precision, recall, F1 and "
-        "median time to detect, per incident kind. Progress on stderr; takes a few minutes for "
-        "the default scenario (about 20 s per simulated day).",
-    )
-    evaluate.add_argument("--days", type=_positive, default=21.0, help="simulated days (21)")
-    evaluate.add_argument(
-        "--warmup-days", type=float, default=9.0, help="days without incidents first (9)"
-    )
-    evaluate.add_argument("--rate", type=_positive, default=1.0, help="mean events/s (1)")
-    evaluate.add_argument("--seed", type=int, default=7, help="random seed (7)")
-    evaluate.add_argument(
-        "--window", default="1h", help="window size of the series judged (default 1h)"
-    )
-    evaluate.add_argument(
-        "--weekly-amplitude",
-        type=float,
-        default=0.2,
-        help="weekend dip of the traffic (default 0.2: weekends at 0.8x)",
-    )
-    evaluate.add_argument(
-        "--ground-truth", type=Path, help="also write the incidents' ground truth CSV here"
-    )
-    evaluate.add_argument(
-        "--verbose", action="store_true", help="list every false alarm and missed incident"
-    )
+    _add_evaluate(commands)
 
     generate = commands.add_parser(
         "generate",
@@ -701,17 +766,26 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from streams.tools.evaluate import Scenario, main_report, run  # noqa: PLC0415
+    from streams.tools.evaluate import SCENARIOS, Scenario, main_report, run  # noqa: PLC0415
     from streams.tools.incidents import write_ground_truth  # noqa: PLC0415
 
+    if args.series is not None or args.labels is not None:
+        return _evaluate_series(args)
+    preset: dict[str, float] = {"rate": 1.0, **SCENARIOS[args.scenario]}
+    for name in ("rate", "burstiness", "amount_sigma"):
+        if getattr(args, name) is not None:
+            preset[name] = getattr(args, name)
     try:
         scenario = Scenario(
             days=args.days,
             warmup_days=args.warmup_days,
-            rate=args.rate,
             seed=args.seed,
             window=args.window,
             weekly_amplitude=args.weekly_amplitude,
+            rate=preset["rate"],
+            burstiness=preset.get("burstiness", 0.0),
+            amount_sigma=preset.get("amount_sigma", 0.5),
+            regime_changes=args.regime_changes,
         )
     except ValueError as exc:
         raise ConfigError(f"evaluate: {exc}") from None
@@ -720,6 +794,21 @@ def _evaluate(args: argparse.Namespace) -> int:
         with args.ground_truth.open("w", newline="") as out:
             write_ground_truth(evaluation.incidents, out)
     main_report(evaluation, sys.stdout, verbose=args.verbose)
+    return 0
+
+
+def _evaluate_series(args: argparse.Namespace) -> int:
+    from streams.tools.evaluate_series import run_series, series_report  # noqa: PLC0415
+
+    if args.series is None or args.labels is None:
+        raise ConfigError("evaluate: --series DIR and --labels FILE go together")
+    try:
+        reports, notes = run_series(args.series, args.labels)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"evaluate: {exc}") from None
+    for note in notes:
+        sys.stderr.write(f"evaluate: {note}\n")
+    series_report(reports, sys.stdout)
     return 0
 
 
@@ -742,7 +831,14 @@ def _detect(args: argparse.Namespace) -> int:
                 if partial is None
                 else stack.enter_context(partial.open("w", newline="", encoding="utf-8"))
             )
-            summary = run_detect(inp, out, step=args.step, threshold=args.threshold)
+            summary = run_detect(
+                inp,
+                out,
+                step=args.step,
+                threshold=args.threshold,
+                timezone=args.timezone,
+                max_disorder=args.max_disorder,
+            )
         if partial is not None:
             partial.replace(args.output)
     except DetectError as exc:
@@ -753,6 +849,9 @@ def _detect(args: argparse.Namespace) -> int:
     finally:
         if partial is not None:
             partial.unlink(missing_ok=True)
+    source = "stdin" if str(args.input) == "-" else args.input
+    for note in summary.notes:
+        sys.stderr.write(f"detect: {source}, {note}\n")
     sys.stderr.write(summary.line() + "\n")
     return 0
 

@@ -9,10 +9,14 @@
 - Hysteresis: an alert opens at `open_score` and resolves only once the score is back below
   `resolve_score` (and the value inside the band) for `resolve_points` consecutive points.
 - Minimum duration: `min_points` consecutive anomalous points before opening (one stray point is
-  noise, not an incident).
+  noise, not an incident); consecutive means adjacent window instances: a series with gaps (a
+  ratio whose sample is too small at night) restarts the count after a gap.
 - Cooldown: after a resolve, the series stays quiet for `cooldown_points` points.
 - Severity: `critical` from `critical_score` or a static critical bound, else `warning`; it can
   rise while open (never fall). One open alert per series at a time.
+- New level accepted: when the detector accepts a change that has held as the new normal
+  (`Score.accepted`), an open alert resolves at once with that reason, instead of staying open
+  (and critical) for as long as the new level lasts.
 - Held: while a source the series depends on is stale, nothing opens (the data is incomplete).
 Pure: stdlib only.
 """
@@ -73,6 +77,8 @@ class Transition:
     severity: Severity
     started_at: float
     """Start of the first anomalous point of this alert."""
+    reason: Literal["back in band", "new level accepted", "no data", ""] = ""
+    """Why a resolved alert resolved."""
 
 
 @dataclass(slots=True)
@@ -88,6 +94,14 @@ class Lifecycle:
     def active(self) -> bool:
         return self.phase == "open"
 
+    def expire(self) -> Transition | None:
+        """Resolve an open alert whose series has no values to judge any more (a ratio whose
+        sample became too small, a series that stopped): nobody can tell it is still true."""
+        if self.phase != "open":
+            return None
+        self.phase, self.run = "cooldown", 0
+        return Transition("resolved", self.severity, self.started_at, "no data")
+
     def step(  # noqa: PLR0911 - one return per transition reads best
         self,
         start: float,
@@ -96,9 +110,16 @@ class Lifecycle:
         ready: bool,
         static: Severity | None = None,
         held: bool = False,
+        accepted: bool = False,
+        contiguous: bool = True,
     ) -> Transition | None:
-        """Feed one point (its window start, detector score, readiness, static severity)."""
+        """Feed one point (its window start, detector score, readiness, static severity,
+        whether the detector accepted a new level at it, and whether it follows the previous
+        point without a missing window instance: anomalous points counted towards opening must
+        be consecutive instances, not two points a night of gaps apart)."""
         p = self.policy
+        if self.phase == "pending" and not contiguous:
+            self.phase, self.run = "idle", 0
         anomalous = static is not None or (ready and score >= p.open_score)
         severity: Severity = (
             "critical"
@@ -106,6 +127,9 @@ class Lifecycle:
             else "warning"
         )
         if self.phase == "open":
+            if accepted and static is None:
+                self.phase, self.run = "cooldown", 0
+                return Transition("resolved", self.severity, self.started_at, "new level accepted")
             if anomalous:
                 self.run = 0
                 if severity == "critical":
@@ -115,7 +139,7 @@ class Lifecycle:
             self.run = self.run + 1 if calm else 0
             if self.run >= p.resolve_points:
                 self.phase, self.run = "cooldown", 0
-                return Transition("resolved", self.severity, self.started_at)
+                return Transition("resolved", self.severity, self.started_at, "back in band")
             return None
         if self.phase == "cooldown":
             self.run += 1

@@ -20,8 +20,10 @@ state and their scale; split apart, each would need the other's internals.)
   standardized residuals. It catches slow drifts and small persistent shifts that stay inside
   the band point by point while the baseline follows them.
 
-Score: `max(|z| / (2 Z), S / (2 H))` clipped to [0, 1], where z is the residual in scales, Z the
-band width in scales and S the CUSUM statistic with threshold H; 0.5 means "at the edge of the
+Score: `max(|z| / (2 Z), S / (2 H))` clipped to [0, 1], where z is the residual in scales divided
+by the series' tail width (`streams.detection.tails`: 1 for Gaussian residuals, wider for heavy
+tails, from peaks over threshold), Z the band width in scales and S the CUSUM statistic with
+threshold H; 0.5 means "at the edge of the
 band" or "at the CUSUM threshold". Every plausible candidate (eligible, forecasting within
 `PLAUSIBLE_ERROR` of the chosen one) scores the point and the most forgiving one gives the score
 and the band `[expected - Z scale_below, expected + Z scale_above]`.
@@ -33,9 +35,13 @@ Pure: stdlib only. Times are epoch seconds; `step` is the series' spacing in sec
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Literal, Protocol
 
+from streams.detection.counts import BAND_LOG10, CountModel
+from streams.detection.tails import TailCalibration
 from streams.errors import ContractViolation
 
 Period = Literal["none", "daily", "weekly"]
@@ -45,15 +51,15 @@ WEEK = 7 * DAY
 Z_BAND = 3.0
 """Band half-width in scales: a point at the band edge scores 0.5."""
 CLIP = 2.0
+"""Huber clipping of the residual that updates the baseline, in scales."""
 PLAUSIBLE_ERROR = 1.3
 """A candidate within this factor of the chosen one's forecast error may explain a point."""
 SEASON_LEARN_VISITS = 3
 """Visits of a seasonal slot that learn unclipped."""
-"""Huber clipping of the residual that updates the baseline, in scales."""
 SCALE_CAP = 3.0
+"""A residual updates the scale by at most this many scales (an outlier cannot blow it up)."""
 OUTSIDE_SCALE_GAIN = 0.1
 """Points outside the band teach the scale at a tenth of the usual rate."""
-"""A residual updates the scale by at most this many scales (an outlier cannot blow it up)."""
 GAUSS_MAD = 1.2533
 """Standard deviation per mean absolute deviation of a normal distribution."""
 REL_FLOOR = 0.01
@@ -70,12 +76,15 @@ WARMUP_STEPS = 192
 WARMUP_SPAN = 8 * 86_400.0
 SPARSE_SHARE = 0.25
 SPARSE_GAIN = 0.02
-"""A series that is 0 in more than a quarter of its recent points (a few expenses a day seen
-hourly) is too sparse to judge at its window size: it is scored but never alerts; its roll-ups
-and longer windows are judged instead."""
-CAL_Z = 3.5
-CAL_TARGET = 0.01
-CAL_RATE = 0.1
+"""A never-negative series that is 0 in a quarter or more of its recent points (a few expenses an
+hour) is judged as a count (`streams.detection.counts`): its scale says little, the chance of
+the count it shows says what matters."""
+ONSET_DECAY = 0.9
+"""While a change holds, each further point of it scores this fraction of the one before."""
+ACCEPT_POINTS = 12
+"""A change that has held this many points in a row is the new normal: the level is moved to it."""
+HOLD_SCORE = 0.25
+"""A change holds while its points stay on its side at this score or more."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +99,8 @@ class Score:
     """True once the series is learned (warm-up over): alerts may open."""
     z: float = 0.0
     """Signed residual in scales (positive: above expected)."""
+    accepted: bool = False
+    """True at the point where a change that held `ACCEPT_POINTS` points became the new level."""
 
 
 class Detector(Protocol):
@@ -137,6 +148,8 @@ class _Baseline:
     n: int = 0
     first: float = math.nan
     last: float = math.nan
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=ACCEPT_POINTS))
+    """The last deseasonalized residuals: what a new level would be, if accepted."""
 
     def __post_init__(self) -> None:
         if self.period != "none" and self.step < DAY:
@@ -212,6 +225,7 @@ class _Baseline:
         level_gain = max(_gain(alpha, steps), warm)
         base, factor = self._base(t), self._factor(t)
         self.level = base + level_gain * clipped / factor
+        self.recent.append((residual - level_gain * clipped) / factor)
         if self.eligible(t):  # before the season is known, level moves are not a trend
             self.trend = self.trend * tuning.damping**steps + _gain(tuning.trend, steps) * (
                 self.level - base
@@ -220,6 +234,14 @@ class _Baseline:
         self._learn_scale(steps, value, residual, (below, above), spread)
         self.last = t
         return residual, expected, below, above
+
+    def accept(self) -> None:
+        """Take the level the recent points held as the new normal (no trend towards it)."""
+        if self.recent:
+            ordered = sorted(self.recent)
+            self.level += ordered[len(ordered) // 2]
+            self.recent.clear()
+        self.trend = 0.0
 
     def _learn_season(self, t: float, expected: float, clipped: float, residual: float) -> None:
         """Multiplicative Holt-Winters factors (Winters 1960), each pulled towards what this
@@ -328,10 +350,19 @@ class SeriesDetector:
     _n: int = 0
     _pending: list[tuple[float, float]] = field(default_factory=list)
     _width: float = 1.0
-    _beyond: bool = False
+    """The band's width in scales, for the series' own tails (`streams.detection.tails`)."""
+    _tail: TailCalibration = field(default_factory=TailCalibration)
+    _run: int = 0
+    """Points in a row scoring >= 0.5 on the side `_side` (a change that holds)."""
+    _side: int = 0
     _nonnegative: bool = True
     _zeros: float = 0.0
     """Recent share of points that are exactly 0."""
+    _counts: CountModel = field(init=False)
+    _count_cusum: _Cusum = field(default_factory=_Cusum)
+    _count_tail: TailCalibration = field(default_factory=TailCalibration)
+    """The count model's own tails, as `_tail` for the band (in equivalent Gaussian scales)."""
+    """Judges the series while it is sparse (`SPARSE_SHARE` of its points 0)."""
 
     @property
     def period(self) -> Period:
@@ -347,6 +378,7 @@ class SeriesDetector:
                 return self._learn_step(t, value)
             self._models = [_Baseline(p, self.step, self.tuning) for p in _candidates(self.step)]
             self._cusums = [_Cusum() for _ in self._models]
+            self._counts = CountModel(self.step)
         self._n += 1
         self._last = t
         results = [model.update(t, value) for model in self._models]
@@ -355,7 +387,7 @@ class SeriesDetector:
             self._choose(t)
             return Score(0.0, expected, expected, expected, ready=False)
         self._zeros += max(SPARSE_GAIN, 1.0 / self._n) * ((value == 0) - self._zeros)
-        ready = self._ready(t) and self._zeros < SPARSE_SHARE
+        ready = self._ready(t)
         self._nonnegative = self._nonnegative and value >= 0
         # Every plausible candidate (eligible, forecasting about as well as the chosen one)
         # scores the point; the most forgiving one explains it. An anomaly is a point no
@@ -372,15 +404,72 @@ class SeriesDetector:
         ]
         best = min(judged, key=lambda j: j[0].score)
         if ready:  # during warm-up the model itself is still wrong: that is not the tails
-            self._calibrate(best[1])
+            self._tail.update(best[1])
+            self._width = self._tail.width
         self._choose(t)
-        score = best[0]
-        return Score(score.score, score.expected, score.lower, score.upper, ready, score.z)
+        score, side, holding = best[0], best[2], best[3]
+        sparse = self._nonnegative and self._zeros >= SPARSE_SHARE
+        expected = self._counts.expected(t)
+        count, lower, upper, count_z = self._counts.update(t, value, judge=sparse)
+        if sparse:
+            gauss = _gauss_z(count) * (1 if count_z >= 0 else -1)
+            if ready:
+                self._count_tail.update(gauss)
+            width = self._count_tail.width
+            if count > 0:
+                count = _score_of_z(abs(gauss) / width)
+            count_z /= width
+            statistic = self._count_cusum.update(count_z)
+            holding = min(1.0, max(count, statistic / (2 * CUSUM_H)))
+            cc = self._count_cusum
+            if not (count_z > CUSUM_K if cc.up >= cc.down else count_z < -CUSUM_K):
+                statistic = 0.0
+            count = min(1.0, max(count, statistic / (2 * CUSUM_H)))
+            score = Score(count, expected, lower, upper, ready=False, z=count_z)
+            if count >= 0.5 and abs(count_z) * 2 * Z_BAND < statistic:
+                side = 1 if self._count_cusum.up >= self._count_cusum.down else -1
+            else:
+                side = 1 if count_z >= 0 else -1
+        value_score, accepted = self._onset(score, side, ready, holding)
+        return Score(
+            value_score, score.expected, score.lower, score.upper, ready, score.z, accepted
+        )
+
+    def _onset(self, score: Score, side: int, ready: bool, holding: float) -> tuple[float, bool]:
+        """Rank the onset of a change highest, and accept a change that holds.
+
+        A point at >= 0.5 starts a change; it holds while the points stay on its side at >=
+        `HOLD_SCORE` (the robust baseline follows a shift a little, so its later points score
+        less than the first, but they are still the change). Its k-th point (k = 0 first) scores
+        `ONSET_DECAY`**k of what it would alone, so the onset stands out and the score comes back
+        down while the change holds. After `ACCEPT_POINTS` points the change is the new normal:
+        every candidate's level moves to the median of its recent residuals, the CUSUMs restart,
+        and the point says `accepted` (the alert lifecycle closes the alert as "new level
+        accepted"). An hourly series accepts a new level after 12 hours, a 5-minute one after
+        an hour.
+        """
+        holds = self._run > 0 and side == self._side and holding >= HOLD_SCORE
+        if not (ready and (holds or score.score >= 0.5)):
+            self._run = self._side = 0
+            return score.score, False
+        self._run = self._run + 1 if holds else 1
+        self._side = side
+        decayed = score.score * ONSET_DECAY ** (self._run - 1)
+        if self._run < ACCEPT_POINTS:
+            return decayed, False
+        for model in self._models:
+            model.accept()
+        for cusum in (*self._cusums, self._count_cusum):
+            cusum.up = cusum.down = 0.0
+        self._run = self._side = 0
+        return decayed, True
 
     def _judge(
         self, index: int, value: float, forecast: tuple[float, float, float, float]
-    ) -> tuple[Score, float]:
-        """The score of candidate `index` for this point, and its raw standardized residual."""
+    ) -> tuple[Score, float, int, float]:
+        """The score of candidate `index` for this point, its raw standardized residual, and
+        the side it points to (+1 above, -1 below: of the residual, or of the CUSUM when that
+        gives the score)."""
         residual, expected, below, above = forecast
         width = self._width
         raw = residual / (below if residual < 0 else above)
@@ -399,25 +488,19 @@ class SeriesDetector:
                 statistic = cusum.update(z)
         else:
             statistic = cusum.update(z)
+        # A change still holds while the CUSUM remembers it (for `_onset`), on its side.
+        holding = min(1.0, max(abs(z) / (2 * Z_BAND), statistic / (2 * CUSUM_H)))
+        if abs(z) / Z_BAND >= statistic / CUSUM_H:
+            side = 1 if z >= 0 else -1
+        else:
+            side = 1 if cusum.up >= cusum.down else -1
+        # The CUSUM scores a point only while the point pushes it (beyond K on its side): its
+        # memory of a spike that is over must not hold an alert open for ten more points.
+        if not (z > CUSUM_K if cusum.up >= cusum.down else z < -CUSUM_K):
+            statistic = 0.0
         score = min(1.0, max(abs(z) / (2 * Z_BAND), statistic / (2 * CUSUM_H)))
         upper = expected + Z_BAND * width * above
-        return Score(score, expected, lower, upper, ready=False, z=z), raw
-
-    def _calibrate(self, raw: float) -> None:
-        """Widen the band of a series whose tails are heavier than its scale says.
-
-        Adaptive conformal calibration (Gibbs & Candes, "Adaptive conformal inference under
-        distribution shift", 2021) on a log scale: the width grows by `CAL_RATE` when a residual
-        lies beyond `CAL_Z` widths and shrinks slowly otherwise, so that about `CAL_TARGET` of
-        the points fall beyond; never below 1 (a well-behaved series keeps its learned scale).
-        Only isolated points beyond count: the second point of a run is an incident, which must
-        not teach the series to expect incidents.
-        """
-        beyond = abs(raw) > CAL_Z * self._width
-        if beyond and self._beyond:
-            return  # a run of points beyond is an incident (or a change), not heavy tails
-        self._beyond = beyond
-        self._width = max(1.0, self._width * math.exp(CAL_RATE * (beyond - CAL_TARGET)))
+        return Score(score, expected, lower, upper, ready=False, z=z), raw, side, holding
 
     def _ready(self, t: float) -> bool:
         """Warm-up: enough points, spanning enough time for the period to be found and judged
@@ -435,22 +518,60 @@ class SeriesDetector:
         self._chosen = best
 
     def _learn_step(self, t: float, value: float) -> Score:
-        """Until the spacing is known (median of the first gaps), only remember the points."""
+        """Until the spacing is known (`learn_step` over the first gaps), only remember the
+        points."""
         if self._n:
             self._gaps.append(t - self._last)
         self._n += 1
         self._last = t
         self._pending.append((t, value))
         if len(self._gaps) >= STEP_SAMPLE:
-            self.step = sorted(self._gaps)[len(self._gaps) // 2]
+            self.step = learn_step(self._gaps)
             pending, self._pending, self._n = self._pending, [], 0
             scores = [self.update(pt, pv) for pt, pv in pending]
             return scores[-1]
         return Score(0.0, value, value, value, ready=False)
 
 
-STEP_SAMPLE = 8
-"""Spacings observed before a detector without a declared step fixes it (their median)."""
+_NORMAL = NormalDist()
+
+
+def _gauss_z(count_score: float) -> float:
+    """The Gaussian z (one-sided) with the tail probability a count score stands for."""
+    p = min(0.5, max(1e-300, 10 ** (-count_score * 2 * BAND_LOG10)))
+    return _NORMAL.inv_cdf(1 - p) if p > 1e-15 else 8.0
+
+
+def _score_of_z(z: float) -> float:
+    """The count score of a one-sided Gaussian z (the inverse of `_gauss_z`)."""
+    p = max(1e-300, 1 - _NORMAL.cdf(z))
+    return min(1.0, max(0.0, -math.log10(p) / (2 * BAND_LOG10)))
+
+
+STEP_SAMPLE = 16
+"""Spacings observed before a detector without a declared step fixes it (`learn_step`)."""
+_STEP_BUCKET = math.log(1.1)
+
+
+def learn_step(gaps: list[float]) -> float:
+    """The regular spacing behind `gaps` (seconds, > 0), robust to missing rows and jitter.
+
+    A missing row makes a gap twice as long, so the median of the gaps overestimates the step of
+    a gappy series (2-3x when most rows are missing). Instead: the shortest gap size (10% buckets
+    on a log scale) that at least a fifth of the gaps have, refined as the median of the gaps
+    within [0.7, 1.4] of it; without such a size (no regular spacing), the median gap.
+    """
+    buckets: dict[int, int] = {}
+    for gap in gaps:
+        key = round(math.log(gap) / _STEP_BUCKET)
+        buckets[key] = buckets.get(key, 0) + 1
+    common = [k for k, n in buckets.items() if n >= max(2.0, len(gaps) / 5)]
+    ordered = sorted(gaps)
+    if not common:
+        return ordered[len(ordered) // 2]
+    mode = math.exp(min(common) * _STEP_BUCKET)
+    near = [g for g in ordered if 0.7 * mode <= g <= 1.4 * mode]
+    return near[len(near) // 2]
 
 
 @dataclass(slots=True)

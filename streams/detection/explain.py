@@ -112,16 +112,24 @@ def explain(
     point: Point,
     siblings: Sequence[Point],
     inputs: Mapping[str, Point],
+    *,
+    ratio: bool = False,
 ) -> Explanation:
-    """The explanation of an alert on `point` of `kpi`."""
+    """The explanation of an alert on `point` of `kpi`. `siblings`: the finest series inside the
+    alerted series' scope (their labels include its labels). `ratio`: the KPI is a ratio in
+    0-1, whose move is stated in points ("12.3% vs 31.0% expected"): a percent of a near-zero
+    expectation would mean nothing."""
     direction = 1.0 if point.observed >= point.expected else -1.0
     verb = "rose" if direction > 0 else "fell"
-    change = (
-        f" {abs(point.observed - point.expected) / abs(point.expected):.0%}"
-        f" {'above' if direction > 0 else 'below'} expected"
-        if point.expected
-        else ""
-    )
+    if ratio:
+        change = f" to {point.observed:.1%} vs {point.expected:.1%} expected"
+    elif point.expected:
+        change = (
+            f" {abs(point.observed - point.expected) / abs(point.expected):.0%}"
+            f" {'above' if direction > 0 else 'below'} expected"
+        )
+    else:
+        change = ""
     text = f"{kpi} {verb}{change}"
     shares = dimension_shares(siblings, direction)
     if shares:

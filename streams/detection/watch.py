@@ -15,7 +15,12 @@ per series (KPI x dimension values x window), each updated once per closed windo
 - Static catalog thresholds count at business-day granularity and above (`1d`, `30d`, balances,
   cumulative, `1mo`), where finance sets them; at minute and hour level one segment's sample is
   too small for a fixed bound.
+- Alerts that open together and share a cause are one incident (`streams.detection.incidents`):
+  the root pages, related alerts are listed and resolve with it.
 Pure: no Kafka, no Prometheus. The worker feeds it; `pulse evaluate` and tests feed it offline.
+(Longer than most modules: one closed window instance goes through roll-ups, gaps, caps,
+detectors, lifecycles, incidents and explanations in order, over the same per-series state;
+split apart, each step would need the others' bookkeeping.)
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ from typing import Literal
 
 from streams.core.compiler import CompiledCatalog
 from streams.core.kpi_values import KpiValue, ratio
-from streams.detection.alerts import AlertPolicy, Lifecycle, Severity, static_severity
+from streams.detection.alerts import AlertPolicy, Lifecycle, Severity, Transition, static_severity
 from streams.detection.completeness import Completeness
-from streams.detection.detectors import Detector, Score, SeriesDetector
+from streams.detection.detectors import ACCEPT_POINTS, Detector, Score, SeriesDetector
 from streams.detection.explain import Explanation, Point, explain, input_kpis
+from streams.detection.incidents import Incidents, Membership, Opening, Role, series_name
 
 Labels = tuple[tuple[str, str], ...]
 SeriesKey = tuple[str, str, Labels]
@@ -52,6 +58,10 @@ MIN_SUPPORT = 50
 """A ratio over counted events (CSAT answers, deliveries, orders) is judged only when at least
 this many events are behind it; fewer is a sample too small to mean anything (a gap)."""
 ZERO_FILL_STEPS = 48
+NO_DATA_STEPS = 2
+"""An open alert whose series has no value to judge for this many window instances in a row
+resolves ("no data"): a ratio whose sample fell below `MIN_SUPPORT` overnight must not hold a
+page open for days."""
 HORIZON_STEPS = 400
 IDLE_STEPS = 2 * ZERO_FILL_STEPS
 """Live, a series without a value of its own for this many of its windows (96 minutes of 1m, 8 h
@@ -83,6 +93,10 @@ class AnomalyEvent:
     score: float = 0.0
     source: str | None = None
     explanation: Explanation | None = None
+    incident: str | None = None
+    """The incident a KPI alert belongs to (`streams.detection.incidents`)."""
+    role: Role | None = None
+    """root: the alert that pages for its incident; related: listed, does not page."""
 
 
 @dataclass(slots=True)
@@ -96,6 +110,15 @@ class Series:
     """Start of the newest instance with a value of its own (not a filled-in 0)."""
     observed: float = 0.0
     score: Score | None = None
+    missed: int = 0
+    """Window instances in a row without a value to judge while its alert is open."""
+    last_missed: float = float("-inf")
+    """Start of the newest instance counted in `missed` (an instance closes more than once)."""
+    contiguous: bool = True
+    """The newest point follows the one before it without a missing window instance."""
+    incident: str = ""
+    """While its alert is open: the incident it belongs to, and its role there."""
+    role: str = ""
 
 
 def rollups(catalog: CompiledCatalog, values: Iterable[KpiValue]) -> list[KpiValue]:
@@ -173,7 +196,10 @@ class AnomalyWatch:
     """Values of closed windows left unscored because `max_series` series were watched."""
 
     def __post_init__(self) -> None:
+        self.incidents = Incidents(kpi_sources(self.catalog))
         self._flows: dict[str, dict[tuple[str, Labels], Series]] = {}
+        self._open: set[SeriesKey] = set()
+        """Series whose alert is open (checked for `NO_DATA_STEPS`)."""
         """Flow series per window: the ones a quiet window instance fills with 0."""
         self._sources = kpi_sources(self.catalog)
         measures = self.catalog.measures
@@ -284,9 +310,11 @@ class AnomalyWatch:
                 s.last_start = start
                 continue
             s.score = s.detector.update(float(start), value)
+            s.contiguous = window in STATIC_WINDOWS or start - s.last_start <= 1.5 * step
             s.observed, s.last_start = value, start
             updated.append((key, s))
-        events: list[AnomalyEvent] = []
+        events: list[AnomalyEvent] = self._expire(window, start, end, {k for k, _ in updated})
+        changes: list[tuple[SeriesKey, Series, Transition]] = []
         for key, s in updated:
             kpi, _, labels = key
             assert s.score is not None
@@ -296,33 +324,187 @@ class AnomalyWatch:
                 else None
             )
             change = s.lifecycle.step(
-                start, s.score.score, ready=s.score.ready, static=static, held=False
+                start,
+                s.score.score,
+                ready=s.score.ready,
+                static=static,
+                held=False,
+                accepted=s.score.accepted,
+                contiguous=s.contiguous,
             )
-            if change is None:
+            if change is not None:
+                changes.append((key, s, change))
+        return events + self._decide(window, start, end, changes)
+
+    def _decide(
+        self,
+        window: str,
+        start: int,
+        end: float,
+        changes: list[tuple[SeriesKey, Series, Transition]],
+    ) -> list[AnomalyEvent]:
+        """The alert events of one window instance's transitions, grouped into incidents."""
+        events: list[AnomalyEvent] = []
+        for key, s, change in changes:  # resolutions first: an incident may end here
+            if change.state == "resolved":
+                explanation = (
+                    Explanation(f"{key[0]} new level accepted: it held for {ACCEPT_POINTS} windows")
+                    if change.reason == "new level accepted"
+                    else None
+                )
+                events += self._resolved(
+                    key, s, change, start=start, end=end, explanation=explanation
+                )
+        opened = [(key, s, c) for key, s, c in changes if c.state == "opened"]
+        memberships = self.incidents.assign(
+            [
+                Opening(
+                    key,
+                    s.observed - s.score.expected,
+                    s.score.score,
+                    self.catalog.kpis[key[0]].kind == "flow",
+                    STEPS.get(window, 86_400.0),
+                )
+                for key, s, _ in opened
+                if s.score is not None and window not in STATIC_WINDOWS
+            ],
+            float(start),
+        )
+        for key, _, change in opened:
+            if change.severity == "critical" and key in memberships:  # the root pages with
+                root = self.series.get(memberships[key].root)  # its incident's severity
+                if root is not None and root.lifecycle.active:
+                    root.lifecycle.severity = "critical"
+        for key, s, opening in opened:
+            self._open.add(key)
+            member = memberships.get(key)
+            if member is None:  # a business-day threshold window: its own page
+                explanation = self._explain(key[0], window, key[2], start)
+                events.append(
+                    self._event(
+                        key, s, opening, start=start, end=end, explanation=explanation, member=None
+                    )
+                )
                 continue
-            explanation = (
-                self._explain(kpi, window, labels, start) if change.state == "opened" else None
+            s.incident, s.role = member.incident, member.role
+            change = (
+                Transition(opening.state, s.lifecycle.severity, opening.started_at)
+                if member.role == "root"
+                else opening
             )
+            explanation = self._explain(key[0], window, key[2], start)
+            if member.role == "related":
+                text = f"{explanation.text}; related to incident {series_name(member.root)}"
+                explanation = Explanation(text, explanation.dimensions, explanation.inputs)
+            else:
+                others = sum(1 for m in memberships.values() if m.incident == member.incident)
+                if others > 1:
+                    text = f"{explanation.text} ({others - 1} related alerts opened with it)"
+                    explanation = Explanation(text, explanation.dimensions, explanation.inputs)
             events.append(
-                AnomalyEvent(
-                    "kpi_anomaly",
-                    change.state,
-                    change.severity,
-                    started_at=change.started_at,
-                    at=float(end),
-                    kpi=kpi,
-                    window=window,
-                    dimensions=labels,
-                    window_start=float(start),
-                    window_end=float(end),
-                    observed=s.observed,
-                    expected=s.score.expected,
-                    lower=s.score.lower,
-                    upper=s.score.upper,
-                    score=s.score.score,
-                    explanation=explanation,
+                self._event(
+                    key, s, change, start=start, end=end, explanation=explanation, member=member
                 )
             )
+        return events
+
+    def _event(
+        self,
+        key: SeriesKey,
+        s: Series,
+        change: Transition,
+        *,
+        start: float,
+        end: float,
+        explanation: Explanation | None,
+        member: Membership | None,
+        values: bool = True,
+    ) -> AnomalyEvent:
+        """`values` False: the point has no value of its own (resolved for lack of data)."""
+        score = s.score if values else None
+        return AnomalyEvent(
+            "kpi_anomaly",
+            change.state,
+            change.severity,
+            started_at=change.started_at,
+            at=float(end),
+            kpi=key[0],
+            window=key[1],
+            dimensions=key[2],
+            window_start=float(start),
+            window_end=float(end),
+            observed=s.observed if values else None,
+            expected=score.expected if score is not None else None,
+            lower=score.lower if score is not None else None,
+            upper=score.upper if score is not None else None,
+            score=score.score if score is not None else 0.0,
+            explanation=explanation,
+            incident=member.incident if member is not None else None,
+            role=member.role if member is not None else None,
+        )
+
+    def _resolved(
+        self,
+        key: SeriesKey,
+        s: Series,
+        change: Transition,
+        *,
+        start: float,
+        end: float,
+        explanation: Explanation | None,
+        values: bool = True,
+    ) -> list[AnomalyEvent]:
+        """The resolution of `key`'s alert (it leaves its incident)."""
+        self._open.discard(key)
+        member = self.incidents.membership(key)
+        s.incident = s.role = ""
+        self.incidents.resolved(key, start)
+        return [
+            self._event(
+                key,
+                s,
+                change,
+                start=start,
+                end=end,
+                explanation=explanation,
+                member=member,
+                values=values,
+            )
+        ]
+
+    def _expire(
+        self, window: str, start: int, end: float, updated: set[SeriesKey]
+    ) -> list[AnomalyEvent]:
+        """Resolve the open alerts of `window` whose series had no value for `NO_DATA_STEPS`
+        instances in a row (not while a source they depend on is stale: that is held)."""
+        events = []
+        for key in [k for k in self._open if k[1] == window]:
+            s = self.series.get(key)
+            if s is None or not s.lifecycle.active:
+                self._open.discard(key)
+                continue
+            if key in updated or self._held(key[0], start, end):
+                s.missed = 0
+                continue
+            if start <= max(s.last_start, s.last_missed):
+                continue  # seen already: a window's final record after its first close
+            s.missed, s.last_missed = s.missed + 1, start
+            if s.missed < NO_DATA_STEPS:
+                continue
+            change = s.lifecycle.expire()
+            self._open.discard(key)
+            s.missed = 0
+            if change is not None:
+                text = f"{key[0]} has had no value to judge for {NO_DATA_STEPS} windows"
+                events += self._resolved(
+                    key,
+                    s,
+                    change,
+                    start=start,
+                    end=end,
+                    explanation=Explanation(text),
+                    values=False,
+                )
         return events
 
     def _limit(self, window: str, observed: dict[tuple[str, Labels], float]) -> None:
@@ -373,10 +555,11 @@ class AnomalyWatch:
         point = self._point((kpi, window, labels), start)
         assert point is not None
         finest = len(self.catalog.kpis[kpi].dims)
-        siblings = [
+        scope = set(labels)
+        siblings = [  # inside the alerted series' scope: what it is made of
             p
             for key in self.series
-            if key[0] == kpi and key[1] == window and len(key[2]) == finest
+            if key[0] == kpi and key[1] == window and len(key[2]) == finest and scope <= set(key[2])
             for p in [self._point(key, start)]
             if p is not None
         ]
@@ -386,7 +569,7 @@ class AnomalyWatch:
             for p in [self._point((name, window, self._project(name, labels)), start)]
             if p is not None
         }
-        return explain(kpi, point, siblings, inputs)
+        return explain(kpi, point, siblings, inputs, ratio=self.catalog.kpis[kpi].unit == "ratio")
 
     def _project(self, kpi: str, labels: Labels) -> Labels:
         dims = self.catalog.kpis[kpi].dims
@@ -399,3 +582,5 @@ class AnomalyWatch:
         """Forget every series (after a rebalance their values mean other partitions)."""
         self.series.clear()
         self._flows.clear()
+        self._open.clear()
+        self.incidents.forget()

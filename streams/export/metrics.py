@@ -199,7 +199,10 @@ class AnomalyCollector(Collector):
                 family.samples.append(Sample(family.name, tags, value))
             if open_:
                 severity = series.lifecycle.severity
-                active.samples.append(Sample(active.name, {**tags, "severity": severity}, 1.0))
+                incident = {"incident": series.incident, "incident_role": series.role}
+                active.samples.append(
+                    Sample(active.name, {**tags, "severity": severity, **incident}, 1.0)
+                )
         yield from (score, observed, expected, lower, upper, active)
         stale = _family(names.DATA_STALE)
         silent = watch.completeness.stale()

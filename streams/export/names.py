@@ -151,7 +151,8 @@ EXPECTED_UPPER = _gauge(
 )
 ANOMALY_ACTIVE = _gauge(
     "pulse_kpi_anomaly_active",
-    "1 on each series with an open anomaly alert (label severity); absent otherwise.",
+    "1 on each series with an open anomaly alert (labels severity, incident and incident_role: "
+    "root pages, related does not); absent otherwise.",
 )
 DATA_STALE = _gauge(
     "pulse_data_stale",

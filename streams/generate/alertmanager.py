@@ -3,6 +3,8 @@
 Routing by severity: critical → the `pager` receiver, warning → `chat` (both webhook examples
 to replace with your own). Grouped by alert, KPI and business unit. Inhibition:
 - a critical silences the warning of the same alert on the same series;
+- one incident, one page: a `PulseKpiAnomaly` that is the root of an incident silences the
+  anomalies related to it (`incident_role`, equal `incident`; `streams/detection/incidents.py`);
 - `PulseDataStale` on a source silences the KPI alerts of every KPI that source feeds (from the
   catalog: a KPI judged on incomplete data is not news);
 - `PulseWorkerDown` silences threshold alerts (summed KPIs are partial while a worker is down).
@@ -63,6 +65,11 @@ def render_alertmanager(catalog: Catalog = CATALOG) -> dict[str, str]:
                 "source_matchers": ['severity="critical"'],
                 "target_matchers": ['severity="warning"'],
                 "equal": list(SERIES_LABELS),
+            },
+            {
+                "source_matchers": ['alertname="PulseKpiAnomaly"', 'incident_role="root"'],
+                "target_matchers": ['alertname="PulseKpiAnomaly"', 'incident_role="related"'],
+                "equal": ["incident"],
             },
             *_stale_inhibitions(catalog),
             {

@@ -12,7 +12,9 @@ exported family (`streams.export.names.kpi_family`: `pulse_revenue`, `pulse_dso_
 Alert rules:
 - `PulseKpiAnomaly`, one rule per KPI: a worker's detectors hold an alert open on a series
   (`pulse_kpi_anomaly_active`); the alert's value is the observed value, its description
-  quotes the expected band.
+  quotes the expected band; labels `incident` and `incident_role` (root or related) say which
+  incident it belongs to (`streams/detection/incidents.py`): a related alert does not page (the
+  rule leaves it out; Alertmanager also inhibits it under its root).
 - `PulseKpiThreshold`: the catalog's static thresholds on the recorded daily/monthly values.
 - Service: `PulseWorkerDown`, `PulseConsumerLagGrowing`, `PulseDeadLetterRateHigh`,
   `PulseDataStale`.
@@ -155,8 +157,10 @@ def _anomaly_group(catalog: Catalog, links: Links) -> dict[str, Any]:
                 "alert": "PulseKpiAnomaly",
                 "expr": (
                     f'{names.OBSERVED.series}{{kpi="{kpi.name}"}}\n'
-                    "  * ignoring (severity) group_left (severity)\n"
-                    f'  ({names.ANOMALY_ACTIVE.series}{{kpi="{kpi.name}"}} == 1)'
+                    "  * ignoring (severity, incident, incident_role)\n"
+                    "    group_left (severity, incident, incident_role)\n"
+                    f'  ({names.ANOMALY_ACTIVE.series}{{kpi="{kpi.name}", '
+                    'incident_role!="related"} == 1)'
                 ),
                 "for": ANOMALY_FOR,
                 "keep_firing_for": ANOMALY_KEEP_FIRING,

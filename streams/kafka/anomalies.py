@@ -40,6 +40,8 @@ def anomaly_message(event: AnomalyEvent, now: float) -> Anomaly:
             "started_at": event.started_at,
             "at": event.at,
             "emitted_at": round(now, 3),
+            "incident": event.incident,
+            "role": event.role,
             "explanation": None
             if explanation is None
             else {

@@ -7,7 +7,9 @@ The same events are produced once. Then, alternately for a few rounds:
   KPI state, dead letters and changelog records acknowledged. Timed from partition assignment
   (group join is a startup cost, not throughput) until every message has been processed;
 - the same pipeline with anomaly detection off (`PULSE_DETECTION=false`): the detection cost is
-  `1 - with / without`.
+  `1 - with / without`; and, with detection on, the time detection took per closed-window value
+  it was fed (a KPI series' value of a closed window instance: detectors, roll-ups, lifecycle,
+  incidents, explanations), from the worker's own detection clock.
 The ratio of medians is what to compare across machines; absolute figures vary with the machine.
 With `latency`, a paced run follows (`streams.tools.bench_latency`): start → ready, publish →
 applied and window end → KPI record at that offered rate, and RSS.
@@ -102,17 +104,18 @@ async def run_bench(
         say(f"produce:  {events / (time.perf_counter() - started):10,.0f} events/s")
         del messages
 
-        ceilings, pipelines, plains = [], [], []
+        ceilings, pipelines, plains, costs = [], [], [], []
         on = settings.model_copy(update={"detection": True})
         off = settings.model_copy(update={"detection": False})
         for round_no in range(1, rounds + 1):
             ceiling = await measure_ceiling(bootstrap, topic, partitions, events)
-            pipeline = await measure_pipeline(
+            pipeline, cost = await measure_pipeline(
                 on, bootstrap, topic, events, run_id=run_id, round_no=round_no
             )
-            plain = await measure_pipeline(
+            plain, _ = await measure_pipeline(
                 off, bootstrap, topic, events, run_id=run_id, round_no=-round_no
             )
+            costs.append(cost)
             ceilings.append(ceiling)
             pipelines.append(pipeline)
             plains.append(plain)
@@ -128,6 +131,12 @@ async def run_bench(
         say(
             f"without detection: {plain:10,.0f} events/s; detection costs "
             f"{max(0.0, 1 - pipeline / plain):.0%} of pipeline throughput"
+        )
+        seconds, values = sum(c[0] for c in costs), sum(c[1] for c in costs)
+        say(
+            f"detection per closed window: {1e6 * seconds / max(values, 1):.1f} us per KPI "
+            f"value fed ({values // max(len(costs), 1)} values per round, "
+            f"{seconds / max(len(costs), 1):.2f} s of detection per round)"
         )
         if with_faust:
             from streams.tools.faust_baseline import measure_faust_agent  # noqa: PLC0415
@@ -181,8 +190,9 @@ async def measure_pipeline(
     *,
     run_id: str,
     round_no: int,
-) -> float:
-    """Events/s of one worker from assignment until every message is processed and acked."""
+) -> tuple[float, tuple[float, int]]:
+    """Events/s of one worker from assignment until every message is processed and acked, and
+    (seconds spent detecting, closed-window values fed to detection) in that time."""
     worker_settings = settings.model_copy(
         update={
             "kafka_bootstrap": str(bootstrap),
@@ -203,7 +213,8 @@ async def measure_pipeline(
                 task.result()
                 raise RuntimeError("worker stopped before the bench finished")
             await asyncio.sleep(0.005)
-        return events / (time.perf_counter() - started)
+        rate = events / (time.perf_counter() - started)
+        return rate, (worker.detector_cost(), worker.detector_values())
     finally:
         stop.set()
         await task

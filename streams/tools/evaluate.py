@@ -7,20 +7,32 @@ EWMA z-score baseline (`EwmaDetector`), both with the same alert lifecycle and c
 so the comparison is of the detectors alone.
 
 Scoring, per incident kind and over all:
-- an alert **matches** an incident when its series depends on what the incident changed (the KPIs
-  computed from the perturbed measures, with labels that do not contradict the incident's
-  dimensions; a `silent_source` incident is matched only by `data_stale` of that source) and it
-  started between one step before the incident and `GRACE_STEPS` steps after its end (the return
-  to normal after a long shift is part of the incident);
-- **precision** = matching alerts / all alerts opened (on every watched series, over the whole run
+- what is judged are **pages**: an incident's root alert (`streams.detection.incidents`) with the
+  alerts related to it; related alerts do not page on their own and are not counted apart;
+- a page **matches** an incident when its root's or a related alert's series depends on what the
+  incident changed (the KPIs computed from the perturbed measures, with labels that do not
+  contradict the incident's dimensions; a `silent_source` incident is matched only by
+  `data_stale` of that source) and that alert started between one step before the incident
+  and `GRACE_STEPS` steps after its end (the return to normal after a long shift is part of
+  the incident);
+- **precision** = matching pages / all pages (on every watched series, over the whole run
   after warm-up; KPI alerts caused by a silent source count against it);
-- **recall** = incidents with at least one matching alert / incidents;
-- **time to detect** = event time of the first matching alert's opening minus the incident start.
+- **recall** = incidents with at least one matching page / incidents;
+- **time to detect** = event time of the first matching page minus the incident start;
+- **on-call score** (0 = never alerting, 100 = every incident paged at its first point and no
+  other page; negative when false alarms cost more than silence): what on-call pays, after the
+  Numenta Anomaly Benchmark's scoring. Each incident's window W = [start - step, end +
+  `GRACE_STEPS` step] (where a matching alert may start). An incident whose first matching alert
+  is decided at time a earns `sigma(y) = 2 / (1 + exp(5 y)) - 1` with `y = (a - W.end) / (W.end -
+  W.start)` in [-1, 0] (0.987 at the start of the window, 0 at its end), a missed one earns -1,
+  and every point (window instance, `step` long) during which a page that matches no incident
+  is open costs `A_FP` = 0.11. With N incidents and S the sum, score = 100 (S + N) / (2 N).
 """
 
 from __future__ import annotations
 
 import math
+import random
 import statistics
 import sys
 import time
@@ -40,7 +52,16 @@ from streams.tools.incidents import Incident, plan_incidents
 from streams.tools.simulator import SimulationConfig, simulate
 
 DAY = 86_400.0
+SCENARIOS: dict[str, dict[str, float]] = {
+    "default": {},
+    "bursty": {"burstiness": 0.5, "amount_sigma": 1.2},
+    "sparse": {"rate": 0.05},
+}
+"""Named scenarios: the clean company; bursty hours (gamma factor, CV 0.5) with heavy-tailed
+amounts (lognormal spread 1.2); a company 20x quieter, whose finest series are sparse counts."""
 GRACE_STEPS = 6
+A_FP = 0.11
+"""What one alerting point outside every incident window costs (NAB's standard profile)."""
 FLUSH_EVERY = 500
 TARGET_MEASURES: dict[str, frozenset[str]] = {
     "revenue": frozenset({"revenue", "cogs"}),
@@ -64,12 +85,20 @@ class Scenario:
     window: str = "1h"
     gap_hours: float = 6.0
     """Quiet time between incidents."""
+    burstiness: float = 0.0
+    """Hourly burst factor's coefficient of variation (`SimulationConfig.burstiness`)."""
+    amount_sigma: float = 0.5
+    """Lognormal spread of order values and expenses (`SimulationConfig.amount_sigma`)."""
+    regime_changes: int = 0
+    """Persistent revenue level shifts (`regime_changes`), on top of the planned incidents."""
 
     def __post_init__(self) -> None:
         if self.window not in STEPS:
             raise ValueError(f"window must be one of {sorted(STEPS)}, got {self.window!r}")
         if not 0 <= self.warmup_days < self.days:
             raise ValueError("warmup_days must be >= 0 and below days")
+        if self.regime_changes < 0:
+            raise ValueError("regime_changes must be >= 0")
 
 
 @dataclass
@@ -89,6 +118,22 @@ class DetectorReport:
     kinds: dict[str, KindScore] = field(default_factory=dict)
     false_alarms: list[AnomalyEvent] = field(default_factory=list)
     missed: list[Incident] = field(default_factory=list)
+    credit: float = 0.0
+    """Sum of sigma(y) over detected incidents (see the module docstring)."""
+    false_points: int = 0
+    """Alerting points of pages that match no incident."""
+    related: int = 0
+    """Alerts opened as related to an incident's root: listed with it, not paging."""
+
+    @property
+    def oncall(self) -> float:
+        """The on-call score (see the module docstring): 0 never alerting, 100 perfect."""
+        total = sum(k.incidents for k in self.kinds.values())
+        if not total:
+            return 0.0
+        missed = total - sum(k.detected for k in self.kinds.values())
+        earned = self.credit - missed - A_FP * self.false_points
+        return 100 * (earned + total) / (2 * total)
 
     @property
     def precision(self) -> float:
@@ -116,6 +161,8 @@ class Evaluation:
     reports: list[DetectorReport]
     events: int
     seconds: float
+    alerts: dict[str, list[AnomalyEvent]] = field(default_factory=dict)
+    """Every alert transition per detector (for the verbose listing)."""
 
 
 def affected_kpis(catalog: CompiledCatalog, target: str) -> frozenset[str]:
@@ -144,27 +191,71 @@ def matches(alert: AnomalyEvent, incident: Incident, affected: frozenset[str], s
     return all(labels.get(k, v) == v for k, v in incident.dimensions)
 
 
+def onset_credit(at: float, window_start: float, window_end: float) -> float:
+    """NAB's scaled sigmoid: 0.987 for a detection at the start of the window, 0 at its end."""
+    y = (at - window_end) / (window_end - window_start)
+    return 2 / (1 + math.exp(5 * y)) - 1
+
+
+def alerting_points(
+    opened: AnomalyEvent, alerts: Sequence[AnomalyEvent], step: float, until: float
+) -> int:
+    """Window instances during which the alert `opened` was open: from its first anomalous point
+    to its resolution (or `until`), at least the points that opened it."""
+    key = (opened.alert, opened.kpi, opened.window, opened.dimensions, opened.source)
+    end = until
+    for a in alerts:
+        if (
+            a.state == "resolved"
+            and a.at > opened.at
+            and (a.alert, a.kpi, a.window, a.dimensions, a.source) == key
+        ):
+            end = a.at
+            break
+    return max(1, math.ceil((end - opened.started_at) / step - 1e-9))
+
+
 def score(
     name: str,
     alerts: Sequence[AnomalyEvent],
     incidents: Sequence[Incident],
-    catalog: CompiledCatalog,
+    catalog: CompiledCatalog | None,
     step: float,
+    *,
+    until: float | None = None,
 ) -> DetectorReport:
+    """Score the alerts of one detector against the incidents. `catalog` None: the alerts'
+    KPIs are the incidents' targets themselves (a team's own series, `--series`). `until`: the
+    end of the run, where an alert still open stops counting (None: the last alert's time)."""
     report = DetectorReport(name)
+    if until is None:
+        until = max((a.at for a in alerts), default=0.0)
     affected = {
-        i: affected_kpis(catalog, i.target) if i.kind != "silent_source" else frozenset()
+        i: frozenset()
+        if i.kind == "silent_source"
+        else affected_kpis(catalog, i.target)
+        if catalog is not None
+        else frozenset({i.target})
         for i in incidents
     }
     for incident in incidents:
         report.kinds.setdefault(incident.kind, KindScore()).incidents += 1
     opened = [a for a in alerts if a.state == "opened"]
+    members: dict[str, list[AnomalyEvent]] = {}
+    for alert in opened:
+        if alert.incident is not None:
+            members.setdefault(alert.incident, []).append(alert)
     first: dict[Incident, float] = {}
     for alert in opened:
+        if alert.role == "related":
+            report.related += 1
+            continue  # it does not page: its incident's root does
         report.alerts += 1
-        hits = [i for i in incidents if matches(alert, i, affected[i], step)]
+        group = members.get(alert.incident, [alert]) if alert.incident else [alert]
+        hits = [i for i in incidents if any(matches(a, i, affected[i], step) for a in group)]
         if not hits:
             report.false_alarms.append(alert)
+            report.false_points += alerting_points(alert, alerts, step, until)
             continue
         report.matched += 1
         for incident in hits:
@@ -174,8 +265,31 @@ def score(
         kind = report.kinds[incident.kind]
         kind.detected += 1
         kind.delays.append(max(0.0, at - incident.start))
+        window_end = incident.end + GRACE_STEPS * step
+        report.credit += onset_credit(min(at, window_end), incident.start - step, window_end)
     report.missed = [i for i in incidents if i not in first]
     return report
+
+
+def regime_changes(
+    scenario: Scenario, begin: float, duration: float
+) -> tuple[tuple[Incident, ...], tuple[Incident, ...]]:
+    """`scenario.regime_changes` persistent level shifts of one business unit's revenue (+-40%),
+    each from a whole hour after the warm-up to the end of the run: (what the simulator applies,
+    what is labelled). The label is the onset only, one hour: a detector should page once at the
+    change and then take the new level as normal, so alerting on later points costs."""
+    rng = random.Random(scenario.seed + 1)
+    held: list[Incident] = []
+    labels: list[Incident] = []
+    first = begin + scenario.warmup_days * DAY
+    end = math.floor(begin + duration)
+    for _ in range(scenario.regime_changes):
+        at = math.floor(rng.uniform(first, end - DAY) / 3600) * 3600
+        dims = (("business_unit", rng.choice(("retail", "wholesale", "marketplace"))),)
+        magnitude = rng.choice((-0.4, 0.4))
+        held.append(Incident("level_shift", "revenue", at, end, magnitude, dims))
+        labels.append(Incident("level_shift", "revenue", at, at + 3600, magnitude, dims))
+    return tuple(held), tuple(labels)
 
 
 def run(scenario: Scenario, progress: TextIO | None = None) -> Evaluation:
@@ -185,6 +299,7 @@ def run(scenario: Scenario, progress: TextIO | None = None) -> Evaluation:
     begin = scenario.start.timestamp()
     duration = scenario.days * DAY
     incidents = plan_incidents(begin, duration, scenario.seed, warmup=scenario.warmup_days * DAY)
+    held, labels = regime_changes(scenario, begin, duration)
     config = SimulationConfig(
         start=scenario.start,
         seed=scenario.seed,
@@ -192,7 +307,9 @@ def run(scenario: Scenario, progress: TextIO | None = None) -> Evaluation:
         duration=duration,
         bad_ratio=0.0,
         weekly_amplitude=scenario.weekly_amplitude,
-        incidents=incidents,
+        incidents=incidents + held,
+        burstiness=scenario.burstiness,
+        amount_sigma=scenario.amount_sigma,
     )
     windows = Windows.for_timezone(ZoneInfo("UTC"))
     state = PartitionState(
@@ -236,11 +353,19 @@ def run(scenario: Scenario, progress: TextIO | None = None) -> Evaluation:
     flush(begin + duration)
     step = STEPS[scenario.window]
     warm = begin + scenario.warmup_days * DAY
+    incidents += labels
     reports = [
-        score(name, [a for a in alerts[name] if a.at >= warm - 2 * DAY], incidents, catalog, step)
+        score(
+            name,
+            [a for a in alerts[name] if a.at >= warm - 2 * DAY],
+            incidents,
+            catalog,
+            step,
+            until=begin + duration,
+        )
         for name, _ in factories
     ]
-    return Evaluation(scenario, incidents, reports, count, time.perf_counter() - started)
+    return Evaluation(scenario, incidents, reports, count, time.perf_counter() - started, alerts)
 
 
 def _fmt(value: float | None, unit: str = "") -> str:
@@ -265,9 +390,14 @@ def table(evaluation: Evaluation) -> str:
         delay = report.median_delay()
         lines.append(
             f"{report.name:<14} ALL: precision {report.precision:.2f}  recall "
-            f"{report.recall:.2f}  F1 {report.f1:.2f}  alerts {report.alerts} "
-            f"(false {len(report.false_alarms)})  median time to detect "
+            f"{report.recall:.2f}  F1 {report.f1:.2f}  pages {report.alerts} "
+            f"(false {len(report.false_alarms)}; {report.related} related alerts did not page)  "
+            "median time to detect "
             f"{_fmt(delay / 60 if delay is not None else None, ' min')}"
+        )
+        lines.append(
+            f"{report.name:<14} on-call score {report.oncall:.1f} (onset credit "
+            f"{report.credit:.2f}, false alerting points {report.false_points})"
         )
     return "\n".join(lines)
 
@@ -283,15 +413,19 @@ def main_report(evaluation: Evaluation, out: TextIO, verbose: bool = False) -> N
     s = evaluation.scenario
     out.write(
         f"evaluate: {s.days:g} simulated days from {s.start:%Y-%m-%d} at {s.rate:g} events/s "
-        f"(seed {s.seed}), window {s.window}, warm-up {s.warmup_days:g} days, "
+        f"(seed {s.seed}, burstiness {s.burstiness:g}, amount sigma {s.amount_sigma:g}), "
+        f"window {s.window}, warm-up {s.warmup_days:g} days, "
         f"{len(evaluation.incidents)} incidents, {evaluation.events} events in "
         f"{evaluation.seconds:.0f} s\n"
     )
     out.write(table(evaluation) + "\n")
     if verbose:
+        step = STEPS[s.window]
+        end = s.start.timestamp() + s.days * DAY
         for report in evaluation.reports:
             for alert in report.false_alarms:
-                out.write(f"false alarm ({report.name}): {describe(alert)}\n")
+                points = alerting_points(alert, evaluation.alerts[report.name], step, end)
+                out.write(f"false alarm ({report.name}): {describe(alert)}, open {points} points\n")
             for incident in report.missed:
                 when = datetime.fromtimestamp(incident.start, UTC).strftime("%Y-%m-%d %H:%M")
                 out.write(f"missed ({report.name}): {when} {incident.kind} {incident.series}\n")

@@ -26,6 +26,16 @@ order leaves the pool, so the money taken off an order never exceeds its value.
 A weekly shape is optional: with `weekly_amplitude` a, the rate is x (1 - a) on Saturday and
 Sunday (UTC) and x (1 + 2a/5) on weekdays, so the weekly mean stays `rate`.
 
+What real series do and a clean company does not, as options (all off by default, and then no
+random number is drawn for them, so the default stream is unchanged):
+- `burstiness` c: bursts. The rate of each hour is multiplied by a gamma-distributed factor with
+  mean 1 and coefficient of variation c (capped at `_BURST_CAP`): hourly counts are
+  overdispersed (negative binomial) and every series moves with the company's busy hours.
+- `amount_sigma`: heavy tails. The lognormal spread of order values and expenses (0.5 by
+  default; 1.2 puts one order in a thousand at ~40x the median).
+For sparse counts, lower `rate` (at 0.05 events/s most business unit x region series are 0 in
+many of their hours).
+
 Labelled incidents (`streams.tools.incidents`) change the events they match by business unit and
 region within their window of event time: revenue scales order amounts, cogs the cost of inventory
 issued, opex expense amounts (each by `Incident.factor`, at least a cent); csat_ratio turns a
@@ -116,7 +126,8 @@ _EXPENSE_VALUE = {"marketing": 400.0, "logistics": 250.0, "it": 300.0, "payroll"
 _EXPENSE_CATEGORIES = tuple(_EXPENSE_VALUE)
 _CSAT_CUM = tuple(accumulate((3, 5, 12, 35, 45)))  # scores 1..5: happy customers answer more
 _NPS_CUM = tuple(accumulate((1, 1, 1, 2, 2, 4, 5, 10, 20, 25, 29)))  # scores 0..10
-_AMOUNT_SIGMA = 0.5  # lognormal noise on order values and expenses
+_AMOUNT_SIGMA = 0.5  # lognormal noise on order values and expenses (`amount_sigma`)
+_BURST_CAP = 4.0  # the largest hourly burst factor (`burstiness`)
 _COGS_SHARE = 0.55
 _CARRIERS = ("dhl", "ups", "fedex", "dpd")
 _LATE_LEAD_DAYS = (0.5, 2.0)  # after the promise, when an on-time incident makes an order late
@@ -177,8 +188,14 @@ class SimulationConfig:
     max_event_bytes: int = 65_536
     incidents: tuple[Incident, ...] = ()
     weekly_amplitude: float = 0.0
+    burstiness: float = 0.0
+    amount_sigma: float = _AMOUNT_SIGMA
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.burstiness) and 0 <= self.burstiness <= 2):
+            raise ValueError(f"burstiness must be within [0, 2], got {self.burstiness!r}")
+        if not (math.isfinite(self.amount_sigma) and 0 < self.amount_sigma <= 3):
+            raise ValueError(f"amount_sigma must be within (0, 3], got {self.amount_sigma!r}")
         if self.start.tzinfo is None or self.start.utcoffset() is None:
             raise ValueError(f"start must be timezone-aware, got {self.start!r}")
         if not (math.isfinite(self.rate) and self.rate > 0):
@@ -276,10 +293,20 @@ def _arrival_millis(rng: random.Random, config: SimulationConfig) -> Iterator[in
     last_ms = math.floor(end * 1000)
     weekly = config.weekly_amplitude
     top = (1 + _SEASONAL_AMPLITUDE) * (1 + weekly * _WEEKDAY_SHARE)  # the most rate(t) / rate
+    bursty = config.burstiness
+    if bursty:
+        top *= _BURST_CAP
     peak = config.rate * top
     t = start
+    hour, burst = -1, 1.0
     while (t := t + rng.expovariate(peak)) < end:
         level = daily_level(t)
+        if bursty:
+            if int(t // 3600) != hour:  # one gamma factor per hour, mean 1, CV `burstiness`
+                hour = int(t // 3600)
+                shape = 1 / bursty**2
+                burst = min(_BURST_CAP, rng.gammavariate(shape, 1 / shape))
+            level *= burst
         if weekly:
             weekend = (t // _DAY_SECONDS + 3) % 7 >= 5  # 1970-01-01 was a Thursday (Monday = 0)
             level *= 1 - weekly if weekend else 1 + weekly * _WEEKDAY_SHARE
@@ -308,6 +335,7 @@ class _Company:
 
     def __init__(self, rng: random.Random, config: SimulationConfig) -> None:
         self.rng = rng
+        self.sigma = config.amount_sigma
         self.orders: deque[_Order] = deque(maxlen=_RECENT_ORDERS)
         self.pending: list[tuple[int, int, _Step]] = []  # heap by due time, then by scheduling
         self.sequence = count()
@@ -364,7 +392,7 @@ class _Company:
         return ms + round(lead_days * _LEAD_DAY_MS * self.rng.lognormvariate(0.0, 0.4))
 
     def _order_placed(self, ms: int, kind: str) -> _Keyed:
-        order = _new_order(self.rng)
+        order = _new_order(self.rng, self.sigma)
         if self.on_revenue:
             order.cents = max(
                 1, round(order.cents * _factor(self.on_revenue, order.dimensions(), ms))
@@ -452,7 +480,7 @@ class _Company:
         return claim.claim_id, {**event, claim.id_field: claim.claim_id, **_money(cents, currency)}
 
     def _inventory_issued(self, ms: int, kind: str) -> _Keyed:
-        order = self.rng.choice(self.orders) if self.orders else _new_order(self.rng)
+        order = self.rng.choice(self.orders) if self.orders else _new_order(self.rng, self.sigma)
         link = {"order_id": order.order_id} if self.orders else {}  # unlinked when no orders
         low, high = _BU_QUANTITY[order.business_unit]
         cost = max(1, round(order.cents * _COGS_SHARE * self.rng.lognormvariate(0.0, 0.1)))
@@ -487,7 +515,7 @@ class _Company:
         region = self.rng.choices(_REGIONS, cum_weights=_REGION_CUM)[0]
         category = self.rng.choice(_EXPENSE_CATEGORIES)
         event = _envelope(self.rng, kind, ms, "erp", _dims(bu, region, cc=True))
-        cents = _noisy_cents(self.rng, _EXPENSE_VALUE[category])
+        cents = _noisy_cents(self.rng, _EXPENSE_VALUE[category], self.sigma)
         if self.on_opex:
             cents = max(1, round(cents * _factor(self.on_opex, event["dimensions"], ms)))
         money = _money(cents, _currency(self.rng, region))
@@ -531,11 +559,11 @@ class _Company:
         event = _envelope(
             self.rng, kind, ms, "pmo", {**_dims(bu, region), "initiative_id": initiative}
         )
-        money = _money(_noisy_cents(self.rng, mean), _currency(self.rng, region))
+        money = _money(_noisy_cents(self.rng, mean, self.sigma), _currency(self.rng, region))
         return event["event_id"], {**event, **money}
 
     def _feedback_submitted(self, ms: int, kind: str) -> _Keyed:
-        order = self.rng.choice(self.orders) if self.orders else _new_order(self.rng)
+        order = self.rng.choice(self.orders) if self.orders else _new_order(self.rng, self.sigma)
         link = {"order_id": order.order_id} if self.orders else {}
         event = _envelope(self.rng, kind, ms, "survey", order.dimensions())
         asked = self.rng.choice(("csat", "nps", "both"))
@@ -584,9 +612,9 @@ def _bad_message(rng: random.Random, kind: str, ms: int, max_event_bytes: int) -
     return SimulatedMessage(order.order_id.encode(), orjson.dumps(event), kind, ms / 1000)
 
 
-def _new_order(rng: random.Random) -> _Order:
+def _new_order(rng: random.Random, sigma: float = _AMOUNT_SIGMA) -> _Order:
     bu, region = _pick_unit(rng)
-    cents = _noisy_cents(rng, _BU_ORDER_VALUE[bu])
+    cents = _noisy_cents(rng, _BU_ORDER_VALUE[bu], sigma)
     channel = rng.choice(_BU_CHANNELS[bu])
     customer = f"cust-{rng.randrange(10**6):06d}"
     return _Order(f"ord-{_uuid(rng)}", cents, _currency(rng, region), bu, region, channel, customer)
@@ -639,9 +667,9 @@ def _currency(rng: random.Random, region: str) -> str:
     return "USD"
 
 
-def _noisy_cents(rng: random.Random, mean: float) -> int:
+def _noisy_cents(rng: random.Random, mean: float, sigma: float = _AMOUNT_SIGMA) -> int:
     # mu = -sigma^2 / 2 keeps the lognormal's mean at 1, so `mean` stays the average value
-    noise = rng.lognormvariate(-(_AMOUNT_SIGMA**2) / 2, _AMOUNT_SIGMA)
+    noise = rng.lognormvariate(-(sigma**2) / 2, sigma)
     return max(1, round(mean * 100 * noise))
 
 

@@ -144,6 +144,10 @@ class Worker:
     def detector_cost(self) -> float:
         return self.step.detect_seconds
 
+    def detector_values(self) -> int:
+        """Closed-window values fed to the detection so far."""
+        return self.step.detect_values
+
     def liveness(self) -> tuple[bool, dict[str, object]]:
         return self.health.liveness()
 

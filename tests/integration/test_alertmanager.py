@@ -139,3 +139,48 @@ async def test_a_stale_source_inhibits_the_kpi_alerts_it_feeds_only(
     assert not await _inhibited(server, **revenue, alertname="PulseKpiAnomaly")
     delivered = {a["labels"].get("kpi") for _, _, a in hook.alerts()}
     assert delivered == {None, "revenue"}  # the stale alert itself, and revenue
+
+
+async def test_a_root_anomaly_inhibits_the_anomalies_related_to_its_incident_only(
+    stack: tuple[Server, Webhook],
+) -> None:
+    """One incident, one page: the EMEA dip's root pages; revenue{} and the average order
+    value of EMEA, related to it, are inhibited; a related alert of another incident whose
+    root is not firing is not (the inhibition needs the root and the same incident)."""
+    server, hook = stack
+    incident = "revenue{region=emea}[1m]@1767225600"
+    root = {**REVENUE, "region": "emea", "incident": incident, "incident_role": "root"}
+    total = {**REVENUE, "incident": incident, "incident_role": "related"}
+    aov = {
+        **REVENUE,
+        "kpi": "average_order_value",
+        "region": "emea",
+        "incident": incident,
+        "incident_role": "related",
+    }
+    other = {
+        **REVENUE,
+        "region": "amer",
+        "incident": "revenue{region=amer}[1m]@1767229200",
+        "incident_role": "related",
+    }
+    await post_json(f"{server.url}/api/v2/alerts", [_alert("PulseKpiAnomaly", "critical", **root)])
+    await _delivered(hook, "pager", alertname="PulseKpiAnomaly", region="emea")
+    await post_json(
+        f"{server.url}/api/v2/alerts",
+        [
+            _alert("PulseKpiAnomaly", "critical", **total),
+            _alert("PulseKpiAnomaly", "critical", **aov),
+            _alert("PulseKpiAnomaly", "critical", **other),
+        ],
+    )
+    await _delivered(hook, "pager", alertname="PulseKpiAnomaly", region="amer")
+    await asyncio.sleep(2)  # a few group intervals: the inhibited ones must stay silent
+    assert await _inhibited(server, **total)
+    assert await _inhibited(server, **aov)
+    assert not await _inhibited(server, **root)
+    assert not await _inhibited(server, **other)
+    paged = [a["labels"] for _, _, a in hook.alerts("pager")]
+    assert all(
+        labels.get("incident_role") != "related" or labels["region"] == "amer" for labels in paged
+    ), paged

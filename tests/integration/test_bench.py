@@ -15,6 +15,8 @@ async def test_bench_reports_both_paths_and_a_ratio(make_settings: Callable[...,
     ratio = await run_bench(make_settings(), 3000, 2, 1, say=lines.append)
     assert any(line.startswith("ceiling:") for line in lines)
     assert any(line.startswith("pipeline:") for line in lines)
+    cost = next(line for line in lines if line.startswith("detection per closed window:"))
+    assert float(cost.split()[4]) > 0  # us per KPI value fed: detection ran and was timed
     assert lines[-1] == f"ratio: {ratio:.2f}"
     assert ratio > 0
 

@@ -227,7 +227,10 @@ async def test_dashboards_recorded_kpis_and_an_incident_through_prometheus_and_a
             )
             held = dip_alerts()
             assert held, "every EMEA revenue alert of the dip closed before the hold"
-            series = held[0]
+            # One incident, one page: the root of the dip's incident is what fires.
+            roots = [key for key in held if watch.series[key].role == "root"]
+            assert roots, f"no EMEA revenue alert is the root of its incident: {held}"
+            series = roots[0]
 
             # 2. While the alert is pending: every panel query has data, recorded = worker.
             await _until(lambda: _scraped_everything(prom, worker), 60, "Prometheus catching up")
@@ -276,8 +279,18 @@ def _check_firing(alert: dict[str, Any], worker: Worker, hook: Webhook, key: Ser
     labels = alert["labels"]
     expected = {"alertname": "PulseKpiAnomaly", "kpi": kpi, "window": window, **dict(dims)}
     assert expected.items() <= labels.items()
-    assert set(labels) - set(expected) == {"severity", "domain", "instance", "job"}
+    assert set(labels) - set(expected) == {
+        "severity",
+        "domain",
+        "instance",
+        "job",
+        "incident",
+        "incident_role",
+    }
     assert labels["severity"] in ("warning", "critical")
+    assert labels["incident_role"] == "root"
+    assert worker.watch is not None
+    assert labels["incident"] == worker.watch.series[key].incident
     assert labels["domain"] == "sales"
     where = "".join(f" {name}={value}" for name, value in dims)  # catalog order: unit, region
     notes = alert["annotations"]

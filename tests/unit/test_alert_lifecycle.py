@@ -103,3 +103,24 @@ def test_a_policy_that_cannot_work_is_refused() -> None:
         AlertPolicy(open_score=0.3, resolve_score=0.5)
     with pytest.raises(ValueError, match="min_points"):
         AlertPolicy(min_points=0)
+
+
+def test_an_accepted_new_level_resolves_the_open_alert_at_once() -> None:
+    life = Lifecycle(POLICY)
+    assert life.step(0, 0.9, ready=True) is None
+    opened = life.step(1, 0.9, ready=True)
+    assert opened is not None
+    assert opened.state == "opened"
+    assert life.step(2, 0.8, ready=True) is None
+    resolved = life.step(3, 0.6, ready=True, accepted=True)  # still >= open_score: no matter
+    assert resolved is not None
+    assert (resolved.state, resolved.reason, resolved.started_at) == (
+        "resolved",
+        "new level accepted",
+        0,
+    )
+    assert life.phase == "cooldown"
+    # accepted while idle changes nothing
+    idle = Lifecycle(POLICY)
+    assert idle.step(0, 0.1, ready=True, accepted=True) is None
+    assert idle.phase == "idle"

@@ -28,6 +28,7 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 
 KAFKA, KAFKA_INIT = "kafka", "kafka-init"
 WORKERS = ("worker-1", "worker-2")
+MERGE = "merge"
 SIMULATOR = "simulator"
 PROMETHEUS, ALERTMANAGER, GRAFANA = "prometheus", "alertmanager", "grafana"
 IMAGES = {  # service -> image repository it must run
@@ -231,7 +232,7 @@ def all_mounts() -> list[Mount]:
 
 
 def test_the_stack_has_every_service_with_its_image():
-    for name in (KAFKA, KAFKA_INIT, *WORKERS, SIMULATOR, PROMETHEUS, ALERTMANAGER, GRAFANA):
+    for name in (KAFKA, KAFKA_INIT, *WORKERS, MERGE, SIMULATOR, PROMETHEUS, ALERTMANAGER, GRAFANA):
         service(name)
     for name, repository in IMAGES.items():
         image = service(name).get("image", "")
@@ -249,7 +250,7 @@ def test_only_the_simulator_waits_behind_the_sim_profile():
     assert service(SIMULATOR).get("restart", "no") == "no", "a finished simulation stays finished"
 
 
-@pytest.mark.parametrize("name", [*WORKERS, SIMULATOR])
+@pytest.mark.parametrize("name", [*WORKERS, MERGE, SIMULATOR])
 def test_pulse_services_are_built_from_the_dockerfile(name):
     context, dockerfile = build_context(name)
     assert context == REPO
@@ -266,6 +267,16 @@ def test_pulse_services_are_built_from_the_dockerfile(name):
 def test_workers_run_the_worker_command(name):
     assert service(name)["command"] == ["worker"]
     assert service(name).get("restart") in {"unless-stopped", "always", "on-failure"}
+
+
+def test_two_workers_publish_partials_that_one_merge_stage_merges():
+    for name in WORKERS:
+        assert service(name)["environment"]["PULSE_MERGE_STAGE"] == "true"
+    merge = service(MERGE)
+    assert merge["command"] == ["merge"]
+    assert merge["environment"] == service(WORKERS[0])["environment"]  # same topics, same prefix
+    assert merge.get("restart") in {"unless-stopped", "always", "on-failure"}
+    assert merge.get("profiles") is None
 
 
 def test_the_dockerfile_copies_files_that_exist():

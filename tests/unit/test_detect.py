@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -88,7 +89,7 @@ def test_scores_are_causal_a_prefix_scores_the_same() -> None:
     full, _ = detect(to_csv(rows))
     # Cut inside the step-learning phase, at the moment the step is fixed, in warm-up, after it,
     # and inside the dip.
-    for k in (3, 8, 9, 10, 40, 100, DIP_START + 2):
+    for k in (3, 16, 17, 18, 40, 100, DIP_START + 2):
         prefix, _ = detect(to_csv(rows[:k]))
         assert prefix == full[: k + 1], f"first {k} rows scored differently with later rows present"
 
@@ -141,7 +142,7 @@ def test_irregular_spacing_holes_and_empty_cells_are_scored() -> None:
     assert all(0.0 <= s <= 1.0 for s in scores(cells))
     assert [row[2] for row in cells[1:] if row[1] == ""] == ["0.0000"] * 3
     assert summary.gaps == 3
-    assert summary.step == 300  # the median of the first 8 spacings (no jitter among them)
+    assert summary.step == 300  # the first 16 spacings are all 300 s (no jitter among them)
 
 
 def test_a_declared_step_only_spares_the_learning_rows() -> None:
@@ -152,11 +153,11 @@ def test_a_declared_step_only_spares_the_learning_rows() -> None:
     declared = scores(list(csv.reader(io.StringIO(out.getvalue()))))
 
     assert summary.step == HOUR
-    # Learning, the detector holds the first 9 values (8 spacings), scores them 0, then replays
-    # them with the step found: from the 9th row on both runs are in the same state.
-    assert learned[:8] == [0.0] * 8
-    assert declared[8:] == learned[8:]
-    assert declared[:8] != learned[:8]
+    # Learning, the detector holds the first 17 values (16 spacings), scores them 0, then
+    # replays them with the step found: from the 17th row on both runs are in the same state.
+    assert learned[:16] == [0.0] * 16
+    assert declared[16:] == learned[16:]
+    assert declared[:16] != learned[:16]
     with pytest.raises(DetectError, match="step must be a positive"):
         run_detect(io.StringIO(text), io.StringIO(), step=0.0)
 
@@ -207,21 +208,112 @@ GOOD = "2026-01-05T00:00:00Z,1\n2026-01-05T01:00:00Z,2\n"
         ("", 1, "empty input"),
         ("time,value\n" + GOOD, 1, "header must be 'timestamp,value', found 'time,value'"),
         ("timestamp,value,note\n" + GOOD, 1, "found 'timestamp,value,note'"),
-        ("timestamp,value\n" + GOOD + "2026-01-05T02:00:00Z,3,x\n", 4, "found 3"),
-        ("timestamp,value\n" + GOOD + "2026-01-05T02:00:00Z\n", 4, "found 1"),
-        ("timestamp,value\n" + GOOD + "2026-01-05T02:00:00,3\n", 4, "no time zone"),
-        ("timestamp,value\n2026-01-05,1\n", 2, "no time zone"),
-        ("timestamp,value\nyesterday,1\n", 2, "neither RFC 3339"),
-        ("timestamp,value\n" + GOOD + "2026-01-05T02:00:00Z,n/a\n", 4, "'n/a' is not a number"),
-        ("timestamp,value\n" + GOOD + "2026-01-05T02:00:00Z,nan\n", 4, "not a finite number"),
-        ("timestamp,value\n" + GOOD + "2026-01-05T01:00:00Z,3\n", 4, "not after the previous"),
-        ("timestamp,value\n" + GOOD + "2026-01-05T00:30:00Z,\n", 4, "not after the previous"),
-        ("timestamp,value\n" + GOOD + "\n" + "1767571200,3\n", 5, "not after the previous"),
     ],
 )
-def test_input_errors_name_the_line(text: str, line: int, fragment: str) -> None:
+def test_only_an_empty_file_or_a_wrong_header_stops_the_run(
+    text: str, line: int, fragment: str
+) -> None:
     with pytest.raises(DetectError, match=rf"^line {line}: .*{re.escape(fragment)}"):
         detect(text)
+
+
+@pytest.mark.parametrize(
+    ("row", "fragment", "cells"),
+    [
+        ("2026-01-05T02:00:00Z,3,x", "found 3", ["2026-01-05T02:00:00Z", "3", ""]),
+        ("2026-01-05T02:00:00Z", "found 1", ["2026-01-05T02:00:00Z", "", ""]),
+        ("yesterday,1", "neither ISO 8601", ["yesterday", "1", ""]),
+        ("2026-01-05T02:00:00Z,n/a", "'n/a' is not a number", ["2026-01-05T02:00:00Z", "n/a", ""]),
+        ("2026-01-05T02:00:00Z,nan", "not a finite number", ["2026-01-05T02:00:00Z", "nan", ""]),
+        (
+            "2026-01-03T00:00:00Z,3",
+            "too late to put in its place",
+            ["2026-01-03T00:00:00Z", "3", ""],
+        ),
+    ],
+)
+def test_an_unusable_row_is_reported_by_line_and_the_rest_is_scored(
+    row: str, fragment: str, cells: list[str]
+) -> None:
+    after = "2026-01-05T03:00:00Z,4\n"
+    out, summary = detect("timestamp,value\n" + GOOD + row + "\n" + after)
+
+    assert out[3] == cells  # line 4 of the input: the row, its first two cells, no score
+    assert [r[:2] for r in out[1:3]] == [
+        ["2026-01-05T00:00:00Z", "1"],
+        ["2026-01-05T01:00:00Z", "2"],
+    ]
+    assert out[4] == ["2026-01-05T03:00:00Z", "4", "0.0000"]  # the run went on
+    assert summary.rows == 4
+    assert summary.unusable == 1
+    assert len(summary.notes) == 1
+    assert summary.notes[0].startswith("line 4: ")
+    assert fragment in summary.notes[0]
+
+
+def test_timestamps_without_a_zone_are_utc_unless_told_otherwise() -> None:
+    rows = seasonal(seed=3, days=4)
+    naive = [(stamp.removesuffix("Z"), value) for stamp, value in rows]
+    spaced = [(stamp.replace("T", " "), value) for stamp, value in naive]
+    expected = detect(to_csv(rows))[0]
+    assert scores(detect(to_csv(naive))[0]) == scores(expected)
+    assert scores(detect(to_csv(spaced))[0]) == scores(expected)
+    # 01:00 in Paris in January (UTC+1) is 00:00Z
+    paris = ZoneInfo("Europe/Paris")
+    assert parse_timestamp("2026-01-05T01:00:00", paris) == T0
+    local = [
+        ((datetime.fromtimestamp(T0 + h * HOUR, paris)).strftime("%Y-%m-%dT%H:%M:%S"), value)
+        for h, (_, value) in enumerate(rows)
+    ]
+    out = io.StringIO()
+    run_detect(io.StringIO(to_csv(local)), out, timezone=paris)
+    assert scores(list(csv.reader(io.StringIO(out.getvalue())))) == scores(expected)
+
+
+def test_an_hour_repeated_by_daylight_saving_is_read_as_its_second_occurrence() -> None:
+    # 2026-10-25 in Paris: 02:00-03:00 local comes twice, first at UTC+2 (00:00Z), then at
+    # UTC+1 (01:00Z).
+    paris = ZoneInfo("Europe/Paris")
+    first = parse_timestamp("2026-10-25T02:30:00", paris)
+    assert first == datetime(2026, 10, 25, 0, 30, tzinfo=UTC).timestamp()
+    again = parse_timestamp("2026-10-25T02:00:00", paris, after=first)
+    assert again == datetime(2026, 10, 25, 1, 0, tzinfo=UTC).timestamp()
+    stamps = ["01:00", "01:30", "02:00", "02:30", "02:00", "02:30", "03:00"]
+    text = to_csv([(f"2026-10-25T{s}:00", str(i)) for i, s in enumerate(stamps)])
+    out = io.StringIO()
+    summary = run_detect(io.StringIO(text), out, timezone=paris)
+    assert summary.repeated == 0  # seven distinct instants, half an hour apart
+    assert summary.unusable == 0
+    assert summary.reordered == 0
+
+
+def test_repeated_timestamps_are_one_point_with_the_mean_value() -> None:
+    rows = seasonal(seed=6, days=4)
+    doubled = []
+    for stamp, value in rows:
+        v = float(value)
+        doubled += [(stamp, f"{v - 1:.3f}"), (stamp, f"{v + 1:.3f}")]  # mean v
+    once = scores(detect(to_csv(rows))[0])
+    cells, summary = detect(to_csv(doubled))
+    twice = scores(cells)
+    assert len(twice) == 2 * len(rows)
+    assert twice[0::2] == twice[1::2]  # both rows of a time get that point's score
+    assert summary.repeated == len(rows)
+    # the mean of (v - 1, v + 1) is v up to the 3 decimals written: the scores agree to 1e-3
+    assert max(abs(a - b) for a, b in zip(once, twice[0::2], strict=True)) < 1e-3
+
+
+def test_rows_slightly_out_of_order_score_as_if_sorted() -> None:
+    rows = seasonal(seed=7, days=10)
+    shuffled = list(rows)
+    for i in range(30, len(rows) - 1, 7):  # swap neighbours: each one hour out of place
+        shuffled[i], shuffled[i + 1] = shuffled[i + 1], shuffled[i]
+    by_stamp = dict(zip((r[0] for r in rows), scores(detect(to_csv(rows))[0]), strict=True))
+    cells, summary = detect(to_csv(shuffled))
+    assert [row[:2] for row in cells[1:]] == [list(r) for r in shuffled]  # input order kept
+    assert [float(row[2]) for row in cells[1:]] == [by_stamp[r[0]] for r in shuffled]
+    assert summary.reordered == len(range(30, len(rows) - 1, 7))
+    assert summary.unusable == 0
 
 
 @pytest.fixture
@@ -231,7 +323,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 SUMMARY = re.compile(
-    r"detect: (\d+) rows \((\d+) warm-up, (\d+) empty\), step (\S+) s, period (\w+), "
+    r"detect: (\d+) rows \((\d+) warm-up, (\d+) empty, 0 unusable, 0 repeated, 0 reordered\), "
+    r"step (\S+) s, period (\w+), "
     r"(\d+) rows scored >= (\S+) after warm-up( \(first at (\S+)\))?, (\d+) during warm-up"
 )
 
@@ -271,20 +364,31 @@ def test_the_command_reads_stdin_and_writes_stdout(
         "2026-01-05T00:00:00Z,1,0.0000",
         "2026-01-05T01:00:00Z,2,0.0000",
     ]
-    assert captured.err.startswith("detect: 2 rows (2 warm-up, 0 empty), step 3600 s, period none")
+    assert captured.err.startswith(
+        "detect: 2 rows (2 warm-up, 0 empty, 0 unusable, 0 repeated, 0 reordered), step 3600 s, "
+        "period none"
+    )
     assert "0 rows scored >= 0.9 after warm-up, 0 during warm-up" in captured.err
 
 
 @pytest.mark.usefixtures("clean_env")
-def test_the_command_stops_on_bad_input_with_exit_2_and_leaves_no_file(
+def test_the_command_reports_unusable_rows_and_stops_only_on_a_bad_header(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source, target = tmp_path / "in.csv", tmp_path / "out.csv"
-    source.write_text("timestamp,value\n" + GOOD + "2026-01-05T02:00:00,3\n")
+    source.write_text("timestamp,value\n" + GOOD + "2026-01-05T02:00:00,n/a\n")
+    assert main(["detect", "--input", str(source), "--output", str(target)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"detect: {source}, line 4: value 'n/a' is not a number"
+    assert "1 unusable" in err[1]
+    assert target.read_text().splitlines()[-1] == "2026-01-05T02:00:00,n/a,"
 
+    source.write_text("time,value\n" + GOOD)
+    target.unlink()
     assert main(["detect", "--input", str(source), "--output", str(target)]) == 2
-
     err = capsys.readouterr().err
     assert err.startswith("pulse: ")
-    assert f"{source}, line 4: timestamp '2026-01-05T02:00:00' has no time zone" in err
+    assert f"{source}, line 1: header must be 'timestamp,value'" in err
     assert list(tmp_path.iterdir()) == [source]
+    with pytest.raises(SystemExit):
+        main(["detect", "--input", str(source), "--timezone", "Mars/Olympus"])

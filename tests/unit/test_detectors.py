@@ -9,7 +9,14 @@ from collections.abc import Callable
 import pytest
 
 from streams.detection.alerts import AlertPolicy, Lifecycle
-from streams.detection.detectors import DAY, EwmaDetector, Score, SeriesDetector
+from streams.detection.detectors import (
+    ACCEPT_POINTS,
+    DAY,
+    EwmaDetector,
+    Score,
+    SeriesDetector,
+    learn_step,
+)
 
 HOUR = 3600.0
 MONDAY = 1_767_571_200.0  # 2026-01-05T00:00:00Z
@@ -130,3 +137,116 @@ def test_bad_input_is_refused() -> None:
         detector.update(MONDAY, 1.0)
     with pytest.raises(ValueError, match="finite"):
         detector.update(MONDAY + 60, math.nan)
+
+
+@pytest.mark.parametrize(
+    ("gaps", "step"),
+    [
+        ([900.0] * 16, 900.0),
+        # 5-minute data with most rows missing: the median gap (600) would be twice the step
+        ([300.0] * 4 + [600.0] * 8 + [900.0] * 4, 300.0),
+        # jitter of +-10 s around 60 s: the median of the gaps near the commonest size
+        ([50.0, 55.0, 60.0, 65.0, 70.0, 58.0, 62.0, 60.0] * 2 + [180.0] * 4, 60.0),
+        # no regular spacing at all: the median gap
+        ([float(g) for g in range(100, 1700, 100)], 900.0),
+    ],
+)
+def test_the_step_is_the_shortest_common_spacing(gaps: list[float], step: float) -> None:
+    assert learn_step(gaps) == step
+
+
+def test_a_change_that_holds_scores_its_onset_highest_and_becomes_the_new_level() -> None:
+    """A +50% level shift held for 200 hours: the first points score highest, each further
+    point of the run at most 0.9x the one before it would score alone (<= 0.9**k), the level
+    is accepted at the 12th point in a row, and the series is calm again right after."""
+    for seed in range(4):
+        rng = random.Random(seed)
+        start = 24 * 20 + 10
+
+        def value(i: int, t: float, rng: random.Random = rng, start: int = start) -> float:
+            return orders_per_hour(t, rng) * (1.5 if i >= start else 1.0)
+
+        scores = run(SeriesDetector(HOUR), start + 200, value)
+        change = scores[start:]
+        assert max(s.score for s in change[:3]) >= 0.75, seed  # the onset is seen, critical
+        accepted = [k for k, s in enumerate(change) if s.accepted]
+        assert accepted, seed
+        k = accepted[0]
+        assert k <= 2 * ACCEPT_POINTS, seed  # a run may restart once on a noisy point
+        # the 12th point of a run scores at most 0.9**11 = 0.31 of 1 (the highest score)
+        assert change[k].score <= 0.9 ** (ACCEPT_POINTS - 1) + 1e-9
+        assert max(s.score for s in change[:k]) == max(s.score for s in change[:3])
+        after = [s.score for s in change[k + 1 :]]
+        assert sum(s >= 0.5 for s in after) <= 3, seed  # the new level is normal now
+        opened = alerts(scores)
+        assert opened, seed
+        assert start <= opened[0] <= start + 2, seed
+
+
+def test_a_burstier_regime_widens_the_band_within_tens_of_points() -> None:
+    """The noise triples (sd 5 -> 15) and stays: isolated exceedances on both sides widen the
+    calibrated band, so the new regime does not keep scoring high for hundreds of points."""
+    rng = random.Random(11)
+    detector = SeriesDetector(HOUR)
+    scores = run(detector, 24 * 30, lambda i, t: 1000 + rng.gauss(0, 5 if i < 24 * 14 else 15))
+    later = [s.score for s in scores[24 * 14 + 100 :]]
+    # Gaussian noise: about 0.3% of points are beyond 3 sd; allow 2% beyond the band edge
+    assert sum(s >= 0.5 for s in later) <= 0.02 * len(later)
+
+
+def poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw by multiplying uniforms (Knuth), independent of the detector's code."""
+    count, product, limit = 0, rng.random(), math.exp(-mean)
+    while product > limit:
+        count += 1
+        product *= rng.random()
+    return count
+
+
+def sparse_rate(i: int) -> float:
+    """About one event an hour: 0.16 at 02:00 UTC to 1.44 at 14:00 UTC (a daily cosine)."""
+    return 0.8 * (1 + 0.8 * math.cos(2 * math.pi * (i % 24 - 14) / 24))
+
+
+def test_a_sparse_count_series_is_judged_as_counts_and_a_burst_is_found() -> None:
+    """Hourly counts at about one an hour are 0 in ~45% of the hours (far beyond the 25% that
+    makes a series sparse). Six weeks of it over five seeds open no alert; five midday hours at
+    6x the rate (~8 events where ~1.4 are expected: P(X >= 8) ~ 1e-4 for a Poisson of 1.44)
+    open one while the burst lasts."""
+    start = 24 * 30 + 10
+    for seed in range(5):
+        rng = random.Random(seed)
+        clean = run(
+            SeriesDetector(HOUR), 24 * 42, lambda i, t, rng=rng: poisson(rng, sparse_rate(i))
+        )
+        assert sum(s.ready for s in clean) > 24 * 30  # watched, not left out as too sparse
+        assert alerts(clean) == [], seed
+        rng = random.Random(100 + seed)
+
+        def burst(i: int, t: float, rng: random.Random = rng) -> float:
+            return poisson(rng, sparse_rate(i) * (6 if start <= i < start + 5 else 1))
+
+        opened = alerts(run(SeriesDetector(HOUR), start + 24, burst))
+        assert opened, seed
+        assert start < opened[0] < start + 5, (seed, opened)  # while the burst lasts
+
+
+def test_an_alert_on_a_spike_resolves_two_points_after_it() -> None:
+    """A two-hour spike at 3x on a steady series of sd 2% opens an alert, and the two points
+    after it, back to normal, score below the resolve threshold (0.35): the CUSUM's memory of
+    the spike (it decays by 0.9 a point from ~10) no longer holds the alert open."""
+    rng = random.Random(8)
+    start = 24 * 10
+
+    def value(i: int, t: float) -> float:
+        return 1000 * (3.0 if start <= i < start + 2 else 1.0) * (1 + rng.gauss(0, 0.02))
+
+    scores = run(SeriesDetector(HOUR), start + 24, value)
+    life = Lifecycle(AlertPolicy())
+    changes = {
+        i: change.state
+        for i, s in enumerate(scores)
+        if (change := life.step(float(i), s.score, ready=s.ready)) is not None
+    }
+    assert changes == {start + 1: "opened", start + 3: "resolved"}
+    assert max(s.score for s in scores[start + 2 : start + 4]) < 0.35

@@ -43,3 +43,12 @@ def test_a_margin_is_explained_by_the_input_that_moved() -> None:
         "gross_margin_ratio fell 56% below expected; because cogs rose 47% above expected "
         "(revenue within its band)"
     )
+
+
+def test_a_ratio_moves_in_points_not_in_percent_of_its_expectation() -> None:
+    margin = point("retail", "emea", 0.123, 0.31, -6)
+    text = explain("operating_margin_ratio", margin, [margin], {}, ratio=True).text
+    assert text == "operating_margin_ratio fell to 12.3% vs 31.0% expected"
+    near_zero = point("retail", "emea", -0.2, 0.001, -6)  # was "fell 20100% below expected"
+    text = explain("operating_margin_ratio", near_zero, [near_zero], {}, ratio=True).text
+    assert text == "operating_margin_ratio fell to -20.0% vs 0.1% expected"

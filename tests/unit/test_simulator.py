@@ -447,3 +447,53 @@ def test_benefits_follow_investments(day_events: list[dict[str, Any]]) -> None:
             benefits += 1
     assert len(invested) == 5
     assert benefits > 20
+
+
+def _hourly_dispersion(burstiness: float) -> float:
+    """Pearson dispersion of the hourly message counts around the documented daily rate
+    `rate x (1 - 0.65 cos(2 pi t / day))` (evaluated at mid-hour): about 1 for a Poisson
+    process, 1 + c^2 mu for a gamma burst factor of CV c over a mean mu."""
+    rate = 0.2
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    config = SimulationConfig(
+        start=start,
+        seed=3,
+        rate=rate,
+        duration=2 * 86_400.0,
+        bad_ratio=0.0,
+        burstiness=burstiness,
+    )
+    counts = Counter(int((m.occurred_at - start.timestamp()) // 3600) for m in simulate(config))
+    terms = []
+    for hour in range(48):
+        mean = 3600 * rate * (1 - 0.65 * math.cos(2 * math.pi * ((hour + 0.5) % 24) / 24))
+        terms.append((counts[hour] - mean) ** 2 / mean)
+    return sum(terms) / len(terms)
+
+
+def test_burstiness_makes_hourly_counts_overdispersed() -> None:
+    assert _hourly_dispersion(0.0) < 2.5  # Poisson: 1, give or take the sampling
+    # CV 0.5 over ~720 an hour: 1 + 0.25 * 720 ~ 180 expected; far above Poisson either way
+    assert _hourly_dispersion(0.5) > 40
+
+
+def test_amount_sigma_sets_the_spread_of_order_values() -> None:
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    spreads = {}
+    for sigma in (0.5, 1.2):
+        config = SimulationConfig(
+            start=start, seed=5, rate=2.0, duration=3 * 3600.0, bad_ratio=0.0, amount_sigma=sigma
+        )
+        logs = [
+            math.log(float(e["amount"]))
+            for m in simulate(config)
+            if (e := orjson.loads(m.value))["type"] == "order_placed"
+            and e["dimensions"]["business_unit"] == "retail"
+            and e["currency"] == "USD"
+        ]
+        mean = sum(logs) / len(logs)
+        spreads[sigma] = math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
+    assert spreads[0.5] == pytest.approx(0.5, abs=0.06)
+    assert spreads[1.2] == pytest.approx(1.2, abs=0.12)
+    with pytest.raises(ValueError, match="burstiness"):
+        SimulationConfig(start=start, burstiness=-1)

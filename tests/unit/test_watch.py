@@ -154,3 +154,78 @@ def test_idle_series_are_forgotten_after_their_idle_steps() -> None:
     assert gone not in watch.series
     assert ("revenue", "1m", (("business_unit", "kept"), ("region", "emea"))) in watch.series
     assert ("revenue", "1m", ()) in watch.series
+
+
+class FirstValue:
+    """Expects every point to be the series' first value; below 70% of it scores 0.9."""
+
+    def __init__(self, step: float) -> None:
+        self.first: float | None = None
+
+    def update(self, t: float, value: float) -> Score:
+        if self.first is None:
+            self.first = value
+        low = value < 0.7 * self.first
+        return Score(
+            0.9 if low else 0.0,
+            self.first,
+            0.9 * self.first,
+            1.1 * self.first,
+            ready=True,
+            z=-10.0 if low else 0.0,
+        )
+
+
+def test_an_explanation_stays_inside_the_alerted_series_scope() -> None:
+    """Retail EMEA drops by 90 and all of wholesale by 200. The alert on retail is explained
+    by retail's own series (region=emea carries all of its drop), not by wholesale's larger
+    drop, which a whole-KPI explanation would name (200 of 290: 69%)."""
+    watch = AnomalyWatch(CATALOG, detector=FirstValue, windows=frozenset({"1m"}))
+    units = [(bu, r) for bu in ("retail", "wholesale") for r in ("emea", "amer")]
+    drop = {("retail", "emea"): "10", ("wholesale", "emea"): "0", ("wholesale", "amer"): "0"}
+    events = []
+    for i in range(3):
+        start = i * MINUTE
+        values = [
+            revenue(start, bu, r, drop.get((bu, r), "100") if i else "100") for bu, r in units
+        ]
+        events += watch.observe_values(values, float(start + MINUTE))
+    opened = {
+        e.dimensions: e.explanation.text
+        for e in events
+        if e.state == "opened" and e.kpi == "revenue" and e.explanation is not None
+    }
+    # Both drops open together: one incident, rooted at wholesale (200 of revenue{}'s 290,
+    # more than EMEA's 190); retail's alert is related to it, its explanation its own.
+    retail, related = opened[(("business_unit", "retail"),)].split("; related to incident ")
+    assert retail == "revenue fell 45% below expected; 100% of the drop is region=emea"
+    assert "wholesale" not in retail
+    assert related == "revenue{business_unit=wholesale}[1m]"
+
+
+def test_an_open_alert_resolves_when_its_series_has_no_value_for_two_windows() -> None:
+    """CSAT opens an alert (scripted 0.9 on its 2nd and 3rd points), then its sample falls
+    below MIN_SUPPORT: a gap. After two such instances the alert resolves as "no data"
+    (NO_DATA_STEPS = 2) instead of staying open until enough answers come back."""
+    recorders: list[Recorder] = []
+
+    def factory(step: float) -> Recorder:
+        recorder = Recorder(step)
+        recorder.script = {2: 0.9, 3: 0.9}
+        recorders.append(recorder)
+        return recorder
+
+    watch = AnomalyWatch(CATALOG, detector=factory, windows=frozenset({"1m"}))
+    transitions = []
+    for i in range(6):
+        answers = MIN_SUPPORT if i < 3 else MIN_SUPPORT - 1  # from the 4th minute: a gap
+        start = i * MINUTE
+        for e in watch.observe_values([csat(start, answers - 5, answers)], float(start + MINUTE)):
+            if e.kpi == "csat_ratio" and len(e.dimensions) == 2:  # the series, not a roll-up
+                transitions.append((i, e.state, e.explanation.text if e.explanation else ""))
+        # the same instance closing again (its final record) is no second miss
+        watch.observe_values([csat(start, answers - 5, answers)], float(start + MINUTE))
+    opened = [t for t in transitions if t[1] == "opened"]
+    resolved = [t for t in transitions if t[1] == "resolved"]
+    assert [t[0] for t in opened] == [2]
+    assert resolved == [(4, "resolved", "csat_ratio has had no value to judge for 2 windows")]

@@ -1,0 +1,152 @@
+"""The count model for sparse series: how surprising a value is when most windows are empty.
+
+A series that is 0 in more than a quarter of its recent points (a few expenses an hour, a rare
+event type seen per minute) has no useful scale: its residuals are mostly "nothing happened" and
+now and then one event (a robust level of such a series is 0). It is judged as a count instead:
+the value in units of one event, `x`, against a negative binomial with a mean `m` learned here
+(a slow average of the value times a slot-of-day profile; the profile is the daily seasonality)
+and a variance `m * d`, where the dispersion index `d` >= 1 is learned from the series (1:
+Poisson; bursts make it larger).
+
+- **Unit**: 1 while every value seen is a whole number and the typical nonzero value is at most
+  `COUNT_UNIT_MAX` (counts); otherwise the typical nonzero value, a slow average (sums of
+  amounts: a sparse window holds one event or a few).
+- **Score**: the larger of two. The tail probability p of a value at least as far from `m`
+  (P(X >= x) above the mean, P(X <= x) below), mapped as `-log10(p) / (2 * BAND_LOG10)` clipped
+  to [0, 1]: 0.5 when p is the one-sided Gaussian tail at 3 scales (0.00135), the band edge of
+  every other series, so one threshold means the same on both kinds. An empty window when few
+  events are expected is likely and scores low; a spike of several events, or none when many
+  are expected, scores high. And the series detector's CUSUM over `z = (x - m) / sqrt(m d)`:
+  four hours at 4x a rate of one event an hour is no single surprising count, but it adds up.
+
+Pure: stdlib only. Exact sums for counts up to `EXACT_UP_TO`, a normal approximation beyond.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+BAND_P = 0.00135
+"""One-sided tail probability at the band edge (a Gaussian at 3 scales)."""
+BAND_LOG10 = -math.log10(BAND_P)
+DISPERSION_GAIN = 0.02
+DISPERSION_CAP = 50.0
+EXACT_UP_TO = 400
+UNIT_GAIN = 0.05
+HUBER_CONSISTENCY = 0.84
+COUNT_UNIT_MAX = 10.0
+LEVEL_GAIN = 0.02
+"""Per point: the rate of a sparse series is averaged over ~50 points."""
+PROFILE_GAIN = 0.05
+"""Per visit of a slot of the day."""
+PROFILE_FLOOR = 0.02
+"""A slot of the day is at least 2% of the mean: an event there is rare, not impossible."""
+DAY = 86_400.0
+
+
+def _tail(x: float, m: float, d: float) -> float:
+    """P(X >= x) if x > m else P(X <= x), X negative binomial with mean m, variance m * d."""
+    k = math.floor(x) if x < m else math.ceil(x)
+    if m + 6 * math.sqrt(m * d) > EXACT_UP_TO or k > EXACT_UP_TO:
+        sd = math.sqrt(m * d)
+        z = (abs(x - m) - 0.5) / sd if sd > 0 else math.inf
+        return max(0.5 * math.erfc(max(z, 0.0) / math.sqrt(2)), 1e-300)
+    if d <= 1.0 + 1e-9:  # Poisson
+        pmf = math.exp(-m)
+
+        def ratio(j: int) -> float:
+            return m / j
+
+    else:  # negative binomial: r successes, success probability 1 / d
+        r, q = m / (d - 1.0), 1.0 - 1.0 / d
+        pmf = math.exp(r * math.log(1.0 / d))
+
+        def ratio(j: int) -> float:
+            return (j - 1 + r) / j * q
+
+    below = 0.0  # P(X <= k - 1) when above the mean, P(X <= k) below it
+    last = k if x < m else k - 1
+    for j in range(last + 1):
+        if j:
+            pmf *= ratio(j)
+        below += pmf
+    tail = below if x < m else 1.0 - below
+    return min(1.0, max(tail, 1e-300))
+
+
+@dataclass(slots=True)
+class CountModel:
+    """Learns a sparse series' rate and scores its values as counts (see the module docstring).
+
+    `step`: the series' spacing in seconds; below a day the rate has a slot-of-day profile.
+    """
+
+    step: float
+    unit: float = 0.0
+    """The typical nonzero value (0 until one is seen); used once a value is not whole."""
+    whole: bool = True
+    """Every value seen so far is a whole number: the unit stays 1."""
+    dispersion: float = 1.0
+    level: float = 0.0
+    """Mean value per point (deseasonalized), a slow average."""
+    n: int = 0
+    day: list[float] = field(default_factory=list)
+    day_seen: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        slots = round(DAY / max(self.step, 3600.0)) if self.step < DAY else 1
+        self.day = [1.0] * slots
+        self.day_seen = [0] * slots
+
+    def _slot(self, t: float) -> int:
+        return int(((t + self.step / 2) % DAY) / DAY * len(self.day))
+
+    def expected(self, t: float) -> float:
+        """The mean value at `t` (before seeing it)."""
+        slot = self._slot(t)
+        factor = max(self.day[slot], PROFILE_FLOOR) if self.day_seen[slot] >= 2 else 1.0
+        return self.level * factor
+
+    def update(self, t: float, value: float, *, judge: bool) -> tuple[float, float, float, float]:
+        """(score in [0, 1], lower, upper band edges, z) of `value` at `t` against the mean
+        forecast for it (score 0 unless `judge`), then learn from it. z: the value's distance
+        from the mean in standard deviations sqrt(m * d), for a change detector to add up."""
+        if self.whole and value != math.floor(value):
+            self.whole = False
+        if value > 0:
+            self.unit = value if self.unit == 0 else self.unit + UNIT_GAIN * (value - self.unit)
+        unit = 1.0 if (self.whole and self.unit <= COUNT_UNIT_MAX) or self.unit <= 0 else self.unit
+        expected = self.expected(t)
+        m = max(expected / unit, 1e-3)
+        x = max(value / unit, 0.0)
+        score = 0.0
+        if judge:
+            p = _tail(x, m, self.dispersion)
+            score = min(1.0, -math.log10(p) / (2 * BAND_LOG10))
+        spread = 3.0 * math.sqrt(m * self.dispersion)
+        lower, upper = max(0.0, m - spread) * unit, (m + spread) * unit
+        self._learn(t, x, m, unit)
+        return score, lower, upper, (x - m) / math.sqrt(m * self.dispersion)
+
+    def _learn(self, t: float, x: float, m: float, unit: float) -> None:
+        """Rate, profile and dispersion; a value is capped at 4 spreads above the mean first,
+        so a burst moves them a bounded amount."""
+        self.n += 1
+        if self.n > 10:
+            x = min(x, m + 4.0 * math.sqrt(m * self.dispersion) + 1.0)
+            # Huber-like: a squared distance counts up to 2 standard deviations, corrected for
+            # that cap (E[min(z^2, 4)] = 0.84 for a normal z), so an incident barely widens it.
+            capped = min((x - m) ** 2 / m, 4.0 * self.dispersion) / HUBER_CONSISTENCY
+            target = min(capped, DISPERSION_CAP)
+            self.dispersion = max(
+                1.0, self.dispersion + DISPERSION_GAIN * (target - self.dispersion)
+            )
+        value = x * unit
+        slot = self._slot(t)
+        factor = max(self.day[slot], PROFILE_FLOOR) if self.day_seen[slot] >= 2 else 1.0
+        self.level += max(LEVEL_GAIN, 1.0 / self.n) * (value / factor - self.level)
+        if self.level > 0:
+            self.day_seen[slot] += 1
+            gain = max(PROFILE_GAIN, 1.0 / self.day_seen[slot])
+            self.day[slot] += gain * (min(value / self.level, 10.0) - self.day[slot])

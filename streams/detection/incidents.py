@@ -1,0 +1,237 @@
+"""One incident, one page: alerts that open together and share a cause become one incident.
+
+An EMEA revenue dip opens alerts on revenue at every roll-up level that contains EMEA, on the
+average order value, on the margins, on COGS: one cause, dozens of pages. `Incidents` groups them:
+
+- **Linked**: two alerts (of any window sizes: a dip shows at 1m, then at 5m) are linked when their
+  labels do not contradict each other (no dimension with two different values:
+  `revenue{region=emea}` and `revenue{business_unit=retail,region=emea}` do, `revenue{region=amer}`
+  does not) and their KPIs are fed by a common source (event type; from the catalog). Linked alerts
+  that open at the same window instance form one new incident; an alert that opens while an
+  incident it is linked to is open joins that incident, if one of its alerts opened or resolved
+  within `LINGER_STEPS` of the new alert's own windows (alerts that open together, not a day
+  apart). Business-day threshold windows are not grouped (finance's bounds page on their own).
+- **Root**: of a new incident's alerts, those of the finest window size are considered (their
+  deviations compare; a 5-minute one is five 1-minute ones), the KPI is chosen first (a sum before a
+  ratio or formula made from it; then the KPI alerting at the most levels; then the largest score),
+  then the scope: among that KPI's alerts whose labels contain those of its coarsest alerted series,
+  the smallest scope (most labels) whose deviation (observed - expected) has the coarsest one's sign
+  and at least `ROOT_SHARE` of its size: `revenue{region=emea}` explains most of `revenue{}`'s drop,
+  `revenue{business_unit=retail,region=emea}` only a third of it. The root pages; every other alert
+  is **related**: it is listed with the incident and does not page on its own (the generated
+  Alertmanager configuration inhibits it while its root fires).
+- **End**: an incident ends when the last of its alerts resolves (the root may resolve first: a
+  minute series adapts to a dip within minutes, while the region's roll-up is still down), and
+  for `LINGER_STEPS` of its root's windows after that it still takes in linked alerts as related
+  (the return to normal after a dip). Related alerts never page: the generated Prometheus rule
+  leaves them out, and Alertmanager inhibits them under their root as well.
+
+The first alert of an incident stays its root: a finer or better root that opens later joins as
+related, since re-rooting would page a second time.
+Pure: stdlib only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+Labels = tuple[tuple[str, str], ...]
+SeriesKey = tuple[str, str, Labels]
+"""(kpi, window, labels), as `streams.detection.watch` keys its series."""
+Role = Literal["root", "related"]
+
+ROOT_SHARE = 0.6
+"""The root is the smallest scope whose deviation is at least this share of the coarsest one's."""
+LINGER_STEPS = 6
+"""An ended incident still takes in linked alerts for this many of its root's windows: the
+return to normal after a dip (a minute series that adapted sees it as a rise) is the same
+incident, not a new page."""
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """An alert that opened at this window instance."""
+
+    key: SeriesKey
+    deviation: float
+    """Observed minus expected at the point that opened it."""
+    score: float
+    additive: bool
+    """Its KPI is a sum (its roll-ups add up): preferred as the root over ratios made from it."""
+    step: float = 0.0
+    """Its window size in seconds (the root is taken from the finest)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    incident: str
+    """The incident's id: its root series and when it started (`revenue{region=emea}@<epoch>`)."""
+    role: Role
+    root: SeriesKey
+
+
+@dataclass(slots=True)
+class _Incident:
+    id: str
+    root: SeriesKey
+    step: float
+    """The root's window size in seconds (how long the incident lingers after it)."""
+    members: set[SeriesKey] = field(default_factory=set)
+    """Its open alerts."""
+    scope: set[SeriesKey] = field(default_factory=set)
+    """Every series that was part of it (what a new alert is linked to)."""
+    ended: float | None = None
+    """When its last alert resolved (it lingers `LINGER_STEPS` root windows after that)."""
+    last_active: float = 0.0
+    """When one of its alerts last opened or resolved: it takes in alerts opening within
+    `LINGER_STEPS` of their own windows after that (alerts that open *together*, not a day
+    apart)."""
+
+
+def series_name(key: SeriesKey) -> str:
+    kpi, window, labels = key
+    inner = ",".join(f"{k}={v}" for k, v in labels)
+    return f"{kpi}{{{inner}}}[{window}]"
+
+
+def compatible(a: Labels, b: Labels) -> bool:
+    """No dimension has two different values in `a` and `b`."""
+    left = dict(a)
+    return all(left.get(k, v) == v for k, v in b)
+
+
+@dataclass
+class Incidents:
+    """The open incidents of every window size. `sources`: event types each KPI depends on."""
+
+    sources: Mapping[str, frozenset[str]]
+    _open: list[_Incident] = field(default_factory=list)
+    _of: dict[SeriesKey, _Incident] = field(default_factory=dict)
+
+    def linked(self, a: SeriesKey, b: SeriesKey) -> bool:
+        return compatible(a[2], b[2]) and bool(
+            self.sources.get(a[0], frozenset()) & self.sources.get(b[0], frozenset())
+        )
+
+    def assign(self, opened: Sequence[Opening], started_at: float) -> dict[SeriesKey, Membership]:
+        """Group the alerts that opened at one window instance: join open incidents they are
+        linked to, else form new incidents (one per linked group), each with its root."""
+        self._open = [
+            i
+            for i in self._open
+            if i.ended is None or started_at <= i.ended + LINGER_STEPS * i.step
+        ]
+        result: dict[SeriesKey, Membership] = {}
+        fresh: list[Opening] = []
+        for o in opened:
+            joined = next(
+                (
+                    i
+                    for i in self._open
+                    if started_at - i.last_active <= LINGER_STEPS * max(o.step, 1.0)
+                    and any(self.linked(o.key, m) for m in i.scope)
+                ),
+                None,
+            )
+            if joined is None:
+                fresh.append(o)
+                continue
+            joined.members.add(o.key)
+            joined.scope.add(o.key)
+            joined.last_active = started_at
+            self._of[o.key] = joined
+            result[o.key] = Membership(joined.id, "related", joined.root)
+        for group in _groups(fresh, self.linked):
+            root = choose_root(group)
+            step = next(o.step for o in group if o.key == root)
+            incident = _Incident(f"{series_name(root)}@{started_at:.0f}", root, step)
+            incident.last_active = started_at
+            self._open.append(incident)
+            for o in group:
+                incident.members.add(o.key)
+                incident.scope.add(o.key)
+                self._of[o.key] = incident
+                role: Role = "root" if o.key == root else "related"
+                result[o.key] = Membership(incident.id, role, root)
+        return result
+
+    def membership(self, key: SeriesKey) -> Membership | None:
+        incident = self._of.get(key)
+        if incident is None:
+            return None
+        role: Role = "root" if key == incident.root else "related"
+        return Membership(incident.id, role, incident.root)
+
+    def resolved(self, key: SeriesKey, at: float) -> None:
+        """`key`'s alert resolved at `at`: it leaves its incident, which ends (and lingers)
+        once its last open alert has left. The root may resolve first (a minute series adapts
+        to a dip within minutes): its related alerts stay open, listed, and still do not page."""
+        incident = self._of.pop(key, None)
+        if incident is None:
+            return
+        incident.members.discard(key)
+        incident.last_active = max(incident.last_active, at)
+        if not incident.members:
+            incident.ended = at
+
+    def forget(self) -> None:
+        self._open.clear()
+        self._of.clear()
+
+
+def _groups(
+    opened: Sequence[Opening], linked: Callable[[SeriesKey, SeriesKey], bool]
+) -> list[list[Opening]]:
+    """Connected groups of `opened` under `linked` (in order of their first member)."""
+    parent = list(range(len(opened)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(opened)):
+        for j in range(i):
+            if linked(opened[i].key, opened[j].key):
+                parent[find(i)] = find(j)
+    groups: dict[int, list[Opening]] = {}
+    for i, o in enumerate(opened):
+        groups.setdefault(find(i), []).append(o)
+    return list(groups.values())
+
+
+def choose_root(group: Sequence[Opening]) -> SeriesKey:
+    """The smallest scope explaining most of the deviation, of the KPI that leads the group."""
+    finest = min(o.step for o in group)
+    per_kpi: dict[str, list[Opening]] = {}
+    for o in group:
+        if o.step != finest:
+            continue
+        per_kpi.setdefault(o.key[0], []).append(o)
+    kpi = max(
+        per_kpi,
+        key=lambda k: (
+            any(o.additive for o in per_kpi[k]),
+            len(per_kpi[k]),
+            max(o.score for o in per_kpi[k]),
+            k,
+        ),
+    )
+    alerts = per_kpi[kpi]
+    coarsest = min(alerts, key=lambda o: (len(o.key[2]), -abs(o.deviation), o.key))
+    scope = set(coarsest.key[2])
+    total = coarsest.deviation
+    candidates = [
+        o
+        for o in alerts
+        if scope <= set(o.key[2])
+        and (
+            o is coarsest
+            or (o.deviation * total > 0 and abs(o.deviation) >= ROOT_SHARE * abs(total))
+        )
+    ]
+    best = max(candidates, key=lambda o: (len(o.key[2]), abs(o.deviation), o.key))
+    return best.key
