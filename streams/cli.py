@@ -33,6 +33,8 @@ EPILOG = """\
 Configuration comes from PULSE_* environment variables (PULSE_KAFKA_BOOTSTRAP, PULSE_INPUT_TOPICS,
 PULSE_TOPIC_PREFIX, PULSE_ALLOWED_LATENESS_SECONDS, PULSE_MAX_BAD_RATIO, ...; see README.md); a
 PULSE_* variable that is no setting stops the command, naming it and the closest real name.
+A secured cluster: PULSE_KAFKA_SECURITY_PROTOCOL, PULSE_KAFKA_SASL_*, PULSE_KAFKA_SSL_* (README,
+"Connecting to a secured cluster").
 Without PULSE_KAFKA_BOOTSTRAP, `demo`, `bench`, `hostile` and `soak` start an embedded broker.
 Start with:  pulse demo
 """
@@ -650,8 +652,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         incidents=args.incidents,
         ground_truth=args.ground_truth,
     )
-    asyncio.run(run_demo(settings, options))
-    return 0
+    interrupted = asyncio.run(run_demo(settings, options))
+    return 130 if interrupted else 0
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -748,12 +750,19 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"backtest: no such file {args.file}")
     with contextlib.ExitStack() as stack:
         lines = source or stack.enter_context(args.file.open("rb"))
-        out = (
-            stack.enter_context(args.output.open("w", newline=""))
-            if args.output is not None
-            else sys.stdout
-        )
-        run_backtest(lines, settings, out, sys.stderr)
+        try:
+            out = (
+                stack.enter_context(args.output.open("w", newline=""))
+                if args.output is not None
+                else sys.stdout
+            )
+        except OSError as exc:
+            raise ConfigError(f"backtest: --output {args.output}: {exc.strerror or exc}") from None
+        summary = run_backtest(lines, settings, out, sys.stderr)
+    if summary.lines and not summary.counted:
+        # Not one event counted: the file is not what the worker reads (the reasons are above).
+        sys.stderr.write(f"pulse: backtest: every one of the {summary.lines} lines was rejected\n")
+        return 1
     return 0
 
 
@@ -893,20 +902,29 @@ def _require_bootstrap(settings: Settings) -> str:
 def _worker(settings: Settings) -> int:
     import signal  # noqa: PLC0415
 
+    from streams.kafka.connection import connection  # noqa: PLC0415
     from streams.worker.worker import Worker  # noqa: PLC0415
 
-    bootstrap = _require_bootstrap(settings)
+    kafka = connection(settings, _require_bootstrap(settings))
+    received: list[signal.Signals] = []
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal(sig: signal.Signals) -> None:
+            received.append(sig)
+            stop.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await Worker(settings, bootstrap).run(stop)
+            loop.add_signal_handler(sig, on_signal, sig)
+        await Worker(settings, kafka).run(stop)
         log.info("worker stopped cleanly")
 
     asyncio.run(run())
-    return 0
+    # Both stop cleanly (everything read is written first); SIGTERM is how an orchestrator
+    # stops a worker (0), SIGINT a person at a terminal (130, as for any interrupted command).
+    return 130 if received[:1] == [signal.SIGINT] else 0
 
 
 def _merge(settings: Settings) -> int:
@@ -973,9 +991,11 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         out = sys.stdout.buffer if str(args.output) == "-" else args.output
         stats = write_jsonl(simulate(config), out)
     else:
-        bootstrap = _require_bootstrap(settings)
+        from streams.kafka.connection import connection  # noqa: PLC0415
+
+        kafka = connection(settings, _require_bootstrap(settings))
         topic = args.topic or settings.input_topics[0]
-        stats = asyncio.run(publish(bootstrap, topic, simulate(config), paced=not args.no_pacing))
+        stats = asyncio.run(publish(kafka, topic, simulate(config), paced=not args.no_pacing))
     sys.stderr.write(f"simulate: {stats.sent} messages ({stats.bad} bad)\n")
     if truth is not None:
         count = f"{len(incidents)} incident{'' if len(incidents) == 1 else 's'}"

@@ -9,10 +9,11 @@ import difflib
 import os
 from collections.abc import Mapping
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from streams.errors import ConfigError
@@ -32,6 +33,42 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str | None = Field(
         default=None, description="host:port[,host:port]; unset = start the embedded broker."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="How every Kafka client connects: SSL = TLS; SASL_* = with a user name and "
+        "password (README, 'Connecting to a secured cluster').",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="Needed with SASL_SSL and SASL_PLAINTEXT."
+    )
+    kafka_sasl_username: str | None = Field(default=None, min_length=1)
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="Or PULSE_KAFKA_SASL_PASSWORD_FILE; never logged."
+    )
+    kafka_sasl_password_file: Path | None = Field(
+        default=None,
+        description="A file holding the SASL password (e.g. a mounted secret); one trailing "
+        "newline is ignored.",
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        description="PEM file of the CA(s) that signed the brokers' certificates; unset = the "
+        "system's trusted CAs.",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None, description="PEM client certificate, for brokers that require one (mTLS)."
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None, description="PEM private key of the client certificate."
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="Password of an encrypted PULSE_KAFKA_SSL_KEYFILE."
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        default=True,
+        description="Check that a broker's certificate names the host connected to; turn off "
+        "only for brokers reached under another name than their certificate's.",
     )
     topic_prefix: str = Field(default="pulse", pattern=r"^[A-Za-z0-9._-]+$")
     input_topics: Annotated[tuple[str, ...], NoDecode] = Field(
@@ -160,6 +197,20 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _coherent_security(self) -> Settings:
+        problems = security_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def kafka_password(self) -> SecretStr | None:
+        """The SASL password, from PULSE_KAFKA_SASL_PASSWORD or the file it is in (read now)."""
+        if self.kafka_sasl_password_file is None:
+            return self.kafka_sasl_password
+        text = self.kafka_sasl_password_file.read_text(encoding="utf-8")
+        return SecretStr(text.removesuffix("\n").removesuffix("\r"))
+
     @property
     def kpi_series_budget(self) -> int:
         """Series left to KPI gauges once the detector families have their share."""
@@ -220,6 +271,67 @@ class Settings(BaseSettings):
     def changelog_topic(self, input_topic: str) -> str:
         """The write-ahead log of one input topic's state, one partition per input partition."""
         return f"{self.topic_prefix}.{self.consumer_group}.{input_topic}.changelog"
+
+
+def security_problems(settings: Settings) -> list[str]:
+    """What is missing or contradictory in the Kafka security settings, each naming its
+    variable (a setting that would be ignored is refused, not silently dropped). Never
+    includes a secret's value."""
+    p = ENV_PREFIX
+    protocol = settings.kafka_security_protocol
+    sasl, tls = protocol.startswith("SASL_"), protocol.endswith("SSL")
+    problems = []
+    if protocol != "PLAINTEXT" and not settings.kafka_bootstrap:
+        problems.append(
+            f"{p}KAFKA_SECURITY_PROTOCOL={protocol} needs {p}KAFKA_BOOTSTRAP (the embedded "
+            "broker speaks PLAINTEXT only)"
+        )
+    given = {
+        "KAFKA_SASL_MECHANISM": settings.kafka_sasl_mechanism,
+        "KAFKA_SASL_USERNAME": settings.kafka_sasl_username,
+        "KAFKA_SASL_PASSWORD": settings.kafka_sasl_password,
+        "KAFKA_SASL_PASSWORD_FILE": settings.kafka_sasl_password_file,
+    }
+    if sasl:
+        for name in ("KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME"):
+            if given[name] is None:
+                problems.append(f"{p}{name} is needed with {p}KAFKA_SECURITY_PROTOCOL={protocol}")
+        password, password_file = settings.kafka_sasl_password, settings.kafka_sasl_password_file
+        if password is None and password_file is None:
+            problems.append(
+                f"{p}KAFKA_SASL_PASSWORD or {p}KAFKA_SASL_PASSWORD_FILE is needed with "
+                f"{p}KAFKA_SECURITY_PROTOCOL={protocol}"
+            )
+        elif password is not None and password_file is not None:
+            problems.append(f"set {p}KAFKA_SASL_PASSWORD or {p}KAFKA_SASL_PASSWORD_FILE, not both")
+    else:
+        problems += [
+            f"{p}{name} is set but {p}KAFKA_SECURITY_PROTOCOL={protocol} uses no SASL "
+            "(use SASL_SSL or SASL_PLAINTEXT)"
+            for name, value in given.items()
+            if value is not None
+        ]
+    files = {
+        "KAFKA_SASL_PASSWORD_FILE": settings.kafka_sasl_password_file,
+        "KAFKA_SSL_CAFILE": settings.kafka_ssl_cafile,
+        "KAFKA_SSL_CERTFILE": settings.kafka_ssl_certfile,
+        "KAFKA_SSL_KEYFILE": settings.kafka_ssl_keyfile,
+    }
+    if not tls:
+        problems += [
+            f"{p}{name} is set but {p}KAFKA_SECURITY_PROTOCOL={protocol} uses no TLS "
+            "(use SSL or SASL_SSL)"
+            for name, value in files.items()
+            if value is not None and name.startswith("KAFKA_SSL_")
+        ]
+    for name, path in files.items():
+        if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
+            problems.append(f"{p}{name}: cannot read {str(path)!r}")
+    if settings.kafka_ssl_keyfile is not None and settings.kafka_ssl_certfile is None:
+        problems.append(f"{p}KAFKA_SSL_KEYFILE needs {p}KAFKA_SSL_CERTFILE")
+    if settings.kafka_ssl_key_password is not None and settings.kafka_ssl_certfile is None:
+        problems.append(f"{p}KAFKA_SSL_KEY_PASSWORD needs {p}KAFKA_SSL_CERTFILE")
+    return problems
 
 
 def _parse_rates(text: str) -> dict[str, Decimal]:

@@ -103,6 +103,7 @@ class _Node:
     controller_port: int
     directory: Path
     directory_id: str  # of its metadata log dir: `--initial-controllers` names it
+    secure_port: int | None = None  # the SECURE listener's, when the cluster has one
     process: subprocess.Popen[bytes] | None = None
     wanted: bool = False  # started and not stopped on purpose: readiness waits for it
 
@@ -137,6 +138,11 @@ class KafkaCluster:
     node takes internal topics with replication 1; three nodes keep accepting `acks=all` with one
     node down. `config` overrides or adds broker settings for every node. `start`, `restart` and
     `wait_ready` raise `BrokerError` carrying the nodes' log tails.
+
+    `secure_protocol` (e.g. "SASL_SSL") adds a listener named SECURE on its own port per node
+    (`secure_bootstrap`), configured through `config` with `listener.name.secure.*` keys;
+    brokers, the controller and readiness keep the PLAINTEXT one. `format_args` are added to
+    the storage format command (e.g. `--add-scram` users); see `secure_kafka`.
     """
 
     def __init__(
@@ -150,6 +156,8 @@ class KafkaCluster:
         pom: Path = POM,
         keep_workdir: bool = False,
         progress: Progress = progress_to_stderr,
+        secure_protocol: str | None = None,
+        format_args: Sequence[str] = (),
     ) -> None:
         if nodes < 1:
             raise ValueError(f"a cluster needs at least one node, not {nodes}")
@@ -163,6 +171,8 @@ class KafkaCluster:
         self.pom = pom
         self.keep_workdir = keep_workdir
         self.progress = progress
+        self.secure_protocol = secure_protocol
+        self.format_args = tuple(format_args)
         self.cluster_id = kafka_uuid()
         self.workdir: Path | None = None
         self._nodes: dict[int, _Node] = {}
@@ -178,6 +188,13 @@ class KafkaCluster:
     def bootstrap(self) -> str:
         """Every node's broker address, "127.0.0.1:p1,127.0.0.1:p2,…" (stopped ones included)."""
         return ",".join(node.address for node in self._nodes.values())
+
+    @property
+    def secure_bootstrap(self) -> str:
+        """Every node's SECURE listener address (needs `secure_protocol`)."""
+        if self.secure_protocol is None:
+            raise BrokerError("this KafkaCluster has no secure listener")
+        return ",".join(f"{HOST}:{node.secure_port}" for node in self._nodes.values())
 
     @property
     def node_ids(self) -> list[int]:
@@ -215,12 +232,15 @@ class KafkaCluster:
         if self.class_data_sharing:
             self._archive = class_archive(libs, self._java)
         self.workdir = Path(tempfile.mkdtemp(prefix="pulse-kafka-"))
-        ports = _free_ports(2 * self.size)
+        per_node = 2 if self.secure_protocol is None else 3
+        ports = _free_ports(per_node * self.size)
         for index in range(self.size):
             node_id = index + 1
             directory = self.workdir / f"node-{node_id}"
             directory.mkdir()
-            node = _Node(node_id, ports[2 * index], ports[2 * index + 1], directory, kafka_uuid())
+            mine = ports[per_node * index : per_node * (index + 1)]
+            node = _Node(node_id, mine[0], mine[1], directory, kafka_uuid())
+            node.secure_port = mine[2] if len(mine) > 2 else None
             self._nodes[node_id] = node
         try:
             for node in self._nodes.values():
@@ -353,13 +373,17 @@ class KafkaCluster:
     def _write_config(self, node: _Node) -> None:
         quorum = ",".join(f"{HOST}:{other.controller_port}" for other in self._nodes.values())
         listeners = f"PLAINTEXT://{node.address},CONTROLLER://{HOST}:{node.controller_port}"
+        protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        if self.secure_protocol is not None:
+            listeners += f",SECURE://{HOST}:{node.secure_port}"
+            protocols += f",SECURE:{self.secure_protocol}"
         rf, min_isr = str(self.replication), str(self.min_insync_replicas)
         settings = {
             "process.roles": "broker,controller",
             "node.id": str(node.node_id),
             "listeners": listeners,
             "advertised.listeners": listeners,
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": protocols,
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "controller.quorum.bootstrap.servers": quorum,
@@ -409,6 +433,7 @@ class KafkaCluster:
                 "--cluster-id",
                 self.cluster_id,
                 *quorum_flags,
+                *self.format_args,
             ]
             process = subprocess.Popen(
                 command,

@@ -25,7 +25,6 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
@@ -34,7 +33,8 @@ from streams.core import PartitionState
 from streams.core.log_records import RECORD_BYTES, Groups
 from streams.core.log_records import encode as encode_parts
 from streams.errors import BrokerError
-from streams.kafka.clients import new_consumer, start_client
+from streams.kafka.clients import new_admin, new_consumer, start_client
+from streams.kafka.connection import KafkaTarget
 from streams.kafka.sends import Message
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def key_for(partition: int) -> bytes:
 
 
 async def replay(
-    bootstrap: str,
+    bootstrap: KafkaTarget,
     topic: str,
     partitions: list[int],
     apply: Apply,
@@ -150,7 +150,7 @@ class ChangelogWriter:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: KafkaTarget,
         topic_of: Callable[[str], str],
         snapshot_records: int,
         record_bytes: int = RECORD_BYTES,
@@ -225,7 +225,7 @@ class ChangelogWriter:
         }
         if not before or not self._snapshots:
             return
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, request_timeout_ms=10_000)
+        admin = new_admin(self._bootstrap, wait_s=10)
         try:
             await admin.start()
             cut = await admin.delete_records(before, timeout_ms=10_000)

@@ -13,7 +13,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
-from streams.errors import BrokerError
+from streams.errors import BrokerError, ConfigError
+from streams.kafka.connection import KafkaTarget, client_options
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,13 @@ def quiet_kafka_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-async def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], wait_s: float = 30) -> None:
+def new_admin(target: KafkaTarget, wait_s: float = 30) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**client_options(target), request_timeout_ms=int(wait_s * 1000))
+
+
+async def ensure_topics(
+    bootstrap: KafkaTarget, topics: Iterable[TopicSpec], wait_s: float = 30
+) -> None:
     """Create the topics that do not exist yet and check those that do.
 
     Raises `BrokerError` when the broker is unusable or an existing topic cannot serve: a
@@ -69,7 +76,7 @@ async def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], wait_s: flo
     partition), or fewer partitions than a `check_partitions` spec needs.
     """
     topics = list(topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(wait_s * 1000))
+    admin = new_admin(bootstrap, wait_s)
     try:
         await asyncio.wait_for(admin.start(), wait_s)
         existing = set(await admin.list_topics())
@@ -136,20 +143,21 @@ async def _topic_configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[s
     return found
 
 
-async def topic_partitions(bootstrap: str, topic: str, wait_s: float = 30) -> int:
-    """Number of partitions of `topic`; raises `BrokerError` when it does not exist.
+async def topic_partitions(bootstrap: KafkaTarget, topic: str, wait_s: float = 30) -> int:
+    """Number of partitions of `topic`; raises `ConfigError` when it does not exist (a topic to
+    read is a setting; the worker never creates one).
 
     Asks the admin client's topic list first: a metadata request for an unknown topic creates it
     on brokers with `auto.create.topics.enable` (both brokers we test on, by default), so a
     misspelled input topic would be created empty and read forever.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(wait_s * 1000))
+    admin = new_admin(bootstrap, wait_s)
     try:
         await asyncio.wait_for(admin.start(), wait_s)
         existing = set(await admin.list_topics())
         if topic not in existing:
             close = sorted(t for t in existing if not t.startswith("__"))[:20]
-            raise BrokerError(
+            raise ConfigError(
                 f"input topic {topic!r} does not exist on {bootstrap} (PULSE_INPUT_TOPICS); "
                 f"topics there: {', '.join(close) or 'none'}"
             )
@@ -161,9 +169,9 @@ async def topic_partitions(bootstrap: str, topic: str, wait_s: float = 30) -> in
         await admin.close()
 
 
-def new_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
+def new_producer(bootstrap: KafkaTarget, **overrides: object) -> AIOKafkaProducer:
     options: dict[str, object] = {
-        "bootstrap_servers": bootstrap,
+        **client_options(bootstrap),
         "acks": "all",
         "linger_ms": 1,
         "max_batch_size": 256 * 1024,
@@ -174,9 +182,9 @@ def new_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
     return AIOKafkaProducer(**options)
 
 
-def new_consumer(bootstrap: str, *topics: str, **overrides: object) -> AIOKafkaConsumer:
+def new_consumer(bootstrap: KafkaTarget, *topics: str, **overrides: object) -> AIOKafkaConsumer:
     options: dict[str, object] = {
-        "bootstrap_servers": bootstrap,
+        **client_options(bootstrap),
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "fetch_max_bytes": 16 * 1024 * 1024,
@@ -186,7 +194,7 @@ def new_consumer(bootstrap: str, *topics: str, **overrides: object) -> AIOKafkaC
     return AIOKafkaConsumer(*topics, **options)
 
 
-async def start_client(client: AIOKafkaProducer | AIOKafkaConsumer, bootstrap: str) -> None:
+async def start_client(client: AIOKafkaProducer | AIOKafkaConsumer, bootstrap: KafkaTarget) -> None:
     """Start a client, turning a connection failure into a `BrokerError` that names the address."""
     try:
         await client.start()

@@ -21,6 +21,8 @@ from types import TracebackType
 from typing import IO
 
 from streams.errors import BrokerError
+from streams.kafka.connection import KafkaTarget, connection
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +141,11 @@ class EmbeddedBroker:
 
 
 @contextlib.contextmanager
-def kafka_bootstrap(configured: str | None) -> Iterator[str]:
-    """Yield `configured` when set, else the address of a fresh embedded broker."""
-    if configured:
-        yield configured
+def kafka_bootstrap(settings: Settings) -> Iterator[KafkaTarget]:
+    """The Kafka of `PULSE_KAFKA_BOOTSTRAP`, connected as the security settings say, when set;
+    else the address of a fresh embedded broker (PLAINTEXT)."""
+    if settings.kafka_bootstrap:
+        yield connection(settings, settings.kafka_bootstrap)
         return
     with EmbeddedBroker() as broker:
         yield broker.bootstrap

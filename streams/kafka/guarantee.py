@@ -29,6 +29,7 @@ from aiokafka.errors import KafkaError
 
 from streams.errors import BrokerError, ConfigError
 from streams.kafka.clients import new_producer, start_client
+from streams.kafka.connection import KafkaTarget
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class Delivery:
         return self.transactional_id is not None
 
 
-async def open_delivery(bootstrap: str, settings: Settings) -> Delivery:
+async def open_delivery(bootstrap: KafkaTarget, settings: Settings) -> Delivery:
     """A started producer: transactional when the setting and the broker allow it.
 
     Raises `ConfigError` when `exactly_once` is required and the broker has no transactions,

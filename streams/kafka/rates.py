@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError
 from streams.core.money import FxTable
 from streams.errors import BrokerError
 from streams.kafka.clients import new_consumer, start_client, topic_partitions
+from streams.kafka.connection import KafkaTarget
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class RatesTable:
     is raised by `raise_failure`, so the worker stops loudly rather than convert with rates it
     no longer receives."""
 
-    def __init__(self, bootstrap: str, topic: str, fx: FxTable) -> None:
+    def __init__(self, bootstrap: KafkaTarget, topic: str, fx: FxTable) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.fx = fx

@@ -42,6 +42,7 @@ from streams.kafka.clients import (
     quiet_kafka_logs,
     start_client,
 )
+from streams.kafka.connection import KafkaTarget
 from streams.kafka.embedded import kafka_bootstrap
 from streams.settings import Settings
 from streams.tools.bench_latency import measure_latency, table
@@ -76,7 +77,7 @@ async def run_bench(
     # Keep the figures readable: once a round has caught up, the (past) stream looks silent and
     # every source is rightly reported stale.
     logging.getLogger("streams").setLevel(logging.ERROR)
-    with kafka_bootstrap(settings.kafka_bootstrap) as bootstrap:
+    with kafka_bootstrap(settings) as bootstrap:
         run_id = uuid.uuid4().hex[:8]
         topic = f"bench-{run_id}.events"
         await ensure_topics(bootstrap, [TopicSpec(topic, partitions)])
@@ -140,7 +141,9 @@ async def run_bench(
         if with_faust:
             from streams.tools.faust_baseline import measure_faust_agent  # noqa: PLC0415
 
-            faust_rate = await measure_faust_agent(settings, bootstrap, topic, partitions, events)
+            faust_rate = await measure_faust_agent(
+                settings, str(bootstrap), topic, partitions, events
+            )
             say(
                 f"faust:    {faust_rate:10,.0f} events/s (a Faust agent doing the same per-event "
                 f"work, no table writes; ratio {faust_rate / ceiling:.2f})"
@@ -154,7 +157,9 @@ async def run_bench(
         return ratio
 
 
-async def measure_ceiling(bootstrap: str, topic: str, partitions: int, events: int) -> float:
+async def measure_ceiling(
+    bootstrap: KafkaTarget, topic: str, partitions: int, events: int
+) -> float:
     """Events/s of a consumer that reads, decodes and validates, and nothing else."""
     consumer = new_consumer(bootstrap, group_id=None)
     await start_client(consumer, bootstrap)
@@ -178,13 +183,19 @@ async def measure_ceiling(bootstrap: str, topic: str, partitions: int, events: i
 
 
 async def measure_pipeline(
-    settings: Settings, bootstrap: str, topic: str, events: int, *, run_id: str, round_no: int
+    settings: Settings,
+    bootstrap: KafkaTarget,
+    topic: str,
+    events: int,
+    *,
+    run_id: str,
+    round_no: int,
 ) -> tuple[float, tuple[float, int]]:
     """Events/s of one worker from assignment until every message is processed and acked, and
     (seconds spent detecting, closed-window values fed to detection) in that time."""
     worker_settings = settings.model_copy(
         update={
-            "kafka_bootstrap": bootstrap,
+            "kafka_bootstrap": str(bootstrap),
             "input_topics": (topic,),
             "topic_prefix": f"bench-{run_id}-{round_no}",
             "consumer_group": f"bench-{run_id}-{round_no}",

@@ -31,6 +31,7 @@ from streams.kafka.clients import (
     new_producer,
     start_client,
 )
+from streams.kafka.connection import KafkaTarget
 from streams.settings import Settings
 from streams.tools.simulator import SimulationConfig, daily_level, simulate
 from streams.worker.worker import Worker
@@ -66,14 +67,14 @@ def rss_mb() -> float:
 
 
 async def measure_latency(
-    settings: Settings, bootstrap: str, rate: float, duration: float
+    settings: Settings, bootstrap: KafkaTarget, rate: float, duration: float
 ) -> Latency:
     run_id = uuid.uuid4().hex[:8]
     topic = f"latency-{run_id}.events"
     await ensure_topics(bootstrap, [TopicSpec(topic, 1)])
     worker_settings = settings.model_copy(
         update={
-            "kafka_bootstrap": bootstrap,
+            "kafka_bootstrap": str(bootstrap),
             "input_topics": (topic,),
             "topic_prefix": f"latency-{run_id}",
             "consumer_group": f"latency-{run_id}",
@@ -133,7 +134,9 @@ async def measure_latency(
         await task
 
 
-async def _publish_paced(bootstrap: str, topic: str, rate: float, duration: float) -> list[float]:
+async def _publish_paced(
+    bootstrap: KafkaTarget, topic: str, rate: float, duration: float
+) -> list[float]:
     """Send simulated events as their event time (now onwards) comes; return send times."""
     start = datetime.now(UTC)
     config = SimulationConfig(  # the simulated day's seasonality undone: `rate` now
@@ -169,7 +172,7 @@ async def _sample(worker: Worker, out: list[tuple[float, int]]) -> None:
         await asyncio.sleep(SAMPLE_SECONDS)
 
 
-async def _read_kpis(bootstrap: str, topic: str, out: list[float]) -> None:
+async def _read_kpis(bootstrap: KafkaTarget, topic: str, out: list[float]) -> None:
     consumer = new_consumer(bootstrap, topic, group_id=None, auto_offset_reset="earliest")
     await start_client(consumer, bootstrap)
     try:

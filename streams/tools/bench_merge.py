@@ -36,6 +36,7 @@ from streams.kafka.clients import (
     start_client,
     topic_partitions,
 )
+from streams.kafka.connection import KafkaTarget
 from streams.kafka.embedded import kafka_bootstrap
 from streams.merge.stage import MergeStage
 from streams.settings import Settings
@@ -54,13 +55,13 @@ async def run_merge_bench(
     """Run both parts; return merge stage partials/s over the baseline's."""
     quiet_kafka_logs()
     logging.getLogger("streams").setLevel(logging.ERROR)
-    with kafka_bootstrap(settings.kafka_bootstrap) as bootstrap:
+    with kafka_bootstrap(settings) as bootstrap:
         run_id = uuid.uuid4().hex[:8]
         topic = f"bench-{run_id}.events"
         await ensure_topics(bootstrap, [TopicSpec(topic, partitions)])
         live = settings.model_copy(
             update={
-                "kafka_bootstrap": bootstrap,
+                "kafka_bootstrap": str(bootstrap),
                 "input_topics": (topic,),
                 "topic_prefix": f"bench-{run_id}",
                 "consumer_group": f"bench-{run_id}",
@@ -100,10 +101,14 @@ async def run_merge_bench(
 
 
 async def _live(
-    settings: Settings, bootstrap: str, events: int, partitions: int, say: Callable[[str], None]
+    settings: Settings,
+    bootstrap: KafkaTarget,
+    events: int,
+    partitions: int,
+    say: Callable[[str], None],
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Worker and stage together; print the latencies; return the partials topic's records."""
-    stage = MergeStage(settings, bootstrap)
+    stage = MergeStage(settings, str(bootstrap))
     worker = Worker(settings, bootstrap)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(stage.run(stop))]
@@ -147,9 +152,9 @@ async def _live(
     return partials
 
 
-async def _stage_rate(settings: Settings, bootstrap: str, count: int) -> float:
+async def _stage_rate(settings: Settings, bootstrap: KafkaTarget, count: int) -> float:
     """Partials/s of a fresh merge stage over a backlog of `count` records."""
-    stage = MergeStage(settings, bootstrap)
+    stage = MergeStage(settings, str(bootstrap))
     stop = asyncio.Event()
     tasks = [asyncio.create_task(stage.run(stop))]
     try:
@@ -167,7 +172,7 @@ async def _stage_rate(settings: Settings, bootstrap: str, count: int) -> float:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _baseline(bootstrap: str, topic: str, count: int) -> float:
+async def _baseline(bootstrap: KafkaTarget, topic: str, count: int) -> float:
     """Partials/s of a plain consumer that reads and decodes them, and nothing else."""
     consumer = new_consumer(bootstrap, group_id=None)
     await start_client(consumer, bootstrap)
@@ -187,7 +192,7 @@ async def _baseline(bootstrap: str, topic: str, count: int) -> float:
         await consumer.stop()
 
 
-async def _read_all(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+async def _read_all(bootstrap: KafkaTarget, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of every partition of `topic` (read until idle for 1.5 s)."""
     count = await topic_partitions(bootstrap, topic)
     consumer = new_consumer(bootstrap, group_id=None)
@@ -207,7 +212,7 @@ async def _read_all(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, by
         await consumer.stop()
 
 
-async def _close(bootstrap: str, topic: str, partitions: int, at: datetime) -> None:
+async def _close(bootstrap: KafkaTarget, topic: str, partitions: int, at: datetime) -> None:
     """One counted event feeding no KPI per partition, at `at`."""
     producer = new_producer(bootstrap)
     await start_client(producer, bootstrap)

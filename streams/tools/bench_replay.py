@@ -33,6 +33,7 @@ from streams.kafka.clients import (
     new_producer,
     quiet_kafka_logs,
 )
+from streams.kafka.connection import KafkaTarget
 from streams.kafka.embedded import kafka_bootstrap
 from streams.settings import Settings
 from streams.worker.config import state_config
@@ -79,7 +80,7 @@ async def run_replay_bench(
     quiet_kafka_logs()
     records = live_records(settings, count)
     size = sum(map(len, records))
-    with kafka_bootstrap(settings.kafka_bootstrap) as bootstrap:
+    with kafka_bootstrap(settings) as bootstrap:
         topic = f"bench-{uuid.uuid4().hex[:8]}.changelog"
         await ensure_topics(bootstrap, [TopicSpec(topic, 1, config=dict(KEEP_FOREVER))])
         producer = new_producer(bootstrap)
@@ -114,14 +115,14 @@ async def run_replay_bench(
         return ratio
 
 
-async def _replayed(settings: Settings, bootstrap: str, topic: str) -> PartitionState:
+async def _replayed(settings: Settings, bootstrap: KafkaTarget, topic: str) -> PartitionState:
     """A fresh partition rebuilt from the records, as a new owner rebuilds it."""
     part = WorkerState(state_config(settings)).new_partition()
     await replay(bootstrap, topic, [0], lambda _, record: part.restore(record))
     return part
 
 
-async def _read_all(bootstrap: str, topic: str, count: int) -> None:
+async def _read_all(bootstrap: KafkaTarget, topic: str, count: int) -> None:
     """The baseline: read and decode every record, nothing else."""
     consumer = new_consumer(bootstrap, group_id=None)
     await consumer.start()

@@ -28,6 +28,7 @@ from pathlib import Path
 from streams.core import WorkerState
 from streams.detection.watch import AnomalyWatch
 from streams.kafka.clients import TopicSpec, ensure_topics
+from streams.kafka.connection import KafkaTarget
 from streams.kafka.embedded import kafka_bootstrap, port_is_free
 from streams.settings import Settings
 from streams.tools.incidents import Incident, write_ground_truth
@@ -90,30 +91,39 @@ def _say(line: str) -> None:
 
 async def run_demo(
     settings: Settings, options: DemoOptions, say: Callable[[str], None] = _say
-) -> None:
-    """Run until `options.duration` elapses or SIGINT/SIGTERM; raises on a fatal worker error."""
+) -> bool:
+    """Run until `options.duration` elapses or SIGINT/SIGTERM; raises on a fatal worker error.
+    True when a SIGINT (Ctrl-C) stopped it."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    received: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        received.append(sig)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     try:
-        with kafka_bootstrap(settings.kafka_bootstrap) as bootstrap:
+        with kafka_bootstrap(settings) as bootstrap:
             where = "embedded broker" if not settings.kafka_bootstrap else "Kafka"
             say(f"kpi-pulse demo: {where} at {bootstrap}")
-            await _run(
-                settings.model_copy(update={"kafka_bootstrap": bootstrap}), options, stop, say
-            )
+            configured = settings.model_copy(update={"kafka_bootstrap": str(bootstrap)})
+            await _run(configured, bootstrap, options, stop, say)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     say("stopped cleanly")
+    return received[:1] == [signal.SIGINT]
 
 
 async def _run(
-    settings: Settings, options: DemoOptions, stop: asyncio.Event, say: Callable[[str], None]
+    settings: Settings,
+    bootstrap: KafkaTarget,
+    options: DemoOptions,
+    stop: asyncio.Event,
+    say: Callable[[str], None],
 ) -> None:
-    bootstrap = settings.kafka_bootstrap
-    assert bootstrap is not None
     if options.metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": options.metrics_port})
     elif not port_is_free(settings.metrics_host, settings.metrics_port):

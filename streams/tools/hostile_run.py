@@ -43,6 +43,7 @@ from streams.kafka.clients import (
     quiet_kafka_logs,
     start_client,
 )
+from streams.kafka.connection import KafkaTarget
 from streams.kafka.embedded import free_port, kafka_bootstrap
 from streams.settings import Settings
 from streams.tools.hostile import Expect, HostileConfig, hostile_messages, partition_for
@@ -112,7 +113,7 @@ def _digest(key: bytes | None, value: bytes | None, headers: Iterable[tuple[str,
 
 
 async def _produce(
-    bootstrap: str, topic: str, config: HostileConfig, partitions: int
+    bootstrap: KafkaTarget, topic: str, config: HostileConfig, partitions: int
 ) -> dict[tuple[int, int], Sent]:
     producer = new_producer(bootstrap, acks=1, linger_ms=20)
     await start_client(producer, bootstrap)
@@ -171,7 +172,11 @@ def _rss_mb(pid: int, field_name: str) -> float:
 
 
 async def _read_dead_letters(
-    bootstrap: str, topic: str, count: int, sent: dict[tuple[int, int], Sent], report: Report
+    bootstrap: KafkaTarget,
+    topic: str,
+    count: int,
+    sent: dict[tuple[int, int], Sent],
+    report: Report,
 ) -> None:
     consumer = new_consumer(bootstrap, group_id=None)
     await start_client(consumer, bootstrap)
@@ -201,12 +206,12 @@ async def _read_dead_letters(
 
 
 def _worker_env(
-    settings: Settings, bootstrap: str, topic: str, run_id: str, port: int
+    settings: Settings, bootstrap: KafkaTarget, topic: str, run_id: str, port: int
 ) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
-            "PULSE_KAFKA_BOOTSTRAP": bootstrap,
+            "PULSE_KAFKA_BOOTSTRAP": str(bootstrap),
             "PULSE_INPUT_TOPICS": topic,
             "PULSE_TOPIC_PREFIX": f"hostile-{run_id}",
             "PULSE_CONSUMER_GROUP": f"hostile-{run_id}",
@@ -259,7 +264,7 @@ async def run_hostile(
     quiet_kafka_logs()
     report = Report()
     with (
-        kafka_bootstrap(settings.kafka_bootstrap) as bootstrap,
+        kafka_bootstrap(settings) as bootstrap,
         tempfile.TemporaryDirectory() as tmp,
     ):
         run_id = uuid.uuid4().hex[:8]

@@ -16,6 +16,7 @@ from typing import IO
 from aiokafka import AIOKafkaProducer
 
 from streams.kafka.clients import new_producer, start_client
+from streams.kafka.connection import KafkaTarget
 from streams.tools.simulator import SimulatedMessage
 
 FLUSH_EVERY = 2000
@@ -28,7 +29,7 @@ class PublishStats:
 
 
 async def publish(
-    bootstrap: str,
+    bootstrap: KafkaTarget,
     topic: str,
     messages: Iterable[SimulatedMessage],
     stop: asyncio.Event | None = None,

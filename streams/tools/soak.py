@@ -50,6 +50,7 @@ from typing import IO
 
 from streams.errors import FatalError
 from streams.kafka.clients import TopicSpec, ensure_topics, quiet_kafka_logs
+from streams.kafka.connection import KafkaTarget
 from streams.kafka.embedded import die_with_parent, free_port, kafka_bootstrap
 from streams.settings import Settings
 from streams.tools.publisher import PublishStats, publish
@@ -200,7 +201,7 @@ async def run_soak(
         loop.add_signal_handler(sig, stop.set)
     result = SoakResult()
     try:
-        with kafka_bootstrap(settings.kafka_bootstrap) as bootstrap:
+        with kafka_bootstrap(settings) as bootstrap:
             where = "Kafka" if settings.kafka_bootstrap else "embedded broker"
             say(
                 f"soak: {options.rate:g} events/s for {options.duration:g}s, {where} at "
@@ -222,7 +223,7 @@ class _Run:
 
     settings: Settings
     options: SoakOptions
-    bootstrap: str
+    bootstrap: KafkaTarget
     stop: asyncio.Event
     result: SoakResult
     say: Callable[[str], None]
@@ -241,7 +242,7 @@ async def _soak(run: _Run) -> None:
     await ensure_topics(run.bootstrap, [TopicSpec(topic, run.options.partitions)])
     run.port = free_port()
     env = os.environ | {
-        "PULSE_KAFKA_BOOTSTRAP": run.bootstrap,
+        "PULSE_KAFKA_BOOTSTRAP": str(run.bootstrap),
         "PULSE_INPUT_TOPICS": topic,
         "PULSE_TOPIC_PREFIX": f"soak-{run_id}",
         "PULSE_CONSUMER_GROUP": f"soak-{run_id}",

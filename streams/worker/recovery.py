@@ -14,13 +14,14 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from streams.core import WorkerState
 from streams.kafka.changelog import ChangelogWriter, replay
+from streams.kafka.connection import KafkaTarget
 from streams.worker.health import Health
 
 
 async def rebuild(
     state: WorkerState,
     writer: ChangelogWriter,
-    bootstrap: str,
+    bootstrap: KafkaTarget,
     changelog_topic: Callable[[str], str],
     by_topic: dict[str, list[int]],
     *,

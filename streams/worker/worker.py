@@ -52,9 +52,11 @@ from streams.kafka.clients import (
     start_client,
     topic_partitions,
 )
+from streams.kafka.connection import KafkaTarget, preflight
 from streams.kafka.deadletter import DeadLetter
 from streams.kafka.guarantee import Delivery, open_delivery
 from streams.kafka.kpi_topic import PARTIALS_PARTITIONS, KpiPublisher
+from streams.kafka.partitioner import PartitionerCheck
 from streams.kafka.rates import RatesTable
 from streams.kafka.sends import Message, acknowledged, send_all
 from streams.settings import Settings
@@ -71,7 +73,7 @@ COMMIT_INTERVAL_S = 1.0
 class Worker:
     """One kpi-pulse worker. `await run(stop)` until `stop` is set or a fatal error is raised."""
 
-    def __init__(self, settings: Settings, bootstrap: str) -> None:
+    def __init__(self, settings: Settings, bootstrap: KafkaTarget) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
         self.state = WorkerState(state_config(settings))
@@ -130,6 +132,7 @@ class Worker:
         only once durable, so a batch read again after a crash is not counted twice across the
         worker's lifetimes."""
         self._consumer: AIOKafkaConsumer | None = None
+        self.partitioner = PartitionerCheck({})  # warns of keys not where murmur2 puts them
         self.delivery: Delivery | None = None
         """The producer and the processing guarantee, decided at start."""
 
@@ -157,8 +160,19 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         quiet_kafka_logs()
+        await self.server.start()  # first: a port that cannot be bound fails before the broker
+        self.serving.set()
+        log.info("worker serving %s", self.server.url)
+        try:
+            await self._run(stop)
+        finally:
+            await self.server.stop()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         settings = self.settings
+        await preflight(self.bootstrap)  # credentials, CA and protocol, each named if wrong
         partitions = {t: await topic_partitions(self.bootstrap, t) for t in settings.input_topics}
+        self.partitioner = PartitionerCheck(partitions)
         await ensure_topics(
             self.bootstrap,
             [
@@ -192,9 +206,6 @@ class Worker:
             await start_client(consumer, self.bootstrap)
             listener = Rebalance(self.health, self.recover, self.revoke)
             consumer.subscribe(list(settings.input_topics), listener=listener)
-            await self.server.start()
-            log.info("worker serving %s", self.server.url)
-            self.serving.set()
             self.health.running = True
             await self._loop(consumer, producer, stop)
             await self._settle()
@@ -202,7 +213,6 @@ class Worker:
         finally:
             self.health.running = False
             await rates.stop()
-            await self.server.stop()
             await consumer.stop()
             await producer.stop()
 
@@ -253,6 +263,8 @@ class Worker:
         producer: AIOKafkaProducer,
     ) -> dict[TopicPartition, OffsetAndMetadata]:
         now = time.time()
+        for tp, records in batches.items():
+            self.partitioner.observe(tp.topic, tp.partition, records)
         out = self.step.read(batches, now)
         await self.health.refresh_lag(consumer, self.state)
         self.step.close(out, now, self._clock(now))

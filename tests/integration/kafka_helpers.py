@@ -13,13 +13,16 @@ from aiokafka.structs import ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.kafka.clients import new_consumer, new_producer, topic_partitions
+from streams.kafka.connection import KafkaTarget, connection
 from streams.settings import Settings
 from streams.worker.worker import Worker
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-async def produce(bootstrap: str, topic: str, values: list[bytes], partition: int = 0) -> None:
+async def produce(
+    bootstrap: KafkaTarget, topic: str, values: list[bytes], partition: int = 0
+) -> None:
     """Send `values` in order to one partition and wait for every acknowledgement."""
     producer = new_producer(bootstrap, linger_ms=0)
     await producer.start()
@@ -30,8 +33,9 @@ async def produce(bootstrap: str, topic: str, values: list[bytes], partition: in
         await producer.stop()
 
 
-Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int]
-"""(key, value, headers, partition) of one record to produce."""
+Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int | None]
+"""(key, value, headers, partition) of one record to produce (partition None: the client's
+partitioner, murmur2 of the key)."""
 
 
 async def produce_records(
@@ -147,7 +151,7 @@ class WorkerPool:
 
     async def start(self, settings: Settings) -> Worker:
         assert settings.kafka_bootstrap
-        worker = Worker(settings, settings.kafka_bootstrap)
+        worker = Worker(settings, connection(settings, settings.kafka_bootstrap))
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
         waiter = asyncio.create_task(worker.assigned.wait())

@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from events import order
 from kafka_helpers import WorkerPool, eventually, produce, read_topic
 
-from streams.errors import BadEventRatioExceeded, BrokerError, RecoveryFailed
+from streams.errors import BadEventRatioExceeded, BrokerError, ConfigError, RecoveryFailed
 from streams.kafka.clients import COMPACTED, KEEP_FOREVER, RECORD_LIMIT, TopicSpec, ensure_topics
 from streams.settings import Settings
 from streams.worker.worker import Worker
@@ -159,7 +159,7 @@ async def test_a_misspelled_input_topic_stops_the_worker_and_is_not_created(
     settings = make_settings(input_topics=(missing,))
     assert settings.kafka_bootstrap
 
-    with pytest.raises(BrokerError, match=rf"input topic '{missing}' does not exist"):
+    with pytest.raises(ConfigError, match=rf"input topic '{missing}' does not exist"):
         await asyncio.wait_for(Worker(settings, settings.kafka_bootstrap).run(asyncio.Event()), 60)
 
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)

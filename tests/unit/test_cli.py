@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from streams.cli import main
@@ -47,3 +49,27 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_generate_check_passes_on_the_committed_files() -> None:
     assert main(["generate", "--check"]) == 0
+
+
+def test_backtest_of_only_rejected_lines_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b'{"not": "an event"}\nnot json\n')
+    assert main(["backtest", str(events), "--output", str(tmp_path / "out.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "line 1: unknown_type" in err
+    assert "line 2: undecodable" in err
+    assert "every one of the 2 lines was rejected" in err
+
+
+def test_backtest_to_an_unwritable_output_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"{}\n")
+    target = tmp_path / "no-such-folder" / "out.csv"
+    assert main(["backtest", str(events), "--output", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert f"--output {target}: No such file or directory" in err
+    assert "Traceback" not in err
