@@ -1,5 +1,8 @@
 """`pulse evaluate`: judge the detectors on simulated weeks with labelled incidents.
 
+(A little over 400 lines: the run, the matching of pages to incidents and the on-call score are
+one judgement and read best together; the user's own labelled series are in `evaluate_series`.)
+
 The simulator runs offline with a planned set of incidents (`streams.tools.incidents`); its events
 go through the same core as the worker (validation, KPI state, window closing) and the KPI values of
 the watched window feed two `AnomalyWatch`es in the same run: ours (`SeriesDetector`) and a plain

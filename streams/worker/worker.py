@@ -1,5 +1,9 @@
 """The worker: Kafka in, core state updated in batches, changelog and dead letters out.
 
+(A little over 400 lines: start-up order, the loop and its two commit paths stay in one place so
+the order of effects reads top to bottom; the batch step, recovery, health and configuration have
+modules of their own.)
+
 Thin on purpose: it moves batches between Kafka and the batch step (`streams.worker.batch`),
 which makes every decision through the core. One loop per worker:
 
