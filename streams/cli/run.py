@@ -309,9 +309,10 @@ def cmd_worker(settings: Settings) -> int:
 def cmd_merge(settings: Settings) -> int:
     import signal  # noqa: PLC0415
 
+    from streams.kafka.connection import connection  # noqa: PLC0415
     from streams.merge.stage import MergeStage  # noqa: PLC0415 - keep `--help` fast (Faust)
 
-    bootstrap = _require_bootstrap(settings)
+    bootstrap = connection(settings, _require_bootstrap(settings))
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -27,14 +27,17 @@ partials with 4 markers): committed offset 17 after a clean stop, and the restar
 from __future__ import annotations
 
 import logging
+import ssl
 from pathlib import Path
 from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from faust.types.auth import CredentialsT
 
 from streams.kafka.clients import quiet_kafka_logs
+from streams.kafka.connection import KafkaTarget, as_connection
 from streams.kafka.kpi_topic import PARTIALS_PARTITIONS
 from streams.settings import Settings
 
@@ -75,13 +78,34 @@ class GapTransport(faust_aiokafka.Transport):
     Consumer = GapConsumer
 
 
-def build_app(settings: Settings, bootstrap: str, datadir: Path) -> faust.App:
+def faust_credentials(kafka: KafkaTarget) -> CredentialsT | None:
+    """The connection's TLS and SASL as Faust credentials (None: PLAINTEXT), so the stage's
+    consumer, producer and table changelogs connect as every other client of kpi-pulse."""
+    conn = as_connection(kafka)
+    options = conn.options
+    context = options.get("ssl_context")
+    ssl_context = context if isinstance(context, ssl.SSLContext) else None
+    if conn.protocol.startswith("SASL_"):
+        return faust.SASLCredentials(
+            username=str(options["sasl_plain_username"]),
+            password=str(options["sasl_plain_password"]),
+            ssl_context=ssl_context,  # SASL_SSL with a context, else SASL_PLAINTEXT
+            mechanism=str(options["sasl_mechanism"]),
+        )
+    if conn.protocol == "SSL":
+        return faust.SSLCredentials(ssl_context)
+    return None
+
+
+def build_app(settings: Settings, kafka: KafkaTarget, datadir: Path) -> faust.App:
     """A Faust app for the merge stage: group and table changelogs named after
     `settings.merge_app_id`, in-memory tables rebuilt from their changelogs on start."""
     quiet_faust_logs()
+    bootstrap = as_connection(kafka).bootstrap
     app = faust.App(
         settings.merge_app_id,
         broker=f"kafka://{bootstrap}",
+        broker_credentials=faust_credentials(kafka),
         autodiscover=False,
         datadir=datadir,
         web_enabled=False,

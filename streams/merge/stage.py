@@ -48,6 +48,7 @@ from streams.errors import FatalError
 from streams.export.http import MetricsServer
 from streams.export.metrics import build_merge_registry
 from streams.kafka.clients import COMPACTED, TopicSpec, ensure_topics, topic_partitions
+from streams.kafka.connection import KafkaTarget, preflight
 from streams.kafka.kpi_topic import PARTIALS_PARTITIONS, kpi_record
 from streams.merge.app import build_app
 from streams.settings import Settings
@@ -59,9 +60,10 @@ log = logging.getLogger(__name__)
 class MergeStage:
     """`await run(stop)` until `stop` is set; raises what stopped the agent."""
 
-    def __init__(self, settings: Settings, bootstrap: str) -> None:
+    def __init__(self, settings: Settings, bootstrap: KafkaTarget) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
+        """Every client of the stage, Faust's included, connects with its TLS and SASL."""
         self.catalog: CompiledCatalog = state_config(settings).catalog
         self.lateness = settings.allowed_lateness_seconds
         self.expected: list[str] = []
@@ -157,6 +159,7 @@ class MergeStage:
 
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
+        await preflight(self.bootstrap)  # credentials, CA and protocol, each named if wrong
         await ensure_topics(
             self.bootstrap,
             [

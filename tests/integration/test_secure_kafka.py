@@ -17,20 +17,24 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
-from events import order
-from kafka_helpers import eventually, produce, revenue_of, scrape
+from events import at, order
+from kafka_helpers import eventually, produce, read_until, revenue_of, scrape
 from secure_kafka import PASSWORD, USER, Certificates, secure_cluster
 
 from streams.kafka.clients import TopicSpec, ensure_topics, new_admin
 from streams.kafka.connection import connection
+from streams.merge.stage import MergeStage
 from streams.settings import Settings
 from streams.worker.worker import Worker
 
 pytestmark = pytest.mark.apache_kafka
+TEN = int(datetime.fromisoformat(at("10:00:00")).timestamp())
 
 
 class Secured:
@@ -190,3 +194,53 @@ def test_bad_credentials_stop_the_worker_at_once_naming_the_setting(
     assert "not-" + PASSWORD not in output  # ... nor a wrong one
     created = {t for t in asyncio.run(_topics(secured.plaintext)) if t.startswith(f"sk-{tag}")}
     assert created == set()
+
+
+async def test_the_merge_stage_connects_over_sasl_ssl(
+    secured: Secured,
+    start_worker: Callable[[Settings], Awaitable[Worker]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The Faust app of `pulse merge` (consumer, producer, table changelogs) and its admin
+    client connect with the same TLS and SASL as the worker: the company-wide revenue of
+    10:00-10:01 reaches `<prefix>.kpi`, as summed by hand."""
+    events, expected = _events()
+    env = secured.security()
+    settings = _settings(
+        uuid.uuid4().hex[:8],
+        kafka_bootstrap=secured.secure,
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username=USER,
+        kafka_sasl_password=PASSWORD,
+        kafka_ssl_cafile=Path(env["PULSE_KAFKA_SSL_CAFILE"]),
+        merge_stage=True,
+    )
+    kafka = connection(settings, secured.secure)
+    await ensure_topics(kafka, [TopicSpec(settings.input_topics[0], 1)])
+    await produce(kafka, settings.input_topics[0], events)
+    await start_worker(settings)
+    stage = MergeStage(settings, kafka)
+    stop = asyncio.Event()
+    task = asyncio.create_task(stage.run(stop))
+    try:
+        await asyncio.wait_for(stage.ready.wait(), 90)
+
+        def revenue(records: list[Any]) -> dict[tuple[str, str], float]:
+            found = {}
+            for record in records:
+                body = orjson.loads(record.value)
+                if body["kpi"] == "revenue" and body["window"] == "1m" and body["value"]:
+                    dims = body["dimensions"]
+                    if body["window_start"] == TEN:
+                        found[(dims["business_unit"], dims["region"])] = float(body["value"])
+            return found
+
+        records = await read_until(
+            secured.plaintext, settings.kpi_topic, lambda got: revenue(got) == expected, 90
+        )
+        assert revenue(records) == expected
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    assert PASSWORD not in caplog.text
