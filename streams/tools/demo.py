@@ -36,6 +36,8 @@ from streams.tools.publisher import PublishStats, publish
 from streams.tools.simulator import SimulationConfig, simulate
 from streams.worker.worker import Worker
 
+DEMO_SOURCE_IDLE_SECONDS = 10.0
+"""PULSE_SOURCE_IDLE_SECONDS in the demo, unless set: live windows close within seconds."""
 BACKFILL = timedelta(minutes=2)
 FOREVER_S = 10 * 365 * 86400.0
 INPUT_PARTITIONS = 3
@@ -124,6 +126,11 @@ async def _run(
     stop: asyncio.Event,
     say: Callable[[str], None],
 ) -> None:
+    if "source_idle_seconds" not in settings.model_fields_set:
+        # One simulated company publishes every source: a source silent for ten seconds is
+        # idle, so live windows close within seconds (the default, 300 s, waits for a rare
+        # publisher such as `pmo` for up to five minutes).
+        settings = settings.model_copy(update={"source_idle_seconds": DEMO_SOURCE_IDLE_SECONDS})
     if options.metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": options.metrics_port})
     elif not port_is_free(settings.metrics_host, settings.metrics_port):
