@@ -25,6 +25,8 @@ from ops_helpers import (
     webhook_receiver,
 )
 
+pytestmark = pytest.mark.any_broker  # what is checked does not depend on the broker
+
 REVENUE = {"kpi": "revenue", "window": "1m", "instance": "w1", "job": "pulse"}
 
 

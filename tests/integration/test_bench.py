@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from streams.settings import Settings
 from streams.tools.bench import run_bench
 from streams.tools.bench_merge import run_merge_bench
 from streams.tools.bench_replay import run_replay_bench
+
+pytestmark = pytest.mark.any_broker  # what is checked does not depend on the broker
 
 
 async def test_bench_reports_both_paths_and_a_ratio(make_settings: Callable[..., Settings]) -> None:

@@ -24,6 +24,8 @@ from streams.kafka.clients import new_consumer
 from streams.kafka.embedded import EmbeddedBroker
 from streams.tools.incidents import read_ground_truth
 
+pytestmark = pytest.mark.any_broker  # what is checked does not depend on the broker
+
 
 def _start_demo(*args: str, env_extra: dict[str, str]) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}

@@ -14,10 +14,13 @@ import time
 import urllib.request
 from datetime import datetime
 
+import pytest
 from events import order
 from kafka_helpers import produce
 
 from streams.kafka.embedded import free_port
+
+pytestmark = pytest.mark.any_broker  # what is checked does not depend on the broker
 
 
 def wait_ready(port: int, within: float) -> dict[str, object]:

@@ -23,6 +23,8 @@ from streams.tools.publisher import publish
 from streams.tools.simulator import SimulationConfig, simulate
 from streams.worker.worker import Worker
 
+pytestmark = pytest.mark.any_broker  # what is checked does not depend on the broker
+
 DIMENSIONS = {d for k in CATALOG.kpis for d in k.dims}
 DETECTOR_BANDS = (
     "pulse_kpi_anomaly_score",

@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from ops_helpers import (
     ROOT,
@@ -40,6 +41,8 @@ from streams.tools.incidents import Incident
 from streams.tools.publisher import PublishStats, publish
 from streams.tools.simulator import SimulationConfig, simulate
 from streams.worker.worker import Worker
+
+pytestmark = pytest.mark.any_broker  # what is checked does not depend on the broker
 
 DASHBOARDS = ROOT / "grafana/dashboards"
 RATE = 10.0

@@ -31,6 +31,8 @@ from streams.tools.publisher import publish
 from streams.tools.simulator import SimulationConfig, simulate
 from streams.worker.worker import Worker
 
+pytestmark = pytest.mark.any_broker  # what is checked does not depend on the broker
+
 README_SCREENSHOT = Path(__file__).parents[2] / "docs" / "page.png"
 """Rewritten only with KPI_PULSE_SCREENSHOTS=1 (`make screenshots`), so a test run leaves the
 tree as it found it."""

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.any_broker  # what is checked does not depend on the broker
+
 PROGRESS = re.compile(
     r"^\[\s*(\d+)s\] sent (\d+) \| lag (\d+|\?) \| rss (\d+\.\d) MB"
     r" \| join (\d+) \(evicted (\d+)\)( \| drained)?$"
