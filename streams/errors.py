@@ -49,6 +49,11 @@ class ContractViolation(PulseError, ValueError):
     too, so that code validating input with `except ValueError` keeps working."""
 
 
+class BadInstant(PulseError, ValueError):
+    """A time a person wrote (command line, incident file, CSV row) that cannot be read; the
+    message says why. A `ValueError` too, as the callers report it with the line or option."""
+
+
 class RecoverableError(PulseError):
     """Concerns one message or one request; the worker carries on."""
 

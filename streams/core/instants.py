@@ -11,6 +11,8 @@ import re
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
+from streams.errors import BadInstant
+
 UTC_ZONE = ZoneInfo("UTC")
 _EPOCH = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
@@ -26,18 +28,18 @@ def parse_instant(
 
     A time without a zone is read in `zone`, or refused when `zone` is None; when it is ambiguous
     (a local hour repeated by a daylight-saving change), its second occurrence is taken if only
-    that one is after `after`. Raises ValueError with a message meant for a person.
+    that one is after `after`. Raises `BadInstant` (a ValueError) with a message meant for a person.
     """
     text = text.strip()
     if epoch and _EPOCH.fullmatch(text):
         seconds = float(text)
         if not math.isfinite(seconds):
-            raise ValueError(f"timestamp {text!r} is out of range")
+            raise BadInstant(f"timestamp {text!r} is out of range")
         return seconds
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(
+        raise BadInstant(
             f"timestamp {text!r} is "
             + (
                 "neither ISO 8601 (e.g. 2026-01-05T10:00:00Z) nor epoch seconds"
@@ -48,7 +50,7 @@ def parse_instant(
     if when.tzinfo is not None:
         return when.timestamp()
     if zone is None:
-        raise ValueError(f"timestamp {text!r} needs a UTC offset, e.g. {text}Z or {text}+01:00")
+        raise BadInstant(f"timestamp {text!r} needs a UTC offset, e.g. {text}Z or {text}+01:00")
     first = when.replace(tzinfo=zone).timestamp()
     second = when.replace(tzinfo=zone, fold=1).timestamp()
     return second if first <= after < second else first
