@@ -45,6 +45,7 @@ from streams.kafka.clients import (
 from streams.kafka.connection import KafkaTarget
 from streams.kafka.embedded import kafka_bootstrap
 from streams.settings import Settings
+from streams.tools.bench_common import isolated
 from streams.tools.bench_latency import measure_latency, table
 from streams.tools.publisher import publish
 from streams.tools.simulator import SimulationConfig, simulate
@@ -193,15 +194,7 @@ async def measure_pipeline(
 ) -> tuple[float, tuple[float, int]]:
     """Events/s of one worker from assignment until every message is processed and acked, and
     (seconds spent detecting, closed-window values fed to detection) in that time."""
-    worker_settings = settings.model_copy(
-        update={
-            "kafka_bootstrap": str(bootstrap),
-            "input_topics": (topic,),
-            "topic_prefix": f"bench-{run_id}-{round_no}",
-            "consumer_group": f"bench-{run_id}-{round_no}",
-            "metrics_port": 0,
-        }
-    )
+    worker_settings = isolated(settings, bootstrap, topic, f"bench-{run_id}-{round_no}")
     worker = Worker(worker_settings, bootstrap)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))

@@ -33,6 +33,7 @@ from streams.kafka.clients import (
 )
 from streams.kafka.connection import KafkaTarget
 from streams.settings import Settings
+from streams.tools.bench_common import isolated
 from streams.tools.simulator import SimulationConfig, daily_level, simulate
 from streams.worker.worker import Worker
 
@@ -72,15 +73,7 @@ async def measure_latency(
     run_id = uuid.uuid4().hex[:8]
     topic = f"latency-{run_id}.events"
     await ensure_topics(bootstrap, [TopicSpec(topic, 1)])
-    worker_settings = settings.model_copy(
-        update={
-            "kafka_bootstrap": str(bootstrap),
-            "input_topics": (topic,),
-            "topic_prefix": f"latency-{run_id}",
-            "consumer_group": f"latency-{run_id}",
-            "metrics_port": 0,
-        }
-    )
+    worker_settings = isolated(settings, bootstrap, topic, f"latency-{run_id}")
     worker = Worker(worker_settings, bootstrap)
     stop = asyncio.Event()
     began = time.perf_counter()

@@ -40,6 +40,7 @@ from streams.kafka.connection import KafkaTarget
 from streams.kafka.embedded import kafka_bootstrap
 from streams.merge.stage import MergeStage
 from streams.settings import Settings
+from streams.tools.bench_common import isolated
 from streams.tools.publisher import publish
 from streams.tools.simulator import SimulationConfig, simulate
 from streams.worker.worker import Worker
@@ -59,16 +60,8 @@ async def run_merge_bench(
         run_id = uuid.uuid4().hex[:8]
         topic = f"bench-{run_id}.events"
         await ensure_topics(bootstrap, [TopicSpec(topic, partitions)])
-        live = settings.model_copy(
-            update={
-                "kafka_bootstrap": str(bootstrap),
-                "input_topics": (topic,),
-                "topic_prefix": f"bench-{run_id}",
-                "consumer_group": f"bench-{run_id}",
-                "metrics_port": 0,
-                "merge_stage": True,
-                "detection": False,
-            }
+        live = isolated(
+            settings, bootstrap, topic, f"bench-{run_id}", merge_stage=True, detection=False
         )
         # Ten events per simulated second: windows close every few hundred events, and the
         # stream outlasts PULSE_SOURCE_IDLE_SECONDS (a rare source holds a partition's watermark
