@@ -578,6 +578,29 @@ class AnomalyWatch:
     def active(self) -> list[tuple[SeriesKey, Series]]:
         return [(k, s) for k, s in self.series.items() if s.lifecycle.active]
 
+    def shared_state(self) -> tuple[Incidents, list[SeriesKey], int, Completeness]:
+        """What the series share (`streams.detection.state` records it beside each series)."""
+        return self.incidents, sorted(self._open), self.refused, self.completeness
+
+    def load_state(
+        self,
+        series: dict[SeriesKey, Series],
+        shared: tuple[Incidents, list[SeriesKey], int, Completeness] | None,
+    ) -> None:
+        """Take over recorded state (`streams.detection.state.restore`): the series as they
+        were, and what they shared when it was recorded (None: no incident, no open alert)."""
+        self.reset()
+        known = self.catalog.kpis
+        self.series.update((key, s) for key, s in series.items() if key[0] in known)
+        for (kpi, window, labels), s in self.series.items():
+            if self.catalog.kpis[kpi].kind == "flow":
+                self._flows.setdefault(window, {})[(kpi, labels)] = s
+        if shared is not None:
+            incidents, open_keys, self.refused, self.completeness = shared
+            incidents.sources = self._sources  # the running catalog's, not the recorded one
+            self.incidents = incidents
+            self._open = {key for key in open_keys if key in self.series}
+
     def reset(self) -> None:
         """Forget every series (after a rebalance their values mean other partitions)."""
         self.series.clear()
