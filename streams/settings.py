@@ -163,7 +163,9 @@ class Settings(BaseSettings):
         default=False,
         description="A merge stage (`pulse merge`) publishes the company-wide KPI values to "
         "<prefix>.kpi; workers then publish their per-partition partials to <prefix>.partials and "
-        "nothing of their own to <prefix>.kpi (their own values stay on their /metrics).",
+        "nothing of their own to <prefix>.kpi (their own values stay on their /metrics), and "
+        "the merge stage scores the company-wide series (workers judge only their sources' "
+        "freshness).",
     )
     processing_guarantee: Literal["auto", "exactly_once", "at_least_once"] = Field(
         default="auto",

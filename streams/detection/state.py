@@ -61,6 +61,18 @@ def _name(cls: type) -> str:
     return cls.__qualname__
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_PLAIN = frozenset({float, int})
+"""Element types of a list that JSON holds as they are (when finite: a sum tells)."""
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 class _Encoder:
     def __init__(self) -> None:
         self.seen: dict[int, int] = {}
@@ -72,6 +84,8 @@ class _Encoder:
         if isinstance(value, float):
             return value if math.isfinite(value) else {"f": repr(value)}
         if isinstance(value, list):
+            if set(map(type, value)) <= _PLAIN and math.isfinite(sum(value)):
+                return value  # the common case (seasonal profiles): no element needs a tag
             return [self(v) for v in value]
         return self._tagged(value)
 
@@ -98,7 +112,7 @@ class _Encoder:
             return {"r": ref}
         self.seen[id(value)] = ref = len(self.seen)
         self.keep.append(value)
-        fields = {f.name: self(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        fields = {name: self(getattr(value, name)) for name in _field_names(cls)}
         return {"c": _name(cls), "i": ref, "v": fields}
 
 

@@ -293,12 +293,22 @@ class MergeCollector(Collector):
         yield _family(names.MERGE_REBALANCES, stage.rebalances)
 
 
-def build_merge_registry(stage: MergeView, *, process: bool = True) -> CollectorRegistry:
+def build_merge_registry(
+    stage: MergeView,
+    *,
+    watch: AnomalyWatch | None = None,
+    detector_cost: Callable[[], float] | None = None,
+    bands: BandPolicy = "totals",
+    process: bool = True,
+) -> CollectorRegistry:
     """A fresh registry for the merge stage: the company-wide value of each KPI series' newest
-    published window (provisional or final) in the workers' families, and its own counters."""
+    published window (provisional or final) in the workers' families, its own counters, and
+    with `watch` the company-wide series' scores, bands and open alerts."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(KpiCollector(stage.catalog, stage.latest_values))
     registry.register(MergeCollector(stage))
+    if watch is not None:
+        registry.register(AnomalyCollector(watch, detector_cost, bands))
     registry.register(BuildInfo())
     if process:
         ProcessCollector(registry=registry)

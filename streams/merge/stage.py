@@ -1,11 +1,15 @@
-"""The merge stage: every source partition's partials in, company-wide KPI values out.
+"""The merge stage: every source partition's partials in, company-wide KPI values and their
+anomaly alerts out.
 
 One Faust agent reads `<prefix>.partials` (what `streams.kafka.kpi_topic.KpiPublisher` writes)
 and keeps two Faust tables, changelogged and rebuilt on start:
 
-- `windows`: per window instance (`1m|<start>`, ...), the latest partial of each source
+- `state`: per window instance (`w|1m|<start>`, ...), the latest partial of each source
   partition (the record as sent, so a republished partial replaces the one before), the
-  window's end, and whether its provisional value was published;
+  window's end, and whether its provisional value was published; beside them, the detection's
+  snapshot, input log and commit (`streams.merge.detection`). One table, so one changelog
+  partition written in order: a window is marked published only after the detection's commit
+  of its values;
 - `progress`: per source partition, the highest watermark its worker stated.
 
 After each progress record, every held window that the slowest source partition has passed is
@@ -13,7 +17,10 @@ merged with the core's own formulas (`streams.core.partials.merged_values`) and 
 `<prefix>.kpi` in the workers' format (`kpi_record`): provisional once every source is past its
 end, final once every source is past its end plus the allowed lateness; then it is forgotten.
 A partial of a window already final (a republish after a rebalance) is dropped: its final
-value is out. The stage must run with the workers' settings (catalog, time zone, lateness).
+value is out. The first published values of each window (provisional, or final if that comes
+first) go to the detection (`PULSE_DETECTION`), whose alert transitions go to
+`<prefix>.anomalies`, as a single worker's would. The stage must run with the workers'
+settings (catalog, time zone, lateness, detection).
 
 Faust's agent machinery costs ~125 µs per record here (FIELD-NOTES); partials are per window
 instance and source partition, so that is nothing: measured at 150-180 partials/s on a busy
@@ -47,14 +54,23 @@ from streams.core.partials import (
 from streams.errors import FatalError
 from streams.export.http import MetricsServer
 from streams.export.metrics import build_merge_registry
+from streams.kafka.anomalies import anomaly_record
 from streams.kafka.clients import COMPACTED, TopicSpec, ensure_topics, topic_partitions
 from streams.kafka.connection import KafkaTarget, preflight
 from streams.kafka.kpi_topic import PARTIALS_PARTITIONS, kpi_record
 from streams.merge.app import build_app
+from streams.merge.detection import StageDetection
 from streams.settings import Settings
+from streams.worker.batch import log_anomaly
 from streams.worker.config import state_config
 
 log = logging.getLogger(__name__)
+
+WINDOW = "w|"
+"""Table keys of held window instances (the other keys are `streams.merge.detection`'s)."""
+CHANGELOG_CONFIG = {"segment.ms": "600000", "min.cleanable.dirty.ratio": "0.1"}
+"""The table's changelog is compacted (Faust's default); small segments let the broker compact
+the detection records rewritten every window, so a restart reads little more than the state."""
 
 
 class MergeStage:
@@ -83,8 +99,25 @@ class MergeStage:
         self.rebalances = 0
         self._latest: dict[str, tuple[int, list[KpiValue]]] = {}
         """Per window name: the newest instance published (its end) and its values."""
+        self.detection = (
+            StageDetection(self.catalog, settings.max_watched_series)
+            if settings.detection
+            else None
+        )
+        self._restored = False
+        """The detection state was read from the table since the last rebalance."""
+        self.started = time.monotonic()
+        self.detecting_after: float | None = None
+        """Seconds from start to detection restored (None: not yet)."""
+        self.anomalies = 0
+        """Alert transitions sent to `<prefix>.anomalies`."""
         self.server = MetricsServer(
-            build_merge_registry(self),
+            build_merge_registry(
+                self,
+                watch=None if self.detection is None else self.detection.watch,
+                detector_cost=self._detector_seconds,
+                bands=settings.export_bands,
+            ),
             settings.metrics_host,
             settings.metrics_port,
             self.liveness,
@@ -92,8 +125,11 @@ class MergeStage:
         )
         self._datadir = tempfile.TemporaryDirectory(prefix=f"{settings.merge_app_id}-")
         app = self.app = build_app(settings, bootstrap, Path(self._datadir.name))
-        self.windows = app.Table(
-            "windows", partitions=PARTIALS_PARTITIONS, help="Partials per window instance."
+        self.table = app.Table(
+            "state",
+            partitions=PARTIALS_PARTITIONS,
+            help="Partials per window instance and detection state.",
+            extra_topic_configs=CHANGELOG_CONFIG,
         )
         self.progress = app.Table(
             "progress", partitions=PARTIALS_PARTITIONS, help="Watermark per source partition."
@@ -102,6 +138,9 @@ class MergeStage:
             settings.partials_topic, key_serializer="raw", value_serializer="raw"
         )
         self.kpi_topic = app.topic(settings.kpi_topic, key_serializer="raw", value_serializer="raw")
+        self.anomalies_topic = app.topic(
+            settings.anomalies_topic, key_serializer="raw", value_serializer="raw"
+        )
 
         async def merge(stream: StreamT[bytes]) -> None:
             try:
@@ -117,9 +156,13 @@ class MergeStage:
 
         def rebalanced(*args: Any, **kwargs: Any) -> None:  # (sender, signal=...)
             self.rebalances += 1
+            self._restored = False  # the table may hold what another instance wrote
             self.ready.set()
 
         app.on_rebalance_complete.connect(rebalanced)
+
+    def _detector_seconds(self) -> float:
+        return 0.0 if self.detection is None else self.detection.seconds
 
     def liveness(self) -> tuple[bool, dict[str, object]]:
         failure = None if self.failure is None else repr(self.failure)
@@ -140,7 +183,10 @@ class MergeStage:
         return min((stated.get(n, NO_WATERMARK) for n in self.expected), default=NO_WATERMARK)
 
     def windows_held(self) -> int:
-        return len(self.windows)
+        return sum(1 for key in self.table if key.startswith(WINDOW))
+
+    def _windows(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(key, entry) for key, entry in self.table.items() if key.startswith(WINDOW)]
 
     async def _watch_app(self) -> None:
         """A Faust service that crashes (its consumer, producer or table recovery) stops the
@@ -197,6 +243,16 @@ class MergeStage:
     async def handle(self, value: bytes) -> None:
         """One record of the partials topic (inside the agent's stream iteration)."""
         self.records += 1
+        if self.detection is not None and not self._restored:
+            self.detection.restore(self.table)
+            self._restored = True
+            if self.detecting_after is None:
+                self.detecting_after = time.monotonic() - self.started
+                log.info(
+                    "detecting on %d restored series %.2f s after start",
+                    self.detection.restored_series,
+                    self.detecting_after,
+                )
         record = decode_record(value)
         self.partials += isinstance(record, Partial)
         if isinstance(record, Progress):
@@ -210,44 +266,61 @@ class MergeStage:
 
     def _keep(self, partial: Partial, value: bytes) -> None:
         instance = partial.instance
-        entry: dict[str, Any] | None = self.windows.get(instance.key)
+        key = WINDOW + instance.key
+        entry: dict[str, Any] | None = self.table.get(key)
         if entry is None:
             if self._verdict(instance.end, sent=True) == "final":
                 self.dropped += 1
                 return
             entry = {"end": instance.end, "sent": False, "parts": {}}
         parts = {**entry["parts"], source_name(partial.source): value.decode()}
-        self.windows[instance.key] = {**entry, "parts": parts}
+        self.table[key] = {**entry, "parts": parts}
 
     def _verdict(self, end: float, *, sent: bool) -> str | None:
         progress = {name: float(mark) for name, mark in self.progress.items()}
         return verdict(end, progress, self.expected, self.lateness, provisional_sent=sent)
 
     async def _publish_due(self) -> None:
-        held = sorted(self.windows.items(), key=lambda item: (item[1]["end"], item[0]))
+        held = sorted(self._windows(), key=lambda item: (item[1]["end"], item[0]))
+        due: list[tuple[str, dict[str, Any], str]] = []
+        first: list[KpiValue] = []
+        now = time.time()
+        sends = []
         for key, entry in held:
-            due = self._verdict(entry["end"], sent=entry["sent"])
-            if due is None:
+            verdict_ = self._verdict(entry["end"], sent=entry["sent"])
+            if verdict_ is None:
                 continue
             partials = [decode_record(text.encode()) for text in entry["parts"].values()]
             values = merged_values(self.catalog, [p for p in partials if isinstance(p, Partial)])
-            now = time.time()
-            sends = []
             for kpi in values:
                 record_key, body = kpi_record(
-                    kpi, final=due == "final", partitions=self.expected, now=now
+                    kpi, final=verdict_ == "final", partitions=self.expected, now=now
                 )
                 # force: sent now, not attached to the partial's offset (Faust would publish it
                 # only when that offset is committed); awaited below, so a failed send stops
                 # the agent before the offset of the record that caused it is committed.
                 sends.append(await self.kpi_topic.send(key=record_key, value=body, force=True))
-            await asyncio.gather(*sends)
             self.published += len(values)
             self._show(values)
-            if due == "final":
-                del self.windows[key]
+            due.append((key, entry, verdict_))
+            if not entry["sent"]:
+                first += values
+        if self.detection is not None and first:
+            for event in self.detection.observe(first, self.table, now):
+                log_anomaly(event)
+                record_key, body = anomaly_record(event, now)
+                sends.append(
+                    await self.anomalies_topic.send(key=record_key, value=body, force=True)
+                )
+                self.anomalies += 1
+        await asyncio.gather(*sends)
+        # Windows are marked published after the detection's commit (one changelog, in order):
+        # a crash before this line feeds them again, one after it finds them fed.
+        for key, entry, verdict_ in due:
+            if verdict_ == "final":
+                del self.table[key]
             else:
-                self.windows[key] = {**entry, "sent": True}
+                self.table[key] = {**entry, "sent": True}
 
     def _show(self, values: list[KpiValue]) -> None:
         """Keep the newest instance of each window name for /metrics."""

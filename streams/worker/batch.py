@@ -92,6 +92,7 @@ class BatchStep:
         kpis: KpiPublisher,
         watch: AnomalyWatch | None,
         require_keys: bool = False,
+        score_values: bool = True,
     ) -> None:
         self.state = state
         self.limits = limits
@@ -99,6 +100,9 @@ class BatchStep:
         self.kpis = kpis
         self.watch = watch
         self.require_keys = require_keys
+        self.score_values = score_values
+        """False with a merge stage: it scores the company-wide series; the worker judges only
+        its sources' freshness (`data_stale`), which only it sees."""
         """`PULSE_KEY_POLICY=require`: a record without a key is dead-lettered as `unkeyed`."""
         self._counts = Counts()
         self.policy = DeadLetterPolicy(self._counts.rejected, guard)
@@ -209,6 +213,8 @@ class BatchStep:
         for part in self.state.partitions.values():
             for source, newest in part.newest.items():
                 watch.observe_event(source, newest)
+        if not self.score_values:
+            values = []
         events = watch.observe_values(values, clock, now)
         self.detect_seconds += time.perf_counter() - started
         self.detect_values += len(values)

@@ -104,6 +104,7 @@ class Worker:
             kpis=self.kpis,
             watch=self.watch,
             require_keys=settings.key_policy == "require",
+            score_values=not merged,
         )
         self.health = Health(settings.liveness_timeout_seconds, settings.batch_max_records)
         self.rebalances = 0

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 import orjson
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from kafka_helpers import Record
 
 from streams.kafka.clients import new_consumer, topic_partitions
@@ -78,8 +78,8 @@ def markers(name: str, at: datetime) -> list[Record]:
     ]
 
 
-async def final_rows(bootstrap: str, topic: str) -> dict[Row, Value]:
-    """The latest final record of each key on every partition of `topic` (read until idle)."""
+async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of every partition of `topic`, read until idle for 1.5 s."""
     count = await topic_partitions(bootstrap, topic)
     consumer = new_consumer(bootstrap, group_id=None)
     await consumer.start()
@@ -87,20 +87,27 @@ async def final_rows(bootstrap: str, topic: str) -> dict[Row, Value]:
         partitions = [TopicPartition(topic, p) for p in range(count)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        found: dict[Row, Value] = {}
+        found: list[ConsumerRecord[bytes, bytes]] = []
         idle_since = time.monotonic()
         while time.monotonic() - idle_since < 1.5:
             for records in (await consumer.getmany(timeout_ms=300)).values():
                 idle_since = time.monotonic()
-                for record in records:
-                    body: dict[str, Any] = orjson.loads(record.value)
-                    if body["final"]:
-                        dims = ";".join(f"{k}={v}" for k, v in sorted(body["dimensions"].items()))
-                        row = (body["kpi"], body["window"], body["window_start"], dims)
-                        found[row] = (body["value"], body["numerator"], body["denominator"])
+                found += records
         return found
     finally:
         await consumer.stop()
+
+
+async def final_rows(bootstrap: str, topic: str) -> dict[Row, Value]:
+    """The latest final record of each key on every partition of `topic` (read until idle)."""
+    found: dict[Row, Value] = {}
+    for record in await read_all(bootstrap, topic):
+        body: dict[str, Any] = orjson.loads(record.value)
+        if body["final"]:
+            dims = ";".join(f"{k}={v}" for k, v in sorted(body["dimensions"].items()))
+            row = (body["kpi"], body["window"], body["window_start"], dims)
+            found[row] = (body["value"], body["numerator"], body["denominator"])
+    return found
 
 
 async def settled(

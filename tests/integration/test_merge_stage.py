@@ -213,10 +213,10 @@ async def test_a_restarted_merge_stage_resumes_from_its_recovered_tables(
         # the windows not final yet (10:01 among them), before any new record arrives.
         mark = datetime.fromisoformat(at("10:02:05")).astimezone(UTC).timestamp()
         assert dict(second.progress.items()) == dict.fromkeys(sources, mark)
-        held = dict(second.windows.items())
-        assert f"1m|{ten_one}" in held
-        assert held[f"1m|{ten_one}"]["sent"] is True
-        assert f"1m|{ten_one - 60}" not in held  # final and forgotten before the restart
+        held = dict(second.table.items())
+        assert f"w|1m|{ten_one}" in held
+        assert held[f"w|1m|{ten_one}"]["sent"] is True
+        assert f"w|1m|{ten_one - 60}" not in held  # final and forgotten before the restart
         # A clean stop commits every record handled, so nothing is handled again. On Apache
         # Kafka the worker's transaction markers leave gaps in the partials' offsets, and Faust
         # 0.15.3 alone commits short of them (9-20 records handled again, measured; see
