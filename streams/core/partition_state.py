@@ -20,7 +20,7 @@ from streams.core.compiler import CompiledCatalog, Contribution
 from streams.core.dedupe import Deduper
 from streams.core.join import TimeJoin
 from streams.core.log_records import RECORD_BYTES, spread
-from streams.core.measures import Key, Latest, MeasureStore
+from streams.core.measures import Latest, MeasureStore
 from streams.core.money import FxTable
 from streams.core.windows import NO_WATERMARK, BusinessDay, CalendarMonth, Tumbling, Watermark
 from streams.errors import ChangelogError, InvalidEvent
@@ -28,6 +28,8 @@ from streams.errors import ChangelogError, InvalidEvent
 CHECKPOINT_VERSION = 3
 DAY_RETENTION_DAYS = 32
 """Business days kept as buckets: a 30-day trailing window plus margin; older ones fold."""
+Group = tuple[tuple[str, tuple[str, ...]], tuple[str, ...], int, int]
+"""((measure, dimensions), windows, minute, business day): what `PartitionState.flush` adds."""
 JOIN_TTL_SECONDS = 30 * 86400.0
 JOIN_MAX_ENTRIES = 1_000_000
 """Per partition (`Settings.join_max_entries`): at 500 events/s an order starts every ~3 ms, so
@@ -90,7 +92,7 @@ class PartitionState:
         its events may be the oldest of all. Cleared once it has data or has been read to its
         end. A partition no one flags (offline use) never holds anything back."""
         self._new_ids: list[tuple[str, int]] = []
-        self._pending: dict[tuple[Key, tuple[str, ...], int, int], Decimal | int] | None = None
+        self._pending: dict[Group, Decimal | int] | None = None
         """Sums and counts of the batch under way (`batch`), not yet in the store."""
         self._evicted_at_checkpoint = 0
         self._new_rates: list[tuple[str, float, str]] = []
