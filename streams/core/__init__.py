@@ -9,7 +9,7 @@ from streams.core.finalize import Finalizer
 from streams.core.kpi_values import KpiValue
 from streams.core.money import FxTable
 from streams.core.partition_state import PartitionState, Windows
-from streams.core.validation import ValidationLimits, decode_event
+from streams.core.validation import ValidationLimits, decode_event, decode_timed
 from streams.core.windows import NO_WATERMARK, BusinessDay, CalendarMonth, Tumbling, Watermark
 from streams.core.worker_state import SourcePartition, StateConfig, WorkerState
 
@@ -38,4 +38,5 @@ __all__ = [
     "WorkerState",
     "compile_catalog",
     "decode_event",
+    "decode_timed",
 ]

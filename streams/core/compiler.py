@@ -48,6 +48,10 @@ class Contribution:
     keep: Callable[[Any], bool] | None
     windows: tuple[str, ...]
     money: bool
+    batched: bool = False
+    """Additive into minutes and business days only: `PartitionState.flush` adds it per group."""
+    daily: bool = False
+    """Kept per business day (`1d` among `windows`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +211,8 @@ def _check_formula(kpi: Kpi, kpis: dict[str, Kpi], fail: Callable[[str], Catalog
             raise fail(f"formula input {name!r} has other windows")
 
 
+BATCHED_WINDOWS = frozenset({"1m", "1d"})
+"""Windows whose sums `PartitionState.flush` adds per group (a minute and its business day)."""
 DERIVED_FROM_MINUTES = frozenset({"5m", "1h"})
 """Windows summed from `1m` buckets when evaluated, so an event updates 2 buckets, not 4."""
 
@@ -261,6 +267,8 @@ def _contribution(
         keep=_predicate(measure.where),
         windows=windows,
         money=money,
+        batched=measure.kind in {"sum", "count"} and set(windows) <= BATCHED_WINDOWS,
+        daily="1d" in windows,
     )
 
 

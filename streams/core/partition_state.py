@@ -28,6 +28,8 @@ from streams.errors import ChangelogError, InvalidEvent
 CHECKPOINT_VERSION = 3
 DAY_RETENTION_DAYS = 32
 """Business days kept as buckets: a 30-day trailing window plus margin; older ones fold."""
+Group = tuple[tuple[str, tuple[str, ...]], tuple[str, ...], int, int]
+"""((measure, dimensions), windows, minute, business day): what `PartitionState.flush` adds."""
 JOIN_TTL_SECONDS = 30 * 86400.0
 JOIN_MAX_ENTRIES = 1_000_000
 """Per partition (`Settings.join_max_entries`): at 500 events/s an order starts every ~3 ms, so
@@ -90,6 +92,8 @@ class PartitionState:
         its events may be the oldest of all. Cleared once it has data or has been read to its
         end. A partition no one flags (offline use) never holds anything back."""
         self._new_ids: list[tuple[str, int]] = []
+        self._pending: dict[Group, Decimal | int] | None = None
+        """Sums and counts of the batch under way (`batch`), not yet in the store."""
         self._evicted_at_checkpoint = 0
         self._new_rates: list[tuple[str, float, str]] = []
         self._rates_to_share: list[tuple[str, float, str]] = []
@@ -98,18 +102,27 @@ class PartitionState:
     def has_data(self) -> bool:
         return self.watermark.max_event_time != NO_WATERMARK
 
-    def apply(self, event: Envelope, now: float = math.inf) -> None:  # noqa: PLR0912, PLR0915 - flat on purpose: the per-event hot path, measured
+    def apply(  # noqa: PLR0912, PLR0915 - flat on purpose: the per-event hot path, measured
+        self, event: Envelope, now: float = math.inf, occurred: float | None = None
+    ) -> None:
         """Count one valid event. Raises `InvalidEvent` for a duplicate, a late event or an
         unknown currency; the state is unchanged then.
 
         `now` (wall-clock epoch seconds) caps how far the event moves the watermark: an event
         stamped in the future by a skewed clock still counts in its windows, but does not make
-        everyone else's events late. Offline replays leave it unbounded.
+        everyone else's events late. Offline replays leave it unbounded. `occurred` is
+        `event.occurred_at` in epoch seconds when the caller has it (`decode_timed`).
+
+        Between `batch()` and `flush()`, sums and counts into minutes and business days wait in
+        a batch-local table, one entry per (measure, dimensions, minute, day), and reach the
+        store at `flush()`: the store is then touched once per group, not once per event and
+        window. Decimal sums are exact, so the totals are those of adding one by one.
         """
         event_id = event.event_id
         if event_id in self.seen:
             raise InvalidEvent("duplicate", f"event_id {event_id} was already counted")
-        occurred = event.occurred_at.timestamp()
+        if occurred is None:
+            occurred = event.occurred_at.timestamp()
         minute = int(occurred // 60) * 60
         mark = self.watermark
         if not mark.accepts(minute + 60):
@@ -134,6 +147,7 @@ class PartitionState:
         # The hot path, kept flat: sums and counts into their minute and business-day buckets.
         add = self.store.add
         guard = self.guard
+        pending = self._pending
         day: int | None = None
         for c in catalog.by_event.get(event_type, ()):
             if c.keep is not None and not c.keep(event):
@@ -152,6 +166,15 @@ class PartitionState:
             else:
                 value = Decimal(c.value(event)) * c.sign
             key = (c.name, dims)
+            if pending is not None and c.batched:
+                if not c.daily:
+                    group = (key, c.windows, minute, 0)
+                else:
+                    if day is None:
+                        day = self.windows.day.start_of(occurred)
+                    group = (key, c.windows, minute, day)
+                pending[group] = pending.get(group, 0) + value
+                continue
             for name in c.windows:
                 if name == "1m":
                     add((name, minute), key, value)
@@ -165,6 +188,22 @@ class PartitionState:
             key_value = getattr(event, measure.join.key)  # type: ignore[union-attr]
             for name, end, dims, seconds in self.join.start(key_value, occurred):
                 self._add_sample(name, end, dims, seconds, catalog.storage_windows[name])
+
+    def batch(self) -> None:
+        """Start a batch: `apply` gathers sums and counts until `flush` (see `apply`)."""
+        if self._pending is None:
+            self._pending = {}
+
+    def flush(self) -> None:
+        """Add what the batch gathered to the store (each group once per window); end the
+        batch. Anything that reads the store (checkpoints, finalizers) must come after."""
+        pending, self._pending = self._pending, None
+        if not pending:
+            return
+        add = self.store.add
+        for (key, windows, minute, day), value in pending.items():
+            for name in windows:
+                add((name, minute if name == "1m" else day), key, value)
 
     def _contribute(
         self, c: Contribution, event: Envelope, occurred: float, converted: Decimal | None

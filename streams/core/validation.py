@@ -29,7 +29,13 @@ class ValidationLimits:
 
 
 def decode_event(raw: bytes | None, limits: ValidationLimits, now: float) -> Envelope:
-    """Decode and validate one message value.
+    """Decode and validate one message value (see `decode_timed`)."""
+    return decode_timed(raw, limits, now)[0]
+
+
+def decode_timed(raw: bytes | None, limits: ValidationLimits, now: float) -> tuple[Envelope, float]:
+    """Decode and validate one message value; the event and its `occurred_at` as epoch seconds
+    (computed once here, the hot path passes it on to `PartitionState.apply`).
 
     `now` is wall-clock epoch seconds; an `occurred_at` later than `now + max_future_skew_seconds`
     or before 2000-01-01 is rejected as `timestamp_out_of_range`; a key repeated in one JSON
@@ -73,7 +79,7 @@ def decode_event(raw: bytes | None, limits: ValidationLimits, now: float) -> Env
         raise InvalidEvent(
             "timestamp_out_of_range", f"occurred_at {event.occurred_at.isoformat()} is implausible"
         )
-    return event
+    return event, occurred
 
 
 def _repeated_key(raw: bytes) -> str | None:

@@ -9,20 +9,29 @@ once per topic when more than a tenth of those sampled sit on another partition 
 (README, "Keys"). Records placed on explicit partitions on purpose look the same, hence a warning,
 not a rejection.
 
-Sampling keeps it cheap: aiokafka's murmur2 is pure Python (~7.5 µs a key), so one keyed record in
-`SAMPLE_EVERY` is checked (measured: ~70 ns a record, <1% of what the rest of an event costs).
+Sampling keeps it cheap: one keyed record in `SAMPLE_EVERY` is checked (measured: ~70 ns a
+record, <1% of what the rest of an event costs).
+
+`murmur2` is the Java client's hash read four bytes at a time (`struct`), about twice as fast as
+aiokafka's byte-by-byte pure-Python one (~7.5 µs a 60-byte key); `Murmur2Partitioner` is aiokafka's
+default partitioner with it, which every producer of ours uses (`clients.new_producer`): KPI,
+anomaly and dead-letter records land where the Java default partitioner puts their key, as before.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import struct
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from aiokafka.partitioner import murmur2
-
 log = logging.getLogger(__name__)
+
+_M = 0x5BD1E995
+_SEED = 0x9747B28C
+_MASK = 0xFFFFFFFF
 
 SAMPLE_EVERY = 128
 MIN_SAMPLES = 20
@@ -34,10 +43,40 @@ class Keyed(Protocol):
     def key(self) -> bytes | None: ...
 
 
+def murmur2(data: bytes) -> int:
+    """The Java client's `Utils.murmur2` of `data`, as an unsigned 32-bit int (as aiokafka's).
+    Masks are applied only where a shift needs them (`&` distributes over `^`)."""
+    length = len(data)
+    h = _SEED ^ length
+    for word in struct.unpack_from(f"<{length >> 2}I", data):
+        k = (word * _M) & _MASK
+        h = (h * _M ^ (k ^ (k >> 24)) * _M) & _MASK
+    extra = length & 3
+    if extra:
+        whole = length & ~3
+        if extra == 3:
+            h ^= data[whole + 2] << 16
+        if extra >= 2:
+            h ^= data[whole + 1] << 8
+        h = ((h ^ data[whole]) * _M) & _MASK
+    h = ((h ^ (h >> 13)) * _M) & _MASK
+    return h ^ (h >> 15)
+
+
 def murmur2_partition(key: bytes, partitions: int) -> int:
     """The partition the Java client's default partitioner gives `key` among `partitions`."""
-    hashed: int = murmur2(key)
-    return (hashed & 0x7FFFFFFF) % partitions
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class Murmur2Partitioner:
+    """aiokafka's `DefaultPartitioner` with the faster `murmur2` (the same partitions): a keyed
+    record goes to `all_partitions[murmur2(key) % n]`, an unkeyed one to a random available
+    partition."""
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return random.choice(available or all_partitions)
+        return all_partitions[(murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
 
 
 class PartitionerCheck:

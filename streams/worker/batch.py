@@ -31,7 +31,7 @@ from streams.core import (
     PartitionState,
     ValidationLimits,
     WorkerState,
-    decode_event,
+    decode_timed,
 )
 from streams.detection.watch import AnomalyEvent, AnomalyWatch
 from streams.errors import BadEventRatioExceeded, InvalidEvent, RejectReason
@@ -147,16 +147,32 @@ class BatchStep:
     def apply(
         self, tp: TopicPartition, part: PartitionState, records: Sequence[Record], now: float
     ) -> list[tuple[InvalidEvent, Record]]:
-        """Decode, validate and count each record; the rejected ones with why."""
+        """Decode, validate and count each record (one batch of `part`: see
+        `PartitionState.batch`); the rejected ones with why."""
+        rejected: list[tuple[InvalidEvent, Record]] = []
+        part.batch()
+        try:
+            self._apply_each(tp, part, records, now, rejected)
+        finally:
+            part.flush()
+        return rejected
+
+    def _apply_each(
+        self,
+        tp: TopicPartition,
+        part: PartitionState,
+        records: Sequence[Record],
+        now: float,
+        rejected: list[tuple[InvalidEvent, Record]],
+    ) -> None:
         limits = self.limits
         processed = self._counts.processed
-        rejected: list[tuple[InvalidEvent, Record]] = []
         for record in records:
             try:
                 if record.key is None:
                     self._unkeyed(tp.topic)
-                event = decode_event(record.value, limits, now)
-                part.apply(event, now)
+                event, occurred = decode_timed(record.value, limits, now)
+                part.apply(event, now, occurred)
             except InvalidEvent as error:
                 # Without its traceback: the frames it holds would keep the whole batch alive
                 # until a (deliberately rare, see `tune_gc`) full collection.
@@ -167,7 +183,6 @@ class BatchStep:
                 rejected.append((_internal_error(exc, tp, record.offset), record))
             else:
                 processed[event.type] += 1
-        return rejected
 
     def _unkeyed(self, topic: str) -> None:
         """Count an input record without a Kafka key (warned once per topic); with

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from aiokafka.partitioner import murmur2
+from aiokafka.structs import ConsumerRecord
 from events import order
-from kafka_helpers import eventually, read_topic, revenue_of, scrape, value_of
+from kafka_helpers import eventually, read_topic, read_until, revenue_of, scrape, value_of
 
 from streams.kafka.clients import new_producer
 from streams.settings import Settings
@@ -78,3 +80,27 @@ async def test_with_key_policy_require_unkeyed_records_are_dead_lettered(
     assert [r.value for r in dead] == [RECORDS[1][1], RECORDS[3][1]]  # original bytes, in order
     assert [dict(r.headers)["pulse.reason"] for r in dead] == [b"unkeyed", b"unkeyed"]
     assert all(r.key is None for r in dead)
+
+
+async def test_kpi_records_are_on_the_partition_the_java_partitioner_gives_their_key(
+    kafka_bootstrap: str,
+    make_settings: Callable[..., Settings],
+    input_topic: Callable[[int], Awaitable[str]],
+    start_worker: Callable[[Settings], Awaitable[Worker]],
+) -> None:
+    """Our producers hash keys with their own murmur2 (`Murmur2Partitioner`): each KPI record of
+    the 3-partition KPI topic is where aiokafka's (so the Java client's) murmur2 puts its key, so
+    a consumer keyed on a KPI finds all its records on one partition."""
+    topic = await input_topic(1)
+    settings = make_settings(detection=False)
+    await start_worker(settings)
+    await produce_keyed(kafka_bootstrap, topic, RECORDS)
+
+    def window_closed(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        return any(r.key and r.key.startswith(b"revenue|1m|") for r in records)
+
+    records = await read_until(kafka_bootstrap, settings.kpi_topic, window_closed)
+    assert len({r.partition for r in records}) > 1  # keys spread over the partitions
+    for record in records:
+        assert record.key is not None
+        assert record.partition == (murmur2(record.key) & 0x7FFFFFFF) % 3, record.key

@@ -9,8 +9,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as aiokafka_murmur2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from streams.kafka.partitioner import MIN_SAMPLES, PartitionerCheck, murmur2_partition
+from streams.kafka.partitioner import (
+    MIN_SAMPLES,
+    Murmur2Partitioner,
+    PartitionerCheck,
+    murmur2,
+    murmur2_partition,
+)
 
 PARTITIONS = 6
 
@@ -35,6 +45,22 @@ JAVA_MURMUR2 = {
 def test_murmur2_partition_is_the_java_clients(key: bytes, java: int) -> None:
     for n in (1, 3, 4, 6, 12):
         assert murmur2_partition(key, n) == (java & 0x7FFFFFFF) % n
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(key=st.binary(max_size=200), partitions=st.integers(1, 64))
+def test_the_fast_murmur2_and_partitioner_equal_aiokafkas(key: bytes, partitions: int) -> None:
+    """Every length (so every tail of 0-3 bytes) and byte value: the same hash as aiokafka's
+    byte-by-byte murmur2, so the same partition as its default partitioner (and the Java one)."""
+    assert murmur2(key) == aiokafka_murmur2(key)
+    every = list(range(partitions))
+    assert Murmur2Partitioner()(key, every, every) == DefaultPartitioner()(key, every, every)
+
+
+def test_an_unkeyed_record_goes_to_an_available_partition() -> None:
+    chosen = {Murmur2Partitioner()(None, [0, 1, 2, 3], [1, 3]) for _ in range(200)}
+    assert chosen == {1, 3}
+    assert Murmur2Partitioner()(None, [0, 1, 2], []) in {0, 1, 2}
 
 
 def _librdkafka_default(key: bytes, n: int) -> int:

@@ -14,6 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from property_helpers import (
     DAY_STARTS,
+    SOURCE,
     Arrival,
     Scenario,
     Spec,
@@ -21,8 +22,10 @@ from property_helpers import (
     build_stream,
     differences,
     event_streams,
+    feed,
     final_values,
     ledger_mismatch,
+    new_worker,
     partition_of,
     run_one,
     run_split,
@@ -147,3 +150,20 @@ def test_snapshots_in_the_changelog_and_a_log_cut_before_them_change_nothing(
     assert rejected_with_crashes == rejected
     assert differences(final_values([got]), final_values([want])) == []
     assert store_differences(got, want) == []
+
+
+@PROPERTY
+@given(scenario=scenarios(copies=5))
+def test_a_batch_adds_to_the_store_what_its_events_add_one_by_one(scenario: Scenario) -> None:
+    """`BatchStep` gathers a batch's sums per (measure, dimensions, minute, day) before the store
+    (`PartitionState.batch`): the store must hold exactly what applying each event alone gives
+    (money to the cent, counts, sketches), with the same events rejected for the same reasons."""
+    arrival = [a.sent for a in scenario.arrival]
+    batched, rejected = run_worker(arrival, crashes=False, replay="once", expire=False)
+
+    alone = new_worker().assign(SOURCE)
+    one_by_one = feed(alone, [sent.raw for sent in arrival])
+
+    assert store_differences(batched, alone) == []
+    assert sorted(rejected.values()) == sorted(reason for _, reason in one_by_one)
+    assert len(batched.store.buckets) > 0

@@ -35,11 +35,11 @@ def test_an_unexpected_exception_on_one_event_dead_letters_it_and_the_rest_count
     part = worker.state.assign((TP.topic, TP.partition))
     apply = part.apply
 
-    def flaky(event: Any, now: float = float("inf")) -> None:
+    def flaky(event: Any, now: float = float("inf"), occurred: float | None = None) -> None:
         # A fault injected into the core for one event: a bug of ours, not bad input.
         if event.event_id == "boom":
             raise RuntimeError("a bug on one event")
-        apply(event, now)
+        apply(event, now, occurred)
 
     part.apply = flaky  # type: ignore[method-assign]
     now = time.time()
