@@ -62,9 +62,17 @@ class KpiCollector(Collector):
     """The newest window of every KPI series `latest` returns (this worker's, or the merge
     stage's company-wide values), in base units."""
 
-    def __init__(self, catalog: CompiledCatalog, latest: Callable[[], Iterable[KpiValue]]) -> None:
+    def __init__(
+        self,
+        catalog: CompiledCatalog,
+        latest: Callable[[], Iterable[KpiValue]],
+        scope: str | None = None,
+    ) -> None:
         self._latest = latest
         self._families = {k.name: kpi_family(k) for k in catalog.kpis.values()}
+        self._scope = {} if scope is None else {names.SCOPE_LABEL: scope}
+        """`scope="worker"` on a worker's partial values when a merge stage publishes the
+        company-wide ones (`names.SCOPE_LABEL`)."""
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, Metric] = {}
@@ -74,7 +82,7 @@ class KpiCollector(Collector):
             if spec.type == "summary":
                 families[spec.name] = SummaryMetricFamily(spec.name, about)
                 continue
-            labels = (*kpi.dims, "window")
+            labels = (*kpi.dims, "window", *self._scope)
             families[spec.name] = GaugeMetricFamily(spec.name, about, labels=labels)
             if spec.has_parts:
                 for part in (spec.numerator, spec.denominator):
@@ -88,7 +96,7 @@ class KpiCollector(Collector):
         ends: dict[str, int] = {}
         for value in self._latest():
             spec = self._families[value.kpi]
-            tags = {**dict(value.labels), "window": value.window}
+            tags = {**dict(value.labels), "window": value.window, **self._scope}
             if value.value is not None:  # else a zero denominator here: parts only
                 family = families[spec.name]
                 family.samples.append(Sample(spec.name, tags, float(value.value * spec.factor)))
@@ -245,12 +253,13 @@ def build_registry(
     watch: AnomalyWatch | None = None,
     detector_cost: Callable[[], float] | None = None,
     bands: BandPolicy = "totals",
+    scope: str | None = None,
     process: bool = True,
 ) -> CollectorRegistry:
     """A fresh registry holding kpi-pulse's collectors (and, with `process`, client_python's
-    process and platform collectors)."""
+    process and platform collectors). `scope`: the KPI values' `names.SCOPE_LABEL`."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(KpiCollector(state.config.catalog, state.latest_values))
+    registry.register(KpiCollector(state.config.catalog, state.latest_values, scope))
     registry.register(ServiceCollector(state, lag, rebalances))
     if watch is not None:
         registry.register(AnomalyCollector(watch, detector_cost, bands))

@@ -217,3 +217,12 @@ def kpi_family(kpi: Kpi) -> KpiFamily:
         return KpiFamily(kpi, f"pulse_{stem}_seconds", "gauge", DAY_SECONDS)
     kind: FamilyType = "summary" if kpi.kind == "quantile" else "gauge"
     return KpiFamily(kpi, f"pulse_{kpi.name}", kind, Decimal(1))
+
+
+SCOPE_LABEL = "scope"
+"""With a merge stage (`PULSE_MERGE_STAGE`), each worker's own KPI values carry
+`scope="worker"` (partial sums over the partitions it owns, for debugging); the stage's
+company-wide values carry no scope. Rules and boards select `scope!="worker"`: one worker
+without a stage, or the stage, never both."""
+WORKER_SCOPE = "worker"
+NOT_WORKER = f'{SCOPE_LABEL}!="{WORKER_SCOPE}"'

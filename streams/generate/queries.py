@@ -1,6 +1,8 @@
 """PromQL for the Grafana boards, derived from the KPI catalog.
 
-Every worker exports the KPI gauges of the partitions it owns, so a query must merge workers:
+Every worker exports the KPI gauges of the partitions it owns, so a query must merge workers
+(with a merge stage, the stage exports the company-wide values and the workers' own carry
+`scope="worker"`: every query selects `scope!="worker"`, so it reads the stage's one value):
 - flows and balances: `sum by (dims)` over workers;
 - ratios, budget variance included: `scale * sum(numerator) / sum(denominator)` from the
   `_numerator`/`_denominator` families (never an average of the workers' ratios), the same as
@@ -44,7 +46,7 @@ def board_window(kpi: Kpi) -> str:
 def selector(kpi: Kpi, window: str, extra: Sequence[str] = ()) -> str:
     """Label matchers `{...}` of a KPI family: the board's dimension filters and the window."""
     matchers = [f'{dim}=~"${dim}"' for dim in kpi.dims if dim in FILTERED_DIMS]
-    return "{" + ", ".join([*matchers, f'window="{window}"', *extra]) + "}"
+    return "{" + ", ".join([*matchers, f'window="{window}"', names.NOT_WORKER, *extra]) + "}"
 
 
 def _agg(op: str, expr: str, by: Sequence[str]) -> str:

@@ -34,7 +34,7 @@ import yaml
 from streams.core.catalog import CATALOG, FLOW_WINDOWS, RATIO_KINDS, Catalog, Kpi
 from streams.detection.watch import STATIC_WINDOWS
 from streams.export import names
-from streams.export.names import kpi_family
+from streams.export.names import NOT_WORKER, kpi_family
 from streams.generate.dashboards import SERVICE_UID, board_uid
 
 RECORDING_FILE = "pulse-recording.rules.yml"
@@ -114,13 +114,14 @@ def _recording_group(catalog: Catalog) -> dict[str, Any]:
                 continue
             keep = "by (window)" if total else f"without ({WORKERS})"
             family = kpi_family(kpi)
+            only = f"{{{NOT_WORKER}}}"  # the stage's values, or the workers' without one
             if kpi.kind in ADDITIVE_KINDS:
-                expr = f"sum {keep} ({family.name})"
+                expr = f"sum {keep} ({family.name}{only})"
             elif kpi.kind in RATIO_KINDS:
                 scale = "" if family.scale == 1 else f"{_number(family.scale)} * "
                 expr = (
-                    f"{scale}sum {keep} ({family.numerator})\n"
-                    f"  / (sum {keep} ({family.denominator}) != 0)"
+                    f"{scale}sum {keep} ({family.numerator}{only})\n"
+                    f"  / (sum {keep} ({family.denominator}{only}) != 0)"
                 )
             else:
                 expr = _linear(

@@ -42,6 +42,7 @@ from streams.detection.watch import IDLE_STEPS, AnomalyWatch
 from streams.errors import BrokerError
 from streams.export.http import MetricsServer
 from streams.export.metrics import build_registry
+from streams.export.names import WORKER_SCOPE
 from streams.export.page import Page, PageSources
 from streams.kafka.anomalies import anomaly_record
 from streams.kafka.changelog import ChangelogWriter, offsets
@@ -116,6 +117,7 @@ class Worker:
             watch=self.watch,
             detector_cost=self.detector_cost,
             bands=settings.export_bands,
+            scope=WORKER_SCOPE if merged else None,
         )
         self.server = MetricsServer(
             self.registry,

@@ -503,14 +503,14 @@ def test_dashboards_use_only_provisioned_datasources():
 # --- Prometheus and Alertmanager ----------------------------------------------------------------
 
 
-def test_prometheus_scrapes_both_workers_as_job_pulse():
+def test_prometheus_scrapes_both_workers_and_the_merge_stage_as_job_pulse():
     config = prometheus_config()
     assert config["global"]["scrape_interval"] == "15s"
     assert config["global"]["evaluation_interval"] == "15s"
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert "pulse" in jobs, 'the alert rules select up{job="pulse"}'
     targets = {t for sc in jobs["pulse"]["static_configs"] for t in sc["targets"]}
-    assert targets == {f"{name}:{worker_metrics_port(name)}" for name in WORKERS}
+    assert targets == {f"{name}:{worker_metrics_port(name)}" for name in (*WORKERS, MERGE)}
 
 
 def test_prometheus_alerts_go_to_the_alertmanager_service():

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import pytest
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.core import CompiledCatalog, KpiValue, compile_catalog
-from streams.export.metrics import build_merge_registry
+from streams.export.metrics import KpiCollector, build_merge_registry
 
 T0 = 1_767_607_200  # 2026-01-05T10:00:00Z
 
@@ -88,3 +88,20 @@ def test_the_merge_stage_metrics_pass_promtool() -> None:
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert not (checked.stdout + checked.stderr).strip(), checked.stdout + checked.stderr
+
+
+def test_a_workers_own_values_carry_scope_worker_beside_a_merge_stage() -> None:
+    """With a merge stage the rules and boards select scope!="worker": they read the stage's
+    company-wide value, and a worker's partial sum stays readable for debugging."""
+    labels = (("business_unit", "retail"), ("region", "emea"))
+    value = KpiValue("revenue", "1m", 0, 60, labels, Decimal("12.5"))
+    samples = {}
+    for scope in (None, "worker"):
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(KpiCollector(compile_catalog(), lambda: [value], scope))
+        text = generate_latest(registry).decode()
+        (family,) = [f for f in text_string_to_metric_families(text) if f.name == "pulse_revenue"]
+        samples[scope] = [(s.labels, s.value) for s in family.samples]
+    base = {"business_unit": "retail", "region": "emea", "window": "1m"}
+    assert samples[None] == [(base, 12.5)]
+    assert samples["worker"] == [({**base, "scope": "worker"}, 12.5)]
