@@ -9,6 +9,8 @@
    baseline (a plain aiokafka consumer decoding every record with `decode_record`) and by a fresh
    merge stage (from its first record handled to its last). Printed as partials/s and their
    ratio, the figure to compare across machines.
+3. Restore: the time a restarted stage takes to resume detection over a week of hourly history
+   (`streams.tools.bench_restore`).
 """
 
 from __future__ import annotations
@@ -41,17 +43,25 @@ from streams.kafka.embedded import kafka_bootstrap
 from streams.merge.stage import MergeStage
 from streams.settings import Settings
 from streams.tools.bench_common import isolated
+from streams.tools.bench_restore import restore_week
 from streams.tools.publisher import publish
 from streams.tools.simulator import SimulationConfig, simulate
+from streams.worker.config import state_config
 from streams.worker.worker import Worker
 
 START = datetime(2026, 3, 10, 20, 0, tzinfo=UTC)
+RESTORE_PAIRS = 400
+"""Series of the restore measure (a company's revenue by business unit and region, finely cut)."""
 IDLE_S = 3.0
 """The stage has handled everything once its count stands still this long."""
 
 
 async def run_merge_bench(
-    settings: Settings, events: int, partitions: int, say: Callable[[str], None]
+    settings: Settings,
+    events: int,
+    partitions: int,
+    say: Callable[[str], None],
+    restore_pairs: int = RESTORE_PAIRS,
 ) -> float:
     """Run both parts; return merge stage partials/s over the baseline's."""
     quiet_kafka_logs()
@@ -89,6 +99,7 @@ async def run_merge_bench(
         ratio = stage_rate / baseline
         say(f"baseline: {baseline:10,.0f} partials/s (plain aiokafka + decode_record)")
         say(f"merge:    {stage_rate:10,.0f} partials/s (the Faust merge stage, tables and output)")
+        restore_week(state_config(settings).catalog, restore_pairs, say)
         say(f"ratio: {ratio:.3f}")
         return ratio
 

@@ -39,8 +39,9 @@ async def test_merge_bench_reports_partials_per_second_latency_and_a_ratio(
     make_settings: Callable[..., Settings],
 ) -> None:
     lines: list[str] = []
-    ratio = await run_merge_bench(make_settings(), 3000, 2, lines.append)
+    ratio = await run_merge_bench(make_settings(), 3000, 2, lines.append, restore_pairs=20)
     assert any(line.startswith("latency:") for line in lines), lines
+    assert any(line.startswith("restore:") and "week of hourly" in line for line in lines)
     assert any(line.startswith("merge:") for line in lines)
     assert lines[-1] == f"ratio: {ratio:.3f}"
     assert ratio > 0
