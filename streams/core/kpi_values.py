@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from streams.core.catalog import Kpi, Linear
 from streams.core.compiler import DERIVED_FROM_MINUTES, CompiledCatalog
-from streams.core.measures import Acc, Dims, Key, Latest, MeasureStore, merge_acc
+from streams.core.measures import Acc, Dims, Key, Latest, LatestBy, MeasureStore, merge_acc
 from streams.core.sketch import QuantileSketch
 
 RATIO_QUANTUM = Decimal("1e-10")
@@ -64,7 +64,7 @@ def _linear(cell: Mapping[str, Acc], linear: Linear) -> Decimal:
         acc = cell.get(name)
         if isinstance(acc, Decimal | int):
             total += coefficient * Decimal(acc)
-        elif isinstance(acc, Latest):
+        elif isinstance(acc, Latest | LatestBy):
             total += coefficient * acc.value
     return total
 

@@ -20,7 +20,7 @@ from streams.core.compiler import CompiledCatalog, Contribution
 from streams.core.dedupe import Deduper
 from streams.core.join import TimeJoin
 from streams.core.log_records import RECORD_BYTES, spread
-from streams.core.measures import Latest, MeasureStore
+from streams.core.measures import Latest, LatestBy, MeasureStore
 from streams.core.money import FxTable
 from streams.core.windows import NO_WATERMARK, BusinessDay, CalendarMonth, Tumbling, Watermark
 from streams.errors import ChangelogError, InvalidEvent
@@ -171,7 +171,7 @@ class PartitionState:
     ) -> None:
         """The measures that are not plain sums: quantiles (a join) and latest values."""
         measure = c.measure
-        dims = c.dims(event)
+        origin = dims = c.dims(event)
         if self.guard is not None:
             dims = self.guard.fold(measure.dims, dims, event)
         if measure.kind == "quantile":
@@ -180,7 +180,9 @@ class PartitionState:
         period = getattr(event, measure.period_field or "")
         bucket = ("1mo", self.windows.month.of_period(period))
         latest = Latest(occurred, converted if converted is not None else Decimal(0))
-        self.store.put_latest(bucket, (measure.name, dims), latest)
+        # Folded into `other`: one register per original combination, so the budgets add up.
+        register = latest if dims == origin else LatestBy((("|".join(origin), latest),))
+        self.store.put_latest(bucket, (measure.name, dims), register)
 
     def _record_rate(self, event: FxRate, occurred: float) -> None:
         if event.quote_currency == self.fx.reporting_currency:
