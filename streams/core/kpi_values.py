@@ -37,6 +37,11 @@ class KpiValue:
     """None: a ratio with a zero denominator here, emitted for its parts only."""
     numerator: Decimal | None = None
     denominator: Decimal | None = None
+    revision: int = 1
+    """The how-manyth publication of a final value of this series and window (> 1: a period
+    restated after it was final, `streams.core.restatements`)."""
+    as_reported: Decimal | None = None
+    """With `revision` > 1: the value first published final."""
 
 
 def _projector(kpi_dims: tuple[str, ...], measure_dims: tuple[str, ...]) -> list[int]:

@@ -14,7 +14,9 @@ def state_config(settings: Settings) -> StateConfig:
     catalog = compile_catalog()
     return StateConfig(
         catalog=catalog,
-        windows=Windows.for_timezone(ZoneInfo(settings.business_timezone)),
+        windows=Windows.for_timezone(
+            ZoneInfo(settings.business_timezone), settings.restatement_days
+        ),
         watermark_delay=settings.watermark_delay_seconds,
         allowed_lateness=settings.allowed_lateness_seconds,
         dedupe_max_entries=settings.dedupe_max_entries,
