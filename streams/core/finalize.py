@@ -172,7 +172,10 @@ class Finalizer:
             for w, s in self._emitted
             if self.windows.kind(w).end_of(s) > watermark - keep.get(w, 3 * 86400)
         }
-        self.revisions.forget({s for w, s in self._emitted if w == "1mo"})
+        month = self.windows.month
+        self.revisions.forget(
+            {s for s in self.revisions.starts() if month.end_of(s) > watermark - keep["1mo"]}
+        )
 
     def _days(
         self,
