@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from streams.core.fiscal import FiscalSpec
 from streams.errors import ConfigError
 
 ENV_PREFIX = "PULSE_"
@@ -87,12 +86,6 @@ class Settings(BaseSettings):
     )
     watermark_delay_seconds: float = Field(default=5.0, ge=0)
     allowed_lateness_seconds: float = Field(default=60.0, ge=0)
-    fiscal_calendar: str = Field(
-        default="",
-        description="Fiscal calendar of the fp/fq/fy windows: months:M (12 calendar months "
-        "from month M) or 4-4-5|4-5-4|5-4-4:M[:WD] (52/53-week years starting on weekday WD, "
-        "default mon, nearest the 1st of month M); empty: none.",
-    )
     restatement_days: int = Field(
         default=92,
         ge=0,
@@ -249,16 +242,6 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
-        return value
-
-    @field_validator("fiscal_calendar")
-    @classmethod
-    def _fiscal_calendar(cls, value: str) -> str:
-        if value:
-            try:
-                FiscalSpec.parse(value)
-            except ConfigError as exc:
-                raise ValueError(str(exc).split(": ", 1)[1]) from None
         return value
 
     @field_validator("fx_rates", mode="before")
