@@ -26,6 +26,14 @@ DEFAULT_RESTATEMENT_DAYS = 92
 DAY = 86400
 
 
+def material(value: KpiValue, change: Decimal) -> bool:
+    """Whether a restated value moved by more than `change` from its as-reported value (a
+    value that appeared or vanished always has)."""
+    if value.value is None or value.as_reported is None:
+        return True
+    return abs(value.value - value.as_reported) > change
+
+
 def horizon_passed(end: float, lateness: float, horizon: float, watermark: float) -> bool:
     """Whether a period window ending at `end` can no longer be restated (nor kept)."""
     return end + lateness + horizon <= watermark

@@ -30,4 +30,5 @@ def state_config(settings: Settings) -> StateConfig:
         ),
         source_idle=settings.source_idle_seconds,
         join_max_entries=settings.join_max_entries,
+        restatement_alert_change=settings.restatement_alert_change,
     )

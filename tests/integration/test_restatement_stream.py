@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 from aiokafka import TopicPartition
-from kafka_helpers import eventually, produce
+from kafka_helpers import eventually, produce, scrape
 
 from schemas import KpiRecord
 from streams.kafka.clients import new_consumer, topic_partitions
@@ -100,3 +100,22 @@ async def test_a_budget_revision_after_october_is_final_restates_october(
         (RESTATED, 2, AS_REPORTED),
     ]
     assert sum(worker.state.rejected.values()) == 0
+
+    # /metrics: one material restatement (|-0.4506 - -0.4717307692| = 0.0211... > 0.01), counted
+    # once durable; the budget variance shown for October (the last closed month) is restated.
+    material = (
+        "pulse_restatements_total",
+        frozenset({"kpi": "budget_variance_ratio", "material": "true"}.items()),
+    )
+
+    async def counted() -> bool:
+        return (await scrape(worker.server.url)).get(material) == 1
+
+    await eventually(counted, within=30, what="the restatement counted on /metrics")
+    shown = (await scrape(worker.server.url)).get(
+        (
+            "pulse_budget_variance_ratio",
+            frozenset({"cost_center": "CC-40", "window": "1mo"}.items()),
+        )
+    )
+    assert shown == -0.4506
