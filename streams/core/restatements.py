@@ -15,6 +15,7 @@ series, the revision, the as-reported value and the last value.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from streams.core.kpi_values import KpiValue, Labels
@@ -39,6 +40,10 @@ def horizon_passed(end: float, lateness: float, horizon: float, watermark: float
     return end + lateness + horizon <= watermark
 
 
+def _utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def check_period(
     month: CalendarMonth, period: str, *, lateness: float, horizon: float, watermark: float
 ) -> int:
@@ -50,7 +55,8 @@ def check_period(
         raise InvalidEvent(
             "late",
             f"period {period} is closed beyond the restatement horizon of "
-            f"{horizon / DAY:g} days (its window ended {end}; watermark {watermark:.3f})",
+            f"{horizon / DAY:g} days (it ended {_utc(end)}; judged at {_utc(watermark)}, the "
+            "later of the watermark and the event's occurred_at)",
         )
     return start
 
