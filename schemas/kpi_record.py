@@ -1,5 +1,7 @@
 """The `<prefix>.kpi` record: the value of one KPI window instance, published when the window
-closes (`final: false`) and again when it is final (`final: true`, late events included).
+closes (`final: false`) and again when it is final (`final: true`, late events included); a
+period restated after it was final is published again with the next `revision` and its
+`as_reported` value (optional fields: records without them are revision 1).
 
 Published by the workers (streams/kafka/kpi_topic.py writes exactly these fields); consumers are
 warehouses, reports and other services. Times are Unix seconds. Values are decimal strings in
@@ -51,3 +53,14 @@ class KpiRecord(BaseModel):
         description="The input partitions this worker owned, whose events the value covers."
     )
     emitted_at: float = Field(description="Wall-clock time the record was produced.")
+    revision: int = Field(
+        default=1,
+        ge=1,
+        description="1 for a window's first publication; n > 1 for the n-th final value of a "
+        "period (1mo) restated after it was final (absent in records of earlier versions: 1).",
+    )
+    as_reported: DecimalText | None = Field(
+        default=None,
+        description="With revision > 1: the value first published final (the as-reported "
+        "figure); null otherwise.",
+    )

@@ -86,6 +86,21 @@ class Settings(BaseSettings):
     )
     watermark_delay_seconds: float = Field(default=5.0, ge=0)
     allowed_lateness_seconds: float = Field(default=60.0, ge=0)
+    restatement_alert_change: Decimal = Field(
+        default=Decimal("0.01"),
+        ge=0,
+        description="A restated KPI value that moved by more than this from the value first "
+        "published (0.01: one point of a ratio such as budget variance) counts as material "
+        "in pulse_restatements_total and raises PulsePeriodRestated.",
+    )
+    restatement_days: int = Field(
+        default=92,
+        ge=0,
+        le=3660,
+        description="Days after a period (the 1mo window) is final during which an event of "
+        "that period (a budget revision) restates it: its records are published again with "
+        "the next revision; later ones are dead-lettered late (0: no restatements).",
+    )
     source_idle_seconds: float = Field(
         default=300.0,
         gt=0,

@@ -17,12 +17,14 @@ from streams.core.kpi_values import (
     day_sums,
     day_values,
     flow_values,
+    merged_bucket,
     month_values,
     window_accs,
 )
 from streams.core.measures import MeasureStore
 from streams.core.partials import DAY_END, WindowInstance
 from streams.core.partition_state import DAY_RETENTION_DAYS, PartitionState, Windows
+from streams.core.restatements import Revisions, horizon_passed
 
 TRAILING_DAYS = 30
 
@@ -34,12 +36,19 @@ class Finalizer:
         windows: Windows,
         lateness: float,
         only: frozenset[str] | None = None,
+        *,
+        restate: bool = True,
     ) -> None:
-        """`only`: emit just these minute/hour/month windows (None: all); days always."""
+        """`only`: emit just these minute/hour/month windows (None: all); days always.
+        `restate`: publish again, as a new revision, a period window an event changed after
+        it was emitted (`streams.core.restatements`); the one finalizer of final values does,
+        a provisional one does not (it would take the stores' notes of restated windows)."""
         self.catalog = catalog
         self.windows = windows
         self.lateness = lateness
         self.only = only
+        self.restate = restate
+        self.revisions = Revisions()
         self._next_day: int | None = None
         self._emitted: set[tuple[str, int]] = set()
         self.due: list[WindowInstance] = []
@@ -76,13 +85,15 @@ class Finalizer:
                 continue
             accs = window_accs(stores, window, start, end)
             if window == "1mo":
-                values += month_values(self.catalog, start, end, accs)
+                values += self.revisions.first(start, month_values(self.catalog, start, end, accs))
             else:
                 values += flow_values(self.catalog, window, start, end, accs)
             self._emitted.add((window, start))
             self.due.append(WindowInstance(window, start, end))
+        if self.restate:
+            values += self._restated(stores)
         if release:
-            self._release(stores)
+            self._release(stores, watermark)
         self._forget(watermark)
         values += self._days(
             stores,
@@ -116,23 +127,55 @@ class Finalizer:
                     found.update((name, kind.start_of(start)) for name, kind in derived)
         return sorted(found, key=lambda b: (b[1], b[0]))
 
-    def _release(self, stores: Sequence[MeasureStore]) -> None:
-        """Drop emitted minute buckets once the hour that sums them is emitted, and months."""
+    def _restated(self, stores: Sequence[MeasureStore]) -> list[KpiValue]:
+        """New revisions of the period windows published final that events changed since."""
+        starts: set[int] = set()
+        for store in stores:
+            starts |= store.restated
+            store.restated.clear()
+        values: list[KpiValue] = []
+        month = self.windows.month
+        for start in sorted(starts):
+            if start not in self.revisions:
+                continue  # not published yet (or skipped): its first publication has it all
+            end = month.end_of(start)
+            accs = merged_bucket(stores, ("1mo", start))
+            changed = self.revisions.restate(start, month_values(self.catalog, start, end, accs))
+            if changed:
+                values += changed
+                self.due.append(WindowInstance("1mo", start, end))
+        return values
+
+    def _release(self, stores: Sequence[MeasureStore], watermark: float) -> None:
+        """Drop emitted minute buckets once the hour that sums them is emitted, and months
+        once they can no longer be restated."""
         hour = self.windows.flow["1h"]
+        month = self.windows.month
         for store in stores:
             for window, start in list(store.buckets):
                 summed_by = ("1h", hour.start_of(start)) if window == "1m" else (window, start)
-                if window in {"1m", "1mo"} and summed_by in self._emitted:
+                if summed_by not in self._emitted:
+                    continue
+                if window == "1m" or (
+                    window == "1mo"
+                    and horizon_passed(
+                        month.end_of(start), self.lateness, self.windows.restatement, watermark
+                    )
+                ):
                     store.drop((window, start), fold=False)
 
     def _forget(self, watermark: float) -> None:
         """Bound the memory of what was emitted: far older than any bucket a store keeps."""
-        keep = {"1d": 40 * 86400, "1mo": 100 * 86400}
+        keep = {"1d": 40 * 86400, "1mo": 100 * 86400 + self.windows.restatement + self.lateness}
         self._emitted = {
             (w, s)
             for w, s in self._emitted
             if self.windows.kind(w).end_of(s) > watermark - keep.get(w, 3 * 86400)
         }
+        month = self.windows.month
+        self.revisions.forget(
+            {s for s in self.revisions.starts() if month.end_of(s) > watermark - keep["1mo"]}
+        )
 
     def _days(
         self,

@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from streams.core.catalog import Kpi, Linear
 from streams.core.compiler import DERIVED_FROM_MINUTES, CompiledCatalog
-from streams.core.measures import Acc, Dims, Key, Latest, MeasureStore, merge_acc
+from streams.core.measures import Acc, Dims, Key, Latest, LatestBy, MeasureStore, merge_acc
 from streams.core.sketch import QuantileSketch
 
 RATIO_QUANTUM = Decimal("1e-10")
@@ -37,6 +37,11 @@ class KpiValue:
     """None: a ratio with a zero denominator here, emitted for its parts only."""
     numerator: Decimal | None = None
     denominator: Decimal | None = None
+    revision: int = 1
+    """The how-manyth publication of a final value of this series and window (> 1: a period
+    restated after it was final, `streams.core.restatements`)."""
+    as_reported: Decimal | None = None
+    """With `revision` > 1: the value first published final."""
 
 
 def _projector(kpi_dims: tuple[str, ...], measure_dims: tuple[str, ...]) -> list[int]:
@@ -64,7 +69,7 @@ def _linear(cell: Mapping[str, Acc], linear: Linear) -> Decimal:
         acc = cell.get(name)
         if isinstance(acc, Decimal | int):
             total += coefficient * Decimal(acc)
-        elif isinstance(acc, Latest):
+        elif isinstance(acc, Latest | LatestBy):
             total += coefficient * acc.value
     return total
 

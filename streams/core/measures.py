@@ -1,7 +1,8 @@
 """Measure accumulators of one source partition, kept per window instance.
 
 Layout: `buckets[(window, start)][(measure, dims)] = accumulator`, where the accumulator is a
-`Decimal` (sums), an `int` (counts), a `Latest` register (budgets) or a `QuantileSketch`. Whole
+`Decimal` (sums), an `int` (counts), a `Latest` register (budgets; `LatestBy` for budgets
+folded into `other`) or a `QuantileSketch`. Whole
 window instances expire at once. Business-day buckets that leave the retention are folded into
 `base`, so running balances stay exact over any history.
 """
@@ -35,7 +36,43 @@ class Latest:
         return other if other.at >= self.at else self
 
 
-Acc: TypeAlias = Decimal | int | Latest | QuantileSketch
+SELF = "="
+"""The origin of a plain `Latest` when it meets a `LatestBy`: the key's own dimension values."""
+
+
+@dataclass(frozen=True, slots=True)
+class LatestBy:
+    """Latest registers of several origins kept under one key: the budgets of cost centers the
+    cardinality limit folded into `other`. Each origin (the dimension values before folding,
+    joined by `|`) keeps its own latest value; the key's value is their sum, so folded budgets
+    add up per period (docs/kpi-semantics.md) as their actuals do."""
+
+    registers: tuple[tuple[str, Latest], ...]
+    """(origin, register), sorted by origin."""
+
+    @property
+    def value(self) -> Decimal:
+        return sum((latest.value for _, latest in self.registers), Decimal(0))
+
+    def newer(self, other: Latest | LatestBy) -> LatestBy:
+        merged = dict(self.registers)
+        incoming = other.registers if isinstance(other, LatestBy) else ((SELF, other),)
+        for origin, latest in incoming:
+            current = merged.get(origin)
+            merged[origin] = latest if current is None else current.newer(latest)
+        return LatestBy(tuple(sorted(merged.items())))
+
+
+def combine_latest(left: Latest | LatestBy, right: Latest | LatestBy) -> Latest | LatestBy:
+    """Two registers of one key: the newer one, per origin once either is a `LatestBy`."""
+    if isinstance(left, LatestBy):
+        return left.newer(right)
+    if isinstance(right, LatestBy):
+        return right.newer(left)
+    return left.newer(right)
+
+
+Acc: TypeAlias = Decimal | int | Latest | LatestBy | QuantileSketch
 
 
 def merge_acc(left: Acc | None, right: Acc) -> Acc:
@@ -46,8 +83,8 @@ def merge_acc(left: Acc | None, right: Acc) -> Acc:
         merged = left.copy()
         merged.merge(right)  # type: ignore[arg-type]
         return merged
-    if isinstance(left, Latest):
-        return left.newer(right)  # type: ignore[arg-type]
+    if isinstance(left, Latest | LatestBy):
+        return combine_latest(left, right)  # type: ignore[arg-type]
     return left + right  # type: ignore[operator]
 
 
@@ -62,6 +99,9 @@ class MeasureStore:
         # than hashing (bucket, key) on every add).
         self._dirty: dict[BucketId, set[Key]] = {}
         self._dirty_base: set[Key] = set()
+        self.restated: set[int] = set()
+        """Starts of `1mo` windows already final that an event changed since the finalizer
+        last looked (`streams.core.restatements`)."""
 
     def _cell(self, bucket: BucketId) -> tuple[dict[Key, Acc], set[Key]]:
         accs = self.buckets.get(bucket)
@@ -84,10 +124,10 @@ class MeasureStore:
             dirty = self._dirty[bucket] = set()
         dirty.add(key)
 
-    def put_latest(self, bucket: BucketId, key: Key, value: Latest) -> None:
+    def put_latest(self, bucket: BucketId, key: Key, value: Latest | LatestBy) -> None:
         accs, dirty = self._cell(bucket)
         current = accs.get(key)
-        accs[key] = value if current is None else current.newer(value)  # type: ignore[union-attr]
+        accs[key] = value if current is None else combine_latest(current, value)  # type: ignore[arg-type]
         dirty.add(key)
 
     def add_sample(self, bucket: BucketId, key: Key, value: float) -> None:
@@ -167,6 +207,8 @@ def encode_acc(acc: Acc) -> Any:
         return {"d": str(acc)}
     if isinstance(acc, Latest):
         return {"l": [acc.at, str(acc.value)]}
+    if isinstance(acc, LatestBy):
+        return {"lb": [[origin, r.at, str(r.value)] for origin, r in acc.registers]}
     if isinstance(acc, QuantileSketch):
         return {"q": acc.to_json()}
     return {"n": acc}
@@ -178,6 +220,8 @@ def decode_acc(data: dict[str, Any]) -> Acc:
     if "l" in data:
         at, value = data["l"]
         return Latest(float(at), Decimal(value))
+    if "lb" in data:
+        return LatestBy(tuple((str(o), Latest(float(at), Decimal(v))) for o, at, v in data["lb"]))
     if "q" in data:
         return QuantileSketch.from_json(data["q"])
     return int(data["n"])

@@ -20,8 +20,9 @@ from streams.core.compiler import CompiledCatalog, Contribution
 from streams.core.dedupe import Deduper
 from streams.core.join import TimeJoin
 from streams.core.log_records import RECORD_BYTES, spread
-from streams.core.measures import Latest, MeasureStore
+from streams.core.measures import Latest, LatestBy, MeasureStore
 from streams.core.money import FxTable
+from streams.core.restatements import DEFAULT_RESTATEMENT_DAYS, check_period
 from streams.core.windows import NO_WATERMARK, BusinessDay, CalendarMonth, Tumbling, Watermark
 from streams.errors import ChangelogError, InvalidEvent
 
@@ -44,9 +45,12 @@ class Windows:
     flow: dict[str, Tumbling | BusinessDay]
     day: BusinessDay
     month: CalendarMonth
+    restatement: float = DEFAULT_RESTATEMENT_DAYS * 86400.0
+    """Seconds after a period window is final (its end plus the allowed lateness) during which
+    an event of that period restates it (`streams.core.restatements`); the window is kept so."""
 
     @classmethod
-    def for_timezone(cls, tz: Any) -> Windows:
+    def for_timezone(cls, tz: Any, restatement_days: float = DEFAULT_RESTATEMENT_DAYS) -> Windows:
         day = BusinessDay(tz)
         minute = Tumbling(60)
         return cls(
@@ -54,6 +58,7 @@ class Windows:
             flow={"1m": minute, "5m": Tumbling(300), "1h": Tumbling(3600), "1d": day},
             day=day,
             month=CalendarMonth(tz),
+            restatement=restatement_days * 86400.0,
         )
 
     def kind(self, name: str) -> Tumbling | BusinessDay | CalendarMonth:
@@ -97,6 +102,14 @@ class PartitionState:
         self._evicted_at_checkpoint = 0
         self._new_rates: list[tuple[str, float, str]] = []
         self._rates_to_share: list[tuple[str, float, str]] = []
+        self._period_fields = {
+            t: c.measure.period_field
+            for t, cs in catalog.by_event.items()
+            for c in cs
+            if c.measure.period_field is not None
+        }
+        """Event types that name the period they count in (budget_set): checked against the
+        restatement horizon before they count."""
 
     @property
     def has_data(self) -> bool:
@@ -131,6 +144,16 @@ class PartitionState:
             )
         catalog = self.catalog
         event_type = event.type
+        period_field = self._period_fields.get(event_type)
+        if period_field is not None:  # before anything changes: beyond the horizon it is late
+            windows = self.windows
+            check_period(
+                windows.month,
+                getattr(event, period_field),
+                lateness=mark.lateness,
+                horizon=windows.restatement,
+                watermark=max(mark.value, occurred),  # judged by its own time too
+            )
         converted: Decimal | None = None
         if event_type in catalog.money_types:
             # Converted once, before anything changes, so an unknown currency leaves no trace.
@@ -210,7 +233,7 @@ class PartitionState:
     ) -> None:
         """The measures that are not plain sums: quantiles (a join) and latest values."""
         measure = c.measure
-        dims = c.dims(event)
+        origin = dims = c.dims(event)
         if self.guard is not None:
             dims = self.guard.fold(measure.dims, dims, event)
         if measure.kind == "quantile":
@@ -218,8 +241,13 @@ class PartitionState:
             return
         period = getattr(event, measure.period_field or "")
         bucket = ("1mo", self.windows.month.of_period(period))
+        mark = self.watermark
+        if self.windows.month.end_of(bucket[1]) + mark.lateness <= mark.value:
+            self.store.restated.add(bucket[1])  # final already: the finalizer restates it
         latest = Latest(occurred, converted if converted is not None else Decimal(0))
-        self.store.put_latest(bucket, (measure.name, dims), latest)
+        # Folded into `other`: one register per original combination, so the budgets add up.
+        register = latest if dims == origin else LatestBy((("|".join(origin), latest),))
+        self.store.put_latest(bucket, (measure.name, dims), register)
 
     def _record_rate(self, event: FxRate, occurred: float) -> None:
         if event.quote_currency == self.fx.reporting_currency:
@@ -295,7 +323,9 @@ class PartitionState:
                 continue  # still accepts events
             if window == "1d" and end <= horizon - DAY_RETENTION_DAYS * 86400:
                 self.store.drop((window, start), fold=True)
-            elif window == "1mo" and end <= horizon - 62 * 86400:
+            elif window == "1mo" and end <= horizon - max(
+                62 * 86400, self.windows.restatement + lateness
+            ):  # kept while it can be restated (`check_period` refuses its events after)
                 self.store.drop((window, start), fold=False)
 
     def _remembered_new_ids(self) -> list[tuple[str, int]]:

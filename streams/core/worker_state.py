@@ -47,6 +47,8 @@ class StateConfig:
     guard: CardinalityGuard | None = None
     source_idle: float = DEFAULT_SOURCE_IDLE_SECONDS
     join_max_entries: int = JOIN_MAX_ENTRIES
+    restatement_alert_change: Decimal = Decimal("0.01")
+    """A restated value that moved by more than this from the as-reported one is material."""
 
 
 @dataclass
@@ -56,6 +58,8 @@ class WorkerState:
     processed: Counter[str] = field(default_factory=Counter)
     rejected: Counter[RejectReason] = field(default_factory=Counter)
     unkeyed: Counter[str] = field(default_factory=Counter)
+    restated: Counter[tuple[str, bool]] = field(default_factory=Counter)
+    """Restated records published (`streams.core.restatements`), by (KPI, material)."""
     """Input records read without a Kafka key, by topic (see `Settings.key_policy`)."""
 
     def new_partition(self) -> PartitionState:

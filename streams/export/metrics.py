@@ -136,6 +136,10 @@ class ServiceCollector(Collector):
         for reason in REJECT_REASONS:
             rejected.add_metric((reason,), state.rejected.get(reason, 0))
         yield rejected
+        restated = _family(names.RESTATEMENTS)
+        for (kpi, moved), count in sorted(state.restated.items()):
+            restated.add_metric((kpi, "true" if moved else "false"), count)
+        yield restated
         unkeyed = _family(names.UNKEYED_EVENTS)
         for topic, count in sorted(state.unkeyed.items()):
             unkeyed.add_metric((topic,), count)

@@ -70,6 +70,13 @@ WINDOW_END = _gauge(
     "while that window is still open (balances, cumulative and monthly windows).",
     ("window",),
 )
+RESTATEMENTS = _counter(
+    "pulse_restatements",
+    "KPI records of a period already final published again with a new revision (a correction "
+    "booked after close), by KPI; material=true when the value moved by more than "
+    "PULSE_RESTATEMENT_ALERT_CHANGE from the value first published.",
+    ("kpi", "material"),
+)
 DEDUPE_EVICTIONS = _counter(
     "pulse_dedupe_evictions", "Event ids forgotten early because the dedupe memory was full."
 )

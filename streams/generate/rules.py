@@ -17,7 +17,7 @@ Alert rules:
   rule leaves it out; Alertmanager also inhibits it under its root).
 - `PulseKpiThreshold`: the catalog's static thresholds on the recorded daily/monthly values.
 - Service: `PulseWorkerDown`, `PulseConsumerLagGrowing`, `PulseDeadLetterRateHigh`,
-  `PulseDataStale`.
+  `PulsePeriodRestated`, `PulseDataStale`.
 Every alert carries `severity`, `summary`, `description`, `dashboard` and `runbook_url`
 (a section of docs/runbook.md named after the alert).
 """
@@ -359,6 +359,20 @@ def _service_group(links: Links) -> dict[str, Any]:
                     "{{ humanizePercentage $value }} of the messages {{ $labels.instance }} read "
                     "in the last 5 minutes went to the dead-letter topic (above 25%); the worker "
                     "stops itself past PULSE_MAX_BAD_RATIO."
+                ),
+            ),
+            rule(
+                "PulsePeriodRestated",
+                f'sum by (kpi) (increase({names.RESTATEMENTS.series}{{material="true"}}[1h])) > 0',
+                for_="0m",
+                keep="1h",
+                severity="warning",
+                summary="A closed period of {{ $labels.kpi }} was restated",
+                description=(
+                    "Records of {{ $labels.kpi }} for a period already final were published "
+                    "again in the last hour with a value more than "
+                    "PULSE_RESTATEMENT_ALERT_CHANGE away from the one first reported (a "
+                    "correction booked after close, e.g. a budget revision)."
                 ),
             ),
             rule(

@@ -9,6 +9,11 @@ workers, add up records of the same key from different workers' partitions. A ra
 denominator is zero on this worker has `"value": null` and its numerator and denominator: add
 those up across workers, then divide.
 
+A period window (`1mo`) restated after it was final (a budget revision booked to a closed month,
+`streams.core.restatements`) is published again, same key, `"final": true`, with the next
+`"revision"` (1 for every first publication) and `"as_reported"`, the value first published final:
+the compacted topic keeps the latest restatement, and the as-reported value with it.
+
 With a merge stage (`PULSE_MERGE_STAGE`), workers leave `<prefix>.kpi` to it and publish only
 their partials (`partial_records`): each owned partition's parts of the same windows, and its
 progress, to `<prefix>.partials`. The merge stage publishes the company-wide values here, in the
@@ -62,6 +67,8 @@ def kpi_record(value: KpiValue, *, final: bool, partitions: list[str], now: floa
         "final": final,
         "partitions": partitions,
         "emitted_at": round(now, 3),
+        "revision": value.revision,
+        "as_reported": None if value.as_reported is None else decimal_text(value.as_reported),
     }
     return kpi_key(value), orjson.dumps(body)
 
@@ -84,7 +91,7 @@ class KpiPublisher:
     def reset(self) -> None:
         """Start over (after a rebalance): windows still held are published again."""
         config = self._state.config
-        self._closing = Finalizer(config.catalog, config.windows, 0.0)
+        self._closing = Finalizer(config.catalog, config.windows, 0.0, restate=False)
         self._final = Finalizer(config.catalog, config.windows, config.allowed_lateness)
         self._due: list[tuple[WindowInstance, bool]] = []
         self._mark = NO_WATERMARK

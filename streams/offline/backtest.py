@@ -22,9 +22,10 @@ from streams.core import ValidationLimits, Watermark, decode_event
 from streams.core.cardinality import CardinalityGuard
 from streams.core.compiler import compile_catalog
 from streams.core.finalize import Finalizer
-from streams.core.kpi_values import KpiValue
+from streams.core.kpi_values import KpiValue, Labels
 from streams.core.money import FxTable
 from streams.core.partition_state import PartitionState, Windows
+from streams.core.restatements import horizon_passed
 from streams.errors import InvalidEvent, RejectReason
 from streams.settings import Settings
 
@@ -59,10 +60,16 @@ def csv_row(value: KpiValue) -> tuple[str, ...]:
 
 
 def run_backtest(
-    lines: Iterable[bytes], settings: Settings, out: TextIO, err: TextIO
+    lines: Iterable[bytes],
+    settings: Settings,
+    out: TextIO,
+    err: TextIO,
+    *,
+    flush_every: int = FLUSH_EVERY,
 ) -> BacktestSummary:
+    """`flush_every`: lines between two finalizations (the rows do not depend on it)."""
     catalog = compile_catalog()
-    windows = Windows.for_timezone(ZoneInfo(settings.business_timezone))
+    windows = Windows.for_timezone(ZoneInfo(settings.business_timezone), settings.restatement_days)
     state = PartitionState(
         catalog,
         windows,
@@ -89,9 +96,24 @@ def run_backtest(
     summary = BacktestSummary()
     now = time.time()
 
+    # Period windows can be restated until their horizon passes: their rows wait until then
+    # (or the end of the input), so a row is the period's last revision whatever the cadence.
+    restatable: dict[tuple[str, int, Labels], KpiValue] = {}
+
     def flush(watermark: float) -> None:
+        values: list[KpiValue] = []
+        for value in finalizer.close(state, watermark):
+            if value.window == "1mo":
+                restatable[(value.kpi, value.start, value.labels)] = value
+            else:
+                values.append(value)
+        for key, value in list(restatable.items()):
+            if horizon_passed(
+                value.end, settings.allowed_lateness_seconds, windows.restatement, watermark
+            ):
+                values.append(restatable.pop(key))
         # One process sees every event: a ratio without a denominator has no value to write.
-        values = [v for v in finalizer.close(state, watermark) if v.value is not None]
+        values = [v for v in values if v.value is not None]
         values.sort(key=lambda v: (v.end, v.kpi, v.window, v.labels))
         writer.writerows(csv_row(v) for v in values)
         summary.rows += len(values)
@@ -105,7 +127,7 @@ def run_backtest(
             err.write(f"line {number}: {error.reason}: {error.detail}\n")
         else:
             summary.counted += 1
-        if number % FLUSH_EVERY == 0:
+        if number % flush_every == 0:
             flush(state.watermark.value)
     flush(math.inf)
     rejected = sum(summary.rejected.values())

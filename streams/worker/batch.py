@@ -33,6 +33,7 @@ from streams.core import (
     WorkerState,
     decode_timed,
 )
+from streams.core.restatements import material
 from streams.detection.watch import AnomalyEvent, AnomalyWatch
 from streams.errors import BadEventRatioExceeded, InvalidEvent, RejectReason
 from streams.kafka.anomalies import anomaly_record
@@ -55,11 +56,14 @@ class Counts:
     rejected: Counter[RejectReason] = field(default_factory=Counter)
     unkeyed: Counter[str] = field(default_factory=Counter)
     """Records without a Kafka key, by topic."""
+    restated: Counter[tuple[str, bool]] = field(default_factory=Counter)
+    """Restated KPI records published, by (KPI, material)."""
 
     def add_to(self, state: WorkerState) -> None:
         state.processed.update(self.processed)
         state.rejected.update(self.rejected)
         state.unkeyed.update(self.unkeyed)
+        state.restated.update(self.restated)
 
 
 @dataclass
@@ -211,6 +215,8 @@ class BatchStep:
         """
         closing, final = self.kpis.due()
         out.kpi_records = self.kpis.records(closing, final)
+        change = self.state.config.restatement_alert_change
+        out.counts.restated.update((v.kpi, material(v, change)) for v in final if v.revision > 1)
         out.partial_records = self.kpis.partial_records()
         out.anomaly_records = self._detect(closing + final, now, clock)
         shown = self.state.watermark()

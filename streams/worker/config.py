@@ -14,7 +14,9 @@ def state_config(settings: Settings) -> StateConfig:
     catalog = compile_catalog()
     return StateConfig(
         catalog=catalog,
-        windows=Windows.for_timezone(ZoneInfo(settings.business_timezone)),
+        windows=Windows.for_timezone(
+            ZoneInfo(settings.business_timezone), settings.restatement_days
+        ),
         watermark_delay=settings.watermark_delay_seconds,
         allowed_lateness=settings.allowed_lateness_seconds,
         dedupe_max_entries=settings.dedupe_max_entries,
@@ -28,4 +30,5 @@ def state_config(settings: Settings) -> StateConfig:
         ),
         source_idle=settings.source_idle_seconds,
         join_max_entries=settings.join_max_entries,
+        restatement_alert_change=settings.restatement_alert_change,
     )

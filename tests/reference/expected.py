@@ -37,6 +37,7 @@ REPORTING = SETTINGS_ENV["PULSE_REPORTING_CURRENCY"]
 ZONE = ZoneInfo(SETTINGS_ENV["PULSE_BUSINESS_TIMEZONE"])
 DELAY = timedelta(seconds=float(SETTINGS_ENV["PULSE_WATERMARK_DELAY_SECONDS"]))
 LATENESS = timedelta(seconds=float(SETTINGS_ENV["PULSE_ALLOWED_LATENESS_SECONDS"]))
+RESTATEMENT = timedelta(days=float(SETTINGS_ENV["PULSE_RESTATEMENT_DAYS"]))
 STATIC_RATES = {
     pair.split("=")[0]: Decimal(pair.split("=")[1])
     for pair in SETTINGS_ENV["PULSE_FX_RATES"].split(",")
@@ -306,6 +307,15 @@ def rate_in_force(currency: str, at: datetime, rates: list[tuple[str, datetime, 
     return STATIC_RATES.get(currency)
 
 
+def closed_beyond_horizon(period: str, at: datetime, newest: datetime | None) -> bool:
+    """A period's events restate it until its month's end + lateness + the restatement
+    horizon passes the later of the watermark and the event's own time; then they are late."""
+    year, month = (int(part) for part in period.split("-"))
+    _, end = month_bounds(year, month)
+    judged = at if newest is None else max(at, newest - DELAY)
+    return end + LATENESS + RESTATEMENT <= judged
+
+
 def process(lines: list[bytes]) -> tuple[list[Counted], dict[int, str]]:
     """Walk the lines in arrival order: (counted events, {line number: rejection reason})."""
     counted: list[Counted] = []
@@ -328,6 +338,9 @@ def process(lines: list[bytes]) -> tuple[list[Counted], dict[int, str]]:
             if minute_start(at) + timedelta(minutes=1) + LATENESS <= watermark:
                 rejected[number] = "late"
                 continue
+        if body["type"] == "budget_set" and closed_beyond_horizon(body["period"], at, newest):
+            rejected[number] = "late"
+            continue
         eur = None
         if body["type"] in MONEY_TYPES:
             rate = rate_in_force(body["currency"], at, rates)

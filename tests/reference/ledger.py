@@ -30,6 +30,7 @@ SETTINGS_ENV: dict[str, str] = {
     "PULSE_ALLOWED_LATENESS_SECONDS": "60",
     "PULSE_FX_RATES": "USD=0.90,GBP=1.15",
     "PULSE_MAX_FUTURE_SKEW_SECONDS": "300",
+    "PULSE_RESTATEMENT_DAYS": "1",
 }
 """The environment of the reference run (everything else at its default)."""
 
@@ -545,12 +546,18 @@ def _sunday_and_monday(led: Ledger) -> None:
     led.add(expense("11-01 09:00:00", CORP, "sales", "travel", "40.00 GBP"))  # 46.40
     led.add(order("11-01 10:00:00", DE, "O-1049", "30.00 EUR"))
     led.add(feedback("11-01 10:30:00", DE, csat=5, nps=10))
+    # A restatement: October (Berlin) ended 10-31 23:00:00Z and was final at 23:01:00Z; a
+    # revision of its sales budget booked on Nov 1 is within the 1-day restatement horizon
+    # (until 11-01 23:01:00Z): it replaces the 900.00 budget, October is published again.
+    led.add(budget("11-01 10:45:00", "sales", "2026-10", "800.00 EUR"))
     # A CHF rate quoted in USD (valid, ignored) does not make CHF convertible: unknown_currency.
     led.add(fx("11-01 11:00:00", "CHF", "1.10", quote="USD"))
     led.add(order("11-01 11:05:00", DE, "O-1096", "20.00 CHF"))
     # Monday 2026-11-02.
     led.add(expense("11-02 08:00:00", UK, "ops", "travel", "70.00 GBP"))  # 81.20
     led.add(payment("11-02 08:30:00", US, "inv-us-2", "100.00 USD"))  # 91.25
+    # Another revision of October's sales budget, past the horizon (11-01 23:01:00Z): late.
+    led.add(budget("11-02 08:45:00", "sales", "2026-10", "2000.00 EUR"))
     led.add(bill("11-02 09:00:00", DE, "bill-de-2", "120.00 EUR"))
     led.add(dispatch("11-02 09:30:00", DE, "O-1043", "dhl"))
     led.add(deliver("11-02 10:00:00", DE, "O-1041", "10-30 12:00:00"))  # late

@@ -50,9 +50,9 @@ def line_number(fragment: bytes) -> int:
 
 
 def test_the_ledger_has_the_required_shape():
-    assert len(LINES) == 195
+    assert len(LINES) == 197  # 195 + the two October budget revisions (issue 15)
     counted, _ = process(LINES)
-    assert len(counted) == 175  # 195 lines - 20 rejected
+    assert len(counted) == 176  # 197 lines - 21 rejected
     assert len({event.kind for event in counted}) == 17
     assert {event.body.get("currency") for event in counted} >= {"EUR", "GBP", "USD"}
     assert ledger_bytes().count(b"\n") == len(LINES)
@@ -62,8 +62,9 @@ def test_the_ledger_has_the_required_shape():
 def test_rejections_by_reason():
     # Built in ledger.py: garbage + blank line; NaN; 2 CHF orders; 7 contract breaches (expense
     # without cost_center, JSON array, fx_rate with dimensions, investment without initiative,
-    # csat 6, naive occurred_at, negative amount); order_shipped; a 1999 event; 4 late (O-1019,
-    # inv-de-late, the 17:00:30 issue, the 999.00 expense); 2 resent duplicates.
+    # csat 6, naive occurred_at, negative amount); order_shipped; a 1999 event; 5 late (O-1019,
+    # inv-de-late, the 17:00:30 issue, the 999.00 expense, the sales budget of Nov 2 for an
+    # October past the restatement horizon); 2 resent duplicates.
     assert Counter(REJECTED.values()) == {
         "undecodable": 2,
         "non_finite_number": 1,
@@ -71,12 +72,13 @@ def test_rejections_by_reason():
         "schema_violation": 7,
         "unknown_type": 1,
         "timestamp_out_of_range": 1,
-        "late": 4,
+        "late": 5,
         "duplicate": 2,
     }
     assert REJECTED[line_number(b"garbage")] == "undecodable"
     assert REJECTED[LINES.index(b"") + 1] == "undecodable"
     assert REJECTED[line_number(b'"2026-10-23T15:50:00Z"')] == "late"  # O-1019
+    assert REJECTED[line_number(b'"2026-11-02T08:45:00Z"')] == "late"  # past the horizon
 
 
 def test_the_lateness_boundary():
@@ -159,10 +161,11 @@ def test_budget_variance():
     assert row("budget_variance_ratio", "1mo", OCTOBER, {"cost_center": "ops"}) == Decimal(
         "0.7077777778"
     )
-    # sales, October: 1000.00 USD * 0.90 = 900.00. Actual 39.60 + 58.50 + 150.00 + 19.99 =
-    # 268.09 (the late 999.00 is not in it): -631.91 / 900 = -0.70212222... -> -0.7021222222.
+    # sales, October: 1000.00 USD * 0.90 = 900.00, restated on Nov 1 to 800.00 (the 2000.00
+    # of Nov 2 is past the 1-day restatement horizon: late). Actual 39.60 + 58.50 + 150.00 +
+    # 19.99 = 268.09 (the late 999.00 is not in it): -531.91 / 800 = -0.6648875.
     assert row("budget_variance_ratio", "1mo", OCTOBER, {"cost_center": "sales"}) == Decimal(
-        "-0.7021222222"
+        "-0.6648875"
     )
     # November: ops 600.00 vs 110.00 (Nov 1 00:00 CET) + 81.20 = 191.20 -> -408.80 / 600;
     # sales 500.00 GBP * 1.16 = 580.00 vs 46.40 -> -533.60 / 580 = -0.92.

@@ -178,3 +178,22 @@ def test_stderr_reports_every_invalid_line_with_its_number(backtest: Run) -> Non
     if problems:
         stderr = backtest.stderr[-3000:]
         pytest.fail("\n".join(problems) + f"\n--- stderr ---\n{stderr}", pytrace=False)
+
+
+def test_the_rows_do_not_depend_on_when_windows_are_finalized() -> None:
+    """In process, finalizing after every line (as a live worker may) gives the same rows as
+    one pass: October, restated by the Nov 1 budget revision, is its last revision."""
+    from streams.offline.backtest import run_backtest  # noqa: PLC0415 - the CLI run is the main one
+    from streams.settings import Settings  # noqa: PLC0415
+
+    settings = Settings(**{k.removeprefix("PULSE_").lower(): v for k, v in SETTINGS_ENV.items()})
+    runs = []
+    for every in (1, 7, 10_000):
+        out, err = io.StringIO(), io.StringIO()
+        run_backtest(ledger_lines(), settings, out, err, flush_every=every)
+        runs.append(sorted(csv.reader(io.StringIO(out.getvalue()))))
+    assert runs[0] == runs[1] == runs[2]
+    october_sales = [
+        r for r in runs[0] if r[0] == "budget_variance_ratio" and r[4] == "cost_center=sales"
+    ]
+    assert [r[5] for r in october_sales if r[2] == "2026-09-30T22:00:00Z"] == ["-0.6648875000"]

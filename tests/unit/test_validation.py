@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -260,8 +261,14 @@ def test_the_first_and_last_budget_periods_are_counted(
     make_payload, make_partition, period, month_start
 ):
     # month_start: 2000-01-01 = 10957 days after 1970-01-01; 2099-12-01 = 47451 days after.
+    # Set on the month's second day: a budget for a period closed beyond the restatement
+    # horizon (issue 15) would be dead-lettered as late.
     part = make_partition()
-    part.apply(decode_event(budget(make_payload, period), LIMITS, NOW))
+    raw = orjson.dumps(
+        orjson.loads(budget(make_payload, period))
+        | {"occurred_at": datetime.fromtimestamp(month_start + 86400, UTC).isoformat()}
+    )
+    part.apply(decode_event(raw, LIMITS, 4_200_000_000))
 
     assert [start for window, start in part.store.buckets if window == "1mo"] == [month_start]
 

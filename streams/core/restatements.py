@@ -1,0 +1,120 @@
+"""Restatements: a period already final changes, and its records are published again.
+
+Finance books corrections after a period closes: a budget revision in the next month names the
+month it revises (`budget_set.period`). Within the restatement horizon (`PULSE_RESTATEMENT_DAYS`,
+counted from the period's end plus the allowed lateness, against the partition's watermark) such
+an event updates the period's window and the finalizer publishes the changed records again with
+the next `revision` and the value first published final (`as_reported`); beyond it the event is
+dead-lettered `late`, the period named (`check_period`). The period's window is kept as long as
+it can be restated, so the final rows never depend on when windows were finalized.
+
+`Revisions` is the finalizer's memory of what it published of each period window: per KPI
+series, the revision, the as-reported value and the last value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from streams.core.kpi_values import KpiValue, Labels
+from streams.core.windows import CalendarMonth
+from streams.errors import InvalidEvent
+
+DEFAULT_RESTATEMENT_DAYS = 92
+"""About a quarter: last quarter's months can still be restated."""
+DAY = 86400
+
+
+def material(value: KpiValue, change: Decimal) -> bool:
+    """Whether a restated value moved by more than `change` from its as-reported value (a
+    value that appeared or vanished always has)."""
+    if value.value is None or value.as_reported is None:
+        return True
+    return abs(value.value - value.as_reported) > change
+
+
+def horizon_passed(end: float, lateness: float, horizon: float, watermark: float) -> bool:
+    """Whether a period window ending at `end` can no longer be restated (nor kept)."""
+    return end + lateness + horizon <= watermark
+
+
+def _utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_period(
+    month: CalendarMonth, period: str, *, lateness: float, horizon: float, watermark: float
+) -> int:
+    """The start of `period`'s window; raises `InvalidEvent("late")` naming the period when it is
+    final beyond the restatement horizon (`horizon` seconds after its end plus lateness)."""
+    start = month.of_period(period)
+    end = month.end_of(start)
+    if horizon_passed(end, lateness, horizon, watermark):
+        raise InvalidEvent(
+            "late",
+            f"period {period} is closed beyond the restatement horizon of "
+            f"{horizon / DAY:g} days (it ended {_utc(end)}; judged at {_utc(watermark)}, the "
+            "later of the watermark and the event's occurred_at)",
+        )
+    return start
+
+
+@dataclass(slots=True)
+class _Published:
+    revision: int
+    as_reported: Decimal | None
+    last: KpiValue
+
+
+Series = tuple[str, Labels]
+
+
+def _series(value: KpiValue) -> Series:
+    return value.kpi, value.labels
+
+
+def _same(a: KpiValue, b: KpiValue) -> bool:
+    return (a.value, a.numerator, a.denominator) == (b.value, b.numerator, b.denominator)
+
+
+class Revisions:
+    """What a finalizer published of each period window (by its start)."""
+
+    def __init__(self) -> None:
+        self._windows: dict[int, dict[Series, _Published]] = {}
+
+    def __contains__(self, start: int) -> bool:
+        return start in self._windows
+
+    def first(self, start: int, values: list[KpiValue]) -> list[KpiValue]:
+        """The first final publication of a window: revision 1 of each series."""
+        self._windows[start] = {_series(v): _Published(1, v.value, v) for v in values}
+        return values
+
+    def restate(self, start: int, values: list[KpiValue]) -> list[KpiValue]:
+        """The window's values now: those that changed since last published, each with its
+        next revision and as-reported value (a series new to the window starts at 1)."""
+        published = self._windows.setdefault(start, {})
+        changed: list[KpiValue] = []
+        for value in values:
+            series = _series(value)
+            before = published.get(series)
+            if before is None:
+                published[series] = _Published(1, value.value, value)
+                changed.append(value)
+            elif not _same(before.last, value):
+                before.revision += 1
+                before.last = replace(
+                    value, revision=before.revision, as_reported=before.as_reported
+                )
+                changed.append(before.last)
+        return changed
+
+    def forget(self, keep: set[int]) -> None:
+        """Forget every window not in `keep` (they can no longer be restated)."""
+        self._windows = {s: w for s, w in self._windows.items() if s in keep}
+
+    def starts(self) -> list[int]:
+        return list(self._windows)

@@ -1,0 +1,121 @@
+"""The CC-40 case of issue 15 through the broker: a live worker finalizes October, then reads a
+budget revision booked to October in November; it restates October on `<prefix>.kpi` as
+revision 2 with the as-reported value, both computed by hand."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiokafka import TopicPartition
+from kafka_helpers import eventually, produce, scrape
+
+from schemas import KpiRecord
+from streams.kafka.clients import new_consumer, topic_partitions
+from streams.settings import Settings
+from streams.worker.worker import Worker
+
+
+def event(kind: str, number: int, at: str, **fields: Any) -> bytes:
+    return orjson.dumps(
+        {
+            "type": kind,
+            "event_id": f"cc40-{number}",
+            "occurred_at": at,
+            "source": "fpa" if kind == "budget_set" else "erp",
+            "schema_version": 1,
+            "dimensions": {"business_unit": "corp", "region": "de", "cost_center": "CC-40"},
+            "currency": "EUR",
+            **fields,
+        }
+    )
+
+
+BEFORE = [
+    event("budget_set", 1, "2026-10-05T09:00:00Z", period="2026-10", amount="60000.00"),
+    event("budget_set", 2, "2026-10-20T09:00:00Z", period="2026-10", amount="52000.00"),
+    event("expense_posted", 3, "2026-10-21T09:00:00Z", category="travel", amount="27470.00"),
+    event("expense_posted", 4, "2026-11-03T09:00:00Z", category="travel", amount="1000.00"),
+]
+REVISION = event("budget_set", 5, "2026-11-09T09:00:00Z", period="2026-10", amount="50000.00")
+OCTOBER = 1_790_812_800  # 2026-10-01T00:00:00Z (business time zone UTC)
+# 27,470 / 52,000 - 1 = -0.47173076923... (10 places, half-even); 27,470 / 50,000 - 1 = -0.4506.
+AS_REPORTED = "-0.4717307692"
+RESTATED = "-0.4506000000"
+
+
+async def october_records(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    consumer = new_consumer(bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in range(await topic_partitions(bootstrap, topic))
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        found: list[dict[str, Any]] = []
+        idle_since = time.monotonic()
+        while time.monotonic() - idle_since < 1.5:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                idle_since = time.monotonic()
+                for record in records:
+                    KpiRecord.model_validate_json(record.value)
+                    body = orjson.loads(record.value)
+                    if (body["kpi"], body["window_start"], body["final"]) == (
+                        "budget_variance_ratio",
+                        OCTOBER,
+                        True,
+                    ):
+                        found.append(body)
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def test_a_budget_revision_after_october_is_final_restates_october(
+    kafka_bootstrap: str,
+    make_settings: Callable[..., Settings],
+    input_topic: Callable[[int], Awaitable[str]],
+    start_worker: Callable[[Settings], Awaitable[Worker]],
+) -> None:
+    topic = await input_topic(1)
+    settings = make_settings()
+    worker = await start_worker(settings)
+    await produce(kafka_bootstrap, topic, BEFORE)
+
+    async def published(count: int) -> bool:
+        return len(await october_records(kafka_bootstrap, settings.kpi_topic)) >= count
+
+    await eventually(lambda: published(1), within=60, what="October final on the KPI topic")
+    [first] = await october_records(kafka_bootstrap, settings.kpi_topic)
+    assert (first["value"], first["revision"], first["as_reported"]) == (AS_REPORTED, 1, None)
+
+    await produce(kafka_bootstrap, topic, [REVISION])
+    await eventually(lambda: published(2), within=60, what="October restated")
+    records = await october_records(kafka_bootstrap, settings.kpi_topic)
+    assert [(r["value"], r["revision"], r["as_reported"]) for r in records] == [
+        (AS_REPORTED, 1, None),
+        (RESTATED, 2, AS_REPORTED),
+    ]
+    assert sum(worker.state.rejected.values()) == 0
+
+    # /metrics: one material restatement (|-0.4506 - -0.4717307692| = 0.0211... > 0.01), counted
+    # once durable; the budget variance shown for October (the last closed month) is restated.
+    material = (
+        "pulse_restatements_total",
+        frozenset({"kpi": "budget_variance_ratio", "material": "true"}.items()),
+    )
+
+    async def counted() -> bool:
+        return (await scrape(worker.server.url)).get(material) == 1
+
+    await eventually(counted, within=30, what="the restatement counted on /metrics")
+    shown = (await scrape(worker.server.url)).get(
+        (
+            "pulse_budget_variance_ratio",
+            frozenset({"cost_center": "CC-40", "window": "1mo"}.items()),
+        )
+    )
+    assert shown == -0.4506
