@@ -44,8 +44,9 @@ INPUT_PARTITIONS = 3
 SHUTDOWN_TIMEOUT_S = 15.0
 
 
-HISTORY_RATE = 0.05
-"""Events per second of the history: ~4k a day, enough for every daily and monthly KPI."""
+HISTORY_RATE = 0.02
+"""Events per second of the history: ~1,700 a day, enough for every daily and monthly KPI, and
+few enough (55k for 32 days) that the worker has caught up on it within ~10 s of starting."""
 INCIDENT_BACKFILL = timedelta(hours=4)
 """With incidents: history at the live rate, longer than the minute detectors' warm-up (3.2 h)."""
 
