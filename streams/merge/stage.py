@@ -36,6 +36,7 @@ import asyncio
 import logging
 import tempfile
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ from streams.core.partials import (
     source_name,
     verdict,
 )
+from streams.core.restatements import horizon_passed
 from streams.errors import FatalError
 from streams.export.http import MetricsServer
 from streams.export.metrics import build_merge_registry
@@ -60,6 +62,7 @@ from streams.kafka.connection import KafkaTarget, preflight
 from streams.kafka.kpi_topic import PARTIALS_PARTITIONS, kpi_record
 from streams.merge.app import build_app
 from streams.merge.detection import StageDetection
+from streams.merge.restate import PERIOD_WINDOWS, first_published, restated
 from streams.settings import Settings
 from streams.worker.batch import log_anomaly
 from streams.worker.config import state_config
@@ -82,6 +85,10 @@ class MergeStage:
         """Every client of the stage, Faust's included, connects with its TLS and SASL."""
         self.catalog: CompiledCatalog = state_config(settings).catalog
         self.lateness = settings.allowed_lateness_seconds
+        self.restatement_s = settings.restatement_days * 86_400.0
+        """A final month is kept this long for restatements (`streams.merge.restate`)."""
+        self.restated = 0
+        """Company-wide records published again for a restated month."""
         self.expected: list[str] = []
         """Every source partition of the input topics (read at start)."""
         self.records = 0
@@ -124,7 +131,12 @@ class MergeStage:
             self.readiness,
         )
         self._datadir = tempfile.TemporaryDirectory(prefix=f"{settings.merge_app_id}-")
-        app = self.app = build_app(settings, bootstrap, Path(self._datadir.name))
+        self.app = build_app(settings, bootstrap, Path(self._datadir.name))
+        self._faust(settings)
+
+    def _faust(self, settings: Settings) -> None:
+        """The Faust app's tables, topics, agent and rebalance hook."""
+        app = self.app
         self.table = app.Table(
             "state",
             partitions=PARTIALS_PARTITIONS,
@@ -274,7 +286,8 @@ class MergeStage:
                 return
             entry = {"end": instance.end, "sent": False, "parts": {}}
         parts = {**entry["parts"], source_name(partial.source): value.decode()}
-        self.table[key] = {**entry, "parts": parts}
+        restate = "published" in entry and parts != entry["parts"]  # a final month changed
+        self.table[key] = {**entry, "parts": parts, "restate": restate}
 
     def _verdict(self, end: float, *, sent: bool) -> str | None:
         progress = {name: float(mark) for name, mark in self.progress.items()}
@@ -285,13 +298,15 @@ class MergeStage:
         due: list[tuple[str, dict[str, Any], str]] = []
         first: list[KpiValue] = []
         now = time.time()
-        sends = []
+        sends: list[Awaitable[Any]] = []
         for key, entry in held:
+            if "published" in entry:  # a final month kept for its restatements
+                sends += await self._restate(key, entry, now)
+                continue
             verdict_ = self._verdict(entry["end"], sent=entry["sent"])
             if verdict_ is None:
                 continue
-            partials = [decode_record(text.encode()) for text in entry["parts"].values()]
-            values = merged_values(self.catalog, [p for p in partials if isinstance(p, Partial)])
+            values = self._merged(entry)
             for kpi in values:
                 record_key, body = kpi_record(
                     kpi, final=verdict_ == "final", partitions=self.expected, now=now
@@ -317,10 +332,35 @@ class MergeStage:
         # Windows are marked published after the detection's commit (one changelog, in order):
         # a crash before this line feeds them again, one after it finds them fed.
         for key, entry, verdict_ in due:
-            if verdict_ == "final":
-                del self.table[key]
-            else:
+            if verdict_ != "final":
                 self.table[key] = {**entry, "sent": True}
+            elif key.split("|")[1] in PERIOD_WINDOWS and self.restatement_s > 0:
+                published = first_published(self._merged(entry))
+                self.table[key] = {**entry, "sent": True, "published": published}
+            else:
+                del self.table[key]
+
+    def _merged(self, entry: dict[str, Any]) -> list[KpiValue]:
+        partials = [decode_record(text.encode()) for text in entry["parts"].values()]
+        return merged_values(self.catalog, [p for p in partials if isinstance(p, Partial)])
+
+    async def _restate(self, key: str, entry: dict[str, Any], now: float) -> list[Awaitable[Any]]:
+        """A final month kept for restatements: forgotten once its horizon has passed; merged
+        and published again, changed series only, when a source's part of it changed."""
+        if horizon_passed(entry["end"], self.lateness, self.restatement_s, self.watermark()):
+            del self.table[key]
+            return []
+        if not entry.get("restate"):
+            return []
+        changed, published = restated(self._merged(entry), entry["published"])
+        sends = []
+        for kpi in changed:
+            record_key, body = kpi_record(kpi, final=True, partitions=self.expected, now=now)
+            sends.append(await self.kpi_topic.send(key=record_key, value=body, force=True))
+        self.published += len(changed)
+        self.restated += len(changed)
+        self.table[key] = {**entry, "restate": False, "published": published}
+        return sends
 
     def _show(self, values: list[KpiValue]) -> None:
         """Keep the newest instance of each window name for /metrics."""

@@ -4,6 +4,7 @@ revision 2 with the as-reported value, both computed by hand."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,6 +15,7 @@ from kafka_helpers import eventually, produce, scrape
 
 from schemas import KpiRecord
 from streams.kafka.clients import new_consumer, topic_partitions
+from streams.merge.stage import MergeStage
 from streams.settings import Settings
 from streams.worker.worker import Worker
 
@@ -40,6 +42,19 @@ BEFORE = [
     event("expense_posted", 4, "2026-11-03T09:00:00Z", category="travel", amount="1000.00"),
 ]
 REVISION = event("budget_set", 5, "2026-11-09T09:00:00Z", period="2026-10", amount="50000.00")
+CLOSER = orjson.dumps(  # partition 1's progress past November 3 (an event feeding no KPI)
+    {
+        "type": "shipment_dispatched",
+        "event_id": "cc40-closer",
+        "occurred_at": "2026-11-03T09:00:00Z",
+        "source": "erp",
+        "schema_version": 1,
+        "dimensions": {"business_unit": "corp", "region": "de"},
+        "order_id": "none",
+        "shipment_id": "none",
+    }
+)
+LATER_CLOSER = CLOSER.replace(b"cc40-closer", b"cc40-closer-2").replace(b"11-03", b"11-09")
 OCTOBER = 1_790_812_800  # 2026-10-01T00:00:00Z (business time zone UTC)
 # 27,470 / 52,000 - 1 = -0.47173076923... (10 places, half-even); 27,470 / 50,000 - 1 = -0.4506.
 AS_REPORTED = "-0.4717307692"
@@ -119,3 +134,41 @@ async def test_a_budget_revision_after_october_is_final_restates_october(
         )
     )
     assert shown == -0.4506
+
+
+async def test_the_merge_stage_restates_october_company_wide(
+    kafka_bootstrap: str,
+    make_settings: Callable[..., Settings],
+    input_topic: Callable[[int], Awaitable[str]],
+    start_worker: Callable[[Settings], Awaitable[Worker]],
+) -> None:
+    """With a merge stage the worker publishes October's restated partials and the stage
+    publishes the company-wide October again: revision 2, the as-reported value beside it."""
+    topic = await input_topic(2)
+    settings = make_settings(merge_stage=True)
+    stage = MergeStage(settings, kafka_bootstrap)
+    stop = asyncio.Event()
+    task = asyncio.create_task(stage.run(stop))
+    try:
+        await asyncio.wait_for(stage.ready.wait(), 60)
+        await start_worker(settings)
+        # Both partitions get every event's time (the stage waits for every source partition).
+        await produce(kafka_bootstrap, topic, BEFORE, partition=0)
+        await produce(kafka_bootstrap, topic, [CLOSER], partition=1)
+
+        async def published(count: int) -> bool:
+            return len(await october_records(kafka_bootstrap, settings.kpi_topic)) >= count
+
+        await eventually(lambda: published(1), within=90, what="October final, company-wide")
+        await produce(kafka_bootstrap, topic, [REVISION], partition=0)
+        await produce(kafka_bootstrap, topic, [LATER_CLOSER], partition=1)
+        await eventually(lambda: published(2), within=90, what="October restated, company-wide")
+        records = await october_records(kafka_bootstrap, settings.kpi_topic)
+        assert [(r["value"], r["revision"], r["as_reported"]) for r in records] == [
+            (AS_REPORTED, 1, None),
+            (RESTATED, 2, AS_REPORTED),
+        ]
+        assert stage.restated == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
