@@ -176,6 +176,21 @@ def kpi_sources(catalog: CompiledCatalog) -> dict[str, frozenset[str]]:
     return sources
 
 
+def _incident_text(
+    key: SeriesKey,
+    member: Membership,
+    memberships: dict[SeriesKey, Membership],
+    moved: dict[SeriesKey, SeriesKey],
+) -> str:
+    """What an opened alert's explanation adds about its incident."""
+    if member.role == "related":
+        return f"; related to incident {series_name(member.root)}"
+    if key in moved:
+        return f"; takes over the page of incident {member.incident} from {series_name(moved[key])}"
+    others = sum(1 for m in memberships.values() if m.incident == member.incident)
+    return f" ({others - 1} related alerts opened with it)" if others > 1 else ""
+
+
 @dataclass
 class AnomalyWatch:
     catalog: CompiledCatalog
@@ -370,9 +385,17 @@ class AnomalyWatch:
             ],
             float(start),
         )
-        for key, _, change in opened:
-            if change.severity == "critical" and key in memberships:  # the root pages with
-                root = self.series.get(memberships[key].root)  # its incident's severity
+        moved = {new: old for old, new in self.incidents.moved}
+        for old in moved.values():  # a better root took the page: the previous one is listed
+            previous = self.series.get(old)
+            if previous is not None and previous.lifecycle.active:
+                previous.role = "related"
+        critical = [key for key, _, change in opened if change.severity == "critical"]
+        critical += [old for old in moved.values() if self._critical(old)]
+        for key in critical:
+            member = memberships.get(key) or self.incidents.membership(key)
+            if member is not None:  # the root pages with its incident's severity
+                root = self.series.get(member.root)
                 if root is not None and root.lifecycle.active:
                     root.lifecycle.severity = "critical"
         for key, s, opening in opened:
@@ -393,20 +416,20 @@ class AnomalyWatch:
                 else opening
             )
             explanation = self._explain(key[0], window, key[2], start)
-            if member.role == "related":
-                text = f"{explanation.text}; related to incident {series_name(member.root)}"
+            text = _incident_text(key, member, memberships, moved)
+            if text:
+                text = f"{explanation.text}{text}"
                 explanation = Explanation(text, explanation.dimensions, explanation.inputs)
-            else:
-                others = sum(1 for m in memberships.values() if m.incident == member.incident)
-                if others > 1:
-                    text = f"{explanation.text} ({others - 1} related alerts opened with it)"
-                    explanation = Explanation(text, explanation.dimensions, explanation.inputs)
             events.append(
                 self._event(
                     key, s, change, start=start, end=end, explanation=explanation, member=member
                 )
             )
         return events
+
+    def _critical(self, key: SeriesKey) -> bool:
+        s = self.series.get(key)
+        return s is not None and s.lifecycle.active and s.lifecycle.severity == "critical"
 
     def _event(
         self,
