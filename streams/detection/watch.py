@@ -402,7 +402,7 @@ class AnomalyWatch:
             self._open.add(key)
             member = memberships.get(key)
             if member is None:  # a business-day threshold window: its own page
-                explanation = self._explain(key[0], window, key[2], start)
+                explanation = self.explain_series(key[0], window, key[2], start)
                 events.append(
                     self._event(
                         key, s, opening, start=start, end=end, explanation=explanation, member=None
@@ -415,7 +415,7 @@ class AnomalyWatch:
                 if member.role == "root"
                 else opening
             )
-            explanation = self._explain(key[0], window, key[2], start)
+            explanation = self.explain_series(key[0], window, key[2], start)
             text = _incident_text(key, member, memberships, moved)
             if text:
                 text = f"{explanation.text}{text}"
@@ -574,7 +574,10 @@ class AnomalyWatch:
             return None
         return Point(key[2], s.observed, s.score.expected, s.score.z)
 
-    def _explain(self, kpi: str, window: str, labels: Labels, start: int) -> Explanation:
+    def explain_series(self, kpi: str, window: str, labels: Labels, start: int) -> Explanation:
+        """Why `kpi{labels}` at `window` is where it is at the instance starting at `start`: its
+        deviation over its own scope's finest series and its inputs (`streams.detection.explain`).
+        The series must have been scored at that instance. Used for alerts and the live page."""
         point = self._point((kpi, window, labels), start)
         assert point is not None
         finest = len(self.catalog.kpis[kpi].dims)
