@@ -85,6 +85,11 @@ ACCEPT_POINTS = 12
 """A change that has held this many points in a row is the new normal: the level is moved to it."""
 HOLD_SCORE = 0.25
 """A change holds while its points stay on its side at this score or more."""
+CHOSEN_DRIFT = True
+PRECISION_RANGE = (1 / 16, 4.0)
+"""A ratio's sample counts as 1/16 to 4 times the series' typical one (its scale 4x to 0.5x)."""
+WEIGHT_GAIN = 0.02
+"""Per point: the typical sample of a ratio is averaged over ~50 points."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +109,9 @@ class Score:
 
 
 class Detector(Protocol):
-    def update(self, t: float, value: float) -> Score: ...
+    def update(self, t: float, value: float, weight: float | None = None) -> Score:
+        """`weight`: the number of events behind a ratio over counted events (None: not one)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,10 +184,11 @@ class _Baseline:
         span = t - self.first
         return {"none": True, "daily": span >= 2 * DAY, "weekly": span >= WEEK + DAY}[self.period]
 
-    def forecast(self, t: float) -> tuple[float, float, float]:
-        """(expected, scale below, scale above) at `t`, before seeing its value."""
+    def forecast(self, t: float, precision: float = 1.0) -> tuple[float, float, float]:
+        """(expected, scale below, scale above) at `t`, before seeing its value (`precision`:
+        its sample relative to the series' typical one, see `SeriesDetector.update`)."""
         expected = self._base(t) * self._factor(t)
-        spread = self._spread(expected)
+        spread = self._spread(expected, precision)
         floor = REL_FLOOR * abs(expected) + 1e-9
         return expected, max(self.below * spread, floor), max(self.above * spread, floor)
 
@@ -198,31 +206,36 @@ class _Baseline:
         factor = 1.0 + self.day[day_slot] if day_slot >= 0 else 1.0
         return factor * (1.0 + self.week[week_slot] if week_slot >= 0 else 1.0)
 
-    def _spread(self, expected: float) -> float:
+    def _spread(self, expected: float, precision: float = 1.0) -> float:
         """How much wider than usual the noise is at this level: event-driven sums have a
         variance proportional to their rate, so the scale follows the square root of the
-        expected level relative to the series' typical magnitude."""
+        expected level relative to the series' typical magnitude; a ratio over counted events
+        has a variance inversely proportional to its sample (`precision`: the sample relative
+        to the series' typical one)."""
         typical = self.magnitude + 1e-12
         relative = (abs(expected) + 0.1 * typical) / (1.1 * typical)
-        return min(4.0, max(0.25, math.sqrt(relative)))
+        return min(4.0, max(0.25, math.sqrt(relative))) / math.sqrt(precision)
 
-    def update(self, t: float, value: float) -> tuple[float, float, float, float]:
+    def update(
+        self, t: float, value: float, precision: float = 1.0
+    ) -> tuple[float, float, float, float]:
         """Learn `value` at `t`; return (residual, expected, scale below, scale above) of the
-        forecast made before it."""
+        forecast made before it. A point of low `precision` (a small sample) moves the level
+        proportionally less."""
         tuning = self.tuning
         if self.n == 0:
             self.level, self.first, self.last, self.n = value, t, t, 1
             self.magnitude = abs(value)
             return 0.0, value, 0.0, 0.0
-        expected, below, above = self.forecast(t)
-        spread = self._spread(expected)
+        expected, below, above = self.forecast(t, precision)
+        spread = self._spread(expected, precision)
         steps = max((t - self.last) / self.step, 1.0)
         residual = value - expected
         clipped = min(max(residual, -CLIP * below), CLIP * above) if self.n > 3 else residual
         self.n += 1
         warm = 1.0 / self.n  # the first points are averaged rather than smoothed
         alpha = tuning.level if self.period == "none" else tuning.seasonal_level
-        level_gain = max(_gain(alpha, steps), warm)
+        level_gain = max(_gain(alpha, steps), warm) * min(1.0, precision)
         base, factor = self._base(t), self._factor(t)
         self.level = base + level_gain * clipped / factor
         self.recent.append((residual - level_gain * clipped) / factor)
@@ -361,6 +374,8 @@ class SeriesDetector:
     _counts: CountModel = field(init=False)
     _count_cusum: _Cusum = field(default_factory=_Cusum)
     _count_tail: TailCalibration = field(default_factory=TailCalibration)
+    _weight: float = 0.0
+    """The typical sample of a ratio over counted events (a slow average of `weight`)."""
     """The count model's own tails, as `_tail` for the band (in equivalent Gaussian scales)."""
     """Judges the series while it is sparse (`SPARSE_SHARE` of its points 0)."""
 
@@ -368,7 +383,11 @@ class SeriesDetector:
     def period(self) -> Period:
         return self._models[self._chosen].period if self._models else "none"
 
-    def update(self, t: float, value: float) -> Score:
+    def update(self, t: float, value: float, weight: float | None = None) -> Score:
+        """Score `value` at `t`, then learn it. `weight`: the number of events behind a ratio
+        over counted events; its noise is inversely proportional to it, so the point's scale
+        is the series' (learned at its typical sample) times sqrt(typical / weight), within
+        `PRECISION_RANGE`: a small sample gets a wider band and moves the level less."""
         if not math.isfinite(value):
             raise ContractViolation(f"value must be finite, got {value!r}")
         if self._n and t <= self._last:
@@ -381,7 +400,13 @@ class SeriesDetector:
             self._counts = CountModel(self.step)
         self._n += 1
         self._last = t
-        results = [model.update(t, value) for model in self._models]
+        precision = 1.0
+        if weight is not None and weight > 0:
+            if self._weight > 0:
+                low, high = PRECISION_RANGE
+                precision = min(high, max(low, weight / self._weight))
+            self._weight += max(WEIGHT_GAIN, 1.0 / self._n) * (weight - self._weight)
+        results = [model.update(t, value, precision) for model in self._models]
         if self._n <= 2:
             expected = results[self._chosen][1]
             self._choose(t)
@@ -393,21 +418,24 @@ class SeriesDetector:
         # scores the point; the most forgiving one explains it. An anomaly is a point no
         # plausible model expects: a Saturday that only the weekly profile knows is quiet is not.
         chosen = self._models[self._chosen]
-        judged = [
-            self._judge(i, value, result)
+        judged = {
+            i: self._judge(i, value, result)
             for i, result in enumerate(results)
             if i == self._chosen
             or (
                 self._models[i].eligible(t)
                 and self._models[i].error <= PLAUSIBLE_ERROR * chosen.error
             )
-        ]
-        best = min(judged, key=lambda j: j[0].score)
+        }
+        best = min(judged.values(), key=lambda j: j[0].score)
         if ready:  # during warm-up the model itself is still wrong: that is not the tails
             self._tail.update(best[1])
             self._width = self._tail.width
-        self._choose(t)
         score, side, holding = best[0], best[2], best[3]
+        drift = judged[self._chosen][4] if CHOSEN_DRIFT else 0.0
+        self._choose(t)
+        if drift > score.score:  # a persistent shift: the chosen model's CUSUM says so
+            score = Score(drift, score.expected, score.lower, score.upper, ready=False, z=score.z)
         sparse = self._nonnegative and self._zeros >= SPARSE_SHARE
         expected = self._counts.expected(t)
         count, lower, upper, count_z = self._counts.update(t, value, judge=sparse)
@@ -466,7 +494,7 @@ class SeriesDetector:
 
     def _judge(
         self, index: int, value: float, forecast: tuple[float, float, float, float]
-    ) -> tuple[Score, float, int, float]:
+    ) -> tuple[Score, float, int, float, float]:
         """The score of candidate `index` for this point, its raw standardized residual, and
         the side it points to (+1 above, -1 below: of the residual, or of the CUSUM when that
         gives the score)."""
@@ -500,7 +528,8 @@ class SeriesDetector:
             statistic = 0.0
         score = min(1.0, max(abs(z) / (2 * Z_BAND), statistic / (2 * CUSUM_H)))
         upper = expected + Z_BAND * width * above
-        return Score(score, expected, lower, upper, ready=False, z=z), raw, side, holding
+        drift = min(1.0, statistic / (2 * CUSUM_H))
+        return Score(score, expected, lower, upper, ready=False, z=z), raw, side, holding, drift
 
     def _ready(self, t: float) -> bool:
         """Warm-up: enough points, spanning enough time for the period to be found and judged
@@ -584,8 +613,8 @@ class EwmaDetector:
     var: float = 0.0
     n: int = 0
 
-    def update(self, t: float, value: float) -> Score:
-        del t
+    def update(self, t: float, value: float, weight: float | None = None) -> Score:
+        del t, weight  # the plain baseline: every point alike
         self.n += 1
         if self.n == 1:
             self.mean = value

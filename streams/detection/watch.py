@@ -54,9 +54,11 @@ STEPS: dict[str, float] = {
 }
 """Spacing of each window's series: day-end KPIs are emitted once per business day."""
 STATIC_WINDOWS = frozenset({"1d", "30d", "balance", "cumulative", "1mo"})
-MIN_SUPPORT = 50
+MIN_SUPPORT = 10
 """A ratio over counted events (CSAT answers, deliveries, orders) is judged only when at least
-this many events are behind it; fewer is a sample too small to mean anything (a gap)."""
+this many events are behind it; fewer is a sample too small to mean anything (a gap). Above it
+the detector weighs the point by its sample (`Detector.update`'s `weight`): a ratio over 10
+events has a band twice as wide as one over 40."""
 ZERO_FILL_STEPS = 48
 NO_DATA_STEPS = 2
 """An open alert whose series has no value to judge for this many window instances in a row
@@ -299,6 +301,11 @@ class AnomalyWatch:
             if (known := raw.get((v.kpi, v.labels))) is not None
             and not (v.kpi in counted and v.denominator is not None and v.denominator < MIN_SUPPORT)
         }
+        weights = {
+            (v.kpi, v.labels): float(v.denominator)
+            for v in values
+            if v.kpi in counted and v.denominator is not None
+        }
         seen = set(observed)
         self._limit(window, observed)
         step = STEPS.get(window, 86_400.0)
@@ -324,7 +331,7 @@ class AnomalyWatch:
             if self._held(kpi, start, end):
                 s.last_start = start
                 continue
-            s.score = s.detector.update(float(start), value)
+            s.score = s.detector.update(float(start), value, weights.get((kpi, labels)))
             s.contiguous = window in STATIC_WINDOWS or start - s.last_start <= 1.5 * step
             s.observed, s.last_start = value, start
             updated.append((key, s))

@@ -84,7 +84,7 @@ class FirstValue:
     def __init__(self, step: float) -> None:
         self.first: float | None = None
 
-    def update(self, t: float, value: float) -> Score:
+    def update(self, t: float, value: float, weight: float | None = None) -> Score:
         if self.first is None:
             self.first = value
         low = value < 0.7 * self.first

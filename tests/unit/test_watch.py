@@ -22,7 +22,7 @@ class Recorder:
         self.fed: list[tuple[float, float]] = []
         self.script: dict[int, float] = {}
 
-    def update(self, t: float, value: float) -> Score:
+    def update(self, t: float, value: float, weight: float | None = None) -> Score:
         self.fed.append((t, value))
         score = self.script.get(len(self.fed), 0.0)
         return Score(score, 100.0, 90.0, 110.0, ready=True, z=-10.0 if score else 0.0)
@@ -162,7 +162,7 @@ class FirstValue:
     def __init__(self, step: float) -> None:
         self.first: float | None = None
 
-    def update(self, t: float, value: float) -> Score:
+    def update(self, t: float, value: float, weight: float | None = None) -> Score:
         if self.first is None:
             self.first = value
         low = value < 0.7 * self.first
