@@ -85,7 +85,6 @@ ACCEPT_POINTS = 12
 """A change that has held this many points in a row is the new normal: the level is moved to it."""
 HOLD_SCORE = 0.25
 """A change holds while its points stay on its side at this score or more."""
-CHOSEN_DRIFT = True
 PRECISION_RANGE = (1 / 16, 4.0)
 """A ratio's sample counts as 1/16 to 4 times the series' typical one (its scale 4x to 0.5x)."""
 WEIGHT_GAIN = 0.02
@@ -418,24 +417,21 @@ class SeriesDetector:
         # scores the point; the most forgiving one explains it. An anomaly is a point no
         # plausible model expects: a Saturday that only the weekly profile knows is quiet is not.
         chosen = self._models[self._chosen]
-        judged = {
-            i: self._judge(i, value, result)
+        judged = [
+            self._judge(i, value, result)
             for i, result in enumerate(results)
             if i == self._chosen
             or (
                 self._models[i].eligible(t)
                 and self._models[i].error <= PLAUSIBLE_ERROR * chosen.error
             )
-        }
-        best = min(judged.values(), key=lambda j: j[0].score)
+        ]
+        best = min(judged, key=lambda j: j[0].score)
         if ready:  # during warm-up the model itself is still wrong: that is not the tails
             self._tail.update(best[1])
             self._width = self._tail.width
-        score, side, holding = best[0], best[2], best[3]
-        drift = judged[self._chosen][4] if CHOSEN_DRIFT else 0.0
         self._choose(t)
-        if drift > score.score:  # a persistent shift: the chosen model's CUSUM says so
-            score = Score(drift, score.expected, score.lower, score.upper, ready=False, z=score.z)
+        score, side, holding = best[0], best[2], best[3]
         sparse = self._nonnegative and self._zeros >= SPARSE_SHARE
         expected = self._counts.expected(t)
         count, lower, upper, count_z = self._counts.update(t, value, judge=sparse)
@@ -494,7 +490,7 @@ class SeriesDetector:
 
     def _judge(
         self, index: int, value: float, forecast: tuple[float, float, float, float]
-    ) -> tuple[Score, float, int, float, float]:
+    ) -> tuple[Score, float, int, float]:
         """The score of candidate `index` for this point, its raw standardized residual, and
         the side it points to (+1 above, -1 below: of the residual, or of the CUSUM when that
         gives the score)."""
@@ -528,8 +524,7 @@ class SeriesDetector:
             statistic = 0.0
         score = min(1.0, max(abs(z) / (2 * Z_BAND), statistic / (2 * CUSUM_H)))
         upper = expected + Z_BAND * width * above
-        drift = min(1.0, statistic / (2 * CUSUM_H))
-        return Score(score, expected, lower, upper, ready=False, z=z), raw, side, holding, drift
+        return Score(score, expected, lower, upper, ready=False, z=z), raw, side, holding
 
     def _ready(self, t: float) -> bool:
         """Warm-up: enough points, spanning enough time for the period to be found and judged
