@@ -397,14 +397,8 @@ class SeriesDetector:
             self._models = [_Baseline(p, self.step, self.tuning) for p in _candidates(self.step)]
             self._cusums = [_Cusum() for _ in self._models]
             self._counts = CountModel(self.step)
-        self._n += 1
-        self._last = t
-        precision = 1.0
-        if weight is not None and weight > 0:
-            if self._weight > 0:
-                low, high = PRECISION_RANGE
-                precision = min(high, max(low, weight / self._weight))
-            self._weight += max(WEIGHT_GAIN, 1.0 / self._n) * (weight - self._weight)
+        self._n, self._last = self._n + 1, t
+        precision = self._precision(weight)
         results = [model.update(t, value, precision) for model in self._models]
         if self._n <= 2:
             expected = results[self._chosen][1]
@@ -458,6 +452,18 @@ class SeriesDetector:
         return Score(
             value_score, score.expected, score.lower, score.upper, ready, score.z, accepted
         )
+
+    def _precision(self, weight: float | None) -> float:
+        """This point's sample relative to the series' typical one (1 without a sample), then
+        learn the typical sample."""
+        if weight is None or weight <= 0:
+            return 1.0
+        precision = 1.0
+        if self._weight > 0:
+            low, high = PRECISION_RANGE
+            precision = min(high, max(low, weight / self._weight))
+        self._weight += max(WEIGHT_GAIN, 1.0 / self._n) * (weight - self._weight)
+        return precision
 
     def _onset(self, score: Score, side: int, ready: bool, holding: float) -> tuple[float, bool]:
         """Rank the onset of a change highest, and accept a change that holds.
