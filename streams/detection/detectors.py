@@ -85,6 +85,10 @@ ACCEPT_POINTS = 12
 """A change that has held this many points in a row is the new normal: the level is moved to it."""
 HOLD_SCORE = 0.25
 """A change holds while its points stay on its side at this score or more."""
+PRECISION_RANGE = (1 / 16, 4.0)
+"""A ratio's sample counts as 1/16 to 4 times the series' typical one (its scale 4x to 0.5x)."""
+WEIGHT_GAIN = 0.02
+"""Per point: the typical sample of a ratio is averaged over ~50 points."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +108,9 @@ class Score:
 
 
 class Detector(Protocol):
-    def update(self, t: float, value: float) -> Score: ...
+    def update(self, t: float, value: float, weight: float | None = None) -> Score:
+        """`weight`: the number of events behind a ratio over counted events (None: not one)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,10 +183,11 @@ class _Baseline:
         span = t - self.first
         return {"none": True, "daily": span >= 2 * DAY, "weekly": span >= WEEK + DAY}[self.period]
 
-    def forecast(self, t: float) -> tuple[float, float, float]:
-        """(expected, scale below, scale above) at `t`, before seeing its value."""
+    def forecast(self, t: float, precision: float = 1.0) -> tuple[float, float, float]:
+        """(expected, scale below, scale above) at `t`, before seeing its value (`precision`:
+        its sample relative to the series' typical one, see `SeriesDetector.update`)."""
         expected = self._base(t) * self._factor(t)
-        spread = self._spread(expected)
+        spread = self._spread(expected, precision)
         floor = REL_FLOOR * abs(expected) + 1e-9
         return expected, max(self.below * spread, floor), max(self.above * spread, floor)
 
@@ -198,31 +205,36 @@ class _Baseline:
         factor = 1.0 + self.day[day_slot] if day_slot >= 0 else 1.0
         return factor * (1.0 + self.week[week_slot] if week_slot >= 0 else 1.0)
 
-    def _spread(self, expected: float) -> float:
+    def _spread(self, expected: float, precision: float = 1.0) -> float:
         """How much wider than usual the noise is at this level: event-driven sums have a
         variance proportional to their rate, so the scale follows the square root of the
-        expected level relative to the series' typical magnitude."""
+        expected level relative to the series' typical magnitude; a ratio over counted events
+        has a variance inversely proportional to its sample (`precision`: the sample relative
+        to the series' typical one)."""
         typical = self.magnitude + 1e-12
         relative = (abs(expected) + 0.1 * typical) / (1.1 * typical)
-        return min(4.0, max(0.25, math.sqrt(relative)))
+        return min(4.0, max(0.25, math.sqrt(relative))) / math.sqrt(precision)
 
-    def update(self, t: float, value: float) -> tuple[float, float, float, float]:
+    def update(
+        self, t: float, value: float, precision: float = 1.0
+    ) -> tuple[float, float, float, float]:
         """Learn `value` at `t`; return (residual, expected, scale below, scale above) of the
-        forecast made before it."""
+        forecast made before it. A point of low `precision` (a small sample) moves the level
+        proportionally less."""
         tuning = self.tuning
         if self.n == 0:
             self.level, self.first, self.last, self.n = value, t, t, 1
             self.magnitude = abs(value)
             return 0.0, value, 0.0, 0.0
-        expected, below, above = self.forecast(t)
-        spread = self._spread(expected)
+        expected, below, above = self.forecast(t, precision)
+        spread = self._spread(expected, precision)
         steps = max((t - self.last) / self.step, 1.0)
         residual = value - expected
         clipped = min(max(residual, -CLIP * below), CLIP * above) if self.n > 3 else residual
         self.n += 1
         warm = 1.0 / self.n  # the first points are averaged rather than smoothed
         alpha = tuning.level if self.period == "none" else tuning.seasonal_level
-        level_gain = max(_gain(alpha, steps), warm)
+        level_gain = max(_gain(alpha, steps), warm) * min(1.0, precision)
         base, factor = self._base(t), self._factor(t)
         self.level = base + level_gain * clipped / factor
         self.recent.append((residual - level_gain * clipped) / factor)
@@ -361,6 +373,8 @@ class SeriesDetector:
     _counts: CountModel = field(init=False)
     _count_cusum: _Cusum = field(default_factory=_Cusum)
     _count_tail: TailCalibration = field(default_factory=TailCalibration)
+    _weight: float = 0.0
+    """The typical sample of a ratio over counted events (a slow average of `weight`)."""
     """The count model's own tails, as `_tail` for the band (in equivalent Gaussian scales)."""
     """Judges the series while it is sparse (`SPARSE_SHARE` of its points 0)."""
 
@@ -368,7 +382,11 @@ class SeriesDetector:
     def period(self) -> Period:
         return self._models[self._chosen].period if self._models else "none"
 
-    def update(self, t: float, value: float) -> Score:
+    def update(self, t: float, value: float, weight: float | None = None) -> Score:
+        """Score `value` at `t`, then learn it. `weight`: the number of events behind a ratio
+        over counted events; its noise is inversely proportional to it, so the point's scale
+        is the series' (learned at its typical sample) times sqrt(typical / weight), within
+        `PRECISION_RANGE`: a small sample gets a wider band and moves the level less."""
         if not math.isfinite(value):
             raise ContractViolation(f"value must be finite, got {value!r}")
         if self._n and t <= self._last:
@@ -379,9 +397,9 @@ class SeriesDetector:
             self._models = [_Baseline(p, self.step, self.tuning) for p in _candidates(self.step)]
             self._cusums = [_Cusum() for _ in self._models]
             self._counts = CountModel(self.step)
-        self._n += 1
-        self._last = t
-        results = [model.update(t, value) for model in self._models]
+        self._n, self._last = self._n + 1, t
+        precision = self._precision(weight)
+        results = [model.update(t, value, precision) for model in self._models]
         if self._n <= 2:
             expected = results[self._chosen][1]
             self._choose(t)
@@ -434,6 +452,18 @@ class SeriesDetector:
         return Score(
             value_score, score.expected, score.lower, score.upper, ready, score.z, accepted
         )
+
+    def _precision(self, weight: float | None) -> float:
+        """This point's sample relative to the series' typical one (1 without a sample), then
+        learn the typical sample."""
+        if weight is None or weight <= 0:
+            return 1.0
+        precision = 1.0
+        if self._weight > 0:
+            low, high = PRECISION_RANGE
+            precision = min(high, max(low, weight / self._weight))
+        self._weight += max(WEIGHT_GAIN, 1.0 / self._n) * (weight - self._weight)
+        return precision
 
     def _onset(self, score: Score, side: int, ready: bool, holding: float) -> tuple[float, bool]:
         """Rank the onset of a change highest, and accept a change that holds.
@@ -584,8 +614,8 @@ class EwmaDetector:
     var: float = 0.0
     n: int = 0
 
-    def update(self, t: float, value: float) -> Score:
-        del t
+    def update(self, t: float, value: float, weight: float | None = None) -> Score:
+        del t, weight  # the plain baseline: every point alike
         self.n += 1
         if self.n == 1:
             self.mean = value

@@ -26,8 +26,17 @@ average order value, on the margins, on COGS: one cause, dozens of pages. `Incid
   (the return to normal after a dip). Related alerts never page: the generated Prometheus rule
   leaves them out, and Alertmanager inhibits them under their root as well.
 
-The first alert of an incident stays its root: a finer or better root that opens later joins as
-related, since re-rooting would page a second time.
+- **A better root opening later takes the page.** The alerts of one cause do not all open at the
+  same window instance (each needs its own two anomalous points; the 5-minute ones come later).
+  When alerts join an open incident whose root is still open, the rule above is applied again to
+  the incident's open alerts with the joining ones (each with the deviation it opened with): if
+  it names a joining alert, that alert becomes the root and pages, and the previous root becomes
+  related (`Incidents.moved` lists the change; the watch flips its role, so the generated rule
+  stops firing for it and Alertmanager inhibits it). An alert already listed as related is never
+  promoted (it would need a second "opened" message), and once the root has resolved nothing
+  takes its place (the incident has paged). The incident keeps its id (its first root and start),
+  so Alertmanager, grouping by `incident`, shows the move as an update of one group. So for the
+  alerts of one cause the root is the rule's choice over them, whichever opened first.
 Pure: stdlib only.
 """
 
@@ -80,6 +89,8 @@ class _Incident:
     """The root's window size in seconds (how long the incident lingers after it)."""
     members: set[SeriesKey] = field(default_factory=set)
     """Its open alerts."""
+    openings: dict[SeriesKey, Opening] = field(default_factory=dict)
+    """How each open alert opened (what the root rule compares when alerts join)."""
     scope: set[SeriesKey] = field(default_factory=set)
     """Every series that was part of it (what a new alert is linked to)."""
     ended: float | None = None
@@ -109,6 +120,8 @@ class Incidents:
     sources: Mapping[str, frozenset[str]]
     _open: list[_Incident] = field(default_factory=list)
     _of: dict[SeriesKey, _Incident] = field(default_factory=dict)
+    moved: list[tuple[SeriesKey, SeriesKey]] = field(default_factory=list)
+    """(previous root, new root) of the pages moved by the last `assign`."""
 
     def linked(self, a: SeriesKey, b: SeriesKey) -> bool:
         return compatible(a[2], b[2]) and bool(
@@ -125,6 +138,8 @@ class Incidents:
         ]
         result: dict[SeriesKey, Membership] = {}
         fresh: list[Opening] = []
+        self.moved = []
+        joining: dict[str, list[Opening]] = {}
         for o in opened:
             joined = next(
                 (
@@ -139,10 +154,17 @@ class Incidents:
                 fresh.append(o)
                 continue
             joined.members.add(o.key)
+            joined.openings[o.key] = o
             joined.scope.add(o.key)
             joined.last_active = started_at
             self._of[o.key] = joined
-            result[o.key] = Membership(joined.id, "related", joined.root)
+            joining.setdefault(joined.id, []).append(o)
+        for incident in self._open:
+            if incident.id in joining:
+                self._reroot(incident, joining[incident.id])
+                for o in joining[incident.id]:
+                    role: Role = "root" if o.key == incident.root else "related"
+                    result[o.key] = Membership(incident.id, role, incident.root)
         for group in _groups(fresh, self.linked):
             root = choose_root(group)
             step = next(o.step for o in group if o.key == root)
@@ -151,11 +173,22 @@ class Incidents:
             self._open.append(incident)
             for o in group:
                 incident.members.add(o.key)
+                incident.openings[o.key] = o
                 incident.scope.add(o.key)
                 self._of[o.key] = incident
-                role: Role = "root" if o.key == root else "related"
+                role = "root" if o.key == root else "related"
                 result[o.key] = Membership(incident.id, role, root)
         return result
+
+    def _reroot(self, incident: _Incident, joining: Sequence[Opening]) -> None:
+        """Apply the root rule to `incident`'s open alerts with those `joining` it; a joining
+        alert it names takes the page (see the module docstring)."""
+        if incident.root not in incident.members:
+            return  # the root resolved: the incident has paged, nothing takes its place
+        best = choose_root([incident.openings[k] for k in sorted(incident.members)])
+        if best != incident.root and any(o.key == best for o in joining):
+            self.moved.append((incident.root, best))
+            incident.root = best
 
     def membership(self, key: SeriesKey) -> Membership | None:
         incident = self._of.get(key)
@@ -172,6 +205,7 @@ class Incidents:
         if incident is None:
             return
         incident.members.discard(key)
+        incident.openings.pop(key, None)
         incident.last_active = max(incident.last_active, at)
         if not incident.members:
             incident.ended = at
@@ -179,6 +213,7 @@ class Incidents:
     def forget(self) -> None:
         self._open.clear()
         self._of.clear()
+        self.moved = []
 
 
 def _groups(

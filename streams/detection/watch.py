@@ -54,9 +54,11 @@ STEPS: dict[str, float] = {
 }
 """Spacing of each window's series: day-end KPIs are emitted once per business day."""
 STATIC_WINDOWS = frozenset({"1d", "30d", "balance", "cumulative", "1mo"})
-MIN_SUPPORT = 50
+MIN_SUPPORT = 10
 """A ratio over counted events (CSAT answers, deliveries, orders) is judged only when at least
-this many events are behind it; fewer is a sample too small to mean anything (a gap)."""
+this many events are behind it; fewer is a sample too small to mean anything (a gap). Above it
+the detector weighs the point by its sample (`Detector.update`'s `weight`): a ratio over 10
+events has a band twice as wide as one over 40."""
 ZERO_FILL_STEPS = 48
 NO_DATA_STEPS = 2
 """An open alert whose series has no value to judge for this many window instances in a row
@@ -176,6 +178,21 @@ def kpi_sources(catalog: CompiledCatalog) -> dict[str, frozenset[str]]:
     return sources
 
 
+def _incident_text(
+    key: SeriesKey,
+    member: Membership,
+    memberships: dict[SeriesKey, Membership],
+    moved: dict[SeriesKey, SeriesKey],
+) -> str:
+    """What an opened alert's explanation adds about its incident."""
+    if member.role == "related":
+        return f"; related to incident {series_name(member.root)}"
+    if key in moved:
+        return f"; takes over the page of incident {member.incident} from {series_name(moved[key])}"
+    others = sum(1 for m in memberships.values() if m.incident == member.incident)
+    return f" ({others - 1} related alerts opened with it)" if others > 1 else ""
+
+
 @dataclass
 class AnomalyWatch:
     catalog: CompiledCatalog
@@ -284,6 +301,11 @@ class AnomalyWatch:
             if (known := raw.get((v.kpi, v.labels))) is not None
             and not (v.kpi in counted and v.denominator is not None and v.denominator < MIN_SUPPORT)
         }
+        weights = {
+            (v.kpi, v.labels): float(v.denominator)
+            for v in values
+            if v.kpi in counted and v.denominator is not None
+        }
         seen = set(observed)
         self._limit(window, observed)
         step = STEPS.get(window, 86_400.0)
@@ -309,7 +331,7 @@ class AnomalyWatch:
             if self._held(kpi, start, end):
                 s.last_start = start
                 continue
-            s.score = s.detector.update(float(start), value)
+            s.score = s.detector.update(float(start), value, weights.get((kpi, labels)))
             s.contiguous = window in STATIC_WINDOWS or start - s.last_start <= 1.5 * step
             s.observed, s.last_start = value, start
             updated.append((key, s))
@@ -370,16 +392,24 @@ class AnomalyWatch:
             ],
             float(start),
         )
-        for key, _, change in opened:
-            if change.severity == "critical" and key in memberships:  # the root pages with
-                root = self.series.get(memberships[key].root)  # its incident's severity
+        moved = {new: old for old, new in self.incidents.moved}
+        for old in moved.values():  # a better root took the page: the previous one is listed
+            previous = self.series.get(old)
+            if previous is not None and previous.lifecycle.active:
+                previous.role = "related"
+        critical = [key for key, _, change in opened if change.severity == "critical"]
+        critical += [old for old in moved.values() if self._critical(old)]
+        for key in critical:
+            member = memberships.get(key) or self.incidents.membership(key)
+            if member is not None:  # the root pages with its incident's severity
+                root = self.series.get(member.root)
                 if root is not None and root.lifecycle.active:
                     root.lifecycle.severity = "critical"
         for key, s, opening in opened:
             self._open.add(key)
             member = memberships.get(key)
             if member is None:  # a business-day threshold window: its own page
-                explanation = self._explain(key[0], window, key[2], start)
+                explanation = self.explain_series(key[0], window, key[2], start)
                 events.append(
                     self._event(
                         key, s, opening, start=start, end=end, explanation=explanation, member=None
@@ -392,21 +422,21 @@ class AnomalyWatch:
                 if member.role == "root"
                 else opening
             )
-            explanation = self._explain(key[0], window, key[2], start)
-            if member.role == "related":
-                text = f"{explanation.text}; related to incident {series_name(member.root)}"
+            explanation = self.explain_series(key[0], window, key[2], start)
+            text = _incident_text(key, member, memberships, moved)
+            if text:
+                text = f"{explanation.text}{text}"
                 explanation = Explanation(text, explanation.dimensions, explanation.inputs)
-            else:
-                others = sum(1 for m in memberships.values() if m.incident == member.incident)
-                if others > 1:
-                    text = f"{explanation.text} ({others - 1} related alerts opened with it)"
-                    explanation = Explanation(text, explanation.dimensions, explanation.inputs)
             events.append(
                 self._event(
                     key, s, change, start=start, end=end, explanation=explanation, member=member
                 )
             )
         return events
+
+    def _critical(self, key: SeriesKey) -> bool:
+        s = self.series.get(key)
+        return s is not None and s.lifecycle.active and s.lifecycle.severity == "critical"
 
     def _event(
         self,
@@ -551,7 +581,10 @@ class AnomalyWatch:
             return None
         return Point(key[2], s.observed, s.score.expected, s.score.z)
 
-    def _explain(self, kpi: str, window: str, labels: Labels, start: int) -> Explanation:
+    def explain_series(self, kpi: str, window: str, labels: Labels, start: int) -> Explanation:
+        """Why `kpi{labels}` at `window` is where it is at the instance starting at `start`: its
+        deviation over its own scope's finest series and its inputs (`streams.detection.explain`).
+        The series must have been scored at that instance. Used for alerts and the live page."""
         point = self._point((kpi, window, labels), start)
         assert point is not None
         finest = len(self.catalog.kpis[kpi].dims)

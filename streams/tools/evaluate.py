@@ -11,7 +11,8 @@ so the comparison is of the detectors alone.
 
 Scoring, per incident kind and over all:
 - what is judged are **pages**: an incident's root alert (`streams.detection.incidents`) with the
-  alerts related to it; related alerts do not page on their own and are not counted apart;
+  alerts related to it; related alerts do not page on their own and are not counted apart, nor
+  is a better root that took over an incident's page (one incident, one page);
 - a page **matches** an incident when its root's or a related alert's series depends on what the
   incident changed (the KPIs computed from the perturbed measures, with labels that do not
   contradict the incident's dimensions; a `silent_source` incident is matched only by
@@ -249,10 +250,13 @@ def score(
         if alert.incident is not None:
             members.setdefault(alert.incident, []).append(alert)
     first: dict[Incident, float] = {}
+    paged: set[str] = set()
     for alert in opened:
-        if alert.role == "related":
+        if alert.role == "related" or (alert.incident is not None and alert.incident in paged):
             report.related += 1
-            continue  # it does not page: its incident's root does
+            continue  # it does not page (or its incident's page moved to it): the root does
+        if alert.incident is not None:
+            paged.add(alert.incident)
         report.alerts += 1
         group = members.get(alert.incident, [alert]) if alert.incident else [alert]
         hits = [i for i in incidents if any(matches(a, i, affected[i], step) for a in group)]

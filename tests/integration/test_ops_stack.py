@@ -233,9 +233,11 @@ async def test_dashboards_recorded_kpis_and_an_incident_through_prometheus_and_a
             )
             held = dip_alerts()
             assert held, "every EMEA revenue alert of the dip closed before the hold"
-            # One incident, one page: the root of the dip's incident is what fires. The root is
-            # the incident's first revenue alert to open, which depends on batch boundaries
-            # (docs/anomaly-detection.md): any revenue 1m scope, EMEA's alerts related to it.
+            # One incident, one page: the root of the dip's incident is what fires. The root
+            # rule (docs/anomaly-detection.md) names revenue{region=emea} once the EMEA and
+            # total alerts have opened while the first root is open; if the first root (a
+            # finer EMEA scope) resolves before they open, it stays the root. So: a revenue 1m
+            # scope, EMEA's alerts related to it (after the hold nothing opens: no more moves).
             incidents = {watch.series[key].incident for key in held}
             roots = [
                 key

@@ -250,3 +250,33 @@ def test_an_alert_on_a_spike_resolves_two_points_after_it() -> None:
     }
     assert changes == {start + 1: "opened", start + 3: "resolved"}
     assert max(s.score for s in scores[start + 2 : start + 4]) < 0.35
+
+
+def test_a_ratio_over_a_smaller_sample_gets_a_proportionally_wider_band() -> None:
+    """A ratio over counted events has a variance inversely proportional to its sample, so the
+    band's half-width at a point is the series' (learned at its typical sample) times
+    sqrt(typical / sample), within PRECISION_RANGE (1/16 to 4). Two detectors fed the same
+    200 hours at a sample of 40 events (their typical sample: 40) judge the same next point
+    over 10 events (half-width x sqrt(40 / 10) = 2), 160 (x 1/2) and 1,000 (capped at 4x the
+    typical sample: x 1/2 again)."""
+    rng = random.Random(3)
+    history = [(MONDAY + i * HOUR, 0.8 + rng.gauss(0, 0.05)) for i in range(200)]
+    t = MONDAY + 200 * HOUR
+
+    def half_width(weight: float) -> float:
+        detector = SeriesDetector(HOUR)
+        for at, value in history:
+            detector.update(at, value, 40.0)
+        score = detector.update(t, 0.8, weight)
+        return score.upper - score.expected
+
+    typical = half_width(40.0)
+    assert half_width(10.0) == pytest.approx(2 * typical, rel=1e-9)
+    assert half_width(160.0) == pytest.approx(typical / 2, rel=1e-9)
+    assert half_width(1000.0) == pytest.approx(typical / 2, rel=1e-9)
+    # without a sample (a sum, or `pulse detect`) the point is judged as a typical one
+    detector = SeriesDetector(HOUR)
+    for at, value in history:
+        detector.update(at, value)
+    plain = detector.update(t, 0.8)
+    assert plain.upper - plain.expected == pytest.approx(typical, rel=1e-9)

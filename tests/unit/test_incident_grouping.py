@@ -9,6 +9,7 @@ from streams.core.kpi_values import KpiValue
 from streams.detection.detectors import Score
 from streams.detection.incidents import Incidents, Opening, choose_root, compatible
 from streams.detection.watch import AnomalyWatch, kpi_sources
+from streams.tools.evaluate import score
 
 CATALOG = compile_catalog()
 MINUTE = 60
@@ -83,7 +84,7 @@ class FirstValue:
     def __init__(self, step: float) -> None:
         self.first: float | None = None
 
-    def update(self, t: float, value: float) -> Score:
+    def update(self, t: float, value: float, weight: float | None = None) -> Score:
         if self.first is None:
             self.first = value
         low = value < 0.7 * self.first
@@ -133,3 +134,108 @@ def test_an_emea_dip_pages_once_names_its_root_and_its_rebound_pages_no_more() -
     later = [e for i, e in opened if i > 2]
     assert later, "the second drop opened no alert"
     assert all(e.role == "related" for e in later)
+
+
+def _roots_after(
+    batches: list[list[Opening]],
+) -> tuple[SeriesKeyT, list[tuple[SeriesKeyT, SeriesKeyT]]]:
+    """Feed `batches` (one per window instance, an hour apart) to fresh `Incidents`; the final
+    root of the one incident they form, and every page move on the way."""
+    incidents = Incidents(kpi_sources(CATALOG))
+    moves: list[tuple[SeriesKeyT, SeriesKeyT]] = []
+    for i, batch in enumerate(batches):
+        incidents.assign(batch, 3600.0 * (i + 1))
+        moves += incidents.moved
+    member = incidents.membership(batches[0][0].key)
+    assert member is not None
+    return member.root, moves
+
+
+SeriesKeyT = tuple[str, str, tuple[tuple[str, str], ...]]
+
+
+def test_the_root_does_not_depend_on_which_alert_opened_first() -> None:
+    """The same EMEA dip, its alerts opening in two orders. revenue{} fell by 300, EMEA by 280
+    (>= 0.6 x 300 = 180), retail EMEA by 100 (< 180): the rule names revenue{region=emea}.
+    Retail EMEA first: it is the root for an hour, then EMEA joins with the total and takes the
+    page (one move). EMEA and the total first: EMEA is the root, retail EMEA joins as related
+    (no move). Either way the root is revenue{region=emea}."""
+    total, emea, retail_emea = (
+        opening("revenue", (), -300.0),
+        opening("revenue", EMEA, -280.0),
+        opening("revenue", RETAIL_EMEA, -100.0),
+    )
+    root, moves = _roots_after([[retail_emea], [total, emea]])
+    assert root == ("revenue", "1h", EMEA)
+    assert moves == [(("revenue", "1h", RETAIL_EMEA), ("revenue", "1h", EMEA))]
+    root, moves = _roots_after([[emea, total], [retail_emea]])
+    assert root == ("revenue", "1h", EMEA)
+    assert moves == []
+    # Three instances, one alert each: EMEA alone is the root; the total (300) joins: the rule
+    # over {EMEA, total} still names EMEA (280 >= 180); retail EMEA joins: related.
+    root, moves = _roots_after([[emea], [total], [retail_emea]])
+    assert (root, moves) == (("revenue", "1h", EMEA), [])
+
+
+def test_a_page_moves_only_to_a_joining_alert_and_only_while_the_root_is_open() -> None:
+    """Retail EMEA (-100) opens alone and is the root. Then the total (-300) joins: the rule
+    over {retail EMEA, total} names the total (retail EMEA's 100 < 0.6 x 300 = 180): the total,
+    a joining alert, takes the page. EMEA (-280) joining next names EMEA: it takes the page from
+    the total. In a second run the root (retail EMEA) resolves before the total joins: the
+    incident has paged; the total joins as related, no move."""
+    total, emea, retail_emea = (
+        opening("revenue", (), -300.0),
+        opening("revenue", EMEA, -280.0),
+        opening("revenue", RETAIL_EMEA, -100.0),
+    )
+    root, moves = _roots_after([[retail_emea], [total], [emea]])
+    assert root == ("revenue", "1h", EMEA)
+    assert moves == [
+        (("revenue", "1h", RETAIL_EMEA), ("revenue", "1h", ())),
+        (("revenue", "1h", ()), ("revenue", "1h", EMEA)),
+    ]
+    incidents = Incidents(kpi_sources(CATALOG))
+    first = incidents.assign([retail_emea], 3600.0)[retail_emea.key]
+    incidents.assign([opening("revenue", RETAIL, -110.0)], 7200.0)  # keeps it open
+    incidents.resolved(retail_emea.key, 7200.0)
+    later = incidents.assign([total], 10800.0)[total.key]
+    assert (later.role, later.incident, incidents.moved) == ("related", first.incident, [])
+
+
+def test_a_moved_page_flips_the_previous_root_to_related_in_the_watch() -> None:
+    """Six segments at 100; retail EMEA falls to 10 from minute 1 (its alert opens at minute 2,
+    alone: root). From minute 3 the other EMEA segments fall to 10 too: revenue{} 600 -> 330
+    (-270), region=emea 300 -> 30 (-270), each business unit -90; their alerts open at minute
+    4 and join the incident. The rule over the incident's open revenue alerts: coarsest
+    revenue{} (-270); EMEA has -270 >= 0.6 x 270 and one label; retail EMEA -90 < 162. So
+    revenue{region=emea} takes the page: its opened message is the root's and says so, retail
+    EMEA's series is related from then on, and `pulse evaluate` counts one page."""
+    watch = AnomalyWatch(CATALOG, detector=FirstValue, windows=frozenset({"1m"}))
+    segments = [(bu, r) for bu in ("retail", "wholesale", "marketplace") for r in ("emea", "amer")]
+    events = []
+    for i in range(6):
+        start = i * MINUTE
+
+        def level(bu: str, region: str, i: int = i) -> int:
+            if region == "emea" and ((bu == "retail" and i >= 1) or i >= 3):
+                return 10
+            return 100
+
+        values = [revenue(start, bu, r, level(bu, r)) for bu, r in segments]
+        events += [(i, e) for e in watch.observe_values(values, float(start + MINUTE))]
+    roots = [(i, e) for i, e in events if e.state == "opened" and e.role == "root"]
+    assert [(i, e.kpi, e.dimensions) for i, e in roots] == [
+        (2, "revenue", RETAIL_EMEA),
+        (4, "revenue", EMEA),
+    ]
+    first, moved = roots[0][1], roots[1][1]
+    assert moved.incident == first.incident  # one incident, its id unchanged
+    assert moved.explanation is not None
+    assert moved.explanation.text.endswith(
+        f"; takes over the page of incident {first.incident} from revenue{{"
+        "business_unit=retail,region=emea}[1m]"
+    )
+    assert watch.series[("revenue", "1m", RETAIL_EMEA)].role == "related"
+    assert watch.series[("revenue", "1m", EMEA)].role == "root"
+    report = score("t", [e for _, e in events], [], CATALOG, MINUTE)
+    assert report.alerts == 1  # one page: the move is not a second one

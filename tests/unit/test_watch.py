@@ -22,7 +22,7 @@ class Recorder:
         self.fed: list[tuple[float, float]] = []
         self.script: dict[int, float] = {}
 
-    def update(self, t: float, value: float) -> Score:
+    def update(self, t: float, value: float, weight: float | None = None) -> Score:
         self.fed.append((t, value))
         score = self.script.get(len(self.fed), 0.0)
         return Score(score, 100.0, 90.0, 110.0, ready=True, z=-10.0 if score else 0.0)
@@ -162,7 +162,7 @@ class FirstValue:
     def __init__(self, step: float) -> None:
         self.first: float | None = None
 
-    def update(self, t: float, value: float) -> Score:
+    def update(self, t: float, value: float, weight: float | None = None) -> Score:
         if self.first is None:
             self.first = value
         low = value < 0.7 * self.first
@@ -229,3 +229,37 @@ def test_an_open_alert_resolves_when_its_series_has_no_value_for_two_windows() -
     resolved = [t for t in transitions if t[1] == "resolved"]
     assert [t[0] for t in opened] == [2]
     assert resolved == [(4, "resolved", "csat_ratio has had no value to judge for 2 windows")]
+
+
+def test_a_ratio_over_counted_events_is_fed_its_sample_as_weight() -> None:
+    """The detector of a ratio over counted events gets the number of events behind each point
+    (its denominator) as `weight`; a sum gets None. The roll-up csat_ratio{} of 12 + 30 answers
+    is fed 42."""
+
+    class Weighed(Recorder):
+        def __init__(self, step: float) -> None:
+            super().__init__(step)
+            self.weights: list[float | None] = []
+
+        def update(self, t: float, value: float, weight: float | None = None) -> Score:
+            self.weights.append(weight)
+            return super().update(t, value, weight)
+
+    made: list[Weighed] = []
+
+    def make(step: float) -> Weighed:
+        made.append(Weighed(step))
+        return made[-1]
+
+    watch = AnomalyWatch(CATALOG, detector=make)
+    amer = (("business_unit", "retail"), ("region", "amer"))
+    answers = KpiValue(
+        "csat_ratio", "1m", 0, MINUTE, amer, Decimal("0.9"), Decimal(27), Decimal(30)
+    )
+    watch.observe_values([revenue(0, "retail", "emea", "10"), csat(0, 10, 12), answers], 0.0)
+    fed = dict(zip(watch.series, made, strict=True))
+    retail_emea = (("business_unit", "retail"), ("region", "emea"))
+    assert fed[("csat_ratio", "1m", retail_emea)].weights == [12.0]
+    assert fed[("csat_ratio", "1m", amer)].weights == [30.0]
+    assert fed[("csat_ratio", "1m", ())].weights == [42.0]
+    assert fed[("revenue", "1m", retail_emea)].weights == [None]

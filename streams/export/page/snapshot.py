@@ -160,4 +160,4 @@ def _explanation(watch: AnomalyWatch, key: SeriesKey, series: Series) -> str | N
     if series.score is None:
         return None
     kpi, window, labels = key
-    return watch._explain(kpi, window, labels, int(series.last_start)).text
+    return watch.explain_series(kpi, window, labels, int(series.last_start)).text
