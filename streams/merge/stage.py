@@ -36,6 +36,7 @@ import asyncio
 import logging
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ from streams.core.restatements import horizon_passed
 from streams.errors import FatalError
 from streams.export.http import MetricsServer
 from streams.export.metrics import build_merge_registry
+from streams.export.page import Page, PageSources
 from streams.kafka.anomalies import anomaly_record
 from streams.kafka.clients import COMPACTED, TopicSpec, ensure_topics, topic_partitions
 from streams.kafka.connection import KafkaTarget, preflight
@@ -76,6 +78,31 @@ CHANGELOG_CONFIG = {"segment.ms": "600000", "min.cleanable.dirty.ratio": "0.1"}
 the detection records rewritten every window, so a restart reads little more than the state."""
 
 
+class StageView:
+    """The merge stage as the live page sees it (`streams.export.page.history.PageState`):
+    company-wide values and watermark, and no events of its own (throughput and counts are the
+    workers')."""
+
+    def __init__(self, stage: MergeStage) -> None:
+        self._stage = stage
+        self.config = stage.config
+        self.processed: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+
+    @property
+    def partitions(self) -> dict[str, object]:
+        return dict.fromkeys(self._stage.expected, None)
+
+    def latest_values(self) -> list[KpiValue]:
+        return self._stage.latest_values()
+
+    def watermark(self) -> float:
+        return self._stage.watermark()
+
+    def last_event_time(self) -> float:
+        return NO_WATERMARK
+
+
 class MergeStage:
     """`await run(stop)` until `stop` is set; raises what stopped the agent."""
 
@@ -83,7 +110,8 @@ class MergeStage:
         self.settings = settings
         self.bootstrap = bootstrap
         """Every client of the stage, Faust's included, connects with its TLS and SASL."""
-        self.catalog: CompiledCatalog = state_config(settings).catalog
+        self.config = state_config(settings)
+        self.catalog: CompiledCatalog = self.config.catalog
         self.lateness = settings.allowed_lateness_seconds
         self.restatement_s = settings.restatement_days * 86_400.0
         """A final month is kept this long for restatements (`streams.merge.restate`)."""
@@ -118,6 +146,7 @@ class MergeStage:
         """Seconds from start to detection restored (None: not yet)."""
         self.anomalies = 0
         """Alert transitions sent to `<prefix>.anomalies`."""
+        view = StageView(self)
         self.server = MetricsServer(
             build_merge_registry(
                 self,
@@ -129,6 +158,7 @@ class MergeStage:
             settings.metrics_port,
             self.liveness,
             self.readiness,
+            page=Page(PageSources(view, None if self.detection is None else self.detection.watch)),
         )
         self._datadir = tempfile.TemporaryDirectory(prefix=f"{settings.merge_app_id}-")
         self.app = build_app(settings, bootstrap, Path(self._datadir.name))

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
@@ -155,6 +156,16 @@ async def test_two_workers_and_the_merge_stage_publish_exact_company_wide_values
         )
 
     await eventually(shown, what="company-wide revenue of 10:01 on the stage's /metrics")
+    # The stage serves the live page too: its revenue tile is the company-wide 10:01 minute
+    # (9.75 + 10.00), over every source partition.
+    assert stage.server.page_url is not None
+    url = f"{stage.server.page_url}page.json"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200
+        page = await response.json()
+    (tile,) = [t for t in page["tiles"] if (t["kpi"], t["window"]) == ("revenue", "1m")]
+    assert (tile["value"], tile["end"]) == (19.75, end)
+    assert page["partitions"] == len(sources)
 
     by_one = final_rows(
         await read_until(

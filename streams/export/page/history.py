@@ -12,15 +12,40 @@ single catch-up batch scores at once; live, windows close a minute apart and non
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from streams.core import WorkerState
+from streams.core import KpiValue, StateConfig
 from streams.detection.watch import AnomalyWatch
 
 POINTS = 90
 """Points kept per series (an hour and a half of 1-minute windows)."""
 RATE_SPAN_S = 10.0
 """Throughput is averaged over about this many seconds."""
+
+
+class PageState(Protocol):
+    """What the page reads of the process serving it: a worker's `WorkerState`, or the merge
+    stage's company-wide view (`streams.merge.stage.StageView`)."""
+
+    @property
+    def config(self) -> StateConfig: ...
+
+    @property
+    def processed(self) -> Mapping[str, int]: ...
+
+    @property
+    def rejected(self) -> Mapping[Any, int]: ...
+
+    @property
+    def partitions(self) -> Mapping[Any, object]: ...
+
+    def latest_values(self) -> list[KpiValue]: ...
+
+    def watermark(self) -> float: ...
+
+    def last_event_time(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +66,7 @@ class History:
     """(kpi, window) of a company-wide series -> its recent points, oldest first."""
     _counted: deque[tuple[float, int]] = field(default_factory=deque)
 
-    def sample(self, state: WorkerState, watch: AnomalyWatch | None, now: float) -> None:
+    def sample(self, state: PageState, watch: AnomalyWatch | None, now: float) -> None:
         """Record the newest points of the watch's total series (at `now`, monotonic seconds)."""
         counted = sum(state.processed.values()) + sum(state.rejected.values())
         self._counted.append((now, counted))

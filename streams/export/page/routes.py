@@ -18,9 +18,8 @@ from importlib import resources
 import orjson
 from aiohttp import web
 
-from streams.core import WorkerState
 from streams.detection.watch import AnomalyWatch
-from streams.export.page.history import History
+from streams.export.page.history import History, PageState
 from streams.export.page.snapshot import LagSource, snapshot
 
 SAMPLE_S = 1.0
@@ -44,7 +43,7 @@ HEADERS = {
 class PageSources:
     """What the page reads: the worker's own state, its watch and consumer lag."""
 
-    state: WorkerState
+    state: PageState
     watch: AnomalyWatch | None = None
     lag: LagSource | None = None
 

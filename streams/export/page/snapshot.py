@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from streams.core import NO_WATERMARK, KpiValue, WorkerState
+from streams.core import NO_WATERMARK, KpiValue
 from streams.core.compiler import CompiledCatalog
 from streams.detection.watch import AnomalyWatch, Series, SeriesKey, rollups
-from streams.export.page.history import History
+from streams.export.page.history import History, PageState
 
 LagSource = Callable[[], Iterable[tuple[str, int, int]]]
 
@@ -67,7 +67,7 @@ def _time(value: float) -> float | None:
 
 
 def snapshot(
-    state: WorkerState,
+    state: PageState,
     watch: AnomalyWatch | None,
     history: History,
     lag: LagSource | None,
