@@ -198,7 +198,7 @@ async def test_a_restarted_merge_stage_resumes_from_its_recovered_tables(
         await asyncio.wait_for(stage.ready.wait(), 60)
         return stage, stop, task
 
-    _, stop, task = await run_stage()
+    first, stop, task = await run_stage()
     # Every partition's events before any closer: the worker's watermark is the slowest of its
     # partitions that have data, so a closer read before another partition's first events
     # would make 10:00 final without them (in a single run too; measured on Apache Kafka,
@@ -215,6 +215,12 @@ async def test_a_restarted_merge_stage_resumes_from_its_recovered_tables(
         return any(b["window_start"] == ten_one and not b["final"] for b in bodies)
 
     await read_until(kafka_bootstrap, settings.kpi_topic, provisional_10_01)
+
+    async def marked() -> bool:  # its records are sent before the window is marked published
+        entry = first.table.get(f"w|1m|{ten_one}")
+        return entry is not None and entry["sent"] is True
+
+    await eventually(marked, what="10:01 marked as published")
     stop.set()
     await asyncio.wait_for(task, 30)
 
