@@ -5,16 +5,14 @@ revision 2 with the as-reported value, both computed by hand."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiokafka import TopicPartition
 from kafka_helpers import eventually, produce, scrape
+from merge_helpers import read_all
 
 from schemas import KpiRecord
-from streams.kafka.clients import new_consumer, topic_partitions
 from streams.merge.stage import MergeStage
 from streams.settings import Settings
 from streams.worker.worker import Worker
@@ -62,31 +60,18 @@ RESTATED = "-0.4506000000"
 
 
 async def october_records(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    consumer = new_consumer(bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(topic, p) for p in range(await topic_partitions(bootstrap, topic))
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        found: list[dict[str, Any]] = []
-        idle_since = time.monotonic()
-        while time.monotonic() - idle_since < 1.5:
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                idle_since = time.monotonic()
-                for record in records:
-                    KpiRecord.model_validate_json(record.value)
-                    body = orjson.loads(record.value)
-                    if (body["kpi"], body["window_start"], body["final"]) == (
-                        "budget_variance_ratio",
-                        OCTOBER,
-                        True,
-                    ):
-                        found.append(body)
-        return found
-    finally:
-        await consumer.stop()
+    """October's final budget variance records, in order (one key: one partition)."""
+    found: list[dict[str, Any]] = []
+    for record in await read_all(bootstrap, topic):
+        KpiRecord.model_validate_json(record.value)
+        body = orjson.loads(record.value)
+        if (body["kpi"], body["window_start"], body["final"]) == (
+            "budget_variance_ratio",
+            OCTOBER,
+            True,
+        ):
+            found.append(body)
+    return found
 
 
 async def test_a_budget_revision_after_october_is_final_restates_october(
