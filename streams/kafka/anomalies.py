@@ -6,10 +6,15 @@ stay in order on one partition.
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 
 from schemas import Anomaly
 from streams.detection.watch import AnomalyEvent
+
+log = logging.getLogger("streams.anomalies")
+"""The alert log of whichever process decides them: a worker, or the merge stage."""
 
 
 def anomaly_key(event: AnomalyEvent) -> bytes:
@@ -67,3 +72,24 @@ def anomaly_message(event: AnomalyEvent, now: float) -> Anomaly:
 
 def anomaly_record(event: AnomalyEvent, now: float) -> tuple[bytes, bytes]:
     return anomaly_key(event), orjson.dumps(anomaly_message(event, now).model_dump(mode="json"))
+
+
+def log_anomaly(event: AnomalyEvent) -> None:
+    """One log line per alert opened or resolved (WARNING for stale sources)."""
+    if event.alert == "data_stale":
+        log.warning("data_stale %s: source %s", event.state, event.source)
+        return
+    dims = ",".join(f"{k}={v}" for k, v in event.dimensions)
+    text = event.explanation.text if event.explanation else ""
+    log.info(
+        "anomaly %s (%s, %s of %s): %s{%s} window %s score %.2f %s",
+        event.state,
+        event.severity,
+        event.role,
+        event.incident,
+        event.kpi,
+        dims,
+        event.window,
+        event.score,
+        text,
+    )

@@ -58,7 +58,7 @@ from streams.errors import FatalError
 from streams.export.http import MetricsServer
 from streams.export.metrics import build_merge_registry
 from streams.export.page import Page, PageSources
-from streams.kafka.anomalies import anomaly_record
+from streams.kafka.anomalies import anomaly_record, log_anomaly
 from streams.kafka.clients import COMPACTED, TopicSpec, ensure_topics, topic_partitions
 from streams.kafka.connection import KafkaTarget, preflight
 from streams.kafka.kpi_topic import PARTIALS_PARTITIONS, kpi_record
@@ -66,7 +66,6 @@ from streams.merge.app import build_app
 from streams.merge.detection import StageDetection
 from streams.merge.restate import PERIOD_WINDOWS, first_published, restated
 from streams.settings import Settings
-from streams.worker.batch import log_anomaly
 from streams.worker.config import state_config
 
 log = logging.getLogger(__name__)

@@ -34,9 +34,9 @@ from streams.core import (
     decode_timed,
 )
 from streams.core.restatements import material
-from streams.detection.watch import AnomalyEvent, AnomalyWatch
+from streams.detection.watch import AnomalyWatch
 from streams.errors import BadEventRatioExceeded, InvalidEvent, RejectReason
-from streams.kafka.anomalies import anomaly_record
+from streams.kafka.anomalies import anomaly_record, log_anomaly
 from streams.kafka.changelog import ChangelogWriter, Logged
 from streams.kafka.deadletter import DeadLetter, DeadLetterPolicy, dead_letter
 from streams.kafka.kpi_topic import KpiPublisher
@@ -242,27 +242,6 @@ class BatchStep:
         for event in events:
             log_anomaly(event)
         return [anomaly_record(e, now) for e in events]
-
-
-def log_anomaly(event: AnomalyEvent) -> None:
-    """One log line per alert opened or resolved (WARNING for stale sources)."""
-    if event.alert == "data_stale":
-        log.warning("data_stale %s: source %s", event.state, event.source)
-        return
-    dims = ",".join(f"{k}={v}" for k, v in event.dimensions)
-    text = event.explanation.text if event.explanation else ""
-    log.info(
-        "anomaly %s (%s, %s of %s): %s{%s} window %s score %.2f %s",
-        event.state,
-        event.severity,
-        event.role,
-        event.incident,
-        event.kpi,
-        dims,
-        event.window,
-        event.score,
-        text,
-    )
 
 
 def _dead_letter(error: InvalidEvent, record: Record, now: float) -> DeadLetter:

@@ -44,7 +44,7 @@ from streams.export.http import MetricsServer
 from streams.export.metrics import build_registry
 from streams.export.names import WORKER_SCOPE
 from streams.export.page import Page, PageSources
-from streams.kafka.anomalies import anomaly_record
+from streams.kafka.anomalies import anomaly_record, log_anomaly
 from streams.kafka.changelog import ChangelogWriter, offsets
 from streams.kafka.clients import (
     COMPACTED,
@@ -65,7 +65,7 @@ from streams.kafka.partitioner import PartitionerCheck
 from streams.kafka.rates import RatesTable
 from streams.kafka.sends import Message, acknowledged, send_all
 from streams.settings import Settings
-from streams.worker.batch import BatchOutput, BatchStep, Counts, log_anomaly
+from streams.worker.batch import BatchOutput, BatchStep, Counts
 from streams.worker.config import state_config
 from streams.worker.health import Health
 from streams.worker.recovery import Rebalance, by_topic, rebuild
