@@ -315,7 +315,9 @@ class MergeStage:
                 return
             entry = {"end": instance.end, "sent": False, "parts": {}}
         parts = {**entry["parts"], source_name(partial.source): value.decode()}
-        restate = "published" in entry and parts != entry["parts"]  # a final month changed
+        # A final month whose part changed is merged again (and stays due until it is, even if
+        # the same partial is read again meanwhile).
+        restate = entry.get("restate", False) or ("published" in entry and parts != entry["parts"])
         self.table[key] = {**entry, "parts": parts, "restate": restate}
 
     def _verdict(self, end: float, *, sent: bool) -> str | None:
