@@ -40,6 +40,7 @@ from decimal import Decimal
 
 import orjson
 
+from schemas.kpi_record import decimal_text
 from streams.core.compiler import CompiledCatalog
 from streams.core.kpi_values import KpiValue
 from streams.detection.state import restore, series_name, series_records, shared_record
@@ -74,7 +75,7 @@ def _input_records(groups: list[Group], now: float) -> list[str]:
 
     def row(v: KpiValue) -> list[object]:
         numbers = (v.value, v.numerator, v.denominator)
-        texts = [None if n is None else format(n, "f") for n in numbers]
+        texts = [None if n is None else decimal_text(n) for n in numbers]
         return [v.kpi, v.window, v.start, v.end, [list(pair) for pair in v.labels], *texts]
 
     rows = [row(v) for _, group in groups for v in group]
@@ -144,14 +145,13 @@ class StageDetection:
             epoch, through, snapshot = int(epoch_text), float(through_text), int(snapshot_text)
             shared = shared_text.encode()
         newest: dict[str, _Slot] = {}
-        for slot, prefix in enumerate(SLOTS):
-            for key, value in table.items():
-                if not key.startswith(prefix):
-                    continue
-                written, _, record = value.partition("|")
-                name, at = key[len(prefix) :], int(written)
-                if at <= snapshot and (name not in newest or at > newest[name].epoch):
-                    newest[name] = _Slot(slot, at, record.encode())
+        for key, value in table.items():
+            if key[:3] not in SLOTS:
+                continue
+            written, _, record = value.partition("|")
+            name, at = key[3:], int(written)
+            if at <= snapshot and (name not in newest or at > newest[name].epoch):
+                newest[name] = _Slot(SLOTS.index(key[:3]), at, record.encode())
         kept = [s.record for s in newest.values() if s.record]
         for problem in restore(self.watch, kept, shared):
             log.warning("detection state left out (its series warms up again): %s", problem)

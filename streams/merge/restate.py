@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
+from schemas.kpi_record import decimal_text
 from streams.core.kpi_values import KpiValue
 
 PERIOD_WINDOWS = frozenset({"1mo"})
@@ -31,7 +32,7 @@ def _series(value: KpiValue) -> str:
 
 
 def _text(number: Decimal | None) -> str | None:
-    return None if number is None else format(number, "f")
+    return None if number is None else decimal_text(number)
 
 
 def _parts(value: KpiValue) -> list[str | None]:

@@ -326,7 +326,7 @@ class MergeStage:
 
     async def _publish_due(self) -> None:
         held = sorted(self._windows(), key=lambda item: (item[1]["end"], item[0]))
-        due: list[tuple[str, dict[str, Any], str]] = []
+        due: list[tuple[str, dict[str, Any], str, list[KpiValue]]] = []
         first: list[KpiValue] = []
         now = time.time()
         sends: list[Awaitable[Any]] = []
@@ -348,7 +348,7 @@ class MergeStage:
                 sends.append(await self.kpi_topic.send(key=record_key, value=body, force=True))
             self.published += len(values)
             self._show(values)
-            due.append((key, entry, verdict_))
+            due.append((key, entry, verdict_, values))
             if not entry["sent"]:
                 first += values
         if self.detection is not None and first:
@@ -362,11 +362,11 @@ class MergeStage:
         await asyncio.gather(*sends)
         # Windows are marked published after the detection's commit (one changelog, in order):
         # a crash before this line feeds them again, one after it finds them fed.
-        for key, entry, verdict_ in due:
+        for key, entry, verdict_, values in due:
             if verdict_ != "final":
                 self.table[key] = {**entry, "sent": True}
             elif key.split("|")[1] in PERIOD_WINDOWS and self.restatement_s > 0:
-                published = first_published(self._merged(entry))
+                published = first_published(values)
                 self.table[key] = {**entry, "sent": True, "published": published}
             else:
                 del self.table[key]
