@@ -74,7 +74,7 @@ demo-incidents: $(STAMP) ## the demo with labelled incidents: watch alerts open 
 	$(BIN)/pulse demo --incidents $(ARGS)
 
 test: $(STAMP) ops-tools browser-tools schema-tools kafka-tools lint check-generated ## lint, types, generated files; every test, the integration suite on both brokers
-	$(BIN)/pytest -ra -m "not fault"
+	$(BIN)/pytest -ra --durations=20 -m "not fault"
 	$(MAKE) --no-print-directory test-apache test-fault
 
 test-apache: $(STAMP) browser-tools kafka-tools ## the integration suite again, on Apache Kafka (one node, started by the tests)

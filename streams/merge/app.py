@@ -14,34 +14,45 @@ What Faust is asked to do, and why (FIELD-NOTES, measured on these machines):
 - The faust, mode and aiokafka loggers at WARNING: records are built even when filtered later
   (~13% of CPU).
 
-One defect of faust-streaming 0.15.3 is worked around here (`GapConsumer`): when the offsets it
-reads jump (transaction markers: workers publish partials in Kafka transactions on Apache Kafka;
-compaction), it records the missing offsets as a gap, but one too many: the range includes the
-record just read, which is acked as well. The duplicate breaks the run of consecutive offsets
-Faust commits up to, so each commit passes one duplicate only and the committed offset falls
-further behind with every worker transaction. Measured on Apache Kafka (restart test, 24
-partials with 4 markers): committed offset 17 after a clean stop, and the restarted stage handled
-9-20 records again; with the workaround, 0 (tests/integration/test_merge_stage.py).
+Three defects are worked around here, each covered by tests/integration/test_merge_stage.py:
+- the offsets of records read are committed without waiting for the table writes they caused
+  (`TrackedTable`: the commit waits for them);
+- table recovery ends where the broker's ListOffsets says, which the embedded broker states one
+  batch short (`CommittedThread._highwaters`: ends from a fetch);
+- faust-streaming 0.15.3's gap of skipped offsets (`GapConsumer`): when the offsets it reads jump
+  (transaction markers: workers publish partials in Kafka transactions on Apache Kafka;
+  compaction), it records the missing offsets as a gap, but one too many: the range includes the
+  record just read, which is acked as well. The duplicate breaks the run of consecutive offsets
+  Faust commits up to, so each commit passes one duplicate only and the committed offset falls
+  further behind with every worker transaction. Measured on Apache Kafka (restart test, 24
+  partials with 4 markers): committed offset 17 after a clean stop, and the restarted stage
+  handled 9-20 records again; with the workaround, 0 (tests/integration/test_merge_stage.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
+import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka import TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.auth import CredentialsT
 
-from streams.kafka.clients import quiet_kafka_logs
+from streams.kafka.clients import new_consumer, quiet_kafka_logs, start_client
 from streams.kafka.connection import KafkaTarget, as_connection
 from streams.kafka.kpi_topic import PARTIALS_PARTITIONS
 from streams.settings import Settings
 
 SESSION_TIMEOUT_S = 10
+FETCH_END_S = 10.0
+"""How long `fetched_ends` waits for a fetch (the listed ends stand after that)."""
 
 
 def quiet_faust_logs() -> None:
@@ -61,6 +72,44 @@ class CommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._isolation_level = "read_committed"
         return consumer
 
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        # Where Faust's table recovery ends (the last offset it reads is this - 1).
+        listed = await super()._highwaters(partitions)
+        transport: GapTransport = self.consumer.transport  # type: ignore[assignment]
+        return await fetched_ends(transport.kafka, listed)
+
+
+async def fetched_ends(kafka: KafkaTarget, listed: Mapping[TP, int]) -> dict[TP, int]:
+    """Each partition's end offset as a fetch states it (its high-water mark), never below the
+    one listed.
+
+    The embedded broker's ListOffsets answers the last batch's base offset + 1 (FIELD-NOTES):
+    when the last write of a table's changelog shared a batch with the one before (a window
+    deleted and the next marked published, measured), Faust's recovery stopped short of it and
+    the table came back without that write, although the offsets covering it were committed.
+    A fetch from just before the listed end reports the true high-water mark.
+    """
+    if not listed:
+        return {}
+    consumer = new_consumer(kafka, group_id=None)
+    await start_client(consumer, kafka)
+    try:
+        parts = {TopicPartition(tp.topic, tp.partition): tp for tp in listed}
+        consumer.assign(list(parts))
+        for part, tp in parts.items():
+            consumer.seek(part, max(listed[tp] - 1, 0))
+        fetched: dict[TP, int] = {}
+        deadline = time.monotonic() + FETCH_END_S
+        while len(fetched) < len(parts) and time.monotonic() < deadline:
+            await consumer.getmany(timeout_ms=200, max_records=1)
+            for part, tp in parts.items():
+                highwater = consumer.highwater(part)
+                if highwater is not None:
+                    fetched[tp] = int(highwater)
+    finally:
+        await consumer.stop()
+    return {tp: max(end, fetched.get(tp, end)) for tp, end in listed.items()}
+
 
 class GapConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, reading committed records only, with the gap of skipped
@@ -73,9 +122,49 @@ class GapConsumer(faust_aiokafka.Consumer):
         # Faust calls this with (last offset read + 1, offset of the record just read).
         await super()._add_gap(tp, offset_from, offset_to - 1)
 
+    async def _commit_tps(self, tps: Iterable[TP], start_new_transaction: bool) -> bool:
+        # Offsets only after the table writes of the records they cover (see TrackedTable).
+        await acknowledged(self.transport)
+        return bool(await super()._commit_tps(tps, start_new_transaction))
+
 
 class GapTransport(faust_aiokafka.Transport):
     Consumer = GapConsumer
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kafka: KafkaTarget = ""
+        """How the stage connects (set by `build_app`)."""
+        self.unacknowledged: set[asyncio.Future[Any]] = set()
+        """Changelog records of the app's tables sent and not yet acknowledged."""
+
+
+class TrackedTable(faust.Table[Any, Any]):
+    """A Faust table whose changelog records are tracked until the broker acknowledges them.
+
+    Faust sends a table's changelog records through a buffer, and with `at_least_once` commits
+    the offsets of the records read without waiting for them: a stop or crash can then leave
+    offsets committed whose table writes were never written (its buffer's flush on stop gives up
+    after 0.1 s without progress). Seen as a window's published mark recovered as unpublished
+    after a clean stop (tests/integration/test_merge_stage.py). `GapConsumer` waits for every
+    tracked record before it commits, so a committed offset's writes are durable.
+    """
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        sent = super().send_changelog(*args, **kwargs)
+        transport: GapTransport = self.app.transport  # type: ignore[assignment]
+        pending = transport.unacknowledged
+        pending.add(sent)
+        sent.add_done_callback(pending.discard)
+        return sent
+
+
+async def acknowledged(transport: Any) -> None:
+    """Wait until every tracked changelog record is acknowledged (raises a failed send's
+    error: the commit fails and Faust's consumer crashes, which stops the stage)."""
+    pending: set[asyncio.Future[Any]] = transport.unacknowledged
+    while pending:
+        await asyncio.gather(*list(pending))
 
 
 def faust_credentials(kafka: KafkaTarget) -> CredentialsT | None:
@@ -117,7 +206,9 @@ def build_app(settings: Settings, kafka: KafkaTarget, datadir: Path) -> faust.Ap
         consumer_auto_offset_reset="earliest",
         key_serializer="json",
         value_serializer="json",
+        Table=TrackedTable,
     )
-    transport: Any = GapTransport(app.conf.broker_consumer, app)
+    transport = GapTransport(app.conf.broker_consumer, app)
+    transport.kafka = kafka
     app.transport = transport
     return app
