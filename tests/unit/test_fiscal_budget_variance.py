@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -16,8 +17,13 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from streams.errors import ConfigError
+from streams.core import Finalizer, FxTable, PartitionState, Watermark, Windows, compile_catalog
+from streams.core.kpi_values import Labels
+from streams.core.validation import ValidationLimits, decode_event
+from streams.errors import ConfigError, InvalidEvent
 from streams.offline.backtest import run_backtest
 from streams.settings import Settings, load_settings
 
@@ -225,3 +231,88 @@ def test_a_bad_fiscal_calendar_fails_at_start_naming_the_setting(
 
 def test_the_setting_is_off_by_default() -> None:
     assert Settings().fiscal_calendar == ""
+
+
+# --- property: any finalization cadence gives the same final fiscal rows ---------------------
+
+PROPERTY_CALENDAR = "4-4-5:10"
+"""Fiscal 2025 from Monday Sep 29, 2025 (the Monday nearest Oct 1): P01 to Oct 27, P02 to
+Nov 24, P03 (5 weeks) to Dec 29, P04 to Jan 26, 2026."""
+PROPERTY_DAY0 = int(datetime(2025, 9, 29, tzinfo=UTC).timestamp())
+
+
+@st.composite
+def fiscal_streams(draw: st.DrawFn) -> list[bytes]:
+    """Budgets (revised, for past, present and coming fiscal periods, some by calendar month)
+    and expenses over ~100 days in arrival order, with small steps back that are not late."""
+    lines: list[bytes] = []
+    at = PROPERTY_DAY0
+    for number in range(draw(st.integers(1, 40))):
+        at += draw(st.sampled_from([0, 30, 3600, 86400, 5 * 86400, 12 * 86400]))
+        stamp = datetime.fromtimestamp(at - draw(st.sampled_from([0, 10])), UTC).isoformat()
+        center = draw(st.sampled_from(["CC-1", "CC-2"]))
+        amount = f"{draw(st.integers(1, 9000))}.{draw(st.integers(0, 99)):02d}"
+        body: dict[str, Any] = {
+            "event_id": f"p-{number}",
+            "occurred_at": stamp,
+            "source": "ledger",  # one source: watermark = newest - 5 s
+            "schema_version": 1,
+            "dimensions": {"business_unit": "corp", "region": "de", "cost_center": center},
+            "currency": "EUR",
+            "amount": amount,
+        }
+        if draw(st.booleans()):
+            period = draw(st.sampled_from(["FY2025-P01", "FY2025-P02", "FY2025-P03", "2025-11"]))
+            body |= {"type": "budget_set", "period": period}
+        else:
+            body |= {"type": "expense_posted", "category": "travel"}
+        lines.append(orjson.dumps(body))
+    return lines
+
+
+def fiscal_cadence(
+    lines: list[bytes], points: set[int]
+) -> tuple[dict[tuple[str, int, Labels], tuple[Any, ...]], list[str]]:
+    """Final fiscal rows (the last revision of each) and rejections, finalizing after the
+    lines whose index is in `points` and at the end."""
+    catalog = compile_catalog(fiscal=True)
+    windows = Windows.for_timezone(ZoneInfo("UTC"), 20, PROPERTY_CALENDAR)
+    part = PartitionState(
+        catalog,
+        windows,
+        watermark=Watermark(5.0, 60.0),
+        fx=FxTable("EUR", {}),
+        dedupe_max_entries=10_000,
+        retained_windows=10,
+    )
+    finalizer = Finalizer(catalog, windows, 60.0)
+    rows: dict[tuple[str, int, Labels], tuple[Any, ...]] = {}
+    rejected: list[str] = []
+
+    def close(mark: float) -> None:
+        for v in finalizer.close(part, mark):
+            if v.window in {"fp", "fq", "fytd", "1mo"}:
+                rows[(v.window, v.start, v.labels)] = (v.value, v.numerator, v.denominator)
+
+    for index, line in enumerate(lines):
+        try:
+            part.apply(decode_event(line, ValidationLimits(), math.inf))
+        except InvalidEvent as error:
+            rejected.append(f"{error.reason}: {error.detail}")
+        if index in points:
+            close(part.watermark.value)
+    close(math.inf)
+    return rows, rejected
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(lines=fiscal_streams(), points=st.sets(st.integers(0, 40)))
+def test_any_finalization_cadence_gives_the_same_final_fiscal_rows(
+    lines: list[bytes], points: set[int]
+) -> None:
+    once, rejected_once = fiscal_cadence(lines, set())
+    every, rejected_every = fiscal_cadence(lines, set(range(len(lines))))
+    some, rejected_some = fiscal_cadence(lines, points)
+    assert rejected_once == rejected_every == rejected_some
+    assert every == once
+    assert some == once
