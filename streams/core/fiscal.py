@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from streams.errors import ConfigError
+from streams.core.windows import CalendarMonth
+from streams.errors import ConfigError, InvalidEvent
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PATTERNS = {"4-4-5": (4, 4, 5), "4-5-4": (4, 5, 4), "5-4-4": (5, 4, 4)}
@@ -215,3 +216,33 @@ def fiscal_windows(text: str, tz: ZoneInfo) -> dict[str, FiscalWindow]:
         return {}
     calendar = FiscalCalendar(FiscalSpec.parse(text), tz)
     return {name: FiscalWindow(calendar, name) for name in (*FISCAL_WINDOWS, "fy")}
+
+
+def period_windows(
+    month: CalendarMonth, fp: FiscalWindow | None, period: str
+) -> list[tuple[str, int, int]]:
+    """The period windows (window, start, end) a `budget_set.period` names: `YYYY-MM` its
+    calendar month, `FY2026-P03` its fiscal period (`fp`: None when no calendar is set); with a
+    `months:M` calendar a month and its fiscal period are the same span and a budget counts in
+    both. Raises `InvalidEvent` for a fiscal period without a fiscal calendar, `ValueError` for
+    a month a `datetime` cannot hold (`CalendarMonth.of_period`)."""
+    found: list[tuple[str, int, int]] = []
+    if period.startswith("FY"):
+        if fp is None:
+            raise InvalidEvent(
+                "schema_violation",
+                f"period {period} names a fiscal period and PULSE_FISCAL_CALENDAR is not set "
+                "(name the calendar month, YYYY-MM)",
+            )
+        fiscal = fp.calendar.of_label(period)
+    else:
+        start = month.of_period(period)
+        found.append(("1mo", start, month.end_of(start)))
+        fiscal = None if fp is None else fp.calendar.of_month(period)
+    if fiscal is not None:
+        assert fp is not None
+        start, end = fp.calendar.instant(fiscal.start), fp.calendar.instant(fiscal.end)
+        if not found and fp.calendar.spec.weeks is None:  # a month calendar's FY label
+            found.append(("1mo", start, end))
+        found.append(("fp", start, end))
+    return found

@@ -19,7 +19,7 @@ from schemas import Envelope, FxRate
 from streams.core.cardinality import CardinalityGuard
 from streams.core.compiler import CompiledCatalog, Contribution
 from streams.core.dedupe import Deduper
-from streams.core.fiscal import FiscalWindow, fiscal_windows
+from streams.core.fiscal import FiscalWindow, fiscal_windows, period_windows
 from streams.core.join import TimeJoin
 from streams.core.log_records import RECORD_BYTES, spread
 from streams.core.measures import Latest, LatestBy, MeasureStore
@@ -76,34 +76,9 @@ class Windows:
         return self.fiscal[name] if flow is None else flow
 
     def period_windows(self, period: str) -> list[tuple[str, int, int]]:
-        """The period windows (window, start, end) a `budget_set.period` names: `YYYY-MM` its
-        calendar month, `FY2026-P03` its fiscal period; with a `months:M` calendar, a month and
-        its fiscal period are the same span and the budget counts in both. Raises `InvalidEvent`
-        for a fiscal period without a fiscal calendar, `ValueError` for a month a `datetime`
-        cannot hold (`CalendarMonth.of_period`)."""
-        fp = self.fiscal.get("fp")
-        found: list[tuple[str, int, int]] = []
-        if period.startswith("FY"):
-            if fp is None:
-                raise InvalidEvent(
-                    "schema_violation",
-                    f"period {period} names a fiscal period and PULSE_FISCAL_CALENDAR is not set "
-                    "(name the calendar month, YYYY-MM)",
-                )
-            fiscal = fp.calendar.of_label(period)
-            month = None
-        else:
-            start = self.month.of_period(period)
-            found.append(("1mo", start, self.month.end_of(start)))
-            fiscal = None if fp is None else fp.calendar.of_month(period)
-            month = start
-        if fiscal is not None:
-            assert fp is not None
-            start, end = fp.calendar.instant(fiscal.start), fp.calendar.instant(fiscal.end)
-            found.append(("fp", start, end))
-            if month is None and fp.calendar.spec.weeks is None:
-                found.append(("1mo", start, end))
-        return found
+        """The period windows (window, start, end) a `budget_set.period` names (see
+        `streams.core.fiscal.period_windows`)."""
+        return period_windows(self.month, self.fiscal.get("fp"), period)
 
 
 class PartitionState:

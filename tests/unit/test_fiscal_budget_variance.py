@@ -316,3 +316,22 @@ def test_any_finalization_cadence_gives_the_same_final_fiscal_rows(
     assert rejected_once == rejected_every == rejected_some
     assert every == once
     assert some == once
+
+
+def local_midnight(year: int, month: int, day: int) -> int:
+    return int(datetime(year, month, day, tzinfo=BERLIN).timestamp())
+
+
+def test_the_windows_a_budget_period_names() -> None:
+    june = (local_midnight(2026, 6, 1), local_midnight(2026, 7, 1))
+    # months:4: fiscal 2026 starts in April, so its period 3 is June, the same span as 2026-06.
+    months = Windows.for_timezone(BERLIN, 92, "months:4")
+    assert months.period_windows("FY2026-P03") == [("1mo", *june), ("fp", *june)]
+    assert months.period_windows("2026-06") == [("1mo", *june), ("fp", *june)]
+    # 4-4-5:1: period 3 of fiscal 2026 is Feb 23 - Mar 30, 2026 (5 weeks); a calendar month's
+    # budget has no fiscal period.
+    weeks = Windows.for_timezone(BERLIN, 92, "4-4-5:1")
+    p03 = (local_midnight(2026, 2, 23), local_midnight(2026, 3, 30))
+    assert weeks.period_windows("FY2026-P03") == [("fp", *p03)]
+    assert weeks.period_windows("2026-06") == [("1mo", *june)]
+    assert Windows.for_timezone(BERLIN, 92).period_windows("2026-06") == [("1mo", *june)]
