@@ -17,6 +17,7 @@ from streams.core.compiler import (
     PERIOD_WINDOWS,
     CompiledCatalog,
 )
+from streams.core.fiscal import FISCAL_WINDOWS
 from streams.core.kpi_values import (
     KpiValue,
     day_sums,
@@ -237,7 +238,7 @@ class Finalizer:
         periods = 100 * 86400 + self.windows.restatement + self.lateness
         keep = {"1d": 40 * 86400, "1mo": periods}
         # A fiscal period's buckets stay until its year's end is past the horizon.
-        keep.update(dict.fromkeys(("fp", "fq", "fytd"), periods + 380 * 86400))
+        keep.update(dict.fromkeys(FISCAL_WINDOWS, periods + 380 * 86400))
         self._emitted = {
             (w, s)
             for w, s in self._emitted
