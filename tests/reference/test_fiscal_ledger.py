@@ -31,7 +31,11 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -195,3 +199,38 @@ def test_an_invalid_fiscal_period_is_not_counted() -> None:
     with pytest.raises(InvalidEvent) as caught:
         decode_event(line, ValidationLimits(), math.inf)
     assert caught.value.reason == "schema_violation"
+
+
+def _pulse_backtest(path: Path, calendar: str) -> subprocess.CompletedProcess[str]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PULSE_")}
+    env |= {
+        "PULSE_BUSINESS_TIMEZONE": "Europe/Berlin",
+        "PULSE_WATERMARK_DELAY_SECONDS": "5",
+        "PULSE_ALLOWED_LATENESS_SECONDS": "60",
+        "PULSE_FISCAL_CALENDAR": calendar,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", "backtest", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_pulse_backtest_reads_the_calendar_from_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "fiscal.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(e) for e in LEDGER) + b"\n")
+    run = _pulse_backtest(path, CALENDAR)
+    assert run.returncode == 0, run.stderr
+    got = {
+        (r["window"], r["window_start"], r["window_end"]): Decimal(r["value"])
+        for r in csv.DictReader(io.StringIO(run.stdout))
+        if r["kpi"] == "budget_variance_ratio" and r["dimensions"] == "cost_center=ops"
+    }
+    assert got == EXPECTED
+    refused = _pulse_backtest(path, "4-4-6:1")
+    assert refused.returncode == 2
+    assert "PULSE_FISCAL_CALENDAR" in refused.stderr
+    assert refused.stdout == ""
