@@ -20,7 +20,9 @@ year-to-date of a period is [start of its year, end of the period).
 
 Window instances: `fp` and `fq` are [start, end) of their period or quarter; an `fytd` instance
 is named by its period (start and end of the period, as balances carry their day) and covers
-[start of the fiscal year, end of the period) (`FiscalWindow.since`).
+[start of the fiscal year, end of the period) (`FiscalWindow.since`). `fy` is not published; it
+spans a year. A budget names its period as `FY2026-P03` (`period_windows`: which windows a
+`budget_set.period` counts in).
 """
 
 from __future__ import annotations
