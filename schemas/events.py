@@ -64,8 +64,9 @@ Rate = Annotated[
 Period = Annotated[
     str,
     Field(
-        pattern=f"^{YEARS}-(0[1-9]|1[0-2])$",
-        description="A calendar month, YYYY-MM, in the years 2000-2099.",
+        pattern=f"^(FY{YEARS}-P|{YEARS}-)(0[1-9]|1[0-2])$",
+        description="A calendar month, YYYY-MM, or a fiscal period, FYYYYY-PNN (needs "
+        "PULSE_FISCAL_CALENDAR), in the years 2000-2099.",
     ),
 ]
 _STRICT = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -245,8 +246,9 @@ class BillPaid(BusinessEvent, Money):
 
 class BudgetSet(NeedsDimensions, Money):
     """The OpEx budget of a cost center for one calendar month (`period`, e.g. "2026-11", in the
-    business time zone). A later `budget_set` (by `occurred_at`) for the same cost center and
-    period replaces the earlier one."""
+    business time zone) or, with a fiscal calendar, one fiscal period (e.g. "FY2026-P03"). A
+    later `budget_set` (by `occurred_at`) for the same cost center and period replaces the
+    earlier one."""
 
     type: Literal["budget_set"]
     period: Period

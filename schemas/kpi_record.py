@@ -40,7 +40,9 @@ class KpiRecord(BaseModel):
 
     kpi: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="KPI name, as in the catalog.")
     window: str = Field(
-        min_length=1, description="Window kind, e.g. 1m, 1h, 1d, 30d, 1mo, balance, cumulative."
+        min_length=1,
+        description="Window kind, e.g. 1m, 1h, 1d, 30d, 1mo, balance, cumulative; with a fiscal "
+        "calendar fp, fq and fytd (a year to date carries the start and end of its period).",
     )
     window_start: int = Field(description="Start of the window instance, Unix seconds.")
     window_end: int = Field(description="End of the window instance (exclusive), Unix seconds.")
@@ -57,7 +59,8 @@ class KpiRecord(BaseModel):
         default=1,
         ge=1,
         description="1 for a window's first publication; n > 1 for the n-th final value of a "
-        "period (1mo) restated after it was final (absent in records of earlier versions: 1).",
+        "period (1mo, fp, fq, fytd) restated after it was final (absent in records of earlier "
+        "versions: 1).",
     )
     as_reported: DecimalText | None = Field(
         default=None,

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from streams.core.fiscal import FiscalSpec
 from streams.errors import ConfigError
 
 ENV_PREFIX = "PULSE_"
@@ -100,6 +101,14 @@ class Settings(BaseSettings):
         description="Days after a period (the 1mo window) is final during which an event of "
         "that period (a budget revision) restates it: its records are published again with "
         "the next revision; later ones are dead-lettered late (0: no restatements).",
+    )
+    fiscal_calendar: str = Field(
+        default="",
+        description="Fiscal calendar for budget variance per fiscal period (fp), quarter (fq) "
+        "and year to date (fytd), next to the calendar month: months:M (a fiscal year of "
+        "calendar months from month M, e.g. months:4), or 4-4-5:M[:WD], 4-5-4:M[:WD], "
+        "5-4-4:M[:WD] (52/53-week years starting on weekday WD, mon..sun, nearest the 1st of "
+        "month M; 4-5-4:2:sun is the NRF calendar). Empty: off.",
     )
     source_idle_seconds: float = Field(
         default=300.0,
@@ -252,6 +261,16 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
         return value
+
+    @field_validator("fiscal_calendar")
+    @classmethod
+    def _fiscal_calendar(cls, value: str) -> str:
+        if value.strip():
+            try:
+                FiscalSpec.parse(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("PULSE_FISCAL_CALENDAR=")) from None
+        return value.strip()
 
     @field_validator("fx_rates", mode="before")
     @classmethod

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from schemas import EVENT_MODELS, Dimensions, Envelope
 from streams.core.catalog import CATALOG, FLOW_WINDOWS, UNITS, Catalog, Kpi, Measure, Where
+from streams.core.fiscal import FISCAL_WINDOWS
 from streams.errors import ConfigError
 
 DIMENSION_FIELDS = frozenset(Dimensions.model_fields)
@@ -26,7 +27,7 @@ WINDOWS_BY_KIND: dict[str, frozenset[str]] = {
     "cumulative_ratio": frozenset({"cumulative"}),
     "trailing_ratio": frozenset({"30d"}),
     "formula": frozenset({"30d"}),
-    "period_variance": frozenset({"1mo"}),
+    "period_variance": frozenset({"1mo", *FISCAL_WINDOWS}),
 }
 
 
@@ -68,7 +69,19 @@ class CompiledCatalog:
     formula_order: tuple[str, ...]
 
 
-def compile_catalog(catalog: Catalog = CATALOG) -> CompiledCatalog:
+def compile_catalog(catalog: Catalog = CATALOG, *, fiscal: bool = False) -> CompiledCatalog:
+    """`fiscal`: a fiscal calendar is set (`PULSE_FISCAL_CALENDAR`), so period-variance KPIs
+    are kept in its windows too (`FISCAL_WINDOWS`, after their own)."""
+    if fiscal:
+        catalog = Catalog(
+            catalog.measures,
+            tuple(
+                replace(k, windows=(*k.windows, *FISCAL_WINDOWS))
+                if k.kind == "period_variance" and not set(FISCAL_WINDOWS) & set(k.windows)
+                else k
+                for k in catalog.kpis
+            ),
+        )
     measures = _unique({m.name: m for m in catalog.measures}, catalog.measures, "measure")
     kpis = _unique({k.name: k for k in catalog.kpis}, catalog.kpis, "KPI")
     for measure in catalog.measures:
@@ -215,6 +228,11 @@ BATCHED_WINDOWS = frozenset({"1m", "1d"})
 """Windows whose sums `PartitionState.flush` adds per group (a minute and its business day)."""
 DERIVED_FROM_MINUTES = frozenset({"5m", "1h"})
 """Windows summed from `1m` buckets when evaluated, so an event updates 2 buckets, not 4."""
+DERIVED_FROM_PERIODS = frozenset({"fq", "fytd"})
+"""Fiscal windows summed from the `fp` buckets they cover (`kpi_values.span_accs`)."""
+PERIOD_WINDOWS = frozenset({"1mo", *FISCAL_WINDOWS})
+"""Windows of period-variance KPIs: an event naming a period (a budget) can restate them after
+they are final (`streams.core.restatements`)."""
 
 
 def _storage_windows(kpi: Kpi) -> set[str]:
@@ -222,7 +240,9 @@ def _storage_windows(kpi: Kpi) -> set[str]:
         windows = set(kpi.windows) - DERIVED_FROM_MINUTES
         return windows | ({"1m"} if set(kpi.windows) & DERIVED_FROM_MINUTES else set())
     if kpi.kind == "period_variance":
-        return {"1mo"}
+        return (set(kpi.windows) - DERIVED_FROM_PERIODS) | (
+            {"fp"} if set(kpi.windows) & DERIVED_FROM_PERIODS else set()
+        )
     return {"1d"}  # balances, cumulative and trailing KPIs are built from business days
 
 

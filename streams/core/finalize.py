@@ -11,20 +11,26 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from streams.core.compiler import DERIVED_FROM_MINUTES, CompiledCatalog
+from streams.core.compiler import (
+    DERIVED_FROM_MINUTES,
+    DERIVED_FROM_PERIODS,
+    PERIOD_WINDOWS,
+    CompiledCatalog,
+)
+from streams.core.fiscal import FISCAL_WINDOWS
 from streams.core.kpi_values import (
     KpiValue,
     day_sums,
     day_values,
     flow_values,
-    merged_bucket,
-    month_values,
+    period_values,
+    span_accs,
     window_accs,
 )
-from streams.core.measures import MeasureStore
+from streams.core.measures import Acc, Key, MeasureStore
 from streams.core.partials import DAY_END, WindowInstance
 from streams.core.partition_state import DAY_RETENTION_DAYS, PartitionState, Windows
-from streams.core.restatements import Revisions, horizon_passed
+from streams.core.restatements import Instance, Revisions, horizon_passed
 
 TRAILING_DAYS = 30
 
@@ -83,13 +89,19 @@ class Finalizer:
             ):
                 self._emitted.add((window, start))
                 continue
-            accs = window_accs(stores, window, start, end)
-            if window == "1mo":
-                values += self.revisions.first(start, month_values(self.catalog, start, end, accs))
+            if window in PERIOD_WINDOWS:
+                instance = self._period(window, start)
+                accs = self._period_accs(stores, instance)
+                values += self.revisions.first(
+                    (window, start), period_values(self.catalog, window, start, end, accs)
+                )
             else:
-                values += flow_values(self.catalog, window, start, end, accs)
+                instance = WindowInstance(window, start, end)
+                values += flow_values(
+                    self.catalog, window, start, end, window_accs(stores, window, start, end)
+                )
             self._emitted.add((window, start))
-            self.due.append(WindowInstance(window, start, end))
+            self.due.append(instance)
         if self.restate:
             values += self._restated(stores)
         if release:
@@ -120,61 +132,124 @@ class Finalizer:
         """Every window instance with data, `5m`/`1h` derived from the `1m` buckets."""
         found: set[tuple[str, int]] = set()
         derived = [(name, self.windows.flow[name]) for name in sorted(DERIVED_FROM_MINUTES)]
+        fiscal = [
+            (name, kind)
+            for name, kind in self.windows.fiscal.items()
+            if name in DERIVED_FROM_PERIODS
+        ]
         for store in stores:
             for window, start in store.buckets:
                 found.add((window, start))
                 if window == "1m":
                     found.update((name, kind.start_of(start)) for name, kind in derived)
+                elif window == "fp":
+                    found.update((name, kind.start_of(start)) for name, kind in fiscal)
         return sorted(found, key=lambda b: (b[1], b[0]))
+
+    def _period(self, window: str, start: int) -> WindowInstance:
+        """A period window instance; a year to date carries the start of its fiscal year."""
+        kind = self.windows.kind(window)
+        if window == "fytd":
+            return WindowInstance(
+                window, start, kind.end_of(start), self.windows.fiscal[window].since(start)
+            )
+        return WindowInstance(window, start, kind.end_of(start))
+
+    def _period_accs(
+        self, stores: Sequence[MeasureStore], instance: WindowInstance
+    ) -> dict[Key, Acc]:
+        if instance.window in DERIVED_FROM_PERIODS:
+            since = instance.trailing_start
+            return span_accs(stores, instance.start if since is None else since, instance.end)
+        return window_accs(stores, instance.window, instance.start, instance.end)
+
+    def _touched(self, restated: set[tuple[str, int]]) -> list[Instance]:
+        """The period window instances that restated buckets feed: a month itself; a fiscal
+        period, its quarter and every year to date from it to its year's end."""
+        touched: set[Instance] = set()
+        for window, start in restated:
+            touched.add((window, start))
+            if window == "fp":
+                fiscal = self.windows.fiscal
+                touched.add(("fq", fiscal["fq"].start_of(start)))
+                year_end = fiscal["fp"].year_end(start)
+                touched.update(
+                    (w, s)
+                    for w, s in self.revisions.starts()
+                    if w == "fytd" and start <= s < year_end
+                )
+        return sorted(touched, key=lambda b: (b[1], b[0]))
 
     def _restated(self, stores: Sequence[MeasureStore]) -> list[KpiValue]:
         """New revisions of the period windows published final that events changed since."""
-        starts: set[int] = set()
+        buckets: set[tuple[str, int]] = set()
         for store in stores:
-            starts |= store.restated
+            buckets |= store.restated
             store.restated.clear()
         values: list[KpiValue] = []
-        month = self.windows.month
-        for start in sorted(starts):
-            if start not in self.revisions:
+        for window, start in self._touched(buckets):
+            if (window, start) not in self.revisions:
                 continue  # not published yet (or skipped): its first publication has it all
-            end = month.end_of(start)
-            accs = merged_bucket(stores, ("1mo", start))
-            changed = self.revisions.restate(start, month_values(self.catalog, start, end, accs))
+            instance = self._period(window, start)
+            accs = self._period_accs(stores, instance)
+            changed = self.revisions.restate(
+                (window, start),
+                period_values(self.catalog, window, start, instance.end, accs),
+            )
             if changed:
                 values += changed
-                self.due.append(WindowInstance("1mo", start, end))
+                self.due.append(instance)
         return values
 
     def _release(self, stores: Sequence[MeasureStore], watermark: float) -> None:
-        """Drop emitted minute buckets once the hour that sums them is emitted, and months
-        once they can no longer be restated."""
+        """Drop emitted minute buckets once the hour that sums them is emitted, months once
+        they can no longer be restated, and fiscal periods once no year to date summing them
+        can (their fiscal year's end is past the horizon)."""
         hour = self.windows.flow["1h"]
         month = self.windows.month
+        restatement = self.windows.restatement
         for store in stores:
             for window, start in list(store.buckets):
                 summed_by = ("1h", hour.start_of(start)) if window == "1m" else (window, start)
                 if summed_by not in self._emitted:
                     continue
-                if window == "1m" or (
-                    window == "1mo"
-                    and horizon_passed(
-                        month.end_of(start), self.lateness, self.windows.restatement, watermark
+                if (
+                    window == "1m"
+                    or (
+                        window == "1mo"
+                        and horizon_passed(
+                            month.end_of(start), self.lateness, restatement, watermark
+                        )
+                    )
+                    or (
+                        window == "fp"
+                        and horizon_passed(
+                            self.windows.fiscal["fp"].year_end(start),
+                            self.lateness,
+                            restatement,
+                            watermark,
+                        )
                     )
                 ):
                     store.drop((window, start), fold=False)
 
     def _forget(self, watermark: float) -> None:
         """Bound the memory of what was emitted: far older than any bucket a store keeps."""
-        keep = {"1d": 40 * 86400, "1mo": 100 * 86400 + self.windows.restatement + self.lateness}
+        periods = 100 * 86400 + self.windows.restatement + self.lateness
+        keep = {"1d": 40 * 86400, "1mo": periods}
+        # A fiscal period's buckets stay until its year's end is past the horizon.
+        keep.update(dict.fromkeys(FISCAL_WINDOWS, periods + 380 * 86400))
         self._emitted = {
             (w, s)
             for w, s in self._emitted
             if self.windows.kind(w).end_of(s) > watermark - keep.get(w, 3 * 86400)
         }
-        month = self.windows.month
         self.revisions.forget(
-            {s for s in self.revisions.starts() if month.end_of(s) > watermark - keep["1mo"]}
+            {
+                (w, s)
+                for w, s in self.revisions.starts()
+                if self.windows.kind(w).end_of(s) > watermark - keep[w]
+            }
         )
 
     def _days(

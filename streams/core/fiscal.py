@@ -1,8 +1,8 @@
 """Fiscal calendars (`PULSE_FISCAL_CALENDAR`): fiscal periods, quarters and years as windows.
 
-Not wired into the catalog yet (issue 15, part 3): the window kinds and the parser of the setting
-are here and checked against an independent computation; no KPI is kept in them and the setting
-is not read, so it is not in `streams.settings` either.
+With the setting on, budget variance is also kept per fiscal period (`fp`), and rolled up per
+fiscal quarter (`fq`) and year to date (`fytd`) from the periods' buckets
+(`streams.core.kpi_values.period_values`); docs/kpi-semantics.md, "Fiscal calendars".
 
 Two families, both in the business time zone (boundaries at local midnight, so DST-correct like
 `1d` and `1mo`):
@@ -17,19 +17,31 @@ Two families, both in the business time zone (boundaries at local midnight, so D
 A fiscal year is named by the calendar year it starts in (NRF's fiscal 2023 runs from
 2023-01-29 to 2024-02-03). Windows: `fp` (period 1-12), `fq` (quarter 1-4), `fy` (year); the
 year-to-date of a period is [start of its year, end of the period).
+
+Window instances: `fp` and `fq` are [start, end) of their period or quarter; an `fytd` instance
+is named by its period (start and end of the period, as balances carry their day) and covers
+[start of the fiscal year, end of the period) (`FiscalWindow.since`). `fy` is not published; it
+spans a year. A budget names its period as `FY2026-P03` (`period_windows`: which windows a
+`budget_set.period` counts in).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from streams.errors import ConfigError
+from streams.core.windows import CalendarMonth
+from streams.errors import ConfigError, InvalidEvent
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PATTERNS = {"4-4-5": (4, 4, 5), "4-5-4": (4, 5, 4), "5-4-4": (5, 4, 4)}
+FISCAL_WINDOWS = ("fp", "fq", "fytd")
+"""The window names a fiscal calendar adds to budget variance (period, quarter, year to date)."""
+LABEL = re.compile(r"^FY(\d{4})-P(0[1-9]|1[0-2])$")
+"""A fiscal period as a `budget_set.period` names it: `FY2026-P03`."""
 SPEC = re.compile(r"^(months|4-4-5|4-5-4|5-4-4):(1[0-2]|[1-9])(?::(mon|tue|wed|thu|fri|sat|sun))?$")
 
 
@@ -128,6 +140,21 @@ class FiscalCalendar:
     def period_of(self, timestamp: float) -> FiscalPeriod:
         return self.period_of_date(datetime.fromtimestamp(timestamp, self.tz).date())
 
+    def of_label(self, label: str) -> FiscalPeriod | None:
+        """The period a `FY2026-P03` label names; None for anything else (a calendar month)."""
+        found = LABEL.match(label)
+        if found is None:
+            return None
+        return self.periods(int(found.group(1)))[int(found.group(2)) - 1]
+
+    def of_month(self, label: str) -> FiscalPeriod | None:
+        """For `months:M` calendars, the period that is the calendar month `YYYY-MM` (a week
+        period is no calendar month: None)."""
+        if self.spec.weeks is not None:
+            return None
+        year, month = (int(part) for part in label.split("-"))
+        return self.period_of_date(date(year, month, 1))
+
     def instant(self, day: date) -> int:
         """Local midnight of `day` as epoch seconds."""
         return int(datetime(day.year, day.month, day.day, tzinfo=self.tz).timestamp())
@@ -135,14 +162,18 @@ class FiscalCalendar:
 
 @dataclass(slots=True)
 class FiscalWindow:
-    """A window kind over a fiscal calendar: `fp` (period), `fq` (quarter) or `fy` (year)."""
+    """A window kind over a fiscal calendar: `fp` (period), `fq` (quarter), `fy` (year) or
+    `fytd` (year to date, an instance per period: see the module docstring)."""
 
     calendar: FiscalCalendar
     name: str
+    _cached: tuple[float, float, int, int] = (math.inf, -math.inf, 0, 0)
+    """(lo, hi, start, end): the instance of the last timestamp asked, in epoch seconds (opex
+    events mostly arrive in order, so the next one usually falls in it too)."""
 
     def _span(self, timestamp: float) -> tuple[date, date]:
         period = self.calendar.period_of(timestamp)
-        if self.name == "fp":
+        if self.name in ("fp", "fytd"):
             return period.start, period.end
         periods = self.calendar.periods(period.year)
         if self.name == "fq":
@@ -150,16 +181,70 @@ class FiscalWindow:
             return periods[first].start, periods[first + 2].end
         return periods[0].start, periods[11].end
 
+    def _instance(self, timestamp: float) -> tuple[int, int]:
+        lo, hi, start, end = self._cached
+        if lo <= timestamp < hi:
+            return start, end
+        first, last = self._span(timestamp)
+        start, end = self.calendar.instant(first), self.calendar.instant(last)
+        self._cached = (start, end, start, end)
+        return start, end
+
     def start_of(self, timestamp: float) -> int:
-        return self.calendar.instant(self._span(timestamp)[0])
+        return self._instance(timestamp)[0]
 
     def end_of(self, start: int) -> int:
-        return self.calendar.instant(self._span(start)[1])
+        return self._instance(start)[1]
+
+    def since(self, start: int) -> int:
+        """Where the instance starting at `start` begins summing: the fiscal year's start for
+        `fytd`, else `start`."""
+        if self.name != "fytd":
+            return start
+        return self.calendar.instant(self._year(start)[0].start)
+
+    def year_end(self, start: int) -> int:
+        """The end of the fiscal year holding the instance starting at `start`."""
+        return self.calendar.instant(self._year(start)[11].end)
+
+    def _year(self, start: int) -> tuple[FiscalPeriod, ...]:
+        return self.calendar.periods(self.calendar.period_of(start).year)
 
 
 def fiscal_windows(text: str, tz: ZoneInfo) -> dict[str, FiscalWindow]:
-    """The `fp`, `fq` and `fy` windows of a `PULSE_FISCAL_CALENDAR` value ({} when empty)."""
+    """The `fp`, `fq`, `fytd` (and `fy`) windows of a `PULSE_FISCAL_CALENDAR` value ({} when
+    empty). Raises `ConfigError` naming the setting for a value it cannot read."""
     if not text:
         return {}
     calendar = FiscalCalendar(FiscalSpec.parse(text), tz)
-    return {name: FiscalWindow(calendar, name) for name in ("fp", "fq", "fy")}
+    return {name: FiscalWindow(calendar, name) for name in (*FISCAL_WINDOWS, "fy")}
+
+
+def period_windows(
+    month: CalendarMonth, fp: FiscalWindow | None, period: str
+) -> list[tuple[str, int, int]]:
+    """The period windows (window, start, end) a `budget_set.period` names: `YYYY-MM` its
+    calendar month, `FY2026-P03` its fiscal period (`fp`: None when no calendar is set); with a
+    `months:M` calendar a month and its fiscal period are the same span and a budget counts in
+    both. Raises `InvalidEvent` for a fiscal period without a fiscal calendar, `ValueError` for
+    a month a `datetime` cannot hold (`CalendarMonth.of_period`)."""
+    found: list[tuple[str, int, int]] = []
+    if period.startswith("FY"):
+        if fp is None:
+            raise InvalidEvent(
+                "schema_violation",
+                f"period {period} names a fiscal period and PULSE_FISCAL_CALENDAR is not set "
+                "(name the calendar month, YYYY-MM)",
+            )
+        fiscal = fp.calendar.of_label(period)
+    else:
+        start = month.of_period(period)
+        found.append(("1mo", start, month.end_of(start)))
+        fiscal = None if fp is None else fp.calendar.of_month(period)
+    if fiscal is not None:
+        assert fp is not None
+        start, end = fp.calendar.instant(fiscal.start), fp.calendar.instant(fiscal.end)
+        if not found and fp.calendar.spec.weeks is None:  # a month calendar's FY label
+            found.append(("1mo", start, end))
+        found.append(("fp", start, end))
+    return found

@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from streams.core.catalog import Kpi, Linear
 from streams.core.compiler import DERIVED_FROM_MINUTES, CompiledCatalog
-from streams.core.measures import Acc, Dims, Key, Latest, LatestBy, MeasureStore, merge_acc
+from streams.core.measures import SELF, Acc, Dims, Key, Latest, LatestBy, MeasureStore, merge_acc
 from streams.core.sketch import QuantileSketch
 
 RATIO_QUANTUM = Decimal("1e-10")
@@ -183,13 +183,15 @@ def day_values(
     return values
 
 
-def month_values(
-    catalog: CompiledCatalog, start: int, end: int, accs: Mapping[Key, Acc]
+def period_values(
+    catalog: CompiledCatalog, window: str, start: int, end: int, accs: Mapping[Key, Acc]
 ) -> list[KpiValue]:
-    """Period-variance KPIs (budget variance) of one calendar month."""
+    """Period-variance KPIs (budget variance) of one period window instance: a calendar month
+    (`1mo`), or a fiscal period, quarter or year to date (`fp`, `fq`, `fytd`; the last two
+    from `span_accs`, where the budgets of several periods add up)."""
     values: list[KpiValue] = []
     for kpi in catalog.kpis.values():
-        if kpi.kind != "period_variance":
+        if kpi.kind != "period_variance" or window not in kpi.windows:
             continue
         assert kpi.denominator is not None
         actual = _project(catalog, kpi, accs, kpi.numerator)
@@ -198,7 +200,7 @@ def month_values(
             planned = _linear(budget.get(dims, {}), kpi.denominator)
             spent = _linear(actual.get(dims, {}), kpi.numerator)
             labels = _labels(kpi, dims)
-            found = _ratio_value(kpi, "1mo", (start, end), labels, (spent - planned, planned))
+            found = _ratio_value(kpi, window, (start, end), labels, (spent - planned, planned))
             if found is not None:
                 values.append(found)
     return values
@@ -216,6 +218,26 @@ def window_accs(
     for minute in range(start, end, 60):
         for store in stores:
             for key, acc in store.buckets.get(("1m", minute), {}).items():
+                merged[key] = merge_acc(merged.get(key), acc)
+    return merged
+
+
+def span_accs(stores: Iterable[MeasureStore], since: int, end: int) -> dict[Key, Acc]:
+    """Accumulators of the fiscal periods (`fp` buckets) starting in [since, end), across
+    stores: a fiscal quarter (`fq`) or a year to date (`fytd`). Sums add up; a budget register
+    becomes one register per period (a `LatestBy` whose origins are prefixed with the period's
+    start), so the budgets of different periods add up while the registers of one period from
+    two stores still resolve to the newer, as in the period's own window."""
+    merged: dict[Key, Acc] = {}
+    for store in stores:
+        for (window, start), accs in store.buckets.items():
+            if window != "fp" or not since <= start < end:
+                continue
+            for key, acc in accs.items():
+                if isinstance(acc, Latest):
+                    acc = LatestBy(((f"{start}|{SELF}", acc),))  # noqa: PLW2901
+                elif isinstance(acc, LatestBy):
+                    acc = LatestBy(tuple((f"{start}|{o}", r) for o, r in acc.registers))  # noqa: PLW2901
                 merged[key] = merge_acc(merged.get(key), acc)
     return merged
 

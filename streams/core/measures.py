@@ -99,8 +99,8 @@ class MeasureStore:
         # than hashing (bucket, key) on every add).
         self._dirty: dict[BucketId, set[Key]] = {}
         self._dirty_base: set[Key] = set()
-        self.restated: set[int] = set()
-        """Starts of `1mo` windows already final that an event changed since the finalizer
+        self.restated: set[BucketId] = set()
+        """Period windows (`1mo`, `fp`) already final that an event changed since the finalizer
         last looked (`streams.core.restatements`)."""
 
     def _cell(self, bucket: BucketId) -> tuple[dict[Key, Acc], set[Key]]:

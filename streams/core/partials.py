@@ -27,13 +27,14 @@ from typing import Any, Literal
 
 import orjson
 
-from streams.core.compiler import CompiledCatalog
+from streams.core.compiler import DERIVED_FROM_PERIODS, PERIOD_WINDOWS, CompiledCatalog
 from streams.core.kpi_values import (
     KpiValue,
     day_sums,
     day_values,
     flow_values,
-    month_values,
+    period_values,
+    span_accs,
     window_accs,
 )
 from streams.core.measures import Acc, Key, MeasureStore, decode_acc, encode_acc, merge_acc
@@ -50,8 +51,9 @@ Source = tuple[str, int]
 
 @dataclass(frozen=True, slots=True)
 class WindowInstance:
-    """One window instance a worker publishes: `window` is `1m`/`5m`/`1h`/`1d`/`1mo`, or
-    `DAY_END` (then `trailing_start` is the first day of its trailing span). Epoch seconds."""
+    """One window instance a worker publishes: `window` is `1m`/`5m`/`1h`/`1d`/`1mo`, a fiscal
+    window (`fp`/`fq`/`fytd`), or `DAY_END` (then `trailing_start` is the first day of its
+    trailing span; for `fytd`, the start of the fiscal year it sums from). Epoch seconds."""
 
     window: str
     start: int
@@ -118,6 +120,9 @@ def partial_of(
             day_sums([store], until=instance.start),
             day_sums([store], until=instance.start, since=instance.trailing_start),
         )
+    if instance.window in DERIVED_FROM_PERIODS:
+        since = instance.start if instance.trailing_start is None else instance.trailing_start
+        return Partial(instance, source, final, span_accs([store], since, instance.end))
     accs = window_accs([store], instance.window, instance.start, instance.end)
     return Partial(instance, source, final, accs)
 
@@ -143,8 +148,8 @@ def merged_values(catalog: CompiledCatalog, partials: Iterable[Partial]) -> list
             trailing,
             trailing_start=instance.trailing_start,
         )
-    if instance.window == "1mo":
-        return month_values(catalog, instance.start, instance.end, accs)
+    if instance.window in PERIOD_WINDOWS:
+        return period_values(catalog, instance.window, instance.start, instance.end, accs)
     return flow_values(catalog, instance.window, instance.start, instance.end, accs)
 
 

@@ -10,7 +10,8 @@ changed key per batch, not per event.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ from schemas import Envelope, FxRate
 from streams.core.cardinality import CardinalityGuard
 from streams.core.compiler import CompiledCatalog, Contribution
 from streams.core.dedupe import Deduper
+from streams.core.fiscal import FiscalWindow, fiscal_windows, period_windows
 from streams.core.join import TimeJoin
 from streams.core.log_records import RECORD_BYTES, spread
 from streams.core.measures import Latest, LatestBy, MeasureStore
@@ -48,9 +50,14 @@ class Windows:
     restatement: float = DEFAULT_RESTATEMENT_DAYS * 86400.0
     """Seconds after a period window is final (its end plus the allowed lateness) during which
     an event of that period restates it (`streams.core.restatements`); the window is kept so."""
+    fiscal: Mapping[str, FiscalWindow] = field(default_factory=dict)
+    """`fp`, `fq`, `fytd` (and `fy`) of `PULSE_FISCAL_CALENDAR`; empty when it is off."""
 
     @classmethod
-    def for_timezone(cls, tz: Any, restatement_days: float = DEFAULT_RESTATEMENT_DAYS) -> Windows:
+    def for_timezone(
+        cls, tz: Any, restatement_days: float = DEFAULT_RESTATEMENT_DAYS, fiscal: str = ""
+    ) -> Windows:
+        """Raises `ConfigError` naming `PULSE_FISCAL_CALENDAR` for a `fiscal` it cannot read."""
         day = BusinessDay(tz)
         minute = Tumbling(60)
         return cls(
@@ -59,10 +66,19 @@ class Windows:
             day=day,
             month=CalendarMonth(tz),
             restatement=restatement_days * 86400.0,
+            fiscal=fiscal_windows(fiscal, tz),
         )
 
-    def kind(self, name: str) -> Tumbling | BusinessDay | CalendarMonth:
-        return self.month if name == "1mo" else self.flow[name]
+    def kind(self, name: str) -> Tumbling | BusinessDay | CalendarMonth | FiscalWindow:
+        if name == "1mo":
+            return self.month
+        flow = self.flow.get(name)
+        return self.fiscal[name] if flow is None else flow
+
+    def period_windows(self, period: str) -> list[tuple[str, int, int]]:
+        """The period windows (window, start, end) a `budget_set.period` names (see
+        `streams.core.fiscal.period_windows`)."""
+        return period_windows(self.month, self.fiscal.get("fp"), period)
 
 
 class PartitionState:
@@ -148,7 +164,7 @@ class PartitionState:
         if period_field is not None:  # before anything changes: beyond the horizon it is late
             windows = self.windows
             check_period(
-                windows.month,
+                windows.period_windows(getattr(event, period_field)),
                 getattr(event, period_field),
                 lateness=mark.lateness,
                 horizon=windows.restatement,
@@ -240,14 +256,14 @@ class PartitionState:
             self._join_end(measure.name, event, occurred, dims, c.windows)
             return
         period = getattr(event, measure.period_field or "")
-        bucket = ("1mo", self.windows.month.of_period(period))
         mark = self.watermark
-        if self.windows.month.end_of(bucket[1]) + mark.lateness <= mark.value:
-            self.store.restated.add(bucket[1])  # final already: the finalizer restates it
         latest = Latest(occurred, converted if converted is not None else Decimal(0))
         # Folded into `other`: one register per original combination, so the budgets add up.
         register = latest if dims == origin else LatestBy((("|".join(origin), latest),))
-        self.store.put_latest(bucket, (measure.name, dims), register)
+        for window, start, end in self.windows.period_windows(period):
+            if end + mark.lateness <= mark.value:
+                self.store.restated.add((window, start))  # final already: the finalizer restates it
+            self.store.put_latest((window, start), (measure.name, dims), register)
 
     def _record_rate(self, event: FxRate, occurred: float) -> None:
         if event.quote_currency == self.fx.reporting_currency:
@@ -323,10 +339,13 @@ class PartitionState:
                 continue  # still accepts events
             if window == "1d" and end <= horizon - DAY_RETENTION_DAYS * 86400:
                 self.store.drop((window, start), fold=True)
-            elif window == "1mo" and end <= horizon - max(
-                62 * 86400, self.windows.restatement + lateness
-            ):  # kept while it can be restated (`check_period` refuses its events after)
-                self.store.drop((window, start), fold=False)
+            elif window in ("1mo", "fp"):
+                # Kept while it can be restated (`check_period` refuses its events after); a
+                # fiscal period while a year to date that sums it can be.
+                if window == "fp":
+                    end = self.windows.fiscal["fp"].year_end(start)
+                if end <= horizon - max(62 * 86400, self.windows.restatement + lateness):
+                    self.store.drop((window, start), fold=False)
 
     def _remembered_new_ids(self) -> list[tuple[str, int]]:
         """New ids, less any evicted since they were added: replay must not resurrect them.

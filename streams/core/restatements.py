@@ -1,15 +1,18 @@
 """Restatements: a period already final changes, and its records are published again.
 
 Finance books corrections after a period closes: a budget revision in the next month names the
-month it revises (`budget_set.period`). Within the restatement horizon (`PULSE_RESTATEMENT_DAYS`,
-counted from the period's end plus the allowed lateness, against the partition's watermark) such
-an event updates the period's window and the finalizer publishes the changed records again with
-the next `revision` and the value first published final (`as_reported`); beyond it the event is
-dead-lettered `late`, the period named (`check_period`). The period's window is kept as long as
-it can be restated, so the final rows never depend on when windows were finalized.
+month (or fiscal period, `FY2026-P03`) it revises (`budget_set.period`). Within the restatement
+horizon (`PULSE_RESTATEMENT_DAYS`, counted from the period's end plus the allowed lateness,
+against the partition's watermark) such an event updates the period's window and the finalizer
+publishes the changed records again with the next `revision` and the value first published final
+(`as_reported`); beyond it the event is dead-lettered `late`, the period named (`check_period`).
+The period's window is kept as long as it can be restated, so the final rows never depend on
+when windows were finalized.
 
-`Revisions` is the finalizer's memory of what it published of each period window: per KPI
-series, the revision, the as-reported value and the last value.
+`Revisions` is the finalizer's memory of what it published of each period window (`1mo`, and
+with a fiscal calendar `fp`, `fq`, `fytd`: a fiscal period's budget restates its quarter and
+every year to date that sums it): per KPI series, the revision, the as-reported value and the
+last value.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from streams.core.kpi_values import KpiValue, Labels
-from streams.core.windows import CalendarMonth
 from streams.errors import InvalidEvent
 
 DEFAULT_RESTATEMENT_DAYS = 92
@@ -45,12 +47,17 @@ def _utc(timestamp: float) -> str:
 
 
 def check_period(
-    month: CalendarMonth, period: str, *, lateness: float, horizon: float, watermark: float
-) -> int:
-    """The start of `period`'s window; raises `InvalidEvent("late")` naming the period when it is
-    final beyond the restatement horizon (`horizon` seconds after its end plus lateness)."""
-    start = month.of_period(period)
-    end = month.end_of(start)
+    windows: list[tuple[str, int, int]],
+    period: str,
+    *,
+    lateness: float,
+    horizon: float,
+    watermark: float,
+) -> None:
+    """Raises `InvalidEvent("late")` naming `period` when its windows (window, start, end; see
+    `Windows.period_windows`) are final beyond the restatement horizon (`horizon` seconds after
+    their end plus lateness)."""
+    end = max(end for _, _, end in windows)
     if horizon_passed(end, lateness, horizon, watermark):
         raise InvalidEvent(
             "late",
@@ -58,7 +65,6 @@ def check_period(
             f"{horizon / DAY:g} days (it ended {_utc(end)}; judged at {_utc(watermark)}, the "
             "later of the watermark and the event's occurred_at)",
         )
-    return start
 
 
 @dataclass(slots=True)
@@ -69,6 +75,8 @@ class _Published:
 
 
 Series = tuple[str, Labels]
+Instance = tuple[str, int]
+"""(window, start) of a period window instance."""
 
 
 def _series(value: KpiValue) -> Series:
@@ -80,20 +88,20 @@ def _same(a: KpiValue, b: KpiValue) -> bool:
 
 
 class Revisions:
-    """What a finalizer published of each period window (by its start)."""
+    """What a finalizer published of each period window instance ((window, start))."""
 
     def __init__(self) -> None:
-        self._windows: dict[int, dict[Series, _Published]] = {}
+        self._windows: dict[Instance, dict[Series, _Published]] = {}
 
-    def __contains__(self, start: int) -> bool:
+    def __contains__(self, start: Instance) -> bool:
         return start in self._windows
 
-    def first(self, start: int, values: list[KpiValue]) -> list[KpiValue]:
+    def first(self, start: Instance, values: list[KpiValue]) -> list[KpiValue]:
         """The first final publication of a window: revision 1 of each series."""
         self._windows[start] = {_series(v): _Published(1, v.value, v) for v in values}
         return values
 
-    def restate(self, start: int, values: list[KpiValue]) -> list[KpiValue]:
+    def restate(self, start: Instance, values: list[KpiValue]) -> list[KpiValue]:
         """The window's values now: those that changed since last published, each with its
         next revision and as-reported value (a series new to the window starts at 1)."""
         published = self._windows.setdefault(start, {})
@@ -112,9 +120,9 @@ class Revisions:
                 changed.append(before.last)
         return changed
 
-    def forget(self, keep: set[int]) -> None:
+    def forget(self, keep: set[Instance]) -> None:
         """Forget every window not in `keep` (they can no longer be restated)."""
         self._windows = {s: w for s, w in self._windows.items() if s in keep}
 
-    def starts(self) -> list[int]:
+    def starts(self) -> list[Instance]:
         return list(self._windows)

@@ -20,7 +20,8 @@ from streams.core.kpi_values import (
     day_values,
     flow_values,
     merged_bucket,
-    month_values,
+    period_values,
+    span_accs,
     window_accs,
 )
 from streams.core.measures import MeasureStore
@@ -177,9 +178,25 @@ class WorkerState:
             values += shown + self._quiet_series(name, start, end, shown)
         month = windows.month.start_of(mark)
         last_month = windows.month.start_of(month - 1)
-        values += month_values(
-            catalog, last_month, month, merged_bucket(stores, ("1mo", last_month))
+        values += period_values(
+            catalog, "1mo", last_month, month, merged_bucket(stores, ("1mo", last_month))
         )
+        if windows.fiscal:  # the last fiscal period and quarter closed, and the year to date
+            fiscal = windows.fiscal
+            period = fiscal["fp"].start_of(mark)
+            closed = fiscal["fp"].start_of(period - 1)
+            quarter = fiscal["fq"].start_of(mark)
+            closed_quarter = fiscal["fq"].start_of(quarter - 1)
+            values += period_values(
+                catalog, "fp", closed, period, merged_bucket(stores, ("fp", closed))
+            )
+            values += period_values(
+                catalog, "fq", closed_quarter, quarter, span_accs(stores, closed_quarter, quarter)
+            )
+            since = fiscal["fytd"].since(closed)
+            values += period_values(
+                catalog, "fytd", closed, period, span_accs(stores, since, period)
+            )
         day = windows.day.start_of(mark)
         closed_day = windows.day.shift(day, -1)
         since = windows.day.shift(closed_day, -(TRAILING_DAYS - 1))

@@ -51,9 +51,12 @@ STEPS: dict[str, float] = {
     "balance": 86_400.0,
     "cumulative": 86_400.0,
     "1mo": 30 * 86_400.0,
+    "fp": 30 * 86_400.0,
+    "fq": 91 * 86_400.0,
+    "fytd": 30 * 86_400.0,
 }
 """Spacing of each window's series: day-end KPIs are emitted once per business day."""
-STATIC_WINDOWS = frozenset({"1d", "30d", "balance", "cumulative", "1mo"})
+STATIC_WINDOWS = frozenset({"1d", "30d", "balance", "cumulative", "1mo", "fp", "fq", "fytd"})
 MIN_SUPPORT = 10
 """A ratio over counted events (CSAT answers, deliveries, orders) is judged only when at least
 this many events are behind it; fewer is a sample too small to mean anything (a gap). Above it

@@ -4,7 +4,8 @@ company-wide records are published again, as a single worker publishes them
 
 A worker that restates a month (a budget revision booked to it within `PULSE_RESTATEMENT_DAYS`)
 publishes that month's partials again, final. The stage keeps each final period window
-(`PERIOD_WINDOWS`) in its table until the horizon has passed, with what it published of each
+(`streams.core.compiler.PERIOD_WINDOWS`: `1mo`, and `fp`, `fq`, `fytd` with a fiscal
+calendar) in its table until the horizon has passed, with what it published of each
 series (`Published`: revision, as-reported value, last value); a partial arriving for such a
 window replaces its source's part and the window is merged again: the series whose value
 changed are published with their next revision and the value first published final.
@@ -19,9 +20,6 @@ from decimal import Decimal
 
 from schemas.kpi_record import decimal_text
 from streams.core.kpi_values import KpiValue
-
-PERIOD_WINDOWS = frozenset({"1mo"})
-"""Windows an event can restate after they are final (a budget names its month)."""
 
 Published = dict[str, list[str | int | None]]
 """Per series (`kpi|k=v,...`): [revision, as-reported value, value, numerator, denominator]."""

@@ -44,7 +44,7 @@ from typing import Any
 from faust.types import StreamT
 
 from streams.core import NO_WATERMARK, KpiValue
-from streams.core.compiler import CompiledCatalog
+from streams.core.compiler import PERIOD_WINDOWS, CompiledCatalog
 from streams.core.partials import (
     Partial,
     Progress,
@@ -64,7 +64,7 @@ from streams.kafka.connection import KafkaTarget, preflight
 from streams.kafka.kpi_topic import PARTIALS_PARTITIONS, kpi_record
 from streams.merge.app import build_app
 from streams.merge.detection import StageDetection
-from streams.merge.restate import PERIOD_WINDOWS, first_published, restated
+from streams.merge.restate import first_published, restated
 from streams.settings import Settings
 from streams.worker.config import state_config
 

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from streams.core import ValidationLimits, Watermark, decode_event
 from streams.core.cardinality import CardinalityGuard
-from streams.core.compiler import compile_catalog
+from streams.core.compiler import PERIOD_WINDOWS, compile_catalog
 from streams.core.finalize import Finalizer
 from streams.core.kpi_values import KpiValue, Labels
 from streams.core.money import FxTable
@@ -68,8 +68,12 @@ def run_backtest(
     flush_every: int = FLUSH_EVERY,
 ) -> BacktestSummary:
     """`flush_every`: lines between two finalizations (the rows do not depend on it)."""
-    catalog = compile_catalog()
-    windows = Windows.for_timezone(ZoneInfo(settings.business_timezone), settings.restatement_days)
+    catalog = compile_catalog(fiscal=bool(settings.fiscal_calendar))
+    windows = Windows.for_timezone(
+        ZoneInfo(settings.business_timezone),
+        settings.restatement_days,
+        settings.fiscal_calendar,
+    )
     state = PartitionState(
         catalog,
         windows,
@@ -98,13 +102,13 @@ def run_backtest(
 
     # Period windows can be restated until their horizon passes: their rows wait until then
     # (or the end of the input), so a row is the period's last revision whatever the cadence.
-    restatable: dict[tuple[str, int, Labels], KpiValue] = {}
+    restatable: dict[tuple[str, str, int, Labels], KpiValue] = {}
 
     def flush(watermark: float) -> None:
         values: list[KpiValue] = []
         for value in finalizer.close(state, watermark):
-            if value.window == "1mo":
-                restatable[(value.kpi, value.start, value.labels)] = value
+            if value.window in PERIOD_WINDOWS:
+                restatable[(value.kpi, value.window, value.start, value.labels)] = value
             else:
                 values.append(value)
         for key, value in list(restatable.items()):

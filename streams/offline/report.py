@@ -34,7 +34,7 @@ from streams.errors import PulseError
 
 DETECT_HEADERS = (("timestamp", "value"), ("timestamp", "value", "anomaly_score"))
 BACKTEST_HEADER = ("kpi", "window", "window_start", "window_end", "dimensions", "value")
-WINDOW_ORDER = ("1m", "5m", "1h", "1d", "30d", "1mo", "balance", "cumulative")
+WINDOW_ORDER = ("1m", "5m", "1h", "1d", "30d", "1mo", "fp", "fq", "fytd", "balance", "cumulative")
 ADDITIVE = frozenset({"flow", "balance"})
 DEFAULT_POLICY = AlertPolicy()
 

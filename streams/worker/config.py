@@ -11,11 +11,13 @@ from streams.settings import Settings
 
 def state_config(settings: Settings) -> StateConfig:
     """The core's configuration from the settings; compiles (and so checks) the KPI catalog."""
-    catalog = compile_catalog()
+    catalog = compile_catalog(fiscal=bool(settings.fiscal_calendar))
     return StateConfig(
         catalog=catalog,
         windows=Windows.for_timezone(
-            ZoneInfo(settings.business_timezone), settings.restatement_days
+            ZoneInfo(settings.business_timezone),
+            settings.restatement_days,
+            settings.fiscal_calendar,
         ),
         watermark_delay=settings.watermark_delay_seconds,
         allowed_lateness=settings.allowed_lateness_seconds,

@@ -27,7 +27,7 @@ from streams.export.page.history import History, PageState
 LagSource = Callable[[], Iterable[tuple[str, int, int]]]
 
 ZERO = Decimal(0)
-WINDOW_ORDER = ("1m", "5m", "1h", "1d", "30d", "1mo", "balance", "cumulative")
+WINDOW_ORDER = ("1m", "5m", "1h", "1d", "30d", "1mo", "fp", "fq", "fytd", "balance", "cumulative")
 
 
 def totals(catalog: CompiledCatalog, values: Iterable[KpiValue]) -> list[KpiValue]:
