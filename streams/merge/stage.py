@@ -140,6 +140,9 @@ class MergeStage:
         )
         self._restored = False
         """The detection state was read from the table since the last rebalance."""
+        self._held: set[str] | None = None
+        """Keys of the windows held in the table (None: read them from the table again, as after
+        a rebalance), so a progress record does not scan the detection's records too."""
         self.started = time.monotonic()
         self.detecting_after: float | None = None
         """Seconds from start to detection restored (None: not yet)."""
@@ -198,6 +201,7 @@ class MergeStage:
         def rebalanced(*args: Any, **kwargs: Any) -> None:  # (sender, signal=...)
             self.rebalances += 1
             self._restored = False  # the table may hold what another instance wrote
+            self._held = None
             self.ready.set()
 
         app.on_rebalance_complete.connect(rebalanced)
@@ -224,10 +228,20 @@ class MergeStage:
         return min((stated.get(n, NO_WATERMARK) for n in self.expected), default=NO_WATERMARK)
 
     def windows_held(self) -> int:
-        return sum(1 for key in self.table if key.startswith(WINDOW))
+        return len(self._held_keys())
+
+    def _held_keys(self) -> set[str]:
+        if self._held is None:
+            self._held = {key for key in self.table if key.startswith(WINDOW)}
+        return self._held
 
     def _windows(self) -> list[tuple[str, dict[str, Any]]]:
-        return [(key, entry) for key, entry in self.table.items() if key.startswith(WINDOW)]
+        table = self.table
+        return [(key, entry) for key in self._held_keys() if (entry := table.get(key)) is not None]
+
+    def _forget(self, key: str) -> None:
+        del self.table[key]
+        self._held_keys().discard(key)
 
     async def _watch_app(self) -> None:
         """A Faust service that crashes (its consumer, producer or table recovery) stops the
@@ -319,6 +333,7 @@ class MergeStage:
         # the same partial is read again meanwhile).
         restate = entry.get("restate", False) or ("published" in entry and parts != entry["parts"])
         self.table[key] = {**entry, "parts": parts, "restate": restate}
+        self._held_keys().add(key)
 
     def _verdict(self, end: float, *, sent: bool) -> str | None:
         progress = {name: float(mark) for name, mark in self.progress.items()}
@@ -369,7 +384,7 @@ class MergeStage:
                 published = first_published(values)
                 self.table[key] = {**entry, "sent": True, "published": published}
             else:
-                del self.table[key]
+                self._forget(key)
 
     def _merged(self, entry: dict[str, Any]) -> list[KpiValue]:
         partials = [decode_record(text.encode()) for text in entry["parts"].values()]
@@ -379,7 +394,7 @@ class MergeStage:
         """A final month kept for restatements: forgotten once its horizon has passed; merged
         and published again, changed series only, when a source's part of it changed."""
         if horizon_passed(entry["end"], self.lateness, self.restatement_s, self.watermark()):
-            del self.table[key]
+            self._forget(key)
             return []
         if not entry.get("restate"):
             return []
