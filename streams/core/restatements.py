@@ -59,12 +59,16 @@ def check_period(
     their end plus lateness)."""
     end = max(end for _, _, end in windows)
     if horizon_passed(end, lateness, horizon, watermark):
-        raise InvalidEvent(
-            "late",
-            f"period {period} is closed beyond the restatement horizon of "
-            f"{horizon / DAY:g} days (it ended {_utc(end)}; judged at {_utc(watermark)}, the "
-            "later of the watermark and the event's occurred_at)",
-        )
+        raise InvalidEvent("late", beyond_horizon(period, end, horizon, watermark))
+
+
+def beyond_horizon(period: str, end: float, horizon: float, judged: float) -> str:
+    """The reason of a `late` event whose period (ended at `end`) can no longer be restated."""
+    return (
+        f"period {period} is closed beyond the restatement horizon of "
+        f"{horizon / DAY:g} days (it ended {_utc(end)}; judged at {_utc(judged)}, the "
+        "later of the watermark and the event's occurred_at)"
+    )
 
 
 @dataclass(slots=True)
