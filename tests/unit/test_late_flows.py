@@ -270,8 +270,6 @@ def test_partials_of_a_restated_period_go_out_even_when_this_worker_has_no_budge
     assert (row.value, row.numerator, row.denominator) == (None, Decimal("26000.00"), Decimal(0))
     assert feed(part, [LATE_OCTOBER]) == []
     again = finalizer.close(part, part.watermark.value)
-    assert [(v.value, v.numerator, v.revision) for v in again] == [
-        (None, Decimal("27000.00"), 2)
-    ]
+    assert [(v.value, v.numerator, v.revision) for v in again] == [(None, Decimal("27000.00"), 2)]
     october = part.windows.month.of_period("2026-10")
     assert [(w.window, w.start) for w in finalizer.due] == [("1mo", october)]
