@@ -6,6 +6,8 @@ horizon (`PULSE_RESTATEMENT_DAYS`, counted from the period's end plus the allowe
 against the partition's watermark) such an event updates the period's window and the finalizer
 publishes the changed records again with the next `revision` and the value first published final
 (`as_reported`); beyond it the event is dead-lettered `late`, the period named (`check_period`).
+A late expense (its 1-minute window final) restates the month and fiscal period holding its
+`occurred_at` in the same way (`streams.core.late_flows`).
 The period's window is kept as long as it can be restated, so the final rows never depend on
 when windows were finalized.
 
