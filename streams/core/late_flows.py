@@ -16,6 +16,7 @@ on-time expense arriving days later is then a `duplicate`, not a second count.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -107,11 +108,26 @@ def late_targets(
     )
 
 
-def kept_until(windows: Windows, names: tuple[str, ...], occurred: float, lateness: float) -> int:
+class KeptUntil:
     """The dedupe bucket (a minute start) of an event kept in the period windows `names`: its
-    id is remembered until the last of those periods can no longer be restated."""
-    end = 0
-    for name in names:
-        kind = windows.kind(name)
-        end = max(end, kind.end_of(kind.start_of(occurred)))
-    return int((end + lateness + windows.restatement) // 60) * 60
+    id is remembered until the last of those periods can no longer be restated. Per event of
+    such a type on the hot path, so the span where the answer holds is cached (events mostly
+    arrive in order)."""
+
+    def __init__(self, windows: Windows, names: tuple[str, ...], lateness: float) -> None:
+        self.kinds = [windows.kind(name) for name in names]
+        self.after = lateness + windows.restatement
+        self._lo, self._hi, self._bucket = math.inf, -math.inf, 0
+
+    def __call__(self, occurred: float) -> int:
+        if self._lo <= occurred < self._hi:
+            return self._bucket
+        spans = [
+            (start, kind.end_of(start))
+            for kind in self.kinds
+            for start in [kind.start_of(occurred)]
+        ]
+        self._lo = max(start for start, _ in spans)
+        self._hi = min(end for _, end in spans)
+        self._bucket = int((max(end for _, end in spans) + self.after) // 60) * 60
+        return self._bucket

@@ -21,7 +21,7 @@ from streams.core.compiler import CompiledCatalog, Contribution
 from streams.core.dedupe import Deduper
 from streams.core.fiscal import FiscalWindow, fiscal_windows, period_windows
 from streams.core.join import TimeJoin
-from streams.core.late_flows import kept_until, late_targets, period_flows
+from streams.core.late_flows import KeptUntil, late_targets, period_flows
 from streams.core.log_records import RECORD_BYTES, spread
 from streams.core.measures import Latest, LatestBy, MeasureStore
 from streams.core.money import FxTable
@@ -131,10 +131,12 @@ class PartitionState:
         """Event types whose sums are kept in period windows (expense_posted): late, they may
         still restate a period (`streams.core.late_flows`)."""
         self._kept_ids = {
-            t: tuple(sorted({w for _, ws in cs for w in ws}))
+            t: KeptUntil(
+                windows, tuple(sorted({w for _, ws in cs for w in ws})), watermark.lateness
+            )
             for t, cs in self._period_flows.items()
         }
-        """Their period windows: their ids are remembered while those periods can be restated."""
+        """Their ids are remembered while their periods can be restated: the dedupe bucket."""
 
     @property
     def has_data(self) -> bool:
@@ -183,7 +185,7 @@ class PartitionState:
             # Converted once, before anything changes, so an unknown currency leaves no trace.
             converted = self.fx.to_reporting(event.amount, event.currency, occurred)  # type: ignore[attr-defined]
         kept = self._kept_ids.get(event_type)
-        bucket = minute if kept is None else kept_until(self.windows, kept, occurred, mark.lateness)
+        bucket = minute if kept is None else kept(occurred)
         self.seen.add(event_id, bucket)
         self._new_ids.append((event_id, bucket))
         mark.observe(occurred if occurred < now else now, event.source)
@@ -258,7 +260,7 @@ class PartitionState:
         converted: Decimal | None = None
         if event_type in self.catalog.money_types:
             converted = self.fx.to_reporting(event.amount, event.currency, occurred)  # type: ignore[attr-defined]
-        bucket = kept_until(windows, self._kept_ids[event_type], occurred, mark.lateness)
+        bucket = self._kept_ids[event_type](occurred)
         self.seen.add(event.event_id, bucket)
         self._new_ids.append((event.event_id, bucket))
         for target in targets:

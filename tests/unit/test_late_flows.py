@@ -18,6 +18,7 @@ import orjson
 
 from streams.core import Finalizer, FxTable, PartitionState, Watermark, Windows, compile_catalog
 from streams.core.kpi_values import KpiValue
+from streams.core.late_flows import KeptUntil
 from streams.core.validation import ValidationLimits, decode_event
 from streams.errors import InvalidEvent
 from streams.offline.backtest import run_backtest
@@ -273,3 +274,18 @@ def test_partials_of_a_restated_period_go_out_even_when_this_worker_has_no_budge
     assert [(v.value, v.numerator, v.revision) for v in again] == [(None, Decimal("27000.00"), 2)]
     october = part.windows.month.of_period("2026-10")
     assert [(w.window, w.start) for w in finalizer.due] == [("1mo", october)]
+
+
+def test_the_cached_id_horizon_agrees_with_a_fresh_one_in_any_order() -> None:
+    # Berlin, 4-4-5:1 and months: spans of 1mo and fp overlap without matching; hopping back
+    # and forth across their boundaries must not reuse a stale answer.
+    windows = Windows.for_timezone(ZoneInfo("Europe/Berlin"), 30, "4-4-5:1")
+    cached = KeptUntil(windows, ("1mo", "fp"), 60.0)
+    day = 86400
+    base = 1_790_805_600  # 2026-10-01T00:00:00+02:00
+    for offset in (0, 25 * day, -1, 31 * day + 3600, 26 * day, 5, -40 * day, 27 * day):
+        at = base + offset
+        assert cached(at) == KeptUntil(windows, ("1mo", "fp"), 60.0)(at), offset
+    # Independently for Oct 1 (Berlin): October ends Nov 1 00:00 CET (23:00Z Oct 31); fp P10
+    # of 4-4-5:1 ends Mon Oct 26 00:00 CET; the later is October's: + 60 s + 30 days.
+    assert cached(base) == 1_793_487_600 + 60 + 30 * day
