@@ -10,7 +10,7 @@ again as a new revision; an event that feeds no period window, or none still wit
 is dead-lettered `late` with a reason that says which (docs/kpi-semantics.md, "Restatements").
 
 Since such an event counts after its minute is final, the ids of events that feed a period
-window are remembered until that period's horizon has passed (`kept_until`): a resend of an
+window are remembered until that period's horizon has passed (`KeptUntil`): a resend of an
 on-time expense arriving days later is then a `duplicate`, not a second count.
 """
 
@@ -75,7 +75,7 @@ def late_targets(
     """The period buckets a late event (`occurred` in a final 1m window) still counts in.
 
     Raises `InvalidEvent("late")` when there is none: `too_late` (why its minute is final)
-    followed by "it feeds no period window" or the period closed beyond the horizon, named.
+    followed by "... it feeds none" or by the period closed beyond the horizon, named.
     The state is not touched.
     """
     contributions = flows.get(event.type, ())

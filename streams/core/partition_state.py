@@ -5,6 +5,10 @@ returns what changed since the last checkpoint as one changelog record (absolute
 replaying a record twice is harmless), closed by the source offset it covers; `restore` applies
 such records in order. This is the write-ahead log of DESIGN.md principle 5: one write per
 changed key per batch, not per event.
+
+Over 400 lines: what one event does (`apply`, its batch and its late path) and the changelog
+format of the state it changes are read together; the rules they apply live in their own modules
+(`dedupe`, `late_flows`, `restatements`, `join`, `measures`).
 """
 
 from __future__ import annotations
