@@ -99,7 +99,8 @@ class Settings(BaseSettings):
         ge=0,
         le=3660,
         description="Days after a period (the 1mo window) is final during which an event of "
-        "that period (a budget revision) restates it: its records are published again with "
+        "that period (a budget revision, a late expense) restates it: its records are "
+        "published again with "
         "the next revision; later ones are dead-lettered late (0: no restatements).",
     )
     fiscal_calendar: str = Field(

@@ -231,8 +231,9 @@ DERIVED_FROM_MINUTES = frozenset({"5m", "1h"})
 DERIVED_FROM_PERIODS = frozenset({"fq", "fytd"})
 """Fiscal windows summed from the `fp` buckets they cover (`kpi_values.span_accs`)."""
 PERIOD_WINDOWS = frozenset({"1mo", *FISCAL_WINDOWS})
-"""Windows of period-variance KPIs: an event naming a period (a budget) can restate them after
-they are final (`streams.core.restatements`)."""
+"""Windows of period-variance KPIs: an event naming a period (a budget), or a late flow they
+sum (an expense: `streams.core.late_flows`), can restate them after they are final
+(`streams.core.restatements`)."""
 
 
 def _storage_windows(kpi: Kpi) -> set[str]:

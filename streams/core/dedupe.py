@@ -2,7 +2,10 @@
 
 Ids are grouped in event-time buckets so that expiry drops whole buckets: O(1) per id.
 An id only needs remembering while its window still accepts events; after that a resend is
-rejected as late anyway. Past `max_entries` the oldest ids are evicted and counted.
+rejected as late anyway. The exception is an event that feeds a period window (an expense): late,
+it still counts there while the period can be restated, so its id goes in the bucket of that
+horizon's end (`streams.core.late_flows.KeptUntil`). Past `max_entries` the oldest ids are
+evicted and counted.
 """
 
 from __future__ import annotations

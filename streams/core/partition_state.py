@@ -5,6 +5,10 @@ returns what changed since the last checkpoint as one changelog record (absolute
 replaying a record twice is harmless), closed by the source offset it covers; `restore` applies
 such records in order. This is the write-ahead log of DESIGN.md principle 5: one write per
 changed key per batch, not per event.
+
+Over 400 lines: what one event does (`apply`, its batch and its late path) and the changelog
+format of the state it changes are read together; the rules they apply live in their own modules
+(`dedupe`, `late_flows`, `restatements`, `join`, `measures`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from streams.core.compiler import CompiledCatalog, Contribution
 from streams.core.dedupe import Deduper
 from streams.core.fiscal import FiscalWindow, fiscal_windows, period_windows
 from streams.core.join import TimeJoin
+from streams.core.late_flows import KeptUntil, late_targets, period_flows
 from streams.core.log_records import RECORD_BYTES, spread
 from streams.core.measures import Latest, LatestBy, MeasureStore
 from streams.core.money import FxTable
@@ -126,6 +131,16 @@ class PartitionState:
         }
         """Event types that name the period they count in (budget_set): checked against the
         restatement horizon before they count."""
+        self._period_flows = period_flows(catalog)
+        """Event types whose sums are kept in period windows (expense_posted): late, they may
+        still restate a period (`streams.core.late_flows`)."""
+        self._kept_ids = {
+            t: KeptUntil(
+                windows, tuple(sorted({w for _, ws in cs for w in ws})), watermark.lateness
+            )
+            for t, cs in self._period_flows.items()
+        }
+        """Their ids are remembered while their periods can be restated: the dedupe bucket."""
 
     @property
     def has_data(self) -> bool:
@@ -155,9 +170,8 @@ class PartitionState:
         minute = int(occurred // 60) * 60
         mark = self.watermark
         if not mark.accepts(minute + 60):
-            raise InvalidEvent(
-                "late", f"its 1m window starting {minute} is final; watermark {mark.value:.3f}"
-            )
+            self._apply_late(event, occurred, minute)
+            return
         catalog = self.catalog
         event_type = event.type
         period_field = self._period_fields.get(event_type)
@@ -174,8 +188,10 @@ class PartitionState:
         if event_type in catalog.money_types:
             # Converted once, before anything changes, so an unknown currency leaves no trace.
             converted = self.fx.to_reporting(event.amount, event.currency, occurred)  # type: ignore[attr-defined]
-        self.seen.add(event_id, minute)
-        self._new_ids.append((event_id, minute))
+        kept = self._kept_ids.get(event_type)
+        bucket = minute if kept is None else kept(occurred)
+        self.seen.add(event_id, bucket)
+        self._new_ids.append((event_id, bucket))
         mark.observe(occurred if occurred < now else now, event.source)
         self.first_event_time = min(self.first_event_time, occurred)
         if occurred > self.newest.get(event_type, 0.0):
@@ -227,6 +243,45 @@ class PartitionState:
             key_value = getattr(event, measure.join.key)  # type: ignore[union-attr]
             for name, end, dims, seconds in self.join.start(key_value, occurred):
                 self._add_sample(name, end, dims, seconds, catalog.storage_windows[name])
+
+    def _apply_late(self, event: Envelope, occurred: float, minute: int) -> None:
+        """An event whose 1m window is final: counted only in the period buckets it feeds that
+        can still be restated, which are marked restated when final (`streams.core.late_flows`);
+        else raises `InvalidEvent("late")` saying why. It moves no watermark and counts in no
+        minute, hour or day. The state is unchanged when it raises."""
+        mark = self.watermark
+        windows = self.windows
+        event_type = event.type
+        targets = late_targets(
+            self._period_flows,
+            windows,
+            event,
+            occurred,
+            lateness=mark.lateness,
+            watermark=mark.value,
+            too_late=f"its 1m window starting {minute} is final; watermark {mark.value:.3f}",
+        )
+        converted: Decimal | None = None
+        if event_type in self.catalog.money_types:
+            converted = self.fx.to_reporting(event.amount, event.currency, occurred)  # type: ignore[attr-defined]
+        bucket = self._kept_ids[event_type](occurred)
+        self.seen.add(event.event_id, bucket)
+        self._new_ids.append((event.event_id, bucket))
+        for target in targets:
+            c = target.contribution
+            dims = c.dims(event)
+            if self.guard is not None:
+                dims = self.guard.fold(c.measure.dims, dims, event)
+            value: Decimal | int
+            if c.value is None:
+                value = 1
+            elif converted is not None and c.money:
+                value = converted if c.sign > 0 else -converted
+            else:
+                value = Decimal(c.value(event)) * c.sign
+            self.store.add((target.window, target.start), (c.name, dims), value)
+            if target.end + mark.lateness <= mark.value:
+                self.store.restated.add((target.window, target.start))  # the finalizer restates
 
     def batch(self) -> None:
         """Start a batch: `apply` gathers sums and counts until `flush` (see `apply`)."""

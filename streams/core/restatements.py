@@ -6,6 +6,8 @@ horizon (`PULSE_RESTATEMENT_DAYS`, counted from the period's end plus the allowe
 against the partition's watermark) such an event updates the period's window and the finalizer
 publishes the changed records again with the next `revision` and the value first published final
 (`as_reported`); beyond it the event is dead-lettered `late`, the period named (`check_period`).
+A late expense (its 1-minute window final) restates the month and fiscal period holding its
+`occurred_at` in the same way (`streams.core.late_flows`).
 The period's window is kept as long as it can be restated, so the final rows never depend on
 when windows were finalized.
 
@@ -59,12 +61,16 @@ def check_period(
     their end plus lateness)."""
     end = max(end for _, _, end in windows)
     if horizon_passed(end, lateness, horizon, watermark):
-        raise InvalidEvent(
-            "late",
-            f"period {period} is closed beyond the restatement horizon of "
-            f"{horizon / DAY:g} days (it ended {_utc(end)}; judged at {_utc(watermark)}, the "
-            "later of the watermark and the event's occurred_at)",
-        )
+        raise InvalidEvent("late", beyond_horizon(period, end, horizon, watermark))
+
+
+def beyond_horizon(period: str, end: float, horizon: float, judged: float) -> str:
+    """The reason of a `late` event whose period (ended at `end`) can no longer be restated."""
+    return (
+        f"period {period} is closed beyond the restatement horizon of "
+        f"{horizon / DAY:g} days (it ended {_utc(end)}; judged at {_utc(judged)}, the "
+        "later of the watermark and the event's occurred_at)"
+    )
 
 
 @dataclass(slots=True)

@@ -157,3 +157,84 @@ async def test_the_merge_stage_restates_october_company_wide(
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+# A late expense: October budget 50,000 and 26,000 spent on time give (26,000 - 50,000) / 50,000
+# = -0.48 when October is final; a 1,000 expense of Oct 28 booked on Nov 3 (within the 92-day
+# horizon) restates it to (27,000 - 50,000) / 50,000 = -0.46, revision 2.
+LATE_FLOW_BEFORE = [
+    event("budget_set", 101, "2026-10-05T09:00:00Z", period="2026-10", amount="50000.00"),
+    event("expense_posted", 102, "2026-10-12T09:00:00Z", category="travel", amount="20000.00"),
+    event("expense_posted", 103, "2026-10-26T09:00:00Z", category="travel", amount="6000.00"),
+    event("expense_posted", 104, "2026-11-03T09:00:00Z", category="travel", amount="500.00"),
+]
+LATE_EXPENSE = event(
+    "expense_posted", 105, "2026-10-28T10:00:00Z", category="rent", amount="1000.00"
+)
+
+
+async def test_a_late_october_expense_restates_october(
+    kafka_bootstrap: str,
+    make_settings: Callable[..., Settings],
+    input_topic: Callable[[int], Awaitable[str]],
+    start_worker: Callable[[Settings], Awaitable[Worker]],
+) -> None:
+    topic = await input_topic(1)
+    settings = make_settings()
+    worker = await start_worker(settings)
+    await produce(kafka_bootstrap, topic, LATE_FLOW_BEFORE)
+
+    async def published(count: int) -> bool:
+        return len(await october_records(kafka_bootstrap, settings.kpi_topic)) >= count
+
+    await eventually(lambda: published(1), within=60, what="October final on the KPI topic")
+    # The late expense, then its resend: counted once.
+    await produce(kafka_bootstrap, topic, [LATE_EXPENSE, LATE_EXPENSE])
+    await eventually(lambda: published(2), within=60, what="October restated")
+    records = await october_records(kafka_bootstrap, settings.kpi_topic)
+    assert [(r["value"], r["revision"], r["as_reported"]) for r in records] == [
+        ("-0.4800000000", 1, None),
+        ("-0.4600000000", 2, "-0.4800000000"),
+    ]
+
+    async def one_duplicate() -> bool:
+        return dict(worker.state.rejected) == {"duplicate": 1}
+
+    await eventually(one_duplicate, within=30, what="the resend dead-lettered as a duplicate")
+
+
+async def test_the_merge_stage_restates_october_for_a_late_expense(
+    kafka_bootstrap: str,
+    make_settings: Callable[..., Settings],
+    input_topic: Callable[[int], Awaitable[str]],
+    start_worker: Callable[[Settings], Awaitable[Worker]],
+) -> None:
+    """The late expense's partition publishes October's partial again; the stage publishes
+    the company-wide October again (the same figures: one cost center, one partition)."""
+    topic = await input_topic(2)
+    settings = make_settings(merge_stage=True)
+    stage = MergeStage(settings, kafka_bootstrap)
+    stop = asyncio.Event()
+    task = asyncio.create_task(stage.run(stop))
+    try:
+        await asyncio.wait_for(stage.ready.wait(), 60)
+        await start_worker(settings)
+        await produce(kafka_bootstrap, topic, LATE_FLOW_BEFORE, partition=0)
+        await produce(kafka_bootstrap, topic, [CLOSER], partition=1)
+
+        async def published(count: int) -> bool:
+            return len(await october_records(kafka_bootstrap, settings.kpi_topic)) >= count
+
+        await eventually(lambda: published(1), within=90, what="October final, company-wide")
+        await produce(kafka_bootstrap, topic, [LATE_EXPENSE], partition=0)
+        await produce(kafka_bootstrap, topic, [LATER_CLOSER], partition=1)
+        await eventually(lambda: published(2), within=90, what="October restated, company-wide")
+        records = await october_records(kafka_bootstrap, settings.kpi_topic)
+        assert [(r["value"], r["revision"], r["as_reported"]) for r in records] == [
+            ("-0.4800000000", 1, None),
+            ("-0.4600000000", 2, "-0.4800000000"),
+        ]
+        assert stage.restated == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)

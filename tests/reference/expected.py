@@ -279,6 +279,8 @@ class Counted:
     dims: dict[str, str]
     eur: Decimal | None
     body: dict[str, Any]
+    late: bool = False
+    """Its 1-minute window was final: an expense then counts only in its month (a restatement)."""
 
     @property
     def series(self) -> tuple[str, str]:
@@ -307,6 +309,12 @@ def rate_in_force(currency: str, at: datetime, rates: list[tuple[str, datetime, 
     return STATIC_RATES.get(currency)
 
 
+def local_month(at: datetime) -> str:
+    """`YYYY-MM` of the business-time-zone month holding `at`."""
+    local = at.astimezone(ZONE)
+    return f"{local.year:04d}-{local.month:02d}"
+
+
 def closed_beyond_horizon(period: str, at: datetime, newest: datetime | None) -> bool:
     """A period's events restate it until its month's end + lateness + the restatement
     horizon passes the later of the watermark and the event's own time; then they are late."""
@@ -333,11 +341,18 @@ def process(lines: list[bytes]) -> tuple[list[Counted], dict[int, str]]:
         if body["event_id"] in seen_ids:
             rejected[number] = "duplicate"
             continue
+        late = False
         if newest is not None:
             watermark = newest - DELAY
             if minute_start(at) + timedelta(minutes=1) + LATENESS <= watermark:
-                rejected[number] = "late"
-                continue
+                # Only an expense feeds a month (budget variance): late, it still counts there
+                # while its month can be restated.
+                if body["type"] != "expense_posted" or closed_beyond_horizon(
+                    local_month(at), at, newest
+                ):
+                    rejected[number] = "late"
+                    continue
+                late = True
         if body["type"] == "budget_set" and closed_beyond_horizon(body["period"], at, newest):
             rejected[number] = "late"
             continue
@@ -349,6 +364,9 @@ def process(lines: list[bytes]) -> tuple[list[Counted], dict[int, str]]:
                 continue
             eur = (Decimal(body["amount"]) * rate).quantize(CENT, rounding=ROUND_HALF_EVEN)
         seen_ids.add(body["event_id"])
+        if late:  # moves no watermark, counts in no minute, hour or day
+            counted.append(Counted(number, body["type"], at, body["dimensions"], eur, body, True))
+            continue
         newest = at if newest is None else max(newest, at)
         if body["type"] == "fx_rate" and body["quote_currency"] == REPORTING:
             rates.append((body["currency"], at, Decimal(body["rate"])))
@@ -705,8 +723,7 @@ def budget_rows(rows: Rows, events: list[Counted]) -> None:
             continue
         actual = Decimal(0)
         for event in events:
-            local = event.at.astimezone(ZONE)
-            in_month = f"{local.year:04d}-{local.month:02d}" == period
+            in_month = local_month(event.at) == period
             ours = event.kind == "expense_posted" and event.dims["cost_center"] == cost_center
             if ours and in_month:
                 actual += event.eur
@@ -720,7 +737,8 @@ def expected_rows(lines: list[bytes]) -> dict[Key, Decimal]:
     """Every row `pulse backtest` prints for these lines, keyed as the CSV columns are."""
     events, _ = process(lines)
     rows = Rows()
-    flow_rows(rows, events)
-    running_rows(rows, events)
-    budget_rows(rows, events)
+    on_time = [e for e in events if not e.late]
+    flow_rows(rows, on_time)
+    running_rows(rows, on_time)
+    budget_rows(rows, events)  # late expenses count in their month
     return dict(rows)

@@ -500,7 +500,8 @@ def _wednesday(led: Ledger) -> None:
     led.add(feedback("10-28 16:31:00", US, nps=6))
     led.add(order("10-28 17:00:00", DE, "O-1043", "64.00 EUR", due="11-02 12:00:00"))
     led.add(expense("10-28 17:05:00", DE, "ops", "software", "33.00 EUR"))
-    # Late (the watermark is 17:04:55): in neither opex nor the sales budget's actual.
+    # Late (the watermark is 17:04:55): not in opex (its minute, hour and day are final), but
+    # in October's sales actual: a late expense counts in its month while that can be restated.
     led.add(expense("10-28 16:50:00", CORP, "sales", "travel", "999.00 EUR"))
     # Invalid: occurred_at without a UTC offset -> schema_violation.
     led.broken(
@@ -550,6 +551,9 @@ def _sunday_and_monday(led: Ledger) -> None:
     # revision of its sales budget booked on Nov 1 is within the 1-day restatement horizon
     # (until 11-01 23:01:00Z): it replaces the 900.00 budget, October is published again.
     led.add(budget("11-01 10:45:00", "sales", "2026-10", "800.00 EUR"))
+    # A late October expense booked on Nov 1, within the same horizon: it restates October's
+    # sales actual (and nothing else: its minute, hour and day are final).
+    led.add(expense("10-31 12:00:00", DE, "sales", "travel", "31.91 EUR"))
     # A CHF rate quoted in USD (valid, ignored) does not make CHF convertible: unknown_currency.
     led.add(fx("11-01 11:00:00", "CHF", "1.10", quote="USD"))
     led.add(order("11-01 11:05:00", DE, "O-1096", "20.00 CHF"))
@@ -558,6 +562,8 @@ def _sunday_and_monday(led: Ledger) -> None:
     led.add(payment("11-02 08:30:00", US, "inv-us-2", "100.00 USD"))  # 91.25
     # Another revision of October's sales budget, past the horizon (11-01 23:01:00Z): late.
     led.add(budget("11-02 08:45:00", "sales", "2026-10", "2000.00 EUR"))
+    # A late October expense past the horizon too: late, counted nowhere.
+    led.add(expense("10-31 12:30:00", DE, "ops", "travel", "5.00 EUR"))
     led.add(bill("11-02 09:00:00", DE, "bill-de-2", "120.00 EUR"))
     led.add(dispatch("11-02 09:30:00", DE, "O-1043", "dhl"))
     led.add(deliver("11-02 10:00:00", DE, "O-1041", "10-30 12:00:00"))  # late

@@ -50,9 +50,10 @@ def line_number(fragment: bytes) -> int:
 
 
 def test_the_ledger_has_the_required_shape():
-    assert len(LINES) == 197  # 195 + the two October budget revisions (issue 15)
+    # 195 + the two October budget revisions + two late October expenses (issue 15)
+    assert len(LINES) == 199
     counted, _ = process(LINES)
-    assert len(counted) == 176  # 197 lines - 21 rejected
+    assert len(counted) == 178  # 199 lines - 21 rejected
     assert len({event.kind for event in counted}) == 17
     assert {event.body.get("currency") for event in counted} >= {"EUR", "GBP", "USD"}
     assert ledger_bytes().count(b"\n") == len(LINES)
@@ -63,8 +64,9 @@ def test_rejections_by_reason():
     # Built in ledger.py: garbage + blank line; NaN; 2 CHF orders; 7 contract breaches (expense
     # without cost_center, JSON array, fx_rate with dimensions, investment without initiative,
     # csat 6, naive occurred_at, negative amount); order_shipped; a 1999 event; 5 late (O-1019,
-    # inv-de-late, the 17:00:30 issue, the 999.00 expense, the sales budget of Nov 2 for an
-    # October past the restatement horizon); 2 resent duplicates.
+    # inv-de-late, the 17:00:30 issue, the sales budget of Nov 2 and the 5.00 expense of Oct 31
+    # booked on Nov 2, both for an October past the restatement horizon; the late 999.00 and
+    # 31.91 expenses count in October, which they can still restate); 2 resent duplicates.
     assert Counter(REJECTED.values()) == {
         "undecodable": 2,
         "non_finite_number": 1,
@@ -79,6 +81,9 @@ def test_rejections_by_reason():
     assert REJECTED[LINES.index(b"") + 1] == "undecodable"
     assert REJECTED[line_number(b'"2026-10-23T15:50:00Z"')] == "late"  # O-1019
     assert REJECTED[line_number(b'"2026-11-02T08:45:00Z"')] == "late"  # past the horizon
+    assert REJECTED[line_number(b'"2026-10-31T12:30:00Z"')] == "late"  # past the horizon
+    assert line_number(b"31.91") not in REJECTED  # late, restates October's sales actual
+    assert line_number(b'"2026-10-28T16:50:00Z"') not in REJECTED  # late, October still open
 
 
 def test_the_lateness_boundary():
@@ -163,9 +168,11 @@ def test_budget_variance():
     )
     # sales, October: 1000.00 USD * 0.90 = 900.00, restated on Nov 1 to 800.00 (the 2000.00
     # of Nov 2 is past the 1-day restatement horizon: late). Actual 39.60 + 58.50 + 150.00 +
-    # 19.99 = 268.09 (the late 999.00 is not in it): -531.91 / 800 = -0.6648875.
+    # 19.99 = 268.09, plus the late 999.00 (Oct 28, October still open) and the late 31.91
+    # (Oct 31, booked Nov 1 within the horizon) = 1299.00: 499.00 / 800 = 0.62375. The late
+    # 5.00 ops expense of Oct 31 came on Nov 2, past the horizon: ops stays as above.
     assert row("budget_variance_ratio", "1mo", OCTOBER, {"cost_center": "sales"}) == Decimal(
-        "-0.6648875"
+        "0.62375"
     )
     # November: ops 600.00 vs 110.00 (Nov 1 00:00 CET) + 81.20 = 191.20 -> -408.80 / 600;
     # sales 500.00 GBP * 1.16 = 580.00 vs 46.40 -> -533.60 / 580 = -0.92.

@@ -196,4 +196,4 @@ def test_the_rows_do_not_depend_on_when_windows_are_finalized() -> None:
     october_sales = [
         r for r in runs[0] if r[0] == "budget_variance_ratio" and r[4] == "cost_center=sales"
     ]
-    assert [r[5] for r in october_sales if r[2] == "2026-09-30T22:00:00Z"] == ["-0.6648875000"]
+    assert [r[5] for r in october_sales if r[2] == "2026-09-30T22:00:00Z"] == ["0.6237500000"]

@@ -292,7 +292,10 @@ def finance_streams(draw: st.DrawFn) -> list[dict[str, Any]]:
     at = DAY0
     for _ in range(count):
         at += draw(st.sampled_from([0, 30, 3600, 86400, 5 * 86400, 12 * 86400]))
-        when = datetime.fromtimestamp(at - draw(st.sampled_from([0, 10])), UTC)
+        # Mostly not late; else late by minutes (its month may be open), days (its month may be
+        # final: a restatement) or weeks (its month may be past the 20-day horizon).
+        back = draw(st.sampled_from([0, 0, 0, 10, 300, 3 * 86400, 25 * 86400]))
+        when = datetime.fromtimestamp(at - back, UTC)
         stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
         center = draw(st.sampled_from(["CC-1", "CC-2", "CC-3"]))
         amount = f"{draw(st.integers(1, 9000))}.{draw(st.integers(0, 99)):02d}"
@@ -323,8 +326,9 @@ def variances_by_hand(
     events: list[dict[str, Any]], rejected: list[str], cap: int
 ) -> dict[tuple[int, Labels], Decimal]:
     """The rules of docs/kpi-semantics.md written out directly: lateness (1-minute windows,
-    delay 5 s, lateness 60 s), the 20-day restatement horizon, cardinality folding (first
-    come) and the latest budget per cost center and period, summed over folded ones."""
+    delay 5 s, lateness 60 s), the 20-day restatement horizon (a late expense still counts in
+    its month within it, and moves no watermark), cardinality folding (first come) and the
+    latest budget per cost center and period, summed over folded ones."""
     newest = -math.inf
     admitted: list[str] = []
     actual: dict[tuple[str, str], Decimal] = {}
@@ -335,11 +339,14 @@ def variances_by_hand(
         mark = newest - 5
         minute_end = at // 60 * 60 + 60
         is_budget = event["type"] == "budget_set"
-        beyond = is_budget and month_end(event["period"]) + 60 + 20 * 86400 <= max(mark, at)
-        if minute_end + 60 <= mark or beyond:
+        period = event["period"] if is_budget else month_of(at)
+        beyond = month_end(period) + 60 + 20 * 86400 <= max(mark, at)
+        minute_final = minute_end + 60 <= mark
+        if (is_budget and (minute_final or beyond)) or (minute_final and beyond):
             late += 1
             continue
-        newest = max(newest, at)
+        if not minute_final:
+            newest = max(newest, at)
         center = event["dimensions"]["cost_center"]
         if cap and center not in admitted and len(admitted) < cap:
             admitted.append(center)
@@ -350,7 +357,6 @@ def variances_by_hand(
             if key not in latest or at >= latest[key][0]:
                 latest[key] = (at, amount)
         else:
-            period = month_of(at)
             actual[(label, period)] = actual.get((label, period), Decimal(0)) + amount
     assert late == len(rejected)
     assert all(r.startswith("late: ") for r in rejected)

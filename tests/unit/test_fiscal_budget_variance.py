@@ -244,12 +244,14 @@ PROPERTY_DAY0 = int(datetime(2025, 9, 29, tzinfo=UTC).timestamp())
 @st.composite
 def fiscal_streams(draw: st.DrawFn) -> list[bytes]:
     """Budgets (revised, for past, present and coming fiscal periods, some by calendar month)
-    and expenses over ~100 days in arrival order, with small steps back that are not late."""
+    and expenses over ~100 days in arrival order, with small steps back that are not late and
+    larger ones that are (a late expense restates its fiscal period within the horizon)."""
     lines: list[bytes] = []
     at = PROPERTY_DAY0
     for number in range(draw(st.integers(1, 40))):
         at += draw(st.sampled_from([0, 30, 3600, 86400, 5 * 86400, 12 * 86400]))
-        stamp = datetime.fromtimestamp(at - draw(st.sampled_from([0, 10])), UTC).isoformat()
+        back = draw(st.sampled_from([0, 0, 0, 10, 300, 3 * 86400, 25 * 86400]))
+        stamp = datetime.fromtimestamp(at - back, UTC).isoformat()
         center = draw(st.sampled_from(["CC-1", "CC-2"]))
         amount = f"{draw(st.integers(1, 9000))}.{draw(st.integers(0, 99)):02d}"
         body: dict[str, Any] = {
