@@ -149,7 +149,7 @@ class PartitionState:
         window. Decimal sums are exact, so the totals are those of adding one by one.
         """
         event_id = event.event_id
-        if event_id in self.seen:
+        if event_id in self.seen.ids:
             raise InvalidEvent("duplicate", f"event_id {event_id} was already counted")
         if occurred is None:
             occurred = event.occurred_at.timestamp()
