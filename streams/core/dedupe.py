@@ -20,36 +20,38 @@ class Deduper:
         self.evicted = 0
         # Ordered: evicting the oldest is O(1). A plain dict's `next(iter(d))` after many
         # deletions from its front scans the deleted slots (measured: 20 us per eviction).
-        self._ids: OrderedDict[str, int] = OrderedDict()
+        self.ids: OrderedDict[str, int] = OrderedDict()
+        """Every id remembered, with its bucket. Read it (`PartitionState.apply` tests an id
+        here without a method call); change it only through `add` and `expire_before`."""
         self._buckets: dict[int, list[str]] = {}
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self.ids)
 
     def __contains__(self, event_id: str) -> bool:
-        return event_id in self._ids
+        return event_id in self.ids
 
     def add(self, event_id: str, bucket: int) -> None:
         """Remember `event_id` under the event-time `bucket` (a window start); idempotent."""
-        if event_id in self._ids:
+        if event_id in self.ids:
             return
-        self._ids[event_id] = bucket
+        self.ids[event_id] = bucket
         self._buckets.setdefault(bucket, []).append(event_id)
-        if len(self._ids) > self.max_entries:
+        if len(self.ids) > self.max_entries:
             self._evict_oldest()
 
     def expire_before(self, bucket: int) -> None:
         """Forget every id in buckets older than `bucket`."""
         for old in [b for b in self._buckets if b < bucket]:
             for event_id in self._buckets.pop(old):
-                if self._ids.get(event_id) == old:
-                    del self._ids[event_id]
+                if self.ids.get(event_id) == old:
+                    del self.ids[event_id]
 
     def items(self) -> Iterable[tuple[str, int]]:
-        return self._ids.items()
+        return self.ids.items()
 
     def _evict_oldest(self) -> None:
-        event_id, bucket = self._ids.popitem(last=False)
+        event_id, bucket = self.ids.popitem(last=False)
         ids = self._buckets.get(bucket)
         if ids is not None:
             ids.remove(event_id)

@@ -37,12 +37,15 @@ class TimeJoin:
 
     def start(self, key: str, at: float) -> list[tuple[str, float, Dims, float]]:
         """Record a start; return the waiting ends it completes as (measure, end, dims, seconds)."""
-        self.started[key] = at
+        started = self.started
+        started[key] = at
         self._log.append(["s", key, at])
-        self._bound(self.started)
-        pending = self.waiting.pop(key, [])
-        if pending:
-            self._log.append(["m", key])
+        if len(started) > self.max_entries:
+            self._bound(started)
+        pending = self.waiting.pop(key, None)
+        if not pending:  # the common case: no end came first
+            return []
+        self._log.append(["m", key])
         return [(measure, end, dims, end - at) for measure, end, dims in pending]
 
     def end(self, measure: str, key: str, at: float, dims: Dims) -> float | None:

@@ -62,6 +62,8 @@ class FxTable:
 
         Raises `InvalidEvent("unknown_currency")` when no rate is known.
         """
+        if currency == self.reporting_currency:  # the rate is 1: the same, one call less
+            return amount.quantize(CENT, rounding=ROUND_HALF_EVEN)
         rate = self.rate_at(currency, timestamp)
         if rate is None:
             raise InvalidEvent(

@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from schemas import Envelope, FxRate
 from streams.core.cardinality import CardinalityGuard
@@ -36,8 +36,9 @@ from streams.errors import ChangelogError, InvalidEvent
 CHECKPOINT_VERSION = 3
 DAY_RETENTION_DAYS = 32
 """Business days kept as buckets: a 30-day trailing window plus margin; older ones fold."""
-Group = tuple[tuple[str, tuple[str, ...]], tuple[str, ...], int, int]
-"""((measure, dimensions), windows, minute, business day): what `PartitionState.flush` adds."""
+Group = tuple[str, tuple[str, ...], int, int]
+"""(measure, dimensions, minute, business day): what `PartitionState.flush` adds, to the
+measure's storage windows (a flat tuple: it is hashed once per event and measure)."""
 JOIN_TTL_SECONDS = 30 * 86400.0
 JOIN_MAX_ENTRIES = 1_000_000
 """Per partition (`Settings.join_max_entries`): at 500 events/s an order starts every ~3 ms, so
@@ -163,7 +164,7 @@ class PartitionState:
         window. Decimal sums are exact, so the totals are those of adding one by one.
         """
         event_id = event.event_id
-        if event_id in self.seen:
+        if event_id in self.seen.ids:
             raise InvalidEvent("duplicate", f"event_id {event_id} was already counted")
         if occurred is None:
             occurred = event.occurred_at.timestamp()
@@ -193,11 +194,12 @@ class PartitionState:
         self.seen.add(event_id, bucket)
         self._new_ids.append((event_id, bucket))
         mark.observe(occurred if occurred < now else now, event.source)
-        self.first_event_time = min(self.first_event_time, occurred)
+        if occurred < self.first_event_time:  # noqa: PLR1730 - per event; min() costs more
+            self.first_event_time = occurred
         if occurred > self.newest.get(event_type, 0.0):
             self.newest[event_type] = occurred
-        if isinstance(event, FxRate):
-            self._record_rate(event, occurred)
+        if event_type == "fx_rate":  # not isinstance: pydantic's metaclass check is Python
+            self._record_rate(cast(FxRate, event), occurred)
             return
         # The hot path, kept flat: sums and counts into their minute and business-day buckets.
         add = self.store.add
@@ -220,16 +222,16 @@ class PartitionState:
                 value = converted if c.sign > 0 else -converted
             else:
                 value = Decimal(c.value(event)) * c.sign
-            key = (c.name, dims)
             if pending is not None and c.batched:
                 if not c.daily:
-                    group = (key, c.windows, minute, 0)
+                    group = (c.name, dims, minute, 0)
                 else:
                     if day is None:
                         day = self.windows.day.start_of(occurred)
-                    group = (key, c.windows, minute, day)
+                    group = (c.name, dims, minute, day)
                 pending[group] = pending.get(group, 0) + value
                 continue
+            key = (c.name, dims)
             for name in c.windows:
                 if name == "1m":
                     add((name, minute), key, value)
@@ -295,8 +297,10 @@ class PartitionState:
         if not pending:
             return
         add = self.store.add
-        for (key, windows, minute, day), value in pending.items():
-            for name in windows:
+        windows = self.catalog.storage_windows  # a batched contribution's `windows`
+        for (measure, dims, minute, day), value in pending.items():
+            key = (measure, dims)
+            for name in windows[measure]:
                 add((name, minute if name == "1m" else day), key, value)
 
     def _contribute(

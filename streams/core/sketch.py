@@ -16,13 +16,20 @@ _MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
 
 
 class QuantileSketch:
+    """Bin counts of `_MAPPING` (the changelog's form); the `DDSketch` that answers quantiles
+    is built from them only when a quantile is asked (a window's close), not kept beside them
+    on every `add` and `merge` of the hot path. Built from the bins it answers exactly what a
+    `DDSketch` fed the values one by one answers: its quantiles read only the bins' keys and
+    counts, and `_MAPPING.key(_MAPPING.value(k)) == k` for every key (as `from_json` relies
+    on; a unit test checks both)."""
+
     __slots__ = ("_bins", "_sketch", "_zeros")
 
     def __init__(self) -> None:
-        self._sketch = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
-        # The sketch's own store is private; keep our own bin counts for the changelog.
         self._bins: dict[int, int] = {}
         self._zeros = 0
+        self._sketch: DDSketch | None = None
+        """Built from the bins by `quantile`; dropped by any change."""
 
     @property
     def count(self) -> int:
@@ -32,7 +39,7 @@ class QuantileSketch:
         """Add a value >= 0 (negative values have no meaning for durations and are ignored)."""
         if value < 0:
             return
-        self._sketch.add(value, weight)
+        self._sketch = None
         if value == 0:
             self._zeros += weight
         else:
@@ -40,18 +47,29 @@ class QuantileSketch:
             self._bins[key] = self._bins.get(key, 0) + weight
 
     def merge(self, other: QuantileSketch) -> None:
-        self._sketch.merge(other._sketch)
+        self._sketch = None
+        bins = self._bins
         for key, count in other._bins.items():
-            self._bins[key] = self._bins.get(key, 0) + count
+            bins[key] = bins.get(key, 0) + count
         self._zeros += other._zeros
 
     def copy(self) -> QuantileSketch:
         clone = QuantileSketch()
-        clone.merge(self)
+        clone._bins = dict(self._bins)
+        clone._zeros = self._zeros
         return clone
 
     def quantile(self, q: Decimal) -> float | None:
-        return self._sketch.get_quantile_value(float(q)) if self.count else None
+        if not self.count:
+            return None
+        sketch = self._sketch
+        if sketch is None:
+            sketch = self._sketch = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
+            if self._zeros:
+                sketch.add(0.0, self._zeros)
+            for key, count in self._bins.items():
+                sketch.add(_MAPPING.value(key), count)
+        return sketch.get_quantile_value(float(q))
 
     def to_json(self) -> list[list[int]]:
         return [[0, self._zeros], *([key, count] for key, count in sorted(self._bins.items()))]

@@ -17,6 +17,10 @@ from schemas.strict import DECIMAL_ERROR
 from streams.errors import InvalidEvent
 
 EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
+_validate = event_adapter.validator.validate_python
+"""`event_adapter.validate_python` without its Python wrapper, which passes eight keyword
+arguments per call (~1.5 µs of ~7 per event, measured): the same pydantic-core validator of the
+same schema, called with its defaults, so it accepts, rejects and reports exactly the same."""
 """Events claiming to be older than this are treated as a broken clock, not as history."""
 
 
@@ -61,7 +65,7 @@ def decode_timed(raw: bytes | None, limits: ValidationLimits, now: float) -> tup
     if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         raise InvalidEvent("unknown_type", f"unknown event type {event_type!r}")
     try:
-        event: Envelope = event_adapter.validate_python(data)
+        event: Envelope = _validate(data)
     except ValidationError as exc:
         raise _from_validation_error(exc) from None
     # Repeated keys (orjson keeps the last silently): cheap tests, then `_repeated_key`.

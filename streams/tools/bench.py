@@ -11,6 +11,9 @@ The same events are produced once. Then, alternately for a few rounds:
   it was fed (a KPI series' value of a closed window instance: detectors, roll-ups, lifecycle,
   incidents, explanations), from the worker's own detection clock.
 The ratio of medians is what to compare across machines; absolute figures vary with the machine.
+Each path's CPU time per event (this process's `time.process_time`: the worker runs in it, the
+broker does not) is printed too, with its ratio: on a machine shared with other jobs it moves far
+less than wall-clock throughput, which waits for a core whenever the others take them.
 With `latency`, a paced run follows (`streams.tools.bench_latency`): start → ready, publish →
 applied and window end → KPI record at that offered rate, and RSS.
 Detection works once per closed window, not per event, so its cost depends on how much event time
@@ -106,17 +109,20 @@ async def run_bench(
         del messages
 
         ceilings, pipelines, plains, costs = [], [], [], []
+        ceiling_cpu, pipeline_cpu = [], []
         on = settings.model_copy(update={"detection": True})
         off = settings.model_copy(update={"detection": False})
         for round_no in range(1, rounds + 1):
-            ceiling = await measure_ceiling(bootstrap, topic, partitions, events)
+            ceiling, cpu = await measure_ceiling(bootstrap, topic, partitions, events)
+            ceiling_cpu.append(1e6 * cpu / events)
             pipeline, cost = await measure_pipeline(
                 on, bootstrap, topic, events, run_id=run_id, round_no=round_no
             )
-            plain, _ = await measure_pipeline(
+            pipeline_cpu.append(1e6 * cost[2] / events)
+            plain, *_ = await measure_pipeline(
                 off, bootstrap, topic, events, run_id=run_id, round_no=-round_no
             )
-            costs.append(cost)
+            costs.append(cost[:2])
             ceilings.append(ceiling)
             pipelines.append(pipeline)
             plains.append(plain)
@@ -133,6 +139,7 @@ async def run_bench(
             f"without detection: {plain:10,.0f} events/s; detection costs "
             f"{max(0.0, 1 - pipeline / plain):.0%} of pipeline throughput"
         )
+        say(cpu_line(ceiling_cpu, pipeline_cpu))
         seconds, values = sum(c[0] for c in costs), sum(c[1] for c in costs)
         say(
             f"detection per closed window: {1e6 * seconds / max(values, 1):.1f} us per KPI "
@@ -158,10 +165,20 @@ async def run_bench(
         return ratio
 
 
+def cpu_line(ceiling: list[float], pipeline: list[float]) -> str:
+    """The `cpu:` line: each path's CPU µs per event (medians of rounds) and their ratio."""
+    per_ceiling, per_pipeline = statistics.median(ceiling), statistics.median(pipeline)
+    return (
+        f"cpu: ceiling {per_ceiling:.1f} us/event, pipeline {per_pipeline:.1f} us/event "
+        f"(this process, medians), ratio {per_ceiling / max(per_pipeline, 1e-9):.2f}"
+    )
+
+
 async def measure_ceiling(
     bootstrap: KafkaTarget, topic: str, partitions: int, events: int
-) -> float:
-    """Events/s of a consumer that reads, decodes and validates, and nothing else."""
+) -> tuple[float, float]:
+    """Events/s of a consumer that reads, decodes and validates, and nothing else, and the CPU
+    seconds this process spent meanwhile."""
     consumer = new_consumer(bootstrap, group_id=None)
     await start_client(consumer, bootstrap)
     try:
@@ -169,7 +186,7 @@ async def measure_ceiling(
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         seen = 0
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         while seen < events:
             batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
             for records in batches.values():
@@ -178,7 +195,7 @@ async def measure_ceiling(
                     with contextlib.suppress(orjson.JSONDecodeError, ValidationError):
                         event_adapter.validate_python(orjson.loads(record.value))
                 seen += len(records)
-        return events / (time.perf_counter() - started)
+        return events / (time.perf_counter() - started), time.process_time() - cpu
     finally:
         await consumer.stop()
 
@@ -191,23 +208,25 @@ async def measure_pipeline(
     *,
     run_id: str,
     round_no: int,
-) -> tuple[float, tuple[float, int]]:
+) -> tuple[float, tuple[float, int, float]]:
     """Events/s of one worker from assignment until every message is processed and acked, and
-    (seconds spent detecting, closed-window values fed to detection) in that time."""
+    (seconds spent detecting, closed-window values fed to detection, CPU seconds of this
+    process) in that time."""
     worker_settings = isolated(settings, bootstrap, topic, f"bench-{run_id}-{round_no}")
     worker = Worker(worker_settings, bootstrap)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
         await _first(worker.assigned.wait(), task)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         while worker.consumed < events:
             if task.done():
                 task.result()
                 raise RuntimeError("worker stopped before the bench finished")
             await asyncio.sleep(0.005)
         rate = events / (time.perf_counter() - started)
-        return rate, (worker.detector_cost(), worker.detector_values())
+        used = time.process_time() - cpu
+        return rate, (worker.detector_cost(), worker.detector_values(), used)
     finally:
         stop.set()
         await task

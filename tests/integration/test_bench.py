@@ -21,6 +21,12 @@ async def test_bench_reports_both_paths_and_a_ratio(make_settings: Callable[...,
     assert any(line.startswith("pipeline:") for line in lines)
     cost = next(line for line in lines if line.startswith("detection per closed window:"))
     assert float(cost.split()[4]) > 0  # us per KPI value fed: detection ran and was timed
+    cpu = next(line for line in lines if line.startswith("cpu:")).split()
+    ceiling_us, pipeline_us = float(cpu[2]), float(cpu[5])
+    assert ceiling_us > 0  # us/event of the ceiling; 3000 events may all be read before the
+    assert pipeline_us >= 0  # pipeline's clock starts (it starts once partitions are assigned)
+    if pipeline_us >= 1:
+        assert float(cpu[-1]) == pytest.approx(ceiling_us / pipeline_us, rel=0.1, abs=0.01)
     assert lines[-1] == f"ratio: {ratio:.2f}"
     assert ratio > 0
 

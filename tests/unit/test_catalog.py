@@ -84,3 +84,12 @@ def test_adding_a_kpi_is_a_few_lines_of_data() -> None:
     )
     compiled = compile_catalog(catalog)
     assert [c.measure.name for c in compiled.by_event["refund_issued"]] == ["revenue", "refunds"]
+
+
+def test_a_batched_contribution_keeps_its_measure_storage_windows() -> None:
+    """`PartitionState.flush` adds a batch's groups to `storage_windows[measure]`: the windows
+    the hot path would have added each event to one by one."""
+    catalog = compile_catalog()
+    batched = [c for cs in catalog.by_event.values() for c in cs if c.batched]
+    assert batched
+    assert all(c.windows == catalog.storage_windows[c.name] for c in batched)
