@@ -321,16 +321,18 @@ def _check_firing(alert: dict[str, Any], worker: Worker, hook: Webhook, key: Ser
     assert labels["incident_role"] == "root"
     assert worker.watch is not None
     assert labels["incident"] == worker.watch.series[key].incident
-    assert labels["domain"] == "sales"
+    entry = next(k for k in CATALOG.kpis if k.name == kpi)
+    assert labels["domain"] == entry.domain == "sales"
+    title = f"{entry.title} ({window})"
     where = "".join(f" {name}={value}" for name, value in dims)  # catalog order: unit, region
     notes = alert["annotations"]
-    assert notes["summary"] == f"Revenue (1m){where} is outside its expected band"
+    assert notes["summary"] == f"{title}{where} is outside its expected band"
     # the worker's own view of the series (no window closes while the stream holds)
     assert worker.watch is not None
     series = worker.watch.series[key]
     assert series.score is not None
     assert notes["description"] == (
-        f"Revenue (1m){where} is {series.observed:.2f}; expected {series.score.lower:.2f} to "
+        f"{title}{where} is {series.observed:.2f}; expected {series.score.lower:.2f} to "
         f"{series.score.upper:.2f} (worker {labels['instance']}; the anomaly topic carries the "
         "explanation)."
     )
@@ -342,11 +344,12 @@ def _check_firing(alert: dict[str, Any], worker: Worker, hook: Webhook, key: Ser
 
 
 async def _diagnose(prom: Server, hook: Webhook, worker: Worker) -> str:
-    """What each stage holds about revenue anomalies, for a failure message."""
+    """What each stage holds about the dip's anomalies, for a failure message."""
     assert worker.watch is not None
-    open_ = [key for key, _ in worker.watch.active() if key[0] == "revenue"]
-    alerts = await _query(prom, 'ALERTS{alertname="PulseKpiAnomaly", kpi="revenue"}')
-    active = await _query(prom, 'pulse_kpi_anomaly_active{kpi="revenue", severity!="none"}')
+    open_ = [key for key, _ in worker.watch.active() if key[0] in DIP_KPIS]
+    kpis = "|".join(DIP_KPIS)
+    alerts = await _query(prom, f'ALERTS{{alertname="PulseKpiAnomaly", kpi=~"{kpis}"}}')
+    active = await _query(prom, f'pulse_kpi_anomaly_active{{kpi=~"{kpis}", severity!="none"}}')
     return (
         f"worker open: {open_}\nPrometheus ALERTS: {[a['metric'] for a in alerts]}\n"
         f"scraped active: {[a['metric'] for a in active]}\n"
