@@ -298,4 +298,3 @@ def test_a_gappy_series_learns_no_trend_from_its_gaps() -> None:
     assert forecasts
     # within the values' own range (20 +- 4 sd); a k-fold trend took them past 20 +- 490
     assert max(abs(f - 20) for f in forecasts) < 100
-
