@@ -239,8 +239,11 @@ class _Baseline:
         self.level = base + level_gain * clipped / factor
         self.recent.append((residual - level_gain * clipped) / factor)
         if self.eligible(t):  # before the season is known, level moves are not a trend
-            self.trend = self.trend * tuning.damping**steps + _gain(tuning.trend, steps) * (
-                self.level - base
+            # A level correction after a gap of k steps is a slope of correction / k (Holt's
+            # method for irregular spacing): a gappy series must not learn a k-fold trend.
+            self.trend = (
+                self.trend * tuning.damping**steps
+                + _gain(tuning.trend, steps) * (self.level - base) / steps
             )
         self._learn_season(t, expected, clipped, residual)
         self._learn_scale(steps, value, residual, (below, above), spread)

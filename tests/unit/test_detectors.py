@@ -280,3 +280,21 @@ def test_a_ratio_over_a_smaller_sample_gets_a_proportionally_wider_band() -> Non
         detector.update(at, value)
     plain = detector.update(t, 0.8)
     assert plain.upper - plain.expected == pytest.approx(typical, rel=1e-9)
+
+
+def test_a_gappy_series_learns_no_trend_from_its_gaps() -> None:
+    """A ratio judged only in a few busy hours a day (a sample of 10 answers needed) has gaps of
+    up to 20 hours. A level correction after a gap of k steps is a slope of correction / k: the
+    forecast must stay within the series' range, not run off with a k-fold trend."""
+    rng = random.Random(11)
+    detector = SeriesDetector(HOUR)
+    forecasts = []
+    for day in range(21):
+        for hour in (11, 12, 14):  # judged three hours a day
+            t = MONDAY + (day * 24 + hour) * HOUR
+            score = detector.update(t, 20 + rng.gauss(0, 25))  # an NPS of a small company
+            if score.ready:
+                forecasts.append(score.expected)
+    assert forecasts
+    # within the values' own range (20 +- 4 sd); a k-fold trend took them past 20 +- 490
+    assert max(abs(f - 20) for f in forecasts) < 100
