@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from kafka_helpers import WorkerPool, produce_records, scrape, value_of
 from merge_helpers import PARTITIONS, StageProcess, markers, read_all, settled
 
@@ -35,6 +36,15 @@ from streams.settings import Settings
 from streams.tools.incidents import Incident
 from streams.tools.simulator import SimulationConfig, simulate
 from streams.worker.config import state_config
+
+# Kill -9 tests are fault tests, run on Apache Kafka (`make test-apache`, part of `make test`):
+# once is enough for CI's 30 minutes. On the embedded broker, the stage's recovery after a stop
+# or a kill is covered by test_merge_stage, test_merge_kill and test_faust_recovery_end.
+pytestmark = pytest.mark.skipif(
+    os.environ.get("KPI_PULSE_TEST_BROKER") != "apache"
+    and not os.environ.get("PULSE_KAFKA_BOOTSTRAP"),
+    reason="kill -9 of the merge stage runs on Apache Kafka (make test-apache)",
+)
 
 SEED = int(os.environ.get("KPI_PULSE_KILL_SEED", "20261206"))
 MINUTE = 60
