@@ -152,12 +152,20 @@ async def _anomalies(
     return messages
 
 
+DIP_KPIS = ("revenue", "average_order_value")
+"""What the demo's EMEA revenue dip (order amounts 70% lower) pages as at 1m. Which of the two
+depends on the time of day: after the demo's sparse history a minute of EMEA revenue can have a
+band about as wide as its level (measured offline for the ops stack test's stream, which has the
+same shape: tests/integration/test_ops_stack.py, DIP_KPIS); the order value's fall leaves its
+band."""
+
+
 def _dip_alert(messages: list[dict[str, object]], state: str) -> list[dict[str, object]]:
     return [
         m
         for m in messages
         if m["alert"] == "kpi_anomaly"
-        and m["kpi"] == "revenue"
+        and m["kpi"] in DIP_KPIS
         and m["window"] == "1m"
         and m["state"] == state
         and isinstance(m["dimensions"], dict)
@@ -217,7 +225,7 @@ def test_demo_with_incidents_opens_and_resolves_the_injected_dip(
         process.wait(30)
         reader.join(10)
     opened = in_dip(messages)
-    assert opened, f"no EMEA revenue alert started inside the dip within {took:.0f} s"
+    assert opened, f"no EMEA revenue or order value alert started in the dip within {took:.0f} s"
     assert resolved_too(messages), f"the dip's alert did not resolve within {took:.0f} s"
     # Replaying four hours of history leaves the worker caught up between sends, hours behind
     # real time: no source may be called stale for it, only one the incidents silenced.
@@ -230,7 +238,7 @@ def test_demo_with_incidents_opens_and_resolves_the_injected_dip(
     assert first["score"] >= 0.5  # type: ignore[operator]
     explanation = first["explanation"]
     assert isinstance(explanation, dict)
-    assert "revenue fell" in explanation["text"]
+    assert f"{first['kpi']} fell" in explanation["text"]
     Anomaly.model_validate(first)  # the published message follows the schema
     # /metrics shows the band of the company total (PULSE_EXPORT_BANDS=totals; a series with
     # an open alert shows its own too, and the dip's may have resolved by the scrape).
