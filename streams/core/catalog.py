@@ -398,3 +398,21 @@ KPIS = (
 
 CATALOG = Catalog(measures=MONEY_MEASURES + COUNT_MEASURES, kpis=KPIS)
 """The standard KPI set of DESIGN.md."""
+
+FOLLOWS: Mapping[str, tuple[str, ...]] = {
+    "order_cancelled": ("order_placed",),
+    "refund_issued": ("order_placed",),
+    "inventory_issued": ("order_placed",),
+    "shipment_dispatched": ("order_placed",),
+    "shipment_delivered": ("shipment_dispatched",),
+    "invoice_issued": ("order_placed",),
+    "payment_received": ("invoice_issued",),
+    "bill_paid": ("bill_received",),
+    "feedback_submitted": ("shipment_delivered",),
+    "benefit_realized": ("investment_made",),
+}
+"""The business flow: the event types each event type follows (an order's goods are issued,
+shipped, delivered, invoiced and paid). Fewer orders mean less cost of goods a moment later, so
+a COGS alert opening beside a revenue dip of the same scope is the same incident
+(`streams.detection.incidents` links alerts through it); staleness does not use it (a stale
+`order_placed` holds revenue, not shipments)."""

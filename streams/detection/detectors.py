@@ -59,7 +59,15 @@ SEASON_LEARN_VISITS = 3
 SCALE_CAP = 3.0
 """A residual updates the scale by at most this many scales (an outlier cannot blow it up)."""
 OUTSIDE_SCALE_GAIN = 0.1
-"""Points outside the band teach the scale at a tenth of the usual rate."""
+"""Points outside the band teach the scale at a tenth of the usual rate..."""
+OUTSIDE_RATE_GAIN = 0.002
+"""...unless, on that side, points fall outside the band this often (a slow average over ~500
+points: a 12-point incident raises it to ~0.024)..."""
+WRONG_BAND_RATE = 0.05
+"""...above which the band is wrong, not the points: they teach at the full rate, uncapped. A
+scale learned too small (a p95 over a few deliveries a minute, whose values jump between sketch
+bins) otherwise stays trapped: every point below it was an outlier, capped at 3 scales and
+taught at a tenth, and the series scored 1.0 one point in two."""
 GAUSS_MAD = 1.2533
 """Standard deviation per mean absolute deviation of a normal distribution."""
 REL_FLOOR = 0.01
@@ -151,11 +159,14 @@ class _Baseline:
     error: float = 0.0
     magnitude: float = 0.0
     """The series' typical absolute value (slow average)."""
+    outside_below: float = 0.0
+    outside_above: float = 0.0
+    """How often points fall outside the band below / above (slow averages)."""
     n: int = 0
     first: float = math.nan
     last: float = math.nan
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=ACCEPT_POINTS))
-    """The last deseasonalized residuals: what a new level would be, if accepted."""
+    """The last deseasonalized values: their median is the new level, if accepted."""
 
     def __post_init__(self) -> None:
         if self.period != "none" and self.step < DAY:
@@ -237,7 +248,7 @@ class _Baseline:
         level_gain = max(_gain(alpha, steps), warm) * min(1.0, precision)
         base, factor = self._base(t), self._factor(t)
         self.level = base + level_gain * clipped / factor
-        self.recent.append((residual - level_gain * clipped) / factor)
+        self.recent.append(value / factor if abs(factor) > 1e-12 else value)
         if self.eligible(t):  # before the season is known, level moves are not a trend
             # A level correction after a gap of k steps is a slope of correction / k (Holt's
             # method for irregular spacing): a gappy series must not learn a k-fold trend.
@@ -251,10 +262,13 @@ class _Baseline:
         return residual, expected, below, above
 
     def accept(self) -> None:
-        """Take the level the recent points held as the new normal (no trend towards it)."""
+        """Take the level the recent points held as the new normal (no trend towards it): the
+        median of their deseasonalized values. (Adding the median of their residuals to the
+        level counted twice what the level had already followed during the change: after a
+        12-minute dip to 15k from 46k, a minute series expected 6.7k, and the return paged.)"""
         if self.recent:
             ordered = sorted(self.recent)
-            self.level += ordered[len(ordered) // 2]
+            self.level = ordered[len(ordered) // 2]
             self.recent.clear()
         self.trend = 0.0
 
@@ -301,19 +315,22 @@ class _Baseline:
         tuning = self.tuning
         below, above = scales
         scale_gain = max(tuning.scale, 1.0 / self.n)  # per point: noise does not grow in gaps
-        if self.n > 3 and abs(residual) > Z_BAND * (below if residual < 0 else above):
+        outside = self.n > 3 and abs(residual) > Z_BAND * (below if residual < 0 else above)
+        rate = self._outside_rate(residual, outside=outside)
+        wrong = rate > WRONG_BAND_RATE
+        if outside and not wrong:
             scale_gain *= OUTSIDE_SCALE_GAIN  # an anomaly says little about the usual noise
         size = abs(residual) * GAUSS_MAD / spread
         self.magnitude += max(_gain(tuning.magnitude, steps), 1.0 / self.n) * (
             abs(value) - self.magnitude
         )
         if residual >= 0:
-            cap = SCALE_CAP * above / spread if self.n > 3 else size
+            cap = SCALE_CAP * above / spread if self.n > 3 and not wrong else size
             self.above += scale_gain * (min(size, cap) - self.above)
             if self.n <= 3:
                 self.below = max(self.below, self.above)
         else:
-            cap = SCALE_CAP * below / spread if self.n > 3 else size
+            cap = SCALE_CAP * below / spread if self.n > 3 and not wrong else size
             self.below += scale_gain * (min(size, cap) - self.below)
             if self.n <= 3:
                 self.above = max(self.above, self.below)
@@ -321,6 +338,15 @@ class _Baseline:
         # Candidates are compared over about a week, so a weekly pattern counts when it shows.
         error_gain = max(1.0 - math.exp(-self.step / WEEK), 1.0 / self.n)
         self.error += error_gain * (min(abs(residual), SCALE_CAP * scale) - self.error)
+
+    def _outside_rate(self, residual: float, *, outside: bool) -> float:
+        """Count the point on its side's rate of points outside the band; return that rate."""
+        hit = 1.0 if outside else 0.0
+        if residual < 0:
+            self.outside_below += OUTSIDE_RATE_GAIN * (hit - self.outside_below)
+            return self.outside_below
+        self.outside_above += OUTSIDE_RATE_GAIN * (hit - self.outside_above)
+        return self.outside_above
 
 
 def _bounded(offset: float) -> float:
@@ -476,10 +502,10 @@ class SeriesDetector:
         less than the first, but they are still the change). Its k-th point (k = 0 first) scores
         `ONSET_DECAY`**k of what it would alone, so the onset stands out and the score comes back
         down while the change holds. After `ACCEPT_POINTS` points the change is the new normal:
-        every candidate's level moves to the median of its recent residuals, the CUSUMs restart,
-        and the point says `accepted` (the alert lifecycle closes the alert as "new level
-        accepted"). An hourly series accepts a new level after 12 hours, a 5-minute one after
-        an hour.
+        every candidate's level moves to the median of its recent deseasonalized values, the
+        CUSUMs restart, and the point says `accepted` (the alert lifecycle closes the alert as
+        "new level accepted"). An hourly series accepts a new level after 12 hours, a 5-minute
+        one after an hour.
         """
         holds = self._run > 0 and side == self._side and holding >= HOLD_SCORE
         if not (ready and (holds or score.score >= 0.5)):

@@ -6,11 +6,17 @@ average order value, on the margins, on COGS: one cause, dozens of pages. `Incid
 - **Linked**: two alerts (of any window sizes: a dip shows at 1m, then at 5m) are linked when their
   labels do not contradict each other (no dimension with two different values:
   `revenue{region=emea}` and `revenue{business_unit=retail,region=emea}` do, `revenue{region=amer}`
-  does not) and their KPIs are fed by a common source (event type; from the catalog). Linked alerts
-  that open at the same window instance form one new incident; an alert that opens while an
-  incident it is linked to is open joins that incident, if one of its alerts opened or resolved
-  within `LINGER_STEPS` of the new alert's own windows (alerts that open together, not a day
-  apart). Business-day threshold windows are not grouped (finance's bounds page on their own).
+  does not) and their KPIs are fed by a common source (event type; from the catalog, with the
+  event types each follows in the business flow, `streams.core.catalog.FOLLOWS`: goods issued
+  follow orders, so COGS falling with revenue is one cause). Linked alerts that open at the
+  same window instance form a group; a group joins an open incident when the group's own root
+  (the rule below, over the group) is linked to the incident's root and one of the incident's
+  alerts opened or resolved within `LINGER_STEPS` of the group's windows (alerts
+  that open together, not a day apart); otherwise it is a new incident. Linking through the
+  root, not through any past member, keeps a new cause out of an unrelated incident: a false
+  alarm on retail APAC's margin must not take in, as related, an EMEA revenue dip whose total
+  `revenue{}` happens to be compatible with it. Business-day threshold windows are not grouped
+  (finance's bounds page on their own).
 - **Root**: of a new incident's alerts, those of the finest window size are considered (their
   deviations compare; a 5-minute one is five 1-minute ones), the KPI is chosen first (a sum before a
   ratio or formula made from it; then the KPI alerting at the most levels; then the largest score),
@@ -22,8 +28,9 @@ average order value, on the margins, on COGS: one cause, dozens of pages. `Incid
   Alertmanager configuration inhibits it while its root fires).
 - **End**: an incident ends when the last of its alerts resolves (the root may resolve first: a
   minute series adapts to a dip within minutes, while the region's roll-up is still down), and
-  for `LINGER_STEPS` of its root's windows after that it still takes in linked alerts as related
-  (the return to normal after a dip). Related alerts never page: the generated Prometheus rule
+  for `LINGER_STEPS` of its root's windows after that it still takes in, as related, alerts of
+  series that were part of it (the return to normal after a dip; related even on the root's own
+  series: the incident has paged). Related alerts never page: the generated Prometheus rule
   leaves them out, and Alertmanager inhibits them under their root as well.
 
 - **A better root opening later takes the page.** The alerts of one cause do not all open at the
@@ -95,6 +102,9 @@ class _Incident:
     """Every series that was part of it (what a new alert is linked to)."""
     ended: float | None = None
     """When its last alert resolved (it lingers `LINGER_STEPS` root windows after that)."""
+    returns: set[SeriesKey] = field(default_factory=set)
+    """Alerts that joined after it ended (the return to normal): related, even the root's own
+    series (the incident has paged)."""
     last_active: float = 0.0
     """When one of its alerts last opened or resolved: it takes in alerts opening within
     `LINGER_STEPS` of their own windows after that (alerts that open *together*, not a day
@@ -140,31 +150,25 @@ class Incidents:
         fresh: list[Opening] = []
         self.moved = []
         joining: dict[str, list[Opening]] = {}
-        for o in opened:
-            joined = next(
-                (
-                    i
-                    for i in self._open
-                    if started_at - i.last_active <= LINGER_STEPS * max(o.step, 1.0)
-                    and any(self.linked(o.key, m) for m in i.scope)
-                ),
-                None,
-            )
+        for group in _groups(opened, self.linked):
+            joined = self._joins(group, started_at)
             if joined is None:
-                fresh.append(o)
+                fresh.extend(group)
                 continue
-            joined.members.add(o.key)
-            joined.openings[o.key] = o
-            joined.scope.add(o.key)
+            for o in group:
+                if joined.ended is not None:
+                    joined.returns.add(o.key)
+                joined.members.add(o.key)
+                joined.openings[o.key] = o
+                joined.scope.add(o.key)
+                self._of[o.key] = joined
             joined.last_active = started_at
-            self._of[o.key] = joined
-            joining.setdefault(joined.id, []).append(o)
+            joining.setdefault(joined.id, []).extend(group)
         for incident in self._open:
             if incident.id in joining:
                 self._reroot(incident, joining[incident.id])
                 for o in joining[incident.id]:
-                    role: Role = "root" if o.key == incident.root else "related"
-                    result[o.key] = Membership(incident.id, role, incident.root)
+                    result[o.key] = self._member(incident, o.key)
         for group in _groups(fresh, self.linked):
             root = choose_root(group)
             step = next(o.step for o in group if o.key == root)
@@ -176,14 +180,33 @@ class Incidents:
                 incident.openings[o.key] = o
                 incident.scope.add(o.key)
                 self._of[o.key] = incident
-                role = "root" if o.key == root else "related"
-                result[o.key] = Membership(incident.id, role, root)
+                result[o.key] = self._member(incident, o.key)
         return result
+
+    def _joins(self, group: Sequence[Opening], started_at: float) -> _Incident | None:
+        """The incident a group of linked alerts opening together joins, if any: one that was
+        active within `LINGER_STEPS` of the group's windows and is linked to the group's own
+        root (what the group would page as); once that incident has ended (its last alert
+        resolved), only by a series that was part of it (the return to normal), never by a new
+        cause. Linking each alert to any past member instead let a company-wide dip join, as
+        related, an unrelated alert on one segment that had just resolved: nothing paged for
+        the dip."""
+        root = choose_root(group)
+        step = max(min(o.step for o in group), 1.0)
+        for incident in self._open:
+            if started_at - incident.last_active > LINGER_STEPS * step:
+                continue
+            if incident.ended is None:
+                if self.linked(root, incident.root):
+                    return incident
+            elif any(o.key in incident.scope for o in group):
+                return incident
+        return None
 
     def _reroot(self, incident: _Incident, joining: Sequence[Opening]) -> None:
         """Apply the root rule to `incident`'s open alerts with those `joining` it; a joining
         alert it names takes the page (see the module docstring)."""
-        if incident.root not in incident.members:
+        if incident.root not in incident.members or incident.ended is not None:
             return  # the root resolved: the incident has paged, nothing takes its place
         best = choose_root([incident.openings[k] for k in sorted(incident.members)])
         if best != incident.root and any(o.key == best for o in joining):
@@ -192,9 +215,11 @@ class Incidents:
 
     def membership(self, key: SeriesKey) -> Membership | None:
         incident = self._of.get(key)
-        if incident is None:
-            return None
-        role: Role = "root" if key == incident.root else "related"
+        return None if incident is None else self._member(incident, key)
+
+    @staticmethod
+    def _member(incident: _Incident, key: SeriesKey) -> Membership:
+        role: Role = "root" if key == incident.root and key not in incident.returns else "related"
         return Membership(incident.id, role, incident.root)
 
     def resolved(self, key: SeriesKey, at: float) -> None:
@@ -206,6 +231,7 @@ class Incidents:
             return
         incident.members.discard(key)
         incident.openings.pop(key, None)
+        incident.returns.discard(key)
         incident.last_active = max(incident.last_active, at)
         if not incident.members:
             incident.ended = at

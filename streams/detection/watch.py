@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
+from streams.core.catalog import FOLLOWS
 from streams.core.compiler import CompiledCatalog
 from streams.core.kpi_values import KpiValue, ratio
 from streams.detection.alerts import AlertPolicy, Lifecycle, Severity, Transition, static_severity
@@ -181,6 +182,25 @@ def kpi_sources(catalog: CompiledCatalog) -> dict[str, frozenset[str]]:
     return sources
 
 
+def kpi_causes(catalog: CompiledCatalog) -> dict[str, frozenset[str]]:
+    """Event types each KPI depends on, with those they follow in the business flow
+    (`FOLLOWS`): what links two alerts into one incident."""
+
+    def upstream(event_type: str) -> set[str]:
+        found, todo = {event_type}, [event_type]
+        while todo:
+            for before in FOLLOWS.get(todo.pop(), ()):
+                if before not in found:
+                    found.add(before)
+                    todo.append(before)
+        return found
+
+    return {
+        kpi: frozenset(e for s in sources for e in upstream(s))
+        for kpi, sources in kpi_sources(catalog).items()
+    }
+
+
 def _incident_text(
     key: SeriesKey,
     member: Membership,
@@ -216,7 +236,8 @@ class AnomalyWatch:
     """Values of closed windows left unscored because `max_series` series were watched."""
 
     def __post_init__(self) -> None:
-        self.incidents = Incidents(kpi_sources(self.catalog))
+        self._causes = kpi_causes(self.catalog)
+        self.incidents = Incidents(self._causes)
         self._flows: dict[str, dict[tuple[str, Labels], Series]] = {}
         self._open: set[SeriesKey] = set()
         """Series whose alert is open (checked for `NO_DATA_STEPS`)."""
@@ -633,7 +654,7 @@ class AnomalyWatch:
                 self._flows.setdefault(window, {})[(kpi, labels)] = s
         if shared is not None:
             incidents, open_keys, self.refused, self.completeness = shared
-            incidents.sources = self._sources  # the running catalog's, not the recorded one
+            incidents.sources = self._causes  # the running catalog's, not the recorded one
             self.incidents = incidents
             self._open = {key for key in open_keys if key in self.series}
 

@@ -8,7 +8,7 @@ from streams.core.compiler import compile_catalog
 from streams.core.kpi_values import KpiValue
 from streams.detection.detectors import Score
 from streams.detection.incidents import Incidents, Opening, choose_root, compatible
-from streams.detection.watch import AnomalyWatch, kpi_sources
+from streams.detection.watch import AnomalyWatch, kpi_causes, kpi_sources
 from streams.tools.evaluate import score
 
 CATALOG = compile_catalog()
@@ -239,3 +239,50 @@ def test_a_moved_page_flips_the_previous_root_to_related_in_the_watch() -> None:
     assert watch.series[("revenue", "1m", EMEA)].role == "root"
     report = score("t", [e for _, e in events], [], CATALOG, MINUTE)
     assert report.alerts == 1  # one page: the move is not a second one
+
+
+def test_a_new_cause_does_not_join_an_unrelated_incident_through_a_compatible_total() -> None:
+    """A false alarm on retail APAC's operating margin opens and its root resolves; within its
+    linger time an EMEA revenue dip opens revenue{} (compatible with anything), EMEA and retail
+    EMEA. Linked through revenue{} to a past member, the dip used to join as related and page
+    nothing. The group's own root, revenue{region=emea} (280 >= 0.6 x 300), contradicts the
+    margin's region: a new incident, which pages."""
+    apac = (("business_unit", "retail"), ("region", "apac"))
+    incidents = Incidents(kpi_causes(CATALOG))
+    margin = opening("operating_margin_ratio", apac, 0.5)
+    incidents.assign([margin], 3600.0)
+    incidents.resolved(margin.key, 7200.0)  # ended: it lingers 6 hours
+    dip = [
+        opening("revenue", (), -300.0),
+        opening("revenue", EMEA, -280.0),
+        opening("revenue", RETAIL_EMEA, -100.0),
+    ]
+    roles = incidents.assign(dip, 10800.0)
+    assert roles[("revenue", "1h", EMEA)].role == "root"
+    assert {m.incident for m in roles.values()} == {roles[("revenue", "1h", EMEA)].incident}
+    # the return to normal of a series that was part of the dip joins it, once it has ended
+    for o in dip:
+        incidents.resolved(o.key, 14400.0)
+    rebound = incidents.assign([opening("revenue", EMEA, 150.0)], 18000.0)
+    assert rebound[("revenue", "1h", EMEA)].role == "related"
+    # a new cause opening then, linked to the ended dip only through its total, is new
+    other = incidents.assign([opening("revenue", (("region", "amer"),), -90.0)], 18000.0)
+    assert other[("revenue", "1h", (("region", "amer"),))].role == "root"
+
+
+def test_cost_of_goods_follows_orders_into_the_same_incident() -> None:
+    """Retail revenue falls 70% and a minute later retail COGS falls with it (fewer orders,
+    fewer goods issued). COGS is fed by inventory_issued, revenue by order_placed: only the
+    business flow (goods issued follow orders) links them, and COGS joins as related. A
+    wholesale COGS alert does not (its business unit contradicts)."""
+    retail = (("business_unit", "retail"),)
+    assert not kpi_sources(CATALOG)["cogs"] & kpi_sources(CATALOG)["revenue"]
+    assert "order_placed" in kpi_causes(CATALOG)["cogs"]
+    incidents = Incidents(kpi_causes(CATALOG))
+    first = incidents.assign([opening("revenue", retail, -10000.0)], 3600.0)
+    later = incidents.assign([opening("cogs", retail, -1400.0)], 7200.0)
+    assert later[("cogs", "1h", retail)].role == "related"
+    assert later[("cogs", "1h", retail)].incident == first[("revenue", "1h", retail)].incident
+    wholesale = (("business_unit", "wholesale"),)
+    other = incidents.assign([opening("cogs", wholesale, 800.0)], 7200.0)
+    assert other[("cogs", "1h", wholesale)].role == "root"
