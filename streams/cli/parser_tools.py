@@ -74,6 +74,28 @@ def add_evaluate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     evaluate.add_argument(
         "--verbose", action="store_true", help="list every false alarm and missed incident"
     )
+    evaluate.add_argument(
+        "--demo",
+        nargs="?",
+        const="now",
+        metavar="START",
+        help="instead: replay `pulse demo --incidents` offline as if started at START (ISO "
+        "8601, UTC unless it has an offset; default now: detection depends on the hour of the "
+        "day) and list what on-call would receive: each planned incident's page, its root and "
+        "when it resolved, and every page that matches no incident (~2 min)",
+    )
+    evaluate.add_argument(
+        "--no-incidents",
+        action="store_true",
+        help="with --demo: the normal demo stream, warm, no planned incident (every page is false)",
+    )
+    evaluate.add_argument(
+        "--minutes",
+        type=positive,
+        default=40.0,
+        help="with --demo: minutes of live stream after START (40: the last incident ends 33 "
+        "minutes in)",
+    )
 
 
 def add_report(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -151,6 +151,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.series is not None or args.labels is not None:
         return _evaluate_series(args)
+    if args.demo is not None:
+        return _evaluate_demo(args)
+    if args.no_incidents:
+        raise ConfigError("evaluate: --no-incidents goes with --demo")
     preset: dict[str, float] = {"rate": 1.0, **SCENARIOS[args.scenario]}
     for name in ("rate", "burstiness", "amount_sigma"):
         if getattr(args, name) is not None:
@@ -174,6 +178,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         with args.ground_truth.open("w", newline="") as out:
             write_ground_truth(evaluation.incidents, out)
     main_report(evaluation, sys.stdout, verbose=args.verbose)
+    return 0
+
+
+def _evaluate_demo(args: argparse.Namespace) -> int:
+    from streams.tools.evaluate_demo import DemoRun, demo_report, run_demo  # noqa: PLC0415
+
+    try:
+        start = datetime.now(UTC) if args.demo == "now" else datetime.fromisoformat(args.demo)
+    except ValueError:
+        raise ConfigError(
+            f"evaluate: --demo {args.demo!r} is not an ISO 8601 time (2026-12-06T14:00)"
+        ) from None
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    try:
+        spec = DemoRun(start, args.minutes, not args.no_incidents, seed=42)
+    except ValueError as exc:
+        raise ConfigError(f"evaluate: {exc}") from None
+    demo_report(run_demo(spec, progress=sys.stderr), sys.stdout)
     return 0
 
 
