@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import math
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -298,3 +300,43 @@ def test_a_gappy_series_learns_no_trend_from_its_gaps() -> None:
     assert forecasts
     # within the values' own range (20 +- 4 sd); a k-fold trend took them past 20 +- 490
     assert max(abs(f - 20) for f in forecasts) < 100
+
+
+def test_an_accepted_level_is_the_median_of_the_values_the_change_held() -> None:
+    """A minute series at 46,000 (sd 1,000) drops to 15,000 (sd 300) and stays. When the change
+    is accepted (12 points in a row) the level becomes the median of those 12 values, so the
+    next forecast is 15,000 within 3%: the level had already followed the dip part of the way,
+    and adding the median of the residuals to it (as before) counted that twice (a forecast of
+    ~7,000, and the return to normal paged)."""
+    minute = 60.0
+    rng = random.Random(5)
+    dip_from = 300
+    values = [rng.gauss(46_000, 1_000) for _ in range(dip_from)]
+    values += [rng.gauss(15_000, 300) for _ in range(40)]
+    detector = SeriesDetector(minute)
+    scores = [detector.update(MONDAY + i * minute, v) for i, v in enumerate(values)]
+    accepted = [i for i, s in enumerate(scores) if s.accepted]
+    assert accepted, "the change was never accepted"
+    k = accepted[0]
+    assert k - dip_from < 2 * ACCEPT_POINTS
+    held = sorted(values[k - ACCEPT_POINTS + 1 : k + 1])
+    median = held[len(held) // 2]
+    assert abs(scores[k + 1].expected - median) <= 0.03 * median
+    assert all(s.score < 0.5 for s in scores[k + 1 :])
+
+
+def test_a_band_that_most_points_fall_outside_of_widens() -> None:
+    """A real series of the demo's stream (`pulse evaluate --demo 2026-12-06T20:30`, recorded
+    in data/demo_p95_cycle_time.csv): the p95 order cycle time of retail APAC at 1m. It climbs
+    from 700 s to 5,000 s in the first 90 minutes (deliveries of orders placed since the stream
+    began; every residual above, so the scale below learns next to nothing), then holds around
+    5,000 s in sketch bins. Points outside the band teach the scale at a tenth, capped at 3
+    scales, so before, the scale below stayed trapped: 34 of the 77 points after 150 minutes
+    scored >= 0.5 (the series paged as soon as it was warm). Once a side's points fall outside
+    the band more than 5% of the time (a slow average), they teach at the full rate."""
+    with (Path(__file__).parent / "data" / "demo_p95_cycle_time.csv").open() as f:
+        values = [float(row["value"]) for row in csv.DictReader(f)]
+    assert len(values) == 227
+    scores = run(SeriesDetector(60.0), len(values), lambda i, t: values[i], step=60.0)
+    later = [s.score for s in scores[150:]]
+    assert sum(s >= 0.5 for s in later) <= 0.05 * len(later)
