@@ -10,12 +10,12 @@ average order value, on the margins, on COGS: one cause, dozens of pages. `Incid
   event types each follows in the business flow, `streams.core.catalog.FOLLOWS`: goods issued
   follow orders, so COGS falling with revenue is one cause). Linked alerts that open at the
   same window instance form a group; a group joins an open incident when the group's own root
-  (the rule below, over the group) is linked to the incident's root and one of the incident's
+  (the rule below, over the group) is linked to one of the incident's series and one of its
   alerts opened or resolved within `LINGER_STEPS` of the group's windows (alerts
   that open together, not a day apart); otherwise it is a new incident. Linking through the
-  root, not through any past member, keeps a new cause out of an unrelated incident: a false
-  alarm on retail APAC's margin must not take in, as related, an EMEA revenue dip whose total
-  `revenue{}` happens to be compatible with it. Business-day threshold windows are not grouped
+  group's root, not through each of its alerts, keeps a new cause out of an unrelated incident:
+  a false alarm on retail APAC's margin must not take in, as related, an EMEA revenue dip whose
+  total `revenue{}` happens to be compatible with it. Business-day threshold windows are not grouped
   (finance's bounds page on their own).
 - **Root**: of a new incident's alerts, those of the finest window size are considered (their
   deviations compare; a 5-minute one is five 1-minute ones), the KPI is chosen first (a sum before a
@@ -185,8 +185,8 @@ class Incidents:
 
     def _joins(self, group: Sequence[Opening], started_at: float) -> _Incident | None:
         """The incident a group of linked alerts opening together joins, if any: one that was
-        active within `LINGER_STEPS` of the group's windows and is linked to the group's own
-        root (what the group would page as); once that incident has ended (its last alert
+        active within `LINGER_STEPS` of the group's windows with a series linked to the group's
+        own root (what the group would page as); once that incident has ended (its last alert
         resolved), only by a series that was part of it (the return to normal), never by a new
         cause. Linking each alert to any past member instead let a company-wide dip join, as
         related, an unrelated alert on one segment that had just resolved: nothing paged for
@@ -197,7 +197,7 @@ class Incidents:
             if started_at - incident.last_active > LINGER_STEPS * step:
                 continue
             if incident.ended is None:
-                if self.linked(root, incident.root):
+                if any(self.linked(root, m) for m in incident.scope):
                     return incident
             elif any(o.key in incident.scope for o in group):
                 return incident
