@@ -61,13 +61,16 @@ SCALE_CAP = 3.0
 OUTSIDE_SCALE_GAIN = 0.1
 """Points outside the band teach the scale at a tenth of the usual rate..."""
 OUTSIDE_RATE_GAIN = 0.002
-"""...unless, on that side, points fall outside the band this often (a slow average over ~500
-points: a 12-point incident raises it to ~0.024)..."""
-WRONG_BAND_RATE = 0.05
-"""...above which the band is wrong, not the points: they teach at the full rate, uncapped. A
-scale learned too small (a p95 over a few deliveries a minute, whose values jump between sketch
-bins) otherwise stays trapped: every point below it was an outlier, capped at 3 scales and
-taught at a tenth, and the series scored 1.0 one point in two."""
+"""...unless points fall outside the band on that side often: a slow average over ~500 points
+(a 12-point incident adds ~0.024); a side's first points are averaged instead, so a band
+learned from three nearly equal first values (an NPS of 42.3, 41.7 and 42.9 whose later values
+swing by 25 points) is found wrong within a few points..."""
+WRONG_BAND_RATE = 0.25
+"""...above this share (the Gaussian's is 0.13%; a clean seasonal series' chosen model stays
+under 0.15 even while it learns its season), the band is wrong, not the points: they teach at
+the full rate, uncapped. A scale learned too small (a p95 over a few deliveries a minute, whose
+values jump between sketch bins) otherwise stays trapped: every point beyond it was an outlier,
+capped at 3 scales and taught at a tenth, and the series scored 1.0 one point in two."""
 GAUSS_MAD = 1.2533
 """Standard deviation per mean absolute deviation of a normal distribution."""
 REL_FLOOR = 0.01
@@ -162,6 +165,8 @@ class _Baseline:
     outside_below: float = 0.0
     outside_above: float = 0.0
     """How often points fall outside the band below / above (slow averages)."""
+    sides: tuple[int, int] = (0, 0)
+    """Points seen below / above (their first points average the rates rather than smooth)."""
     n: int = 0
     first: float = math.nan
     last: float = math.nan
@@ -316,8 +321,7 @@ class _Baseline:
         below, above = scales
         scale_gain = max(tuning.scale, 1.0 / self.n)  # per point: noise does not grow in gaps
         outside = self.n > 3 and abs(residual) > Z_BAND * (below if residual < 0 else above)
-        rate = self._outside_rate(residual, outside=outside)
-        wrong = rate > WRONG_BAND_RATE
+        wrong = self._outside_rate(residual, outside=outside) > WRONG_BAND_RATE
         if outside and not wrong:
             scale_gain *= OUTSIDE_SCALE_GAIN  # an anomaly says little about the usual noise
         size = abs(residual) * GAUSS_MAD / spread
@@ -325,12 +329,12 @@ class _Baseline:
             abs(value) - self.magnitude
         )
         if residual >= 0:
-            cap = SCALE_CAP * above / spread if self.n > 3 and not wrong else size
+            cap = size if wrong or self.n <= 3 else SCALE_CAP * above / spread
             self.above += scale_gain * (min(size, cap) - self.above)
             if self.n <= 3:
                 self.below = max(self.below, self.above)
         else:
-            cap = SCALE_CAP * below / spread if self.n > 3 and not wrong else size
+            cap = size if wrong or self.n <= 3 else SCALE_CAP * below / spread
             self.below += scale_gain * (min(size, cap) - self.below)
             if self.n <= 3:
                 self.above = max(self.above, self.below)
@@ -342,10 +346,15 @@ class _Baseline:
     def _outside_rate(self, residual: float, *, outside: bool) -> float:
         """Count the point on its side's rate of points outside the band; return that rate."""
         hit = 1.0 if outside else 0.0
+        below, above = self.sides
         if residual < 0:
-            self.outside_below += OUTSIDE_RATE_GAIN * (hit - self.outside_below)
+            self.sides = (below + 1, above)
+            self.outside_below += max(OUTSIDE_RATE_GAIN, 1.0 / (below + 1)) * (
+                hit - self.outside_below
+            )
             return self.outside_below
-        self.outside_above += OUTSIDE_RATE_GAIN * (hit - self.outside_above)
+        self.sides = (below, above + 1)
+        self.outside_above += max(OUTSIDE_RATE_GAIN, 1.0 / (above + 1)) * (hit - self.outside_above)
         return self.outside_above
 
 

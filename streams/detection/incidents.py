@@ -9,14 +9,15 @@ average order value, on the margins, on COGS: one cause, dozens of pages. `Incid
   does not) and their KPIs are fed by a common source (event type; from the catalog, with the
   event types each follows in the business flow, `streams.core.catalog.FOLLOWS`: goods issued
   follow orders, so COGS falling with revenue is one cause). Linked alerts that open at the
-  same window instance form a group; a group joins an open incident when the group's own root
-  (the rule below, over the group) is linked to one of the incident's series and one of its
-  alerts opened or resolved within `LINGER_STEPS` of the group's windows (alerts
-  that open together, not a day apart); otherwise it is a new incident. Linking through the
-  group's root, not through each of its alerts, keeps a new cause out of an unrelated incident:
-  a false alarm on retail APAC's margin must not take in, as related, an EMEA revenue dip whose
-  total `revenue{}` happens to be compatible with it. Business-day threshold windows are not grouped
-  (finance's bounds page on their own).
+  same window instance form a group. A group joins an open incident one of whose alerts opened
+  or resolved within `LINGER_STEPS` of the group's windows (alerts that open together, not a
+  day apart) when the group's own root (the rule below, over the group) is linked to one of the
+  incident's series or is the same KPI over a sibling segment of one of them (retail EMEA and
+  wholesale EMEA: one value differs, another is shared); otherwise it is a new incident.
+  Linking through the group's root, not through each of its alerts, keeps a new cause out of an
+  unrelated incident: a false alarm on retail APAC's margin must not take in, as related, an
+  EMEA revenue dip whose total `revenue{}` happens to be compatible with it. Business-day
+  threshold windows are not grouped (finance's bounds page on their own).
 - **Root**: of a new incident's alerts, those of the finest window size are considered (their
   deviations compare; a 5-minute one is five 1-minute ones), the KPI is chosen first (a sum before a
   ratio or formula made from it; then the KPI alerting at the most levels; then the largest score),
@@ -117,6 +118,16 @@ def series_name(key: SeriesKey) -> str:
     return f"{kpi}{{{inner}}}[{window}]"
 
 
+def siblings(a: SeriesKey, b: SeriesKey) -> bool:
+    """The same KPI at the same window over segments that differ in one dimension's value and
+    share another's: retail EMEA and wholesale EMEA. An EMEA dip opens them a minute apart
+    when EMEA's own roll-up has not opened (yet): one cause, one page."""
+    if a[:2] != b[:2] or dict(a[2]).keys() != dict(b[2]).keys():
+        return False
+    shared = set(a[2]) & set(b[2])
+    return len(shared) == len(a[2]) - 1 and bool(shared)
+
+
 def compatible(a: Labels, b: Labels) -> bool:
     """No dimension has two different values in `a` and `b`."""
     left = dict(a)
@@ -197,7 +208,7 @@ class Incidents:
             if started_at - incident.last_active > LINGER_STEPS * step:
                 continue
             if incident.ended is None:
-                if any(self.linked(root, m) for m in incident.scope):
+                if any(self.linked(root, m) or siblings(root, m) for m in incident.scope):
                     return incident
             elif any(o.key in incident.scope for o in group):
                 return incident

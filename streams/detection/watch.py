@@ -36,7 +36,7 @@ from streams.core.kpi_values import KpiValue, ratio
 from streams.detection.alerts import AlertPolicy, Lifecycle, Severity, Transition, static_severity
 from streams.detection.completeness import Completeness
 from streams.detection.detectors import ACCEPT_POINTS, Detector, Score, SeriesDetector
-from streams.detection.explain import Explanation, Point, explain, input_kpis
+from streams.detection.explain import MOVED_Z, Explanation, Point, explain, input_kpis
 from streams.detection.incidents import Incidents, Membership, Opening, Role, series_name
 
 Labels = tuple[tuple[str, str], ...]
@@ -68,6 +68,9 @@ NO_DATA_STEPS = 2
 """An open alert whose series has no value to judge for this many window instances in a row
 resolves ("no data"): a ratio whose sample fell below `MIN_SUPPORT` overnight must not hold a
 page open for days."""
+CALM_INPUTS_SCORE = 0.45
+"""What a point of a KPI whose inputs all stayed within their bands may open on at most: below
+the open score (0.5), so it does not open an alert (the score shown is the detector's)."""
 HORIZON_STEPS = 400
 IDLE_STEPS = 2 * ZERO_FILL_STEPS
 """Live, a series without a value of its own for this many of its windows (96 minutes of 1m, 8 h
@@ -369,9 +372,12 @@ class AnomalyWatch:
                 if window in STATIC_WINDOWS
                 else None
             )
+            judged = s.score.score
+            if judged >= self.policy.open_score and not s.lifecycle.active:
+                judged = self._combined(key, start, judged)
             change = s.lifecycle.step(
                 start,
-                s.score.score,
+                judged,
                 ready=s.score.ready,
                 static=static,
                 held=False,
@@ -598,6 +604,24 @@ class AnomalyWatch:
         return any(
             self.completeness.incomplete(source, start, end) for source in self._sources[kpi]
         )
+
+    def _combined(self, key: SeriesKey, start: int, score: float) -> float:
+        """The score an alert may open on, for a KPI made of other KPIs (margins, the average
+        order value, working capital): below the open score when every input is within
+        `MOVED_Z` scales of its expected value at this instance. Normal inputs combined into an
+        unusual ratio are not something on-call can act on: an operating margin of one segment
+        at 1m swings whenever an expense lands in the minute; the demo paged for it ("no single
+        input moved out of its band") on every replay. An input without a value here leaves
+        the score as it is."""
+        kpi, window, labels = key
+        names = self._inputs.get(kpi, ())
+        if not names:
+            return score
+        for name in names:
+            point = self._point((name, window, self._project(name, labels)), start)
+            if point is None or abs(point.z) >= MOVED_Z:
+                return score
+        return min(score, CALM_INPUTS_SCORE)
 
     def _point(self, key: SeriesKey, start: int) -> Point | None:
         s = self.series.get(key)

@@ -286,3 +286,21 @@ def test_cost_of_goods_follows_orders_into_the_same_incident() -> None:
     wholesale = (("business_unit", "wholesale"),)
     other = incidents.assign([opening("cogs", wholesale, 800.0)], 7200.0)
     assert other[("cogs", "1h", wholesale)].role == "root"
+
+
+def test_a_sibling_segment_opening_a_minute_later_joins_and_takes_the_page() -> None:
+    """Retail EMEA (-100) opens alone; an hour later wholesale EMEA (-400) opens: their labels
+    contradict (business unit), but they are the same KPI over segments that share
+    region=emea, so it joins; over the two, the larger deviation takes the page (one incident).
+    Marketplace APAC shares no value with either: a new incident."""
+    wholesale_emea = (("business_unit", "wholesale"), ("region", "emea"))
+    incidents = Incidents(kpi_causes(CATALOG))
+    first = incidents.assign([opening("revenue", RETAIL_EMEA, -100.0)], 3600.0)
+    later = incidents.assign([opening("revenue", wholesale_emea, -400.0)], 7200.0)
+    joined = later[("revenue", "1h", wholesale_emea)]
+    assert joined.incident == first[("revenue", "1h", RETAIL_EMEA)].incident
+    assert joined.role == "root"
+    assert incidents.moved == [(("revenue", "1h", RETAIL_EMEA), ("revenue", "1h", wholesale_emea))]
+    apac = (("business_unit", "marketplace"), ("region", "apac"))
+    other = incidents.assign([opening("revenue", apac, -50.0)], 7200.0)
+    assert other[("revenue", "1h", apac)].incident != joined.incident
