@@ -66,8 +66,8 @@ OUTSIDE_RATE_GAIN = 0.002
 learned from three nearly equal first values (an NPS of 42.3, 41.7 and 42.9 whose later values
 swing by 25 points) is found wrong within a few points..."""
 WRONG_BAND_RATE = 0.25
-"""...above this share (the Gaussian's is 0.13%; a clean seasonal series' chosen model stays
-under 0.15 even while it learns its season), the band is wrong, not the points: they teach at
+"""...above this share (the Gaussian's is 0.13%; counted once the model is eligible: a seasonal
+model that does not know its season yet misses by far), the band is wrong, not the points: they teach at
 the full rate, uncapped. A scale learned too small (a p95 over a few deliveries a minute, whose
 values jump between sketch bins) otherwise stays trapped: every point beyond it was an outlier,
 capped at 3 scales and taught at a tenth, and the series scored 1.0 one point in two."""
@@ -262,7 +262,7 @@ class _Baseline:
                 + _gain(tuning.trend, steps) * (self.level - base) / steps
             )
         self._learn_season(t, expected, clipped, residual)
-        self._learn_scale(steps, value, residual, (below, above), spread)
+        self._learn_scale(steps, value, residual, (below, above), spread, self.eligible(t))
         self.last = t
         return residual, expected, below, above
 
@@ -315,13 +315,16 @@ class _Baseline:
         residual: float,
         scales: tuple[float, float],
         spread: float,
+        eligible: bool = True,
     ) -> None:
-        """Learn the scales below and above from the residual, and the typical magnitude."""
+        """Learn the scales below and above from the residual, and the typical magnitude.
+        `eligible`: the model has seen enough to be judged (before, a seasonal model that does
+        not know its season yet misses by far, and that says nothing of its band)."""
         tuning = self.tuning
         below, above = scales
         scale_gain = max(tuning.scale, 1.0 / self.n)  # per point: noise does not grow in gaps
         outside = self.n > 3 and abs(residual) > Z_BAND * (below if residual < 0 else above)
-        wrong = self._outside_rate(residual, outside=outside) > WRONG_BAND_RATE
+        wrong = eligible and self._outside_rate(residual, outside=outside) > WRONG_BAND_RATE
         if outside and not wrong:
             scale_gain *= OUTSIDE_SCALE_GAIN  # an anomaly says little about the usual noise
         size = abs(residual) * GAUSS_MAD / spread

@@ -170,9 +170,7 @@ def test_a_change_that_holds_scores_its_onset_highest_and_becomes_the_new_level(
 
         scores = run(SeriesDetector(HOUR), start + 200, value)
         change = scores[start:]
-        # the onset is seen at the band edge or beyond: 0.72 to 1.0 over these seeds (0.88 to 1.0
-        # before a side whose points fall outside a quarter of the time taught at the full rate)
-        assert max(s.score for s in change[:3]) >= 0.7, seed
+        assert max(s.score for s in change[:3]) >= 0.75, seed  # the onset is seen, critical
         accepted = [k for k, s in enumerate(change) if s.accepted]
         assert accepted, seed
         k = accepted[0]
