@@ -67,8 +67,8 @@ learned from three nearly equal first values (an NPS of 42.3, 41.7 and 42.9 whos
 swing by 25 points) is found wrong within a few points..."""
 WRONG_BAND_RATE = 0.25
 """...above this share (the Gaussian's is 0.13%; counted once the model is eligible: a seasonal
-model that does not know its season yet misses by far), the band is wrong, not the points: they teach at
-the full rate, uncapped. A scale learned too small (a p95 over a few deliveries a minute, whose
+model that does not know its season yet misses by far), the band is wrong, not the points: they
+teach at the full rate, uncapped. A scale learned too small (a p95 over a few deliveries a minute, whose
 values jump between sketch bins) otherwise stays trapped: every point beyond it was an outlier,
 capped at 3 scales and taught at a tenth, and the series scored 1.0 one point in two."""
 GAUSS_MAD = 1.2533
@@ -262,7 +262,8 @@ class _Baseline:
                 + _gain(tuning.trend, steps) * (self.level - base) / steps
             )
         self._learn_season(t, expected, clipped, residual)
-        self._learn_scale(steps, value, residual, (below, above), spread, self.eligible(t))
+        eligible = self.eligible(t)
+        self._learn_scale(steps, value, residual, (below, above), spread, eligible=eligible)
         self.last = t
         return residual, expected, below, above
 
@@ -315,6 +316,7 @@ class _Baseline:
         residual: float,
         scales: tuple[float, float],
         spread: float,
+        *,
         eligible: bool = True,
     ) -> None:
         """Learn the scales below and above from the residual, and the typical magnitude.
