@@ -68,9 +68,10 @@ swing by 25 points) is found wrong within a few points..."""
 WRONG_BAND_RATE = 0.25
 """...above this share (the Gaussian's is 0.13%; counted once the model is eligible: a seasonal
 model that does not know its season yet misses by far), the band is wrong, not the points: they
-teach at the full rate, uncapped. A scale learned too small (a p95 over a few deliveries a minute, whose
-values jump between sketch bins) otherwise stays trapped: every point beyond it was an outlier,
-capped at 3 scales and taught at a tenth, and the series scored 1.0 one point in two."""
+teach at the full rate, uncapped. A scale learned too small (a p95 over a few deliveries a
+minute, whose values jump between sketch bins) otherwise stays trapped: every point beyond it
+was an outlier, capped at 3 scales and taught at a tenth, and the series scored 1.0 one point in
+two."""
 GAUSS_MAD = 1.2533
 """Standard deviation per mean absolute deviation of a normal distribution."""
 REL_FLOOR = 0.01
