@@ -12,8 +12,9 @@ average order value, on the margins, on COGS: one cause, dozens of pages. `Incid
   same window instance form a group. A group joins an open incident one of whose alerts opened
   or resolved within `LINGER_STEPS` of the group's windows (alerts that open together, not a
   day apart) when the group's own root (the rule below, over the group) is linked to one of the
-  incident's series or is the same KPI over a sibling segment of one of them (retail EMEA and
-  wholesale EMEA: one value differs, another is shared); otherwise it is a new incident.
+  incident's series or is over a sibling segment of one of them with a KPI fed alike (retail
+  EMEA and wholesale EMEA: one value differs, another is shared); otherwise it is a new
+  incident.
   Linking through the group's root, not through each of its alerts, keeps a new cause out of an
   unrelated incident: a false alarm on retail APAC's margin must not take in, as related, an
   EMEA revenue dip whose total `revenue{}` happens to be compatible with it. Business-day
@@ -119,10 +120,11 @@ def series_name(key: SeriesKey) -> str:
 
 
 def siblings(a: SeriesKey, b: SeriesKey) -> bool:
-    """The same KPI at the same window over segments that differ in one dimension's value and
-    share another's: retail EMEA and wholesale EMEA. An EMEA dip opens them a minute apart
-    when EMEA's own roll-up has not opened (yet): one cause, one page."""
-    if a[:2] != b[:2] or dict(a[2]).keys() != dict(b[2]).keys():
+    """Series at the same window over segments that differ in one dimension's value and share
+    another's: retail EMEA and wholesale EMEA. An EMEA dip opens them minutes apart when EMEA's
+    own roll-up has not opened (yet): one cause, one page (with KPIs linked by their sources,
+    see `Incidents.related`)."""
+    if a[1] != b[1] or dict(a[2]).keys() != dict(b[2]).keys():
         return False
     shared = set(a[2]) & set(b[2])
     return len(shared) == len(a[2]) - 1 and bool(shared)
@@ -145,9 +147,15 @@ class Incidents:
     """(previous root, new root) of the pages moved by the last `assign`."""
 
     def linked(self, a: SeriesKey, b: SeriesKey) -> bool:
-        return compatible(a[2], b[2]) and bool(
-            self.sources.get(a[0], frozenset()) & self.sources.get(b[0], frozenset())
-        )
+        return compatible(a[2], b[2]) and self._fed_alike(a[0], b[0])
+
+    def related(self, a: SeriesKey, b: SeriesKey) -> bool:
+        """What a group's root may join an open incident through: a linked series, or one of a
+        sibling segment with a KPI fed alike."""
+        return self.linked(a, b) or (siblings(a, b) and self._fed_alike(a[0], b[0]))
+
+    def _fed_alike(self, a: str, b: str) -> bool:
+        return bool(self.sources.get(a, frozenset()) & self.sources.get(b, frozenset()))
 
     def assign(self, opened: Sequence[Opening], started_at: float) -> dict[SeriesKey, Membership]:
         """Group the alerts that opened at one window instance: join open incidents they are
@@ -208,7 +216,7 @@ class Incidents:
             if started_at - incident.last_active > LINGER_STEPS * step:
                 continue
             if incident.ended is None:
-                if any(self.linked(root, m) or siblings(root, m) for m in incident.scope):
+                if any(self.related(root, m) for m in incident.scope):
                     return incident
             elif any(o.key in incident.scope for o in group):
                 return incident

@@ -292,6 +292,7 @@ def test_a_sibling_segment_opening_a_minute_later_joins_and_takes_the_page() -> 
     """Retail EMEA (-100) opens alone; an hour later wholesale EMEA (-400) opens: their labels
     contradict (business unit), but they are the same KPI over segments that share
     region=emea, so it joins; over the two, the larger deviation takes the page (one incident).
+    Marketplace EMEA's COGS (goods issued follow orders) joins later as a sibling too.
     Marketplace APAC shares no value with either: a new incident."""
     wholesale_emea = (("business_unit", "wholesale"), ("region", "emea"))
     incidents = Incidents(kpi_causes(CATALOG))
@@ -301,6 +302,9 @@ def test_a_sibling_segment_opening_a_minute_later_joins_and_takes_the_page() -> 
     assert joined.incident == first[("revenue", "1h", RETAIL_EMEA)].incident
     assert joined.role == "root"
     assert incidents.moved == [(("revenue", "1h", RETAIL_EMEA), ("revenue", "1h", wholesale_emea))]
+    marketplace_emea = (("business_unit", "marketplace"), ("region", "emea"))
+    rebound = incidents.assign([opening("cogs", marketplace_emea, 300.0)], 10800.0)
+    assert rebound[("cogs", "1h", marketplace_emea)].incident == joined.incident  # fed alike
     apac = (("business_unit", "marketplace"), ("region", "apac"))
     other = incidents.assign([opening("revenue", apac, -50.0)], 7200.0)
     assert other[("revenue", "1h", apac)].incident != joined.incident
