@@ -12,7 +12,7 @@ average order value, on the margins, on COGS: one cause, dozens of pages. `Incid
   same window instance form a group. A group joins an open incident one of whose alerts opened
   or resolved within `LINGER_STEPS` of the group's windows (alerts that open together, not a
   day apart) when the group's own root (the rule below, over the group) is linked to one of the
-  incident's series or is over a sibling segment of one of them with a KPI fed alike (retail
+  incident's series or is over a sibling segment of its root with a KPI fed alike (retail
   EMEA and wholesale EMEA: one value differs, another is shared); otherwise it is a new
   incident.
   Linking through the group's root, not through each of its alerts, keeps a new cause out of an
@@ -150,8 +150,9 @@ class Incidents:
         return compatible(a[2], b[2]) and self._fed_alike(a[0], b[0])
 
     def related(self, a: SeriesKey, b: SeriesKey) -> bool:
-        """What a group's root may join an open incident through: a linked series, or one of a
-        sibling segment with a KPI fed alike."""
+        """Linked, or over a sibling segment with a KPI fed alike (what a group's root may join
+        an open incident's root through; siblings of its other series would chain a region's
+        incident into every segment that shares a business unit with it)."""
         return self.linked(a, b) or (siblings(a, b) and self._fed_alike(a[0], b[0]))
 
     def _fed_alike(self, a: str, b: str) -> bool:
@@ -216,7 +217,9 @@ class Incidents:
             if started_at - incident.last_active > LINGER_STEPS * step:
                 continue
             if incident.ended is None:
-                if any(self.related(root, m) for m in incident.scope):
+                if self.related(root, incident.root) or any(
+                    self.linked(root, m) for m in incident.scope
+                ):
                     return incident
             elif any(o.key in incident.scope for o in group):
                 return incident
