@@ -31,9 +31,10 @@ average order value, on the margins, on COGS: one cause, dozens of pages. `Incid
 - **End**: an incident ends when the last of its alerts resolves (the root may resolve first: a
   minute series adapts to a dip within minutes, while the region's roll-up is still down), and
   for `LINGER_STEPS` of its root's windows after that it still takes in, as related, alerts of
-  series that were part of it (the return to normal after a dip; related even on the root's own
-  series: the incident has paged). Related alerts never page: the generated Prometheus rule
-  leaves them out, and Alertmanager inhibits them under their root as well.
+  series that were part of it or related to its root (the return to normal after a dip;
+  related even on the root's own series: the incident has paged). Related alerts never page:
+  the generated Prometheus rule leaves them out, and Alertmanager inhibits them under their
+  root as well.
 
 - **A better root opening later takes the page.** The alerts of one cause do not all open at the
   same window instance (each needs its own two anomalous points; the 5-minute ones come later).
@@ -206,11 +207,11 @@ class Incidents:
     def _joins(self, group: Sequence[Opening], started_at: float) -> _Incident | None:
         """The incident a group of linked alerts opening together joins, if any: one that was
         active within `LINGER_STEPS` of the group's windows with a series linked to the group's
-        own root (what the group would page as); once that incident has ended (its last alert
-        resolved), only by a series that was part of it (the return to normal), never by a new
-        cause. Linking each alert to any past member instead let a company-wide dip join, as
-        related, an unrelated alert on one segment that had just resolved: nothing paged for
-        the dip."""
+        own root (what the group would page as), or a root that is `related` to it; once that
+        incident has ended (its last alert resolved), only through a series that was part of it
+        or through its root (the return to normal), never by a new cause. Linking each alert to
+        any past member instead let a company-wide dip join, as related, an unrelated alert on
+        one segment that had just resolved: nothing paged for the dip."""
         root = choose_root(group)
         step = max(min(o.step for o in group), 1.0)
         for incident in self._open:
@@ -221,7 +222,7 @@ class Incidents:
                     self.linked(root, m) for m in incident.scope
                 ):
                     return incident
-            elif any(o.key in incident.scope for o in group):
+            elif any(o.key in incident.scope for o in group) or self.related(root, incident.root):
                 return incident
         return None
 
