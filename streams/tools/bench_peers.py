@@ -4,13 +4,15 @@ One broker (embedded unless `PULSE_KAFKA_BOOTSTRAP`), the bench's events produce
 alternately for a few rounds, on the same topic:
 - the *ceiling*: the plain aiokafka + orjson + pydantic consumer of `pulse bench`;
 - *kpi-pulse* with the `revenue-orders` catalog (`streams.tools.bench_catalog`): one `Worker`,
-  detection as the settings say (on by default), timed from assignment to every message acked;
+  detection as the settings say (on by default), timed from assignment to every message acked,
+  then the same without detection;
 - each *peer* doing the same job (deploy/bench-peers/peer_job.py: decode with orjson, validate
   with our pydantic contract, sum revenue and count orders per business unit, region, currency
   and 1-minute event-time window, to final results), run as a subprocess by the Python of its own
   venv (`VENVS/<peer>/bin/python`; the peers are never kpi-pulse dependencies), timed by itself
   from its first message to its final windows (its start and group join are not throughput).
-Each figure is N events over the time, with its ratio to the same round's ceiling. Every peer
+Each figure is N events over the time, with its ratio to the same round's ceiling (the mean of
+the ceiling measured before and after the round, as the machine's load drifts). Every peer
 run's windows are checked against an independent sum (`streams.tools.peer_check`): a run that is
 wrong counts as failed, not fast. Returns whether every peer run was right.
 """
@@ -89,16 +91,22 @@ async def run_peers_bench(
         )
         await publish(bootstrap, topic, messages, paced=False)
         del messages
-        paths = {"kpi-pulse": Figures(), **{peer: Figures() for peer in PEERS}}
+        ours_off = "kpi-pulse, detection off"
+        paths = {"kpi-pulse": Figures(), ours_off: Figures(), **{p: Figures() for p in PEERS}}
+        off = settings.model_copy(update={"detection": False})
         ceilings: list[float] = []
         for round_no in range(1, rounds + 1):
-            ceiling, _ = await measure_ceiling(bootstrap, topic, partitions, events)
-            ceilings.append(ceiling)
+            before, _ = await measure_ceiling(bootstrap, topic, partitions, events)
+            results: dict[str, float] = {}
             ours, _ = await measure_pipeline(
                 settings, bootstrap, topic, events, run_id=run_id, round_no=round_no,
                 catalog=catalog,
             )  # fmt: skip
-            _record(paths["kpi-pulse"], ours, ceiling)
+            results["kpi-pulse"] = ours
+            plain, _ = await measure_pipeline(
+                off, bootstrap, topic, events, run_id=run_id, round_no=-round_no, catalog=catalog
+            )
+            results[ours_off] = plain
             for peer, python in pythons.items():
                 group = f"bench-{run_id}-{peer}-{round_no}"
                 rate, problems = await run_peer(
@@ -108,13 +116,19 @@ async def run_peers_bench(
                     paths[peer].failures.append(f"round {round_no}: " + "; ".join(problems[:3]))
                     say(f"round {round_no}: {peer} WRONG: {'; '.join(problems[:3])}")
                 else:
-                    _record(paths[peer], events * rate, ceiling)
+                    results[peer] = events * rate
                     say(
                         f"round {round_no}: {peer} right ({expected.items} items, "
                         f"{len(expected.windows)} windows)"
                     )
+            after, _ = await measure_ceiling(bootstrap, topic, partitions, events)
+            ceiling = (before + after) / 2
+            ceilings.append(ceiling)
+            for name, rate in results.items():
+                _record(paths[name], rate, ceiling)
             say(
-                f"round {round_no}: ceiling {ceiling:,.0f} events/s | "
+                f"round {round_no}: ceiling {ceiling:,.0f} events/s (mean of {before:,.0f} before "
+                f"and {after:,.0f} after the round) | "
                 + " | ".join(
                     f"{name} {p.ratios[-1]:.2f}" if len(p.ratios) == round_no else f"{name} -"
                     for name, p in paths.items()
@@ -142,7 +156,7 @@ def table(ceilings: list[float], paths: dict[str, Figures]) -> list[str]:
         if not path.rates:
             lines.append(f"| {name} | - | - | wrong in every round |")
             continue
-        checked = "not checked (own tests)" if name == "kpi-pulse" else "right"
+        checked = "not checked (own tests)" if name.startswith("kpi-pulse") else "right"
         if path.failures:
             checked = f"wrong in {len(path.failures)} round(s)"
         lines.append(
