@@ -96,11 +96,15 @@ class Clock:
 
 
 def report(
-    peer: str, seconds: float, items: int, windows: dict[tuple[str, int], list[Any]]
+    peer: str,
+    seconds: float,
+    items: int,
+    windows: dict[tuple[str, int], list[Any]],
+    ended: str = "end of input",
 ) -> None:
-    """One JSON line on stdout: seconds, items folded, and each window's [key, start, revenue,
-    orders] (revenue as a decimal string)."""
+    """One JSON line on stdout: seconds, items folded, each window's [key, start, revenue,
+    orders] (revenue as a decimal string), and why the job ended."""
     rows = [[k, start, str(v[0]), v[1]] for (k, start), v in sorted(windows.items())]
-    line = {"peer": peer, "seconds": seconds, "items": items, "windows": rows}
+    line = {"peer": peer, "seconds": seconds, "items": items, "windows": rows, "ended": ended}
     sys.stdout.write(json.dumps(line) + "\n")
     sys.stdout.flush()

@@ -28,6 +28,10 @@ MICROS = Decimal(1_000_000)
 allows six decimal places, so this is exact)."""
 
 
+IDLE_SECONDS = 30.0
+"""A run that has not folded every item stops after this long without a message (and is wrong)."""
+
+
 class EventDeserializer(Deserializer):
     def __init__(self, clock: Clock) -> None:
         super().__init__()
@@ -90,8 +94,9 @@ def main() -> None:
             .current()
         )
         sdf.update(keep, metadata=True)
-        app.run(timeout=30.0, collect=False)
-    report("quixstreams", clock.seconds(), folded[0], results)
+        app.run(timeout=IDLE_SECONDS, collect=False)
+    ended = "all items" if folded[0] >= args.items else f"idle for {IDLE_SECONDS:.0f} s"
+    report("quixstreams", clock.seconds(), folded[0], results, ended)
 
 
 if __name__ == "__main__":

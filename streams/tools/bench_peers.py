@@ -46,6 +46,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PEER_JOBS = ROOT / "deploy" / "bench-peers"
 PEERS = ("bytewax", "quixstreams")
 PEER_TIMEOUT_S = 300.0
+LOGS = Path(tempfile.gettempdir()) / "pulse-bench-peers"
+"""Where each peer run's stderr is kept (one file per consumer group, overwritten by none)."""
 
 
 @dataclass
@@ -113,8 +115,8 @@ async def run_peers_bench(
                     peer, python, bootstrap=address, topic=topic, group=group, expected=expected
                 )
                 if problems:
-                    paths[peer].failures.append(f"round {round_no}: " + "; ".join(problems[:3]))
-                    say(f"round {round_no}: {peer} WRONG: {'; '.join(problems[:3])}")
+                    paths[peer].failures.append(f"round {round_no}: " + "; ".join(problems[:4]))
+                    say(f"round {round_no}: {peer} WRONG: {'; '.join(problems[:4])}")
                 else:
                     results[peer] = events * rate
                     say(
@@ -130,8 +132,8 @@ async def run_peers_bench(
                 f"round {round_no}: ceiling {ceiling:,.0f} events/s (mean of {before:,.0f} before "
                 f"and {after:,.0f} after the round) | "
                 + " | ".join(
-                    f"{name} {p.ratios[-1]:.2f}" if len(p.ratios) == round_no else f"{name} -"
-                    for name, p in paths.items()
+                    f"{name} {results[name] / ceiling:.2f}" if name in results else f"{name} -"
+                    for name in paths
                 )
             )
         for line in table(ceilings, paths):
@@ -170,13 +172,17 @@ def table(ceilings: list[float], paths: dict[str, Figures]) -> list[str]:
 async def run_peer(
     peer: str, python: Path, *, bootstrap: str, topic: str, group: str, expected: Expected
 ) -> tuple[float, list[str]]:
-    """Run one peer's job to its end: (1 / seconds it took, what is wrong with its result)."""
+    """Run one peer's job to its end: (1 / seconds it took, what is wrong with its result). Its
+    stderr is kept in the temp directory (`LOGS`), named after the group, and named in the
+    problems."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     command = [
         str(python), str(PEER_JOBS / f"{peer}_job.py"), "--bootstrap", bootstrap,
         "--topic", topic, "--group", group, "--items", str(expected.items),
     ]  # fmt: skip
-    with tempfile.TemporaryFile() as errors:
+    LOGS.mkdir(exist_ok=True)
+    log = LOGS / f"{group}.log"
+    with log.open("wb") as errors:
         process = await asyncio.create_subprocess_exec(
             *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=errors
         )
@@ -186,11 +192,12 @@ async def run_peer(
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.wait()
-            return 0.0, [f"no result within {PEER_TIMEOUT_S:.0f} s"]
-        if process.returncode != 0 or not out.strip():
-            errors.seek(0)
-            tail = errors.read().decode(errors="replace").strip().splitlines()[-5:]
-            return 0.0, [f"exited with {process.returncode}: " + " / ".join(tail)]
+            return 0.0, [f"no result within {PEER_TIMEOUT_S:.0f} s (log: {log})"]
+    if process.returncode != 0 or not out.strip():
+        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+        return 0.0, [f"exited with {process.returncode}: {' / '.join(tail)} (log: {log})"]
     report: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     problems = check_peer(expected, report)
+    if problems:
+        problems.insert(0, f"ended on {report.get('ended')} (log: {log})")
     return 1 / max(float(report["seconds"]), 1e-9), problems
