@@ -7,8 +7,8 @@ deserializer that runs `peer_job.parse`, the event time as the message timestamp
 a repartition topic), a 1-minute tumbling window with `GRACE_SECONDS` of grace, `reduce`.
 
 Quix has no end of input, so `final()` would leave each key's last `GRACE_SECONDS` of windows
-open and unreported when the input runs out (and a 30-minute grace is most of the bench's
-stream): the job takes `current()` instead, keeps each window's latest value, and stops once it
+open and unreported when the input runs out (with a day of grace: all of them): the job takes
+`current()` instead, keeps each window's latest value, and stops once it
 has folded `--items` items (the bench knows how many there are). Each window's latest value is
 then its final state.
 """
