@@ -33,8 +33,8 @@ GRACE_SECONDS = 86_400
 """Allowed lateness in event time: a day, longer than the bench's stream (200k events are a few
 hours), so that no event of it is late. A resent event carries its original's time, and a
 replayed backlog is read from the partitions unevenly: a peer that keys across partitions (Quix's
-`group_by`) saw events up to ~6 minutes behind its newest with 5 minutes of grace, and in 2 of 7
-runs up to ~37 minutes behind with 30 minutes, and dropped them as late. Every window is still
+`group_by`) saw events up to ~6 minutes behind its newest with 5 minutes of grace, and in 2 of
+12 runs up to ~37 minutes behind with 30 minutes, and dropped them as late. Every window is still
 reported at the end (Bytewax: the end of input; Quix: `current()`)."""
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 FUTURE_SKEW_SECONDS = 300.0
