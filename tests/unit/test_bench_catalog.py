@@ -8,7 +8,9 @@ from streams.core import CATALOG, compile_catalog
 from streams.errors import ConfigError
 from streams.settings import Settings
 from streams.tools.bench_catalog import bench_catalog, select
+from streams.tools.bench_step import END, TOPIC, records
 from streams.worker.config import state_config
+from streams.worker.worker import Worker
 
 
 def test_revenue_orders_keeps_two_kpis_at_1m_and_the_measures_they_read() -> None:
@@ -45,3 +47,19 @@ def test_the_full_catalog_is_the_worker_s_own() -> None:
 def test_a_bad_cut_fails_naming_it(cut: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         cut()  # type: ignore[operator]
+
+
+def test_a_worker_on_revenue_orders_keeps_only_those_kpis_at_1m() -> None:
+    """The bench's first 20k events (enough event time for windows to close) through a worker's
+    batch step, no broker: every KPI value it shows is revenue or orders, 1m, per unit, region."""
+    settings = Settings(detection=False, kafka_bootstrap="127.0.0.1:1", input_topics=(TOPIC,))
+    by_tp = records(20000, settings)
+    worker = Worker(settings, "127.0.0.1:1", bench_catalog("revenue-orders"))  # never connected
+    for tp in by_tp:
+        worker.state.assign((tp.topic, tp.partition))
+    now = END.timestamp()
+    worker.step.close(worker.step.read(by_tp, now), now, now)
+    values = worker.state.latest_values()
+    assert {v.kpi for v in values} == {"revenue", "orders"}
+    assert {v.window for v in values} == {"1m"}
+    assert {tuple(name for name, _ in v.labels) for v in values} == {("business_unit", "region")}
