@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 OPS_TOOLS := prometheus promtool prometheus-alertmanager amtool
 BROWSER_TOOLS := chromium chromedriver
 
-.PHONY: help setup ops-tools browser-tools screenshots schema-tools lock kafka-tools test-apache test-fault demo demo-incidents test test-unit test-integration lint format generate check-generated bench hostile soak evaluate clean
+.PHONY: help setup ops-tools browser-tools screenshots schema-tools lock kafka-tools test-apache test-fault demo demo-incidents test test-unit test-integration lint format generate check-generated bench bench-peers hostile soak evaluate clean
 
 help: ## list the entry points (start with `make demo`, then `make test`)
 	@echo "kpi-pulse: live finance & operations KPIs from Kafka"
@@ -110,6 +110,18 @@ check-generated: $(STAMP) ## fail when generated files drift from their source
 bench: $(STAMP) ## pipeline throughput vs a plain-consumer ceiling (prints `ratio:`; ARGS="--replay 100000": changelog replay)
 	$(BIN)/pulse bench $(ARGS)
 
+PEER_VENVS := .venv-peers
+PEERS      := bytewax quixstreams
+
+$(PEER_VENVS)/%/.installed-stamp: deploy/bench-peers/%.txt
+	$(PYTHON) -m venv $(PEER_VENVS)/$*
+	$(PEER_VENVS)/$*/bin/pip install --quiet --upgrade pip
+	$(PEER_VENVS)/$*/bin/pip install --quiet -r $<
+	touch $@
+
+bench-peers: $(STAMP) $(PEERS:%=$(PEER_VENVS)/%/.installed-stamp) ## revenue + orders at 1m: kpi-pulse vs Bytewax and Quix Streams (own venvs in .venv-peers), ratios to the ceiling
+	$(BIN)/pulse bench --peers $(PEER_VENVS) $(ARGS)
+
 hostile: $(STAMP) ## 100,000 hostile and valid messages at a worker: each counted or dead-lettered, none lost (ARGS="--messages N")
 	$(BIN)/pulse hostile $(ARGS)
 
@@ -119,5 +131,5 @@ soak: $(STAMP) ## 30 min at 500 events/s on a real worker: RSS flat within 10% a
 evaluate: $(STAMP) ## judge the anomaly detectors on 3 simulated weeks (~3 min)
 	$(BIN)/pulse evaluate $(ARGS)
 
-clean: ## remove .venv and caches
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+clean: ## remove .venv, the peers' venvs and caches
+	rm -rf $(VENV) $(PEER_VENVS) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from streams.cli.arguments import positive, ratio
+from streams.tools.bench_catalog import CATALOG_NAMES
 
 
 def add_evaluate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -149,6 +150,20 @@ def add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         default=50.0,
         help="events per simulated second (default 50, as the demo): how much event time the "
         "events span, so how many windows close (detection works per closed window)",
+    )
+    bench.add_argument(
+        "--catalog",
+        choices=CATALOG_NAMES,
+        default="full",
+        help="the pipeline's KPI catalog (default full; revenue-orders: revenue and orders per "
+        "business unit and region at 1m, cut from the real catalog, the job of --peers)",
+    )
+    bench.add_argument(
+        "--peers",
+        metavar="VENVS",
+        help="instead: the revenue + orders job on kpi-pulse, Bytewax and Quix Streams against "
+        "the ceiling, each peer's result checked; VENVS holds a venv per peer (`make "
+        "bench-peers` makes them and runs this)",
     )
     bench.add_argument(
         "--replay",

@@ -42,6 +42,16 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
         asyncio.run(run_merge_bench(settings, args.events, args.partitions, say))
         return 0
+    if args.peers:
+        from streams.tools.bench import say  # noqa: PLC0415
+        from streams.tools.bench_peers import run_peers_bench  # noqa: PLC0415
+
+        ok = asyncio.run(
+            run_peers_bench(
+                settings, args.events, args.partitions, args.rounds, venvs=Path(args.peers), say=say
+            )
+        )
+        return 0 if ok else 1
     if args.replay:
         from streams.tools.bench import say  # noqa: PLC0415
         from streams.tools.bench_replay import run_replay_bench  # noqa: PLC0415
@@ -60,6 +70,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             simulated_rate=args.simulated_rate,
             latency=args.latency,
             latency_seconds=args.latency_seconds,
+            catalog=args.catalog,
         )
     )
     return 0

@@ -38,6 +38,7 @@ from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from schemas import event_adapter
+from streams.core import CATALOG, Catalog
 from streams.kafka.clients import (
     TopicSpec,
     ensure_topics,
@@ -48,10 +49,11 @@ from streams.kafka.clients import (
 from streams.kafka.connection import KafkaTarget
 from streams.kafka.embedded import kafka_bootstrap
 from streams.settings import Settings
+from streams.tools.bench_catalog import bench_catalog
 from streams.tools.bench_common import isolated
 from streams.tools.bench_latency import measure_latency, table
 from streams.tools.publisher import publish
-from streams.tools.simulator import SimulationConfig, simulate
+from streams.tools.simulator import SimulatedMessage, SimulationConfig, simulate
 from streams.worker.worker import Worker
 
 SIMULATED_RATE = 50.0
@@ -74,9 +76,12 @@ async def run_bench(
     simulated_rate: float = SIMULATED_RATE,
     latency: float | None = None,
     latency_seconds: float = 90.0,
+    catalog: str = "full",
     say: Callable[[str], None] = say,
 ) -> float:
-    """Run the benchmark and return the ratio (median pipeline / median ceiling)."""
+    """Run the benchmark and return the ratio (median pipeline / median ceiling). `catalog`:
+    the pipeline's KPI catalog, "full" or a smaller one cut from it (`bench_catalog`)."""
+    kpis = bench_catalog(catalog)
     quiet_kafka_logs()
     # Keep the figures readable: once a round has caught up, the (past) stream looks silent and
     # every source is rightly reported stale.
@@ -85,23 +90,11 @@ async def run_bench(
         run_id = uuid.uuid4().hex[:8]
         topic = f"bench-{run_id}.events"
         await ensure_topics(bootstrap, [TopicSpec(topic, partitions)])
-        span = timedelta(seconds=events / simulated_rate)
-        config = SimulationConfig(
-            # A seasonal Poisson stream: ask for four times the span (night runs at ~0.35x the
-            # rate), keep the first `events`, all of them in the past.
-            start=datetime.now(UTC) - 4 * span,
-            rate=simulated_rate,
-            duration=4 * span.total_seconds(),
-            bad_ratio=BAD_RATIO,
-            max_event_bytes=settings.max_event_bytes,
-        )
-        messages = [m for _, m in zip(range(events), simulate(config), strict=False)]
-        if len(messages) < events:
-            raise RuntimeError(f"simulator gave only {len(messages)} of {events} events")
+        messages = bench_messages(settings, events, simulated_rate)
         broker = "Kafka" if settings.kafka_bootstrap else "embedded broker"
         say(
             f"bench: {events} events ({BAD_RATIO:.0%} bad) on {partitions} partitions, "
-            f"{broker} at {bootstrap}"
+            f"{broker} at {bootstrap}, {catalog} catalog"
         )
         started = time.perf_counter()
         await publish(bootstrap, topic, messages, paced=False)
@@ -116,11 +109,11 @@ async def run_bench(
             ceiling, cpu = await measure_ceiling(bootstrap, topic, partitions, events)
             ceiling_cpu.append(1e6 * cpu / events)
             pipeline, cost = await measure_pipeline(
-                on, bootstrap, topic, events, run_id=run_id, round_no=round_no
+                on, bootstrap, topic, events, run_id=run_id, round_no=round_no, catalog=kpis
             )
             pipeline_cpu.append(1e6 * cost[2] / events)
             plain, *_ = await measure_pipeline(
-                off, bootstrap, topic, events, run_id=run_id, round_no=-round_no
+                off, bootstrap, topic, events, run_id=run_id, round_no=-round_no, catalog=kpis
             )
             costs.append(cost[:2])
             ceilings.append(ceiling)
@@ -163,6 +156,26 @@ async def run_bench(
         ratio = pipeline / ceiling
         say(f"ratio: {ratio:.2f}")
         return ratio
+
+
+def bench_messages(
+    settings: Settings, events: int, simulated_rate: float = SIMULATED_RATE
+) -> list[SimulatedMessage]:
+    """The bench's `events` messages: a seasonal Poisson stream, `BAD_RATIO` of it bad, all of
+    it in the past (four times the span is asked for, as night runs at ~0.35x the rate, and the
+    first `events` kept)."""
+    span = timedelta(seconds=events / simulated_rate)
+    config = SimulationConfig(
+        start=datetime.now(UTC) - 4 * span,
+        rate=simulated_rate,
+        duration=4 * span.total_seconds(),
+        bad_ratio=BAD_RATIO,
+        max_event_bytes=settings.max_event_bytes,
+    )
+    messages = [m for _, m in zip(range(events), simulate(config), strict=False)]
+    if len(messages) < events:
+        raise RuntimeError(f"simulator gave only {len(messages)} of {events} events")
+    return messages
 
 
 def cpu_line(ceiling: list[float], pipeline: list[float]) -> str:
@@ -208,12 +221,13 @@ async def measure_pipeline(
     *,
     run_id: str,
     round_no: int,
+    catalog: Catalog = CATALOG,
 ) -> tuple[float, tuple[float, int, float]]:
-    """Events/s of one worker from assignment until every message is processed and acked, and
-    (seconds spent detecting, closed-window values fed to detection, CPU seconds of this
-    process) in that time."""
+    """Events/s of one worker (on `catalog`) from assignment until every message is processed
+    and acked, and (seconds spent detecting, closed-window values fed to detection, CPU seconds
+    of this process) in that time."""
     worker_settings = isolated(settings, bootstrap, topic, f"bench-{run_id}-{round_no}")
-    worker = Worker(worker_settings, bootstrap)
+    worker = Worker(worker_settings, bootstrap, catalog)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from streams.core import FxTable, StateConfig, Windows, compile_catalog
+from streams.core import CATALOG, Catalog, FxTable, StateConfig, Windows, compile_catalog
 from streams.core.cardinality import CardinalityGuard
 from streams.settings import Settings
 
 
-def state_config(settings: Settings) -> StateConfig:
-    """The core's configuration from the settings; compiles (and so checks) the KPI catalog."""
-    catalog = compile_catalog(fiscal=bool(settings.fiscal_calendar))
+def state_config(settings: Settings, catalog_data: Catalog = CATALOG) -> StateConfig:
+    """The core's configuration from the settings; compiles (and so checks) the KPI catalog
+    (`catalog_data`: the real one but in `pulse bench --catalog`)."""
+    catalog = compile_catalog(catalog_data, fiscal=bool(settings.fiscal_calendar))
     return StateConfig(
         catalog=catalog,
         windows=Windows.for_timezone(

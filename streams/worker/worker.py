@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-from streams.core import BadEventGuard, ValidationLimits, WorkerState
+from streams.core import CATALOG, BadEventGuard, Catalog, ValidationLimits, WorkerState
 from streams.detection.completeness import Completeness
 from streams.detection.watch import IDLE_STEPS, AnomalyWatch
 from streams.errors import BrokerError
@@ -78,10 +78,13 @@ COMMIT_INTERVAL_S = 1.0
 class Worker:
     """One kpi-pulse worker. `await run(stop)` until `stop` is set or a fatal error is raised."""
 
-    def __init__(self, settings: Settings, bootstrap: KafkaTarget) -> None:
+    def __init__(
+        self, settings: Settings, bootstrap: KafkaTarget, catalog: Catalog = CATALOG
+    ) -> None:
+        """`catalog`: the KPI catalog's data, the real one but in `pulse bench --catalog`."""
         self.settings = settings
         self.bootstrap = bootstrap
-        self.state = WorkerState(state_config(settings))
+        self.state = WorkerState(state_config(settings, catalog))
         merged = settings.merge_stage
         self.kpis = KpiPublisher(self.state, own_values=not merged, partials=merged)
         self.watch = (
