@@ -237,6 +237,9 @@ def demo_report(evaluation: DemoEvaluation, out: TextIO) -> None:
                 f"score {page.score:.2f}), open {points} points\n"
             )
     r = evaluation.report
+    if not evaluation.incidents:
+        out.write(f"pages {len(pages)}: no incident was planned, every page is a false one\n")
+        return
     out.write(
         f"pages {len(pages)}: precision {r.precision:.2f}  recall {r.recall:.2f}  "
         f"on-call score {r.oncall:.1f} ({r.related} related alerts did not page)\n"

@@ -98,6 +98,16 @@ def test_a_missed_incident_says_so() -> None:
     assert "incident 02:20-02:32 dip revenue{region=emea}: missed" in out.getvalue()
 
 
+def test_without_incidents_every_page_is_false() -> None:
+    report = score("kpi-pulse", [], [], compile_catalog(), MINUTE, until=LIVE)
+    spec = DemoRun(datetime.fromtimestamp(LIVE, UTC), incidents=False)
+    out = io.StringIO()
+    demo_report(DemoEvaluation(spec, LIVE, (), report, [], 10, 1.0), out)
+    assert out.getvalue().splitlines()[-1] == (
+        "pages 0: no incident was planned, every page is a false one"
+    )
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
