@@ -60,7 +60,8 @@ STEPS: dict[str, float] = {
 STATIC_WINDOWS = frozenset({"1d", "30d", "balance", "cumulative", "1mo", "fp", "fq", "fytd"})
 MIN_SUPPORT = 10
 """A ratio over counted events (CSAT answers, deliveries, orders) is judged only when at least
-this many events are behind it; fewer is a sample too small to mean anything (a gap). Above it
+this many events are behind it; fewer is a sample too small to mean anything alone, pooled with
+the next instances' samples until the pool holds this many (`POOL_STEPS`). Above it
 the detector weighs the point by its sample (`Detector.update`'s `weight`): a ratio over 10
 events has a band twice as wide as one over 40."""
 POOL_STEPS = 24
