@@ -422,6 +422,11 @@ class SeriesDetector:
     """The count model's own tails, as `_tail` for the band (in equivalent Gaussian scales)."""
     """Judges the series while it is sparse (`SPARSE_SHARE` of its points 0)."""
 
+    def __post_init__(self) -> None:
+        # Recordable before its first point (`streams.detection.state`): a counted ratio's
+        # series exists while its first sample is pooled. Rebuilt with the models.
+        self._counts = CountModel(self.step if self.step is not None else DAY)
+
     @property
     def period(self) -> Period:
         return self._models[self._chosen].period if self._models else "none"

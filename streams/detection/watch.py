@@ -25,6 +25,7 @@ split apart, each step would need the others' bookkeeping.)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -60,9 +61,14 @@ STEPS: dict[str, float] = {
 STATIC_WINDOWS = frozenset({"1d", "30d", "balance", "cumulative", "1mo", "fp", "fq", "fytd"})
 MIN_SUPPORT = 10
 """A ratio over counted events (CSAT answers, deliveries, orders) is judged only when at least
-this many events are behind it; fewer is a sample too small to mean anything (a gap). Above it
+this many events are behind it; fewer is a sample too small to mean anything alone, pooled with
+the next instances' samples until the pool holds this many (`POOL_STEPS`). Above it
 the detector weighs the point by its sample (`Detector.update`'s `weight`): a ratio over 10
 events has a band twice as wide as one over 40."""
+POOL_STEPS = 24
+"""A counted ratio's sample below `MIN_SUPPORT` is pooled with the following instances' samples
+(numerators and denominators summed) until the pool holds `MIN_SUPPORT` events, for at most this
+many window instances (a day of an hourly series); an older pool is dropped unjudged."""
 ZERO_FILL_STEPS = 48
 NO_DATA_STEPS = 2
 """An open alert whose series has no value to judge for this many window instances in a row
@@ -128,6 +134,17 @@ class Series:
     incident: str = ""
     """While its alert is open: the incident it belongs to, and its role there."""
     role: str = ""
+    pool_numerator: Decimal = Decimal(0)
+    pool_denominator: Decimal = Decimal(0)
+    """A counted ratio's events since its last judged point, while fewer than `MIN_SUPPORT`."""
+    pool_since: float = float("inf")
+    """Start of the oldest window instance in the pool (inf: empty)."""
+    pooled_at: float = float("-inf")
+    """Start of the newest window instance pooled (an instance closes more than once)."""
+
+    def clear_pool(self) -> None:
+        self.pool_numerator, self.pool_denominator = Decimal(0), Decimal(0)
+        self.pool_since = math.inf
 
 
 def rollups(catalog: CompiledCatalog, values: Iterable[KpiValue]) -> list[KpiValue]:
@@ -302,6 +319,45 @@ class AnomalyWatch:
                 self._prune(window, start - self.idle_steps * STEPS.get(window, 86_400.0))
         return events
 
+    def _pool(
+        self, window: str, start: int, step: float, values: list[KpiValue]
+    ) -> tuple[dict[tuple[str, Labels], Decimal], dict[SeriesKey, float]]:
+        """Pool the samples of counted ratios (`POOL_STEPS`): returns the pooled values judged at
+        this instance (every event since the series' last judged point, once they are at least
+        `MIN_SUPPORT`; the pooled sample is its weight) and, per series whose events are pooled
+        here, the start of its oldest pooled instance. A CSAT answered a few times an hour is
+        judged every few hours on what was answered since, instead of never."""
+        pooled: dict[tuple[str, Labels], Decimal] = {}
+        since: dict[SeriesKey, float] = {}
+        if window in STATIC_WINDOWS:
+            return pooled, since
+        for v in values:
+            if v.numerator is None or v.denominator is None or v.denominator <= 0:
+                continue
+            key = (v.kpi, window, v.labels)
+            s = self.series.get(key)
+            if s is None:
+                if v.denominator >= MIN_SUPPORT:
+                    continue  # judged on its own: nothing pooled before it
+                if self.max_series is not None and len(self.series) >= self.max_series:
+                    continue
+                s = self.series[key] = Series(self.detector(step), Lifecycle(self.policy))
+            if start <= max(s.last_start, s.pooled_at):
+                continue  # already seen (the final record of a window scored at its close)
+            if s.pool_since < start - POOL_STEPS * step:  # too old to judge with this one
+                s.clear_pool()
+            if v.denominator >= MIN_SUPPORT and s.pool_denominator == 0:
+                continue
+            s.pool_numerator += v.numerator
+            s.pool_denominator += v.denominator
+            s.pool_since, s.pooled_at = min(s.pool_since, float(start)), float(start)
+            s.last_seen = max(s.last_seen, start)
+            since[key] = s.pool_since
+            if s.pool_denominator >= MIN_SUPPORT:
+                scale = self.catalog.kpis[v.kpi].scale
+                pooled[(v.kpi, v.labels)] = ratio(s.pool_numerator, s.pool_denominator, scale)
+        return pooled, since
+
     def _prune(self, window: str, before: float) -> None:
         """Forget the series of `window` without a value of their own since `before`."""
         idle = [
@@ -321,21 +377,30 @@ class AnomalyWatch:
         end = values[0].end
         values = values + rollups(self.catalog, values)
         counted = self._counted
+        step = STEPS.get(window, 86_400.0)
         raw = {(v.kpi, v.labels): v.value for v in values if v.value is not None}
+        pooled, since = self._pool(window, start, step, [v for v in values if v.kpi in counted])
+        raw.update(pooled)
         observed = {
             (v.kpi, v.labels): float(known)
             for v in values
             if (known := raw.get((v.kpi, v.labels))) is not None
-            and not (v.kpi in counted and v.denominator is not None and v.denominator < MIN_SUPPORT)
+            and not (
+                v.kpi in counted
+                and v.denominator is not None
+                and v.denominator < MIN_SUPPORT
+                and (v.kpi, v.labels) not in pooled
+            )
         }
         weights = {
             (v.kpi, v.labels): float(v.denominator)
             for v in values
             if v.kpi in counted and v.denominator is not None
         }
+        for kpi, labels in pooled:
+            weights[(kpi, labels)] = float(self.series[(kpi, window, labels)].pool_denominator)
         seen = set(observed)
         self._limit(window, observed)
-        step = STEPS.get(window, 86_400.0)
         for (kpi, labels), s in self._flows.get(window, {}).items():  # a quiet flow series is 0
             if (kpi, labels) not in observed and (
                 s.last_start < start <= s.last_start + ZERO_FILL_STEPS * step
@@ -355,11 +420,14 @@ class AnomalyWatch:
                 s.last_seen = max(s.last_seen, start)
             if start <= s.last_start:
                 continue  # already seen (the final record of a window scored at its close)
+            if key in since:  # judged now on its pool: the next point starts a new one
+                s.clear_pool()
             if self._held(kpi, start, end):
                 s.last_start = start
                 continue
             s.score = s.detector.update(float(start), value, weights.get((kpi, labels)))
-            s.contiguous = window in STATIC_WINDOWS or start - s.last_start <= 1.5 * step
+            first = min(float(start), since.get(key, float(start)))
+            s.contiguous = window in STATIC_WINDOWS or first - s.last_start <= 1.5 * step
             s.observed, s.last_start = value, start
             updated.append((key, s))
         events: list[AnomalyEvent] = self._expire(window, start, end, {k for k, _ in updated})

@@ -118,3 +118,29 @@ def test_unreadable_records_name_their_problem() -> None:
     assert len(problems) == 1
     assert "version None" in problems[0]
     assert len(fresh.series) == len(watch.series) - 1
+
+
+def test_a_counted_ratio_pool_is_restored_with_its_series() -> None:
+    """Answers pooled below the support (5 of 7 satisfied) survive a restart: after a restore,
+    4 more answers (3 satisfied) complete the pool and the series is judged on 8/11."""
+    labels = (("business_unit", "retail"), ("region", "emea"))
+
+    def csat(start: int, satisfied: int, answers: int) -> list[KpiValue]:
+        value = Decimal(satisfied) / Decimal(answers)
+        end = start + MINUTE
+        parts = (Decimal(satisfied), Decimal(answers))
+        return [KpiValue("csat_ratio", "1m", start, end, labels, value, *parts)]
+
+    first = AnomalyWatch(CATALOG, windows=frozenset({"1m"}))
+    feed(first, [csat(START, 5, 7)])
+    series, shared = recorded(first)
+    again = AnomalyWatch(CATALOG, windows=frozenset({"1m"}))
+    assert restore(again, series, shared) == []
+    s = again.series[("csat_ratio", "1m", labels)]
+    assert (s.pool_numerator, s.pool_denominator, s.pool_since) == (Decimal(5), Decimal(7), START)
+    assert s.score is None  # not judged yet: 7 answers
+    feed(again, [csat(START + MINUTE, 3, 4)])
+    assert s.score is not None  # judged
+    assert s.observed == 0.7272727273  # 8/11
+    assert s.last_start == START + MINUTE
+    assert (s.pool_denominator, s.pool_since) == (Decimal(0), math.inf)

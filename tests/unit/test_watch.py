@@ -205,8 +205,9 @@ def test_an_explanation_stays_inside_the_alerted_series_scope() -> None:
 
 def test_an_open_alert_resolves_when_its_series_has_no_value_for_two_windows() -> None:
     """CSAT opens an alert (scripted 0.9 on its 2nd and 3rd points), then its sample falls
-    below MIN_SUPPORT: a gap. After two such instances the alert resolves as "no data"
-    (NO_DATA_STEPS = 2) instead of staying open until enough answers come back."""
+    below MIN_SUPPORT: a gap (4 answers a minute: pooled over two minutes, 8, still too few).
+    After two such instances the alert resolves as "no data" (NO_DATA_STEPS = 2) instead of
+    staying open until enough answers come back."""
     recorders: list[Recorder] = []
 
     def factory(step: float) -> Recorder:
@@ -218,13 +219,13 @@ def test_an_open_alert_resolves_when_its_series_has_no_value_for_two_windows() -
     watch = AnomalyWatch(CATALOG, detector=factory, windows=frozenset({"1m"}))
     transitions = []
     for i in range(6):
-        answers = MIN_SUPPORT if i < 3 else MIN_SUPPORT - 1  # from the 4th minute: a gap
+        answers = MIN_SUPPORT if i < 3 else 4  # from the 4th minute: a gap
         start = i * MINUTE
-        for e in watch.observe_values([csat(start, answers - 5, answers)], float(start + MINUTE)):
+        for e in watch.observe_values([csat(start, answers - 3, answers)], float(start + MINUTE)):
             if e.kpi == "csat_ratio" and len(e.dimensions) == 2:  # the series, not a roll-up
                 transitions.append((i, e.state, e.explanation.text if e.explanation else ""))
         # the same instance closing again (its final record) is no second miss
-        watch.observe_values([csat(start, answers - 5, answers)], float(start + MINUTE))
+        watch.observe_values([csat(start, answers - 3, answers)], float(start + MINUTE))
     opened = [t for t in transitions if t[1] == "opened"]
     resolved = [t for t in transitions if t[1] == "resolved"]
     assert [t[0] for t in opened] == [2]
@@ -263,3 +264,37 @@ def test_a_ratio_over_counted_events_is_fed_its_sample_as_weight() -> None:
     assert fed[("csat_ratio", "1m", amer)].weights == [30.0]
     assert fed[("csat_ratio", "1m", ())].weights == [42.0]
     assert fed[("revenue", "1m", retail_emea)].weights == [None]
+
+
+def test_a_thin_counted_ratio_is_judged_on_its_pooled_answers() -> None:
+    """Samples below MIN_SUPPORT are pooled (numerators and denominators summed) until the pool
+    holds MIN_SUPPORT answers; the pooled ratio is judged at that instance, weighed by the pooled
+    sample. Hand-computed: 5/7 then 3/4 -> 8/11 at minute 1; 9/12 alone at minute 2; 3/5 then
+    9/12 -> 12/17 at minute 4; 2/3 at minute 5 is older than POOL_STEPS (24) instances at
+    minute 30 and dropped, so 4/6 + 3/4 -> 7/10 at minute 31."""
+
+    class Weighed(Recorder):
+        def __init__(self, step: float) -> None:
+            super().__init__(step)
+            self.weights: list[float | None] = []
+
+        def update(self, t: float, value: float, weight: float | None = None) -> Score:
+            self.weights.append(weight)
+            return super().update(t, value, weight)
+
+    watch = AnomalyWatch(CATALOG, detector=Weighed, windows=frozenset({"1m"}))
+    plan = {0: (5, 7), 1: (3, 4), 2: (9, 12), 3: (3, 5), 4: (9, 12), 5: (2, 3), 30: (4, 6)}
+    plan[31] = (3, 4)
+    for minute, (satisfied, answers) in plan.items():
+        start = minute * MINUTE
+        watch.observe_values([csat(start, satisfied, answers)], float(start + MINUTE))
+    key = ("csat_ratio", "1m", (("business_unit", "retail"), ("region", "emea")))
+    detector = watch.series[key].detector
+    assert isinstance(detector, Weighed)
+    assert detector.fed == [
+        (60.0, 0.7272727273),  # 8/11 to the ratio quantum (10 decimals)
+        (120.0, 0.75),
+        (240.0, 0.7058823529),  # 12/17
+        (1860.0, 0.7),
+    ]
+    assert detector.weights == [11.0, 12.0, 17.0, 10.0]
