@@ -431,6 +431,17 @@ class AnomalyWatch:
             s.observed, s.last_start = value, start
             updated.append((key, s))
         events: list[AnomalyEvent] = self._expire(window, start, end, {k for k, _ in updated})
+        changes = self._step(window, start, updated, raw)
+        return events + self._decide(window, start, end, changes)
+
+    def _step(
+        self,
+        window: str,
+        start: int,
+        updated: list[tuple[SeriesKey, Series]],
+        raw: dict[tuple[str, Labels], Decimal],
+    ) -> list[tuple[SeriesKey, Series, Transition]]:
+        """Step the alert lifecycle of every series updated at this instance."""
         changes: list[tuple[SeriesKey, Series, Transition]] = []
         for key, s in updated:
             kpi, _, labels = key
@@ -454,7 +465,7 @@ class AnomalyWatch:
             )
             if change is not None:
                 changes.append((key, s, change))
-        return events + self._decide(window, start, end, changes)
+        return changes
 
     def _decide(
         self,
@@ -484,6 +495,7 @@ class AnomalyWatch:
                     s.score.score,
                     self.catalog.kpis[key[0]].kind == "flow",
                     STEPS.get(window, 86_400.0),
+                    self.catalog.kpis[key[0]].kind == "formula",
                 )
                 for key, s, _ in opened
                 if s.score is not None and window not in STATIC_WINDOWS
