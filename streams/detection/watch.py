@@ -686,8 +686,8 @@ class AnomalyWatch:
         )
 
     def _combined(self, key: SeriesKey, start: int, score: float) -> float:
-        """The score an alert may open on, for a KPI made of other KPIs (margins, the average
-        order value, working capital): below the open score when every input is within
+        """The score an alert may open on, for a formula of other KPIs (margins, working
+        capital, the cash conversion cycle): below the open score when every input is within
         `MOVED_Z` scales of its expected value at this instance. Normal inputs combined into an
         unusual ratio are not something on-call can act on: an operating margin of one segment
         at 1m swings whenever an expense lands in the minute; the demo paged for it ("no single
@@ -695,8 +695,8 @@ class AnomalyWatch:
         the score as it is."""
         kpi, window, labels = key
         names = self._inputs.get(kpi, ())
-        if not names:
-            return score
+        if not names or self.catalog.kpis[kpi].kind != "formula":
+            return score  # a ratio of measures cancels their volume noise: its own signal
         for name in names:
             point = self._point((name, window, self._project(name, labels)), start)
             if point is None or abs(point.z) >= MOVED_Z:
