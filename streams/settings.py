@@ -118,8 +118,9 @@ class Settings(BaseSettings):
         "source of its partition and still hold the watermark back; past that it is idle and "
         "its events are judged against the others' progress. 300 s: a publisher up to 5 "
         "minutes behind is counted in full, and a source silent that long is the one "
-        "completeness calls stale (PULSE_STALE_AFTER_SECONDS); the cost is that a source that "
-        "falls silent holds its partition's windows open for up to this long.",
+        "completeness calls stale (PULSE_STALE_AFTER_SECONDS). While active, a silent source "
+        "holds its partition's windows only by its arrival lag (how far behind the others its "
+        "last event came), so a rare but timely one holds nothing back.",
     )
     retained_windows: int = Field(default=10, ge=1, description="Closed windows kept per key.")
     dedupe_max_entries: int = Field(default=1_000_000, ge=1)

@@ -190,10 +190,9 @@ def table(latency: Latency, settings: Settings) -> list[str]:
         f"({latency.kpi_records} 1m records; watermark delay {delay:g} s by design, "
         f"processing adds p99 {max(0.0, k99 - delay):.2f} s)"
         if latency.kpi_records
-        else "  window end -> KPI record  none within the run: a window closes once every "
-        "source of its partition has passed its end or has been silent for "
-        f"PULSE_SOURCE_IDLE_SECONDS ({settings.source_idle_seconds:g} s); run longer "
-        "(--latency-seconds)"
+        else "  window end -> KPI record  none within the run: a window closes once the "
+        "newest event time less the largest arrival lag of the partition's sources and the "
+        "watermark delay has passed its end; run longer (--latency-seconds)"
     )
     return [
         f"latency at {latency.offered:,.0f} events/s offered ({latency.events} events, event "
