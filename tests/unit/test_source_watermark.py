@@ -8,8 +8,8 @@ is more than 300 s (the default) behind the newest source of its partition.
 from __future__ import annotations
 
 import csv
-import random
 import io
+import random
 from decimal import Decimal
 from typing import Any
 
