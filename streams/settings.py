@@ -206,6 +206,15 @@ class Settings(BaseSettings):
     )
     batch_max_records: int = Field(default=5000, ge=1, le=50_000)
     session_timeout_ms: int = Field(default=10000, ge=6000)
+    fetch_max_wait_ms: int = Field(
+        default=25,
+        ge=1,
+        le=500,
+        description="Longest a broker may hold the worker's fetch when no new records are there. "
+        "The embedded broker holds a fetch for about this long even when records arrive "
+        "meanwhile, so the client's default (500 ms) added 130 ms at the median and 260 ms at "
+        "p99 to publish -> applied; 25 ms costs a caught-up worker ~40 empty fetches a second.",
+    )
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")

@@ -86,7 +86,9 @@ async def measure_latency(
             await asyncio.sleep(0.01)
         ready = time.perf_counter() - began
         kpis: list[float] = []
-        reader = asyncio.create_task(_read_kpis(bootstrap, worker_settings.kpi_topic, kpis))
+        reader = asyncio.create_task(
+            _read_kpis(bootstrap, worker_settings.kpi_topic, kpis, settings.fetch_max_wait_ms)
+        )
         applied: list[tuple[float, int]] = []
         sampler = asyncio.create_task(_sample(worker, applied))
         sent = await _publish_paced(bootstrap, topic, rate, duration)
@@ -165,8 +167,11 @@ async def _sample(worker: Worker, out: list[tuple[float, int]]) -> None:
         await asyncio.sleep(SAMPLE_SECONDS)
 
 
-async def _read_kpis(bootstrap: KafkaTarget, topic: str, out: list[float]) -> None:
-    consumer = new_consumer(bootstrap, topic, group_id=None, auto_offset_reset="earliest")
+async def _read_kpis(bootstrap: KafkaTarget, topic: str, out: list[float], fetch_wait: int) -> None:
+    # It polls as often as the worker does: the reader's own fetch wait is not the worker's.
+    consumer = new_consumer(
+        bootstrap, topic, group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=fetch_wait
+    )
     await start_client(consumer, bootstrap)
     try:
         while True:
