@@ -167,14 +167,14 @@ class Watermark:
 
     For each source it keeps its newest event time and that event's *arrival lag*: how far
     behind the stream's newest event time (`max_event_time`) it was when the next event of
-    another source arrived, `max_event_time - event_time` then (until then, its own newest event
-    time holds windows, as a new newest event lags by 0). A source is assumed to keep that lag
-    while it is quiet, so it holds windows at `max_event_time - lag`: a publisher running minutes
-    behind delivers its events minutes behind the others' and holds windows that far back (its
-    events within the allowed lateness count instead of being late), while a rare but timely
-    source (a rate every few hours, a survey answer) delivers close to the others and holds
-    nothing back while it is quiet. The watermark is `max_event_time` less the largest lag of
-    the active sources less `delay`, and never falls.
+    another source arrived, `max_event_time - event_time` then (until then, how far it is behind
+    `max_event_time` now: it holds windows at its own newest event time). A source is assumed to
+    keep that lag while it is quiet, so it holds windows at `max_event_time - lag`: a publisher
+    running minutes behind delivers its events minutes behind the others' and holds windows that
+    far back (its events within the allowed lateness count instead of being late), while a rare
+    but timely source (a rate every few hours, a survey answer) delivers close to the others and
+    holds nothing back while it is quiet. The watermark is `max_event_time` less the largest lag
+    of the active sources less `delay`, and never falls.
 
     Measured against the next event of another source, and not only the newest before, so
     that "a publisher's first event, then one stamped now by another source" finds the
