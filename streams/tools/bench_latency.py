@@ -42,6 +42,8 @@ from streams.tools.simulator import SimulationConfig, daily_level, simulate
 from streams.worker.worker import Worker
 
 SAMPLE_SECONDS = 0.002
+READER_FETCH_WAIT_MS = 25
+"""The KPI reader's fetch wait: the embedded broker holds a fetch about this long."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ async def measure_latency(
         ready = time.perf_counter() - began
         kpis: list[float] = []
         reader = asyncio.create_task(
-            _read_kpis(bootstrap, worker_settings.kpi_topic, kpis, settings.fetch_max_wait_ms)
+            _read_kpis(bootstrap, worker_settings.kpi_topic, kpis, READER_FETCH_WAIT_MS)
         )
         applied: list[tuple[float, int]] = []
         sampler = asyncio.create_task(_sample(worker, applied))
@@ -179,7 +181,7 @@ async def _sample(worker: Worker, out: list[tuple[float, int]]) -> None:
 
 
 async def _read_kpis(bootstrap: KafkaTarget, topic: str, out: list[float], fetch_wait: int) -> None:
-    # It polls as often as the worker does: the reader's own fetch wait is not the worker's.
+    # Short fetches: the reader's own fetch wait (see PULSE_FETCH_MAX_WAIT_MS) is not the worker's.
     consumer = new_consumer(
         bootstrap, topic, group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=fetch_wait
     )
