@@ -457,8 +457,10 @@ class PartitionState:
             "next_offset": next_offset,
             "max_event_time": None if max_time == NO_WATERMARK else max_time,
             # Absolute, and only the active sources (bounded by MAX_SOURCES): a record without
-            # them (written before sources were kept) restores the old watermark, max - delay.
+            # them (written before sources were kept) restores the old watermark, max - delay;
+            # one without lags (written before lags were kept), the oldest source's rule.
             "sources": dict(mark.sources),
+            "lags": mark.lag_state(),
             "watermark": None if mark.value == NO_WATERMARK else mark.value,
             "first_event_time": None
             if math.isinf(self.first_event_time)
@@ -473,7 +475,13 @@ class PartitionState:
             newest = float(record["max_event_time"])
             value = record.get("watermark", newest - self.watermark.delay)
             sources = {str(s): float(t) for s, t in record.get("sources", {}).items()}
-            self.watermark.restore(newest, sources, NO_WATERMARK if value is None else value)
+            lags = record.get("lags")
+            self.watermark.restore(
+                newest,
+                sources,
+                NO_WATERMARK if value is None else value,
+                None if lags is None else {str(s): lag for s, lag in lags.items()},
+            )
         if record["first_event_time"] is not None:
             self.first_event_time = min(self.first_event_time, float(record["first_event_time"]))
         self.store.restore(record["store"])

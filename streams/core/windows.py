@@ -6,9 +6,10 @@ Times are Unix epoch seconds. Window kinds:
   long on DST change days.
 - `CalendarMonth(tz)`: `1mo`, the local calendar month.
 
-The watermark follows the slowest *active* source (the envelope's `source`) minus a fixed delay; a
-window *closes* (its value can be shown) when the watermark reaches its end, and it still accepts
-events until the watermark passes its end plus the allowed lateness. See `Watermark`.
+The watermark follows the newest event time less the largest *arrival lag* of the active sources
+(the envelope's `source`) and a fixed delay; a window *closes* (its value can be shown) when the
+watermark reaches its end, and it still accepts events until the watermark passes its end plus
+the allowed lateness. See `Watermark`.
 """
 
 from __future__ import annotations
@@ -158,26 +159,54 @@ watermark back (see `Watermark`)."""
 MAX_SOURCES = 256
 """Active sources remembered per stream. Sources are publishing systems (dozens); past this the
 most-behind one is forgotten, so a flood of made-up names bounds memory and the changelog header
-(~40 bytes each) and can only move the watermark forward."""
+(~60 bytes each) and can only move the watermark forward."""
 
 
 class Watermark:
-    """Event-time progress of one stream (one source partition), per source.
+    """Event-time progress of one stream (one source partition), judged per source by its lag.
 
-    For each source it keeps the newest event time. A source is *active* while its newest event
-    time is at most `idle` seconds behind the newest of all sources (`max_event_time`); the
-    watermark is the oldest active source's newest event time minus `delay`, and never falls. So
-    a publisher running minutes behind holds windows open for its events (its events within the
-    allowed lateness count instead of being late), while one that stopped holds them for at most
-    `idle` seconds of event time, after which it is forgotten. Idleness is judged in event time,
-    not wall-clock time, so a replay of the same stream (`pulse backtest`, a changelog recovery)
-    decides exactly as the live worker did.
+    For each source it keeps its newest event time and that event's *arrival lag*: how far
+    behind the stream's newest event time (`max_event_time`) it was when the next event of
+    another source arrived, `max_event_time - event_time` then (until then, how far it is behind
+    `max_event_time` now: it holds windows at its own newest event time). A source is assumed to
+    keep that lag while it is quiet, so it holds windows at `max_event_time - lag`: a publisher
+    running minutes behind delivers its events minutes behind the others' and holds windows that
+    far back (its events within the allowed lateness count instead of being late), while a rare
+    but timely source (a rate every few hours, a survey answer) delivers close to the others and
+    holds nothing back while it is quiet. The watermark is `max_event_time` less the largest lag
+    of the active sources less `delay`, and never falls.
 
-    The cost: a source that sends an event and falls silent holds the stream's windows for up to
-    `idle` seconds of event time.
+    Measured against the next event of another source, and not only the newest before, so
+    that "a publisher's first event, then one stamped now by another source" finds the
+    publisher behind, whichever came first. The price is on sparse streams: a source is judged
+    as far behind as the gap to the next event of another source, so a stream with a few events
+    a minute closes windows as late as the old rule did (the oldest active source's newest event
+    less `delay`), never later: a source's lag never exceeds how far it is behind the newest.
+
+    A source is *active* while its newest event time is at most `idle` seconds behind
+    `max_event_time`; one further behind is forgotten until it sends again (an event that far
+    behind on arrival holds nothing back). Lag and idleness are judged in event time and arrival
+    order, not wall-clock time, so a replay of the same stream (`pulse backtest`, a changelog
+    recovery) decides exactly as the live worker did.
+
+    The cost: a source that falls further behind than its last lag (a timely publisher that
+    stalls and then sends its backlog) finds windows already final for its events more than
+    `delay` + `lateness` behind: they are `late`. Events older than their source's newest move
+    nothing (a source's disorder is covered by the delay and the lateness).
     """
 
-    __slots__ = ("_low", "delay", "idle", "lateness", "max_event_time", "sources", "value")
+    __slots__ = (
+        "_lag",
+        "_low",
+        "_pending",
+        "delay",
+        "idle",
+        "lags",
+        "lateness",
+        "max_event_time",
+        "sources",
+        "value",
+    )
 
     def __init__(
         self, delay: float, lateness: float, idle: float = DEFAULT_SOURCE_IDLE_SECONDS
@@ -189,62 +218,114 @@ class Watermark:
         """Newest event time of all sources."""
         self.sources: dict[str, float] = {}
         """Newest event time per active source (idle ones are dropped)."""
+        self.lags: dict[str, float] = {}
+        """Arrival lag of each active source's newest event (the keys of `sources`)."""
         self.value = NO_WATERMARK
-        """The watermark: the highest (oldest active source - `delay`) so far. It never falls,
-        so a window once final stays final (a source first seen behind it is late)."""
+        """The watermark: the highest (`max_event_time` - largest lag - `delay`) so far. It
+        never falls, so a window once final stays final (a source first seen behind it is
+        late)."""
+        self._pending: str | None = None
+        """The source of the newest counted event: its lag is settled by the next event of
+        another source (until then it is `max_event_time` - its newest event time)."""
+        self._lag = 0.0
+        """Largest lag among active sources."""
         self._low = NO_WATERMARK
-        """Oldest newest-event-time among active sources."""
+        """Oldest newest-event-time among active sources (the next one to become idle)."""
 
-    def observe(self, event_time: float, source: str = "") -> None:
-        """Count an event of `source` at `event_time` (epoch seconds). Cheap unless it moves the
-        oldest active source, which needs a scan of the (few) active sources."""
+    def observe(self, event_time: float, source: str = "") -> None:  # noqa: PLR0912 - per event, flat
+        """Count an event of `source` at `event_time` (epoch seconds). Cheap unless a source
+        becomes idle, the oldest one moves or the most-lagging one lags less, which need a scan
+        of the (few) active sources."""
         sources = self.sources
         newest = sources.get(source)
         if newest is not None and event_time <= newest:
             return
-        if event_time > self.max_event_time:  # noqa: PLR1730 - per event; a max() call costs more
+        before = self.max_event_time
+        if event_time > before:
             self.max_event_time = event_time
-        if event_time < self.max_event_time - self.idle:
+        elif event_time < before - self.idle:
             return  # idle on arrival: it holds nothing back
-        sources[source] = event_time
-        if newest is None:
-            if len(sources) > MAX_SOURCES:
-                del sources[min(sources, key=sources.__getitem__)]
-                self._rescan()
-            elif event_time < self._low or self._low == NO_WATERMARK:
-                self._low = event_time
-                self._advance()
-            elif self._low < self.max_event_time - self.idle:
-                self._rescan()
-            return
-        if newest == self._low or self._low < self.max_event_time - self.idle:
+        if self._low < self.max_event_time - self.idle:
             self._rescan()
+            newest = sources.get(source)
+        lags = self.lags
+        pending = self._pending
+        if pending != source:
+            self._pending = source
+            if pending is not None and event_time > before:  # else its lag stays as it is
+                lag = event_time - sources[pending]  # behind the newest, this event included
+                lags[pending] = lag
+                if lag > self._lag:  # noqa: PLR1730 - per event
+                    self._lag = lag
+        lag = before - event_time if before > event_time else 0.0
+        old_lag = lags.get(source, 0.0)
+        sources[source] = event_time
+        lags[source] = lag
+        if newest is None and len(sources) > MAX_SOURCES:
+            behind = min(sources, key=sources.__getitem__)
+            del sources[behind], lags[behind]
+            self._rescan()
+        elif newest == self._low or (old_lag == self._lag and lag < old_lag):
+            self._rescan()
+        else:
+            if newest is None and (event_time < self._low or self._low == NO_WATERMARK):
+                self._low = event_time
+            if lag > self._lag:  # noqa: PLR1730 - per event
+                self._lag = lag
+        candidate = self.max_event_time - self._lag - self.delay
+        if candidate > self.value:  # noqa: PLR1730 - per event
+            self.value = candidate
 
     def _rescan(self) -> None:
-        """Drop idle sources and find the oldest active one."""
+        """Drop idle sources; find the oldest active one and the largest lag."""
         cutoff = self.max_event_time - self.idle
-        sources = self.sources
-        idle = [s for s, t in sources.items() if t < cutoff]
-        for source in idle:
-            del sources[source]
+        sources, lags = self.sources, self.lags
+        for source in [s for s, t in sources.items() if t < cutoff]:
+            del sources[source], lags[source]
+            if source == self._pending:
+                self._pending = None
         self._low = min(sources.values()) if sources else NO_WATERMARK
-        self._advance()
+        self._lag = max(lags.values()) if lags else 0.0
 
-    def _advance(self) -> None:
-        candidate = self._low - self.delay
-        self.value = max(self.value, candidate)
+    def restore(
+        self,
+        max_event_time: float,
+        sources: dict[str, float],
+        value: float,
+        lags: dict[str, float | None] | None = None,
+    ) -> None:
+        """Merge what a changelog record holds (absolute values, so merging twice is harmless).
 
-    def restore(self, max_event_time: float, sources: dict[str, float], value: float) -> None:
-        """Merge what a changelog record holds (absolute values, so merging twice is harmless)."""
+        `lags` (see `lag_state`) maps each source to its lag, None for the source of the newest
+        event, whose lag is still open. A record written before lags were kept has none: each
+        source then lags by how far its newest event is behind the newest, which holds windows
+        where the rule of that time (the oldest active source's newest event) held them."""
         self.max_event_time = max(self.max_event_time, max_event_time)
         for source, newest in sources.items():
-            if newest > self.sources.get(source, NO_WATERMARK):
+            known = self.sources.get(source, NO_WATERMARK)
+            behind = max(0.0, max_event_time - newest)
+            lag = behind if lags is None else lags.get(source, behind)
+            if newest > known or (newest == known and lag is not None):
                 self.sources[source] = newest
+                self.lags[source] = behind if lag is None else float(lag)
+                if lag is None:
+                    self._pending = source
+                elif source == self._pending:
+                    self._pending = None
         self.value = max(self.value, value)
         if len(self.sources) > MAX_SOURCES:
             for source in sorted(self.sources, key=self.sources.__getitem__)[:-MAX_SOURCES]:
-                del self.sources[source]
+                del self.sources[source], self.lags[source]
+                if source == self._pending:
+                    self._pending = None
         self._rescan()
+        if self.sources:
+            self.value = max(self.value, self.max_event_time - self._lag - self.delay)
+
+    def lag_state(self) -> dict[str, float | None]:
+        """Each active source's lag, None for the source of the newest event, whose lag waits
+        for another source's event (what `restore` takes as `lags`)."""
+        return {s: None if s == self._pending else lag for s, lag in self.lags.items()}
 
     def accepts(self, window_end: float) -> bool:
         """Whether a window ending at `window_end` still takes events."""

@@ -129,8 +129,8 @@ async def _run(
 ) -> None:
     if "source_idle_seconds" not in settings.model_fields_set:
         # One simulated company publishes every source: a source silent for ten seconds is
-        # idle, so live windows close within seconds (the default, 300 s, waits for a rare
-        # publisher such as `pmo` for up to five minutes).
+        # idle and forgotten (rare but timely publishers such as `pmo` hold windows only by
+        # their small arrival lag either way).
         settings = settings.model_copy(update={"source_idle_seconds": DEMO_SOURCE_IDLE_SECONDS})
     if options.metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": options.metrics_port})

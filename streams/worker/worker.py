@@ -209,6 +209,7 @@ class Worker:
             group_id=settings.consumer_group,
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 5),
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
         rates = RatesTable(self.bootstrap, settings.rates_topic, self.state.config.fx)
         try:

@@ -140,17 +140,29 @@ def closing_time(messages: Sequence[SimulatedMessage]) -> datetime:
 
 def watermark_of(events: Sequence[Counted]) -> float:
     """One partition's watermark after its counted `events` (in partition order), by the rule
-    and not by `streams`: after each event, the oldest newest-event-time among the sources
-    (`source`) at most `SOURCE_IDLE_S` behind the newest of all, less the delay; the highest of
-    these (it never falls)."""
+    and not by `streams`: each source (`source`) lags by how far its newest event was behind
+    the newest event time of all when the next event of another source arrived (still open for
+    the newest event's source: how far it is behind the newest); after each event, the newest
+    event time less the largest lag among the sources at most `SOURCE_IDLE_S` behind the
+    newest, less the delay; the highest of these (it never falls). An event not newer than its
+    source's newest, or more than `SOURCE_IDLE_S` behind the newest on arrival, moves nothing."""
     newest: dict[str, float] = {}
+    lag: dict[str, float] = {}
     top = mark = float("-inf")
+    last = ""
     for event in events:
         at = event.at.timestamp()
         source = event.body["source"]
-        newest[source] = max(newest.get(source, at), at)
-        top = max(top, at)
-        mark = max(mark, min(t for t in newest.values() if t >= top - SOURCE_IDLE_S) - DELAY_S)
+        if at <= newest.get(source, float("-inf")) or at < top - SOURCE_IDLE_S:
+            continue
+        before, top = top, max(top, at)
+        if last and last != source:
+            lag[last] = top - newest[last]
+        lag[source] = max(0.0, before - at)
+        newest[source] = at
+        last = source
+        active = [s for s, t in newest.items() if t >= top - SOURCE_IDLE_S]
+        mark = max(mark, top - max(lag[s] for s in active) - DELAY_S)
     return mark
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from streams.settings import Settings
 from streams.tools.bench import run_bench
+from streams.tools.bench_latency import measure_latency
 from streams.tools.bench_merge import run_merge_bench
 from streams.tools.bench_replay import run_replay_bench
 
@@ -51,3 +52,16 @@ async def test_merge_bench_reports_partials_per_second_latency_and_a_ratio(
     assert any(line.startswith("merge:") for line in lines)
     assert lines[-1] == f"ratio: {ratio:.3f}"
     assert ratio > 0
+
+
+async def test_latency_run_counts_every_event_its_child_publisher_sent(
+    make_settings: Callable[..., Settings], kafka_bootstrap: str
+) -> None:
+    # The events come from a child process; the worker must consume every one of them, and
+    # each event's delay is its own (a percentile of real, ordered, non-negative delays).
+    felt = await measure_latency(make_settings(), kafka_bootstrap, rate=200, duration=3)
+    assert 400 <= felt.events <= 800  # 200/s for 3 s, Poisson
+    assert felt.offered == pytest.approx(felt.events / 3)
+    p50, p90, p99 = felt.applied
+    assert 0 <= p50 <= p90 <= p99 < 30  # applied within the run, not never
+    assert felt.ready > 0

@@ -160,9 +160,10 @@ async def test_dashboards_recorded_kpis_and_an_incident_through_prometheus_and_a
     settings = make_settings(
         detection=True,
         stale_after_seconds=7 * 86400.0,  # the stream stops and resumes on purpose
-        # The stream stops at `hold`: windows then close only as far as the slowest active
-        # source (the rare `pmo` holds its partition up to PULSE_SOURCE_IDLE_SECONDS, 300 s by
-        # default); a minute lets the dip's windows close before the stream resumes.
+        # The stream stops at `hold`: windows then close only as far as the newest event less
+        # the largest arrival lag of the active sources (a source stays active, holding by its
+        # lag, up to PULSE_SOURCE_IDLE_SECONDS, 300 s by default); a minute lets the dip's
+        # windows close before the stream resumes.
         source_idle_seconds=60.0,
         max_event_bytes=65536,
     )

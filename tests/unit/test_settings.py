@@ -44,6 +44,7 @@ def test_defaults():
     assert settings.bad_ratio_window == 1000
     assert settings.batch_max_records == 5000
     assert settings.session_timeout_ms == 10000
+    assert settings.fetch_max_wait_ms == 500
     assert (settings.metrics_host, settings.metrics_port) == ("127.0.0.1", 9464)
     assert settings.log_level == "INFO"
 
@@ -111,6 +112,8 @@ def test_fx_rates_are_parsed_exactly_as_decimals(monkeypatch, value, rates):
         ("PULSE_LOG_LEVEL", "verbose"),
         ("PULSE_METRICS_PORT", "70000"),
         ("PULSE_BAD_RATIO_WINDOW", "9"),
+        ("PULSE_FETCH_MAX_WAIT_MS", "0"),
+        ("PULSE_FETCH_MAX_WAIT_MS", "501"),
     ],
 )
 def test_a_bad_value_is_a_config_error_naming_the_variable(monkeypatch, variable, value):
