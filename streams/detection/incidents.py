@@ -21,7 +21,7 @@ average order value, on the margins, on COGS: one cause, dozens of pages. `Incid
   threshold windows are not grouped (finance's bounds page on their own).
 - **Root**: of a new incident's alerts, those of the finest window size are considered (their
   deviations compare; a 5-minute one is five 1-minute ones), the KPI is chosen first (a sum before a
-  ratio or formula made from it, a ratio of measures before a formula of KPIs; then the KPI
+  ratio or formula made from it, a ratio of one measure to another before a margin; then the KPI
   alerting at the most levels; then the largest score),
   then the scope: among that KPI's alerts whose labels contain those of its coarsest alerted series,
   the smallest scope (most labels) whose deviation (observed - expected) has the coarsest one's sign
@@ -82,9 +82,10 @@ class Opening:
     """Its KPI is a sum (its roll-ups add up): preferred as the root over ratios made from it."""
     step: float = 0.0
     """Its window size in seconds (the root is taken from the finest)."""
-    formula: bool = False
-    """Its KPI is a formula of other KPIs (a margin): a ratio of measures (the average order
-    value) is preferred to it as the root, being a step closer to what moved."""
+    combined: bool = False
+    """Its KPI's numerator combines several measures or KPIs (a margin: revenue - COGS): a
+    ratio of one measure to another (the average order value) is preferred to it as the root,
+    being a step closer to what moved."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +304,7 @@ def choose_root(group: Sequence[Opening]) -> SeriesKey:
         per_kpi,
         key=lambda k: (
             any(o.additive for o in per_kpi[k]),
-            not any(o.formula for o in per_kpi[k]),
+            not any(o.combined for o in per_kpi[k]),
             len(per_kpi[k]),
             max(o.score for o in per_kpi[k]),
             k,

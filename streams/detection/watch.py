@@ -37,7 +37,7 @@ from streams.core.kpi_values import KpiValue, ratio
 from streams.detection.alerts import AlertPolicy, Lifecycle, Severity, Transition, static_severity
 from streams.detection.completeness import Completeness
 from streams.detection.detectors import ACCEPT_POINTS, Detector, Score, SeriesDetector
-from streams.detection.explain import MOVED_Z, Explanation, Point, explain, input_kpis
+from streams.detection.explain import Explanation, Point, explain, input_kpis
 from streams.detection.incidents import Incidents, Membership, Opening, Role, series_name
 
 Labels = tuple[tuple[str, str], ...]
@@ -495,7 +495,7 @@ class AnomalyWatch:
                     s.score.score,
                     self.catalog.kpis[key[0]].kind == "flow",
                     STEPS.get(window, 86_400.0),
-                    self.catalog.kpis[key[0]].kind == "formula",
+                    len(self.catalog.kpis[key[0]].numerator) > 1,
                 )
                 for key, s, _ in opened
                 if s.score is not None and window not in STATIC_WINDOWS
@@ -686,22 +686,29 @@ class AnomalyWatch:
         )
 
     def _combined(self, key: SeriesKey, start: int, score: float) -> float:
-        """The score an alert may open on, for a formula of other KPIs (margins, working
-        capital, the cash conversion cycle): below the open score when every input is within
-        `MOVED_Z` scales of its expected value at this instance. Normal inputs combined into an
-        unusual ratio are not something on-call can act on: an operating margin of one segment
-        at 1m swings whenever an expense lands in the minute; the demo paged for it ("no single
-        input moved out of its band") on every replay. An input without a value here leaves
-        the score as it is."""
+        """The score an alert may open on, for a KPI whose numerator combines several measures
+        or KPIs (the margins, working capital, the cash conversion cycle): below the open score
+        when every input is within its band at this instance (scores below the open score; for
+        a sparse input such as a minute's OpEx, an expense landing is within its count model's
+        band). Normal inputs combined into an unusual ratio are not something on-call can act
+        on: an operating margin of one segment at 1m swings whenever an expense lands in the
+        minute, and the demo paged for it ("no single input moved out of its band") in most
+        hours replayed. Inputs not watched at this scope or without a value here are not
+        judged (OpEx is kept per cost center and category: its roll-ups are the total and each
+        single dimension); with none judged, the score is left as it is."""
         kpi, window, labels = key
         names = self._inputs.get(kpi, ())
-        if not names or self.catalog.kpis[kpi].kind != "formula":
-            return score  # a ratio of measures cancels their volume noise: its own signal
+        if not names or len(self.catalog.kpis[kpi].numerator) == 1:
+            return score  # one measure over another cancels their volume noise: its own signal
+        judged = 0
         for name in names:
-            point = self._point((name, window, self._project(name, labels)), start)
-            if point is None or abs(point.z) >= MOVED_Z:
+            found = self.series.get((name, window, self._project(name, labels)))
+            if found is None or found.score is None or found.last_start != start:
+                continue  # not watched at this scope (OpEx per business unit and region)
+            judged += 1
+            if found.score.score >= self.policy.open_score:
                 return score
-        return min(score, CALM_INPUTS_SCORE)
+        return min(score, CALM_INPUTS_SCORE) if judged else score
 
     def _point(self, key: SeriesKey, start: int) -> Point | None:
         s = self.series.get(key)

@@ -310,13 +310,13 @@ def test_a_sibling_segment_opening_a_minute_later_joins_and_takes_the_page() -> 
     assert other[("revenue", "1h", apac)].incident != joined.incident
 
 
-def test_a_ratio_of_measures_is_the_root_before_a_formula_of_kpis() -> None:
+def test_a_ratio_of_measures_is_the_root_before_a_margin() -> None:
     """Revenue of retail EMEA fell inside its (wide) band; its average order value and gross
-    margin opened together. The average order value (revenue / orders, measures) is a step
-    closer to what moved than the margin (a formula of the revenue and COGS KPIs): the root,
+    margin opened together. The average order value (revenue / orders) is a step closer to
+    what moved than the margin ((revenue - COGS) / revenue): the root,
     even though the margin scores higher and alerts at more levels."""
     margin = [
-        Opening(("gross_margin_ratio", "1m", labels), -0.3, 0.95, additive=False, formula=True)
+        Opening(("gross_margin_ratio", "1m", labels), -0.3, 0.95, additive=False, combined=True)
         for labels in (RETAIL_EMEA, EMEA)
     ]
     aov = Opening(("average_order_value", "1m", RETAIL_EMEA), -40.0, 0.8, additive=False)

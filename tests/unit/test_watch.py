@@ -298,3 +298,46 @@ def test_a_thin_counted_ratio_is_judged_on_its_pooled_answers() -> None:
         (1860.0, 0.7),
     ]
     assert detector.weights == [11.0, 12.0, 17.0, 10.0]
+
+
+class ValueScore:
+    """A detector that scores a value in [0, 1] as itself (a script in the values), else 0."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+
+    def update(self, t: float, value: float, weight: float | None = None) -> Score:
+        score = value if 0.0 <= value <= 1.0 else 0.0
+        return Score(score, 100.0, 90.0, 110.0, ready=True, z=5.0 if score else 0.0)
+
+
+def test_a_margin_opens_only_when_one_of_its_inputs_is_out_of_its_band() -> None:
+    """Retail EMEA's operating margin scores 0.9 two minutes in a row. With revenue and COGS
+    within their bands (they score 0; OpEx is watched per cost center and category, and in its
+    roll-ups, not per business unit and region: not judged) it does not open.
+    When COGS scores 0.8 at the same minutes (out of its band) the margin opens with it. The
+    average order value (revenue over orders) scoring 0.9 opens whatever its inputs say."""
+    labels = (("business_unit", "retail"), ("region", "emea"))
+    opex = (*labels, ("category", "payroll"), ("cost_center", "cc-retail-1"))
+
+    def minute(start: int, cogs: str) -> list[KpiValue]:
+        def kpi(name: str, value: str, at: tuple[tuple[str, str], ...] = labels) -> KpiValue:
+            return KpiValue(name, "1m", start, start + MINUTE, at, Decimal(value))
+
+        return [
+            kpi("operating_margin_ratio", "0.9"),
+            kpi("average_order_value", "0.9"),
+            kpi("revenue", "100"),
+            kpi("cogs", cogs),
+            kpi("opex", "100", opex),
+            kpi("orders", "100"),
+        ]
+
+    for cogs, margin_opens in (("100", False), ("0.8", True)):
+        watch = AnomalyWatch(CATALOG, detector=ValueScore, windows=frozenset({"1m"}))
+        events = []
+        for i in range(3):
+            events += watch.observe_values(minute(i * MINUTE, cogs), float((i + 1) * MINUTE))
+        opened = {(e.kpi, e.dimensions) for e in events if e.state == "opened"}
+        assert (("operating_margin_ratio", labels) in opened) is margin_opens, cogs
+        assert ("average_order_value", labels) in opened
