@@ -8,17 +8,17 @@ average order value, on the margins, on COGS: one cause, dozens of pages. `Incid
   `revenue{region=emea}` and `revenue{business_unit=retail,region=emea}` do, `revenue{region=amer}`
   does not) and their KPIs are fed by a common source (event type; from the catalog, with the
   event types each follows in the business flow, `streams.core.catalog.FOLLOWS`: goods issued
-  follow orders, so COGS falling with revenue is one cause). Linked alerts that open at the
-  same window instance form a group. A group joins an open incident one of whose alerts opened
-  or resolved within `LINGER_STEPS` of the group's windows (alerts that open together, not a
-  day apart) when the group's own root (the rule below, over the group) is linked to one of the
-  incident's series or is over a sibling segment of its root with a KPI fed alike (retail
-  EMEA and wholesale EMEA: one value differs, another is shared); otherwise it is a new
-  incident.
-  Linking through the group's root, not through each of its alerts, keeps a new cause out of an
-  unrelated incident: a false alarm on retail APAC's margin must not take in, as related, an
-  EMEA revenue dip whose total `revenue{}` happens to be compatible with it. Business-day
-  threshold windows are not grouped (finance's bounds page on their own).
+  follow orders, so COGS falling with revenue is one cause). Alerts that open at the same
+  window instance form a group when linked or over sibling segments with KPIs fed alike (a
+  retail dip opens retail AMER and retail APAC together). A group joins an open incident one of
+  whose alerts opened or resolved within `LINGER_STEPS` of the group's windows (alerts that open
+  together, not a day apart) when the group's own root (the rule below, over the group) is linked
+  to one of the incident's series or is over a sibling segment of its root with a KPI fed alike
+  (retail EMEA and wholesale EMEA: one value differs, another is shared); otherwise it is a new
+  incident. Linking through the group's root, not through each of its alerts, keeps a new cause
+  out of an unrelated incident: a false alarm on retail APAC's margin must not take in, as
+  related, an EMEA revenue dip whose total `revenue{}` happens to be compatible with it.
+  Business-day threshold windows are not grouped (finance's bounds page on their own).
 - **Root**: of a new incident's alerts, those of the finest window size are considered (their
   deviations compare; a 5-minute one is five 1-minute ones), the KPI is chosen first (a sum before a
   ratio or formula made from it, a ratio of one measure to another before a margin; then the KPI
@@ -176,7 +176,7 @@ class Incidents:
         fresh: list[Opening] = []
         self.moved = []
         joining: dict[str, list[Opening]] = {}
-        for group in _groups(opened, self.linked):
+        for group in _groups(opened, self.related):
             joined = self._joins(group, started_at)
             if joined is None:
                 fresh.extend(group)
@@ -195,7 +195,7 @@ class Incidents:
                 self._reroot(incident, joining[incident.id])
                 for o in joining[incident.id]:
                     result[o.key] = self._member(incident, o.key)
-        for group in _groups(fresh, self.linked):
+        for group in _groups(fresh, self.related):
             root = choose_root(group)
             step = next(o.step for o in group if o.key == root)
             incident = _Incident(f"{series_name(root)}@{started_at:.0f}", root, step)

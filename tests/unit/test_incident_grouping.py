@@ -321,3 +321,18 @@ def test_a_ratio_of_measures_is_the_root_before_a_margin() -> None:
     ]
     aov = Opening(("average_order_value", "1m", RETAIL_EMEA), -40.0, 0.8, additive=False)
     assert choose_root([*margin, aov]) == aov.key
+
+
+def test_sibling_segments_opening_together_are_one_incident() -> None:
+    """A retail dip opens retail AMER (-300) and retail APAC (-100) at the same minute; their
+    regions contradict, but they are siblings (retail shared) of one KPI: one incident, rooted
+    at the larger."""
+    amer = (("business_unit", "retail"), ("region", "amer"))
+    apac = (("business_unit", "retail"), ("region", "apac"))
+    incidents = Incidents(kpi_causes(CATALOG))
+    roles = incidents.assign(
+        [opening("revenue", amer, -300.0), opening("revenue", apac, -100.0)], 3600.0
+    )
+    assert len({m.incident for m in roles.values()}) == 1
+    assert roles[("revenue", "1h", amer)].role == "root"
+    assert roles[("revenue", "1h", apac)].role == "related"
