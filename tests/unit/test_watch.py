@@ -28,6 +28,18 @@ class Recorder:
         return Score(score, 100.0, 90.0, 110.0, ready=True, z=-10.0 if score else 0.0)
 
 
+class Weighed(Recorder):
+    """A recorder that also keeps the weight each point was fed with."""
+
+    def __init__(self, step: float) -> None:
+        super().__init__(step)
+        self.weights: list[float | None] = []
+
+    def update(self, t: float, value: float, weight: float | None = None) -> Score:
+        self.weights.append(weight)
+        return super().update(t, value, weight)
+
+
 def revenue(start: int, bu: str, region: str, value: str) -> KpiValue:
     labels = (("business_unit", bu), ("region", region))
     return KpiValue("revenue", "1m", start, start + MINUTE, labels, Decimal(value))
@@ -237,15 +249,6 @@ def test_a_ratio_over_counted_events_is_fed_its_sample_as_weight() -> None:
     (its denominator) as `weight`; a sum gets None. The roll-up csat_ratio{} of 12 + 30 answers
     is fed 42."""
 
-    class Weighed(Recorder):
-        def __init__(self, step: float) -> None:
-            super().__init__(step)
-            self.weights: list[float | None] = []
-
-        def update(self, t: float, value: float, weight: float | None = None) -> Score:
-            self.weights.append(weight)
-            return super().update(t, value, weight)
-
     made: list[Weighed] = []
 
     def make(step: float) -> Weighed:
@@ -272,15 +275,6 @@ def test_a_thin_counted_ratio_is_judged_on_its_pooled_answers() -> None:
     sample. Hand-computed: 5/7 then 3/4 -> 8/11 at minute 1; 9/12 alone at minute 2; 3/5 then
     9/12 -> 12/17 at minute 4; 2/3 at minute 5 is older than POOL_STEPS (24) instances at
     minute 30 and dropped, so 4/6 + 3/4 -> 7/10 at minute 31."""
-
-    class Weighed(Recorder):
-        def __init__(self, step: float) -> None:
-            super().__init__(step)
-            self.weights: list[float | None] = []
-
-        def update(self, t: float, value: float, weight: float | None = None) -> Score:
-            self.weights.append(weight)
-            return super().update(t, value, weight)
 
     watch = AnomalyWatch(CATALOG, detector=Weighed, windows=frozenset({"1m"}))
     plan = {0: (5, 7), 1: (3, 4), 2: (9, 12), 3: (3, 5), 4: (9, 12), 5: (2, 3), 30: (4, 6)}
