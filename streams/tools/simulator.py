@@ -6,7 +6,8 @@ one place so that its seeded sequence is easy to follow.)
 The company: business units `retail`, `wholesale` and `marketplace`, regions `emea`, `amer` and
 `apac` (one cost center `cc-<bu>-<1|2|3>` per unit and region), channels `web`, `store`, `partner`.
 Messages arrive as a Poisson process on a simulated clock whose rate follows the time of day in
-UTC (`rate` x ~0.35 at midnight, x ~1.65 at noon, a cosine whose daily mean is exactly `rate`).
+UTC (`rate` x ~0.35 at midnight, x ~1.65 at noon, a cosine whose daily mean is exactly `rate`;
+`daily_amplitude`, 0.65 by default, sets how far it swings: 0 is a flat day).
 Each is bad with probability `bad_ratio` (kind uniform over `BAD_KINDS`), else the next valid event:
 the follow-up due earliest, if one is due, or a fresh event drawn with `_FRESH_WEIGHTS`.
 Follow-ups: an order's dispatch then delivery (every order not sold in a store ships); an invoice
@@ -188,6 +189,7 @@ class SimulationConfig:
     max_event_bytes: int = 65_536
     incidents: tuple[Incident, ...] = ()
     weekly_amplitude: float = 0.0
+    daily_amplitude: float = _SEASONAL_AMPLITUDE
     burstiness: float = 0.0
     amount_sigma: float = _AMOUNT_SIGMA
 
@@ -206,6 +208,8 @@ class SimulationConfig:
             raise ValueError(f"bad_ratio must be within [0, 1], got {self.bad_ratio!r}")
         if self.max_event_bytes < 1024:
             raise ValueError(f"max_event_bytes must be >= 1024, got {self.max_event_bytes!r}")
+        if not (math.isfinite(self.daily_amplitude) and 0 <= self.daily_amplitude < 1):
+            raise ValueError(f"daily_amplitude must be within [0, 1), got {self.daily_amplitude!r}")
         if not 0 <= self.weekly_amplitude < 1:
             raise ValueError(
                 f"weekly_amplitude must be within [0, 1), got {self.weekly_amplitude!r}"
@@ -274,9 +278,9 @@ def simulate(config: SimulationConfig) -> Iterator[SimulatedMessage]:
         yield message
 
 
-def daily_level(t: float) -> float:
+def daily_level(t: float, amplitude: float = _SEASONAL_AMPLITUDE) -> float:
     """The daily shape at epoch seconds `t`: the rate there over the daily mean `rate`."""
-    return 1 - _SEASONAL_AMPLITUDE * math.cos(2 * math.pi * (t % _DAY_SECONDS) / _DAY_SECONDS)
+    return 1 - amplitude * math.cos(2 * math.pi * (t % _DAY_SECONDS) / _DAY_SECONDS)
 
 
 def _arrival_millis(rng: random.Random, config: SimulationConfig) -> Iterator[int]:
@@ -292,7 +296,8 @@ def _arrival_millis(rng: random.Random, config: SimulationConfig) -> Iterator[in
     end = start + config.duration
     last_ms = math.floor(end * 1000)
     weekly = config.weekly_amplitude
-    top = (1 + _SEASONAL_AMPLITUDE) * (1 + weekly * _WEEKDAY_SHARE)  # the most rate(t) / rate
+    daily = config.daily_amplitude
+    top = (1 + daily) * (1 + weekly * _WEEKDAY_SHARE)  # the most rate(t) / rate
     bursty = config.burstiness
     if bursty:
         top *= _BURST_CAP
@@ -300,7 +305,7 @@ def _arrival_millis(rng: random.Random, config: SimulationConfig) -> Iterator[in
     t = start
     hour, burst = -1, 1.0
     while (t := t + rng.expovariate(peak)) < end:
-        level = daily_level(t)
+        level = daily_level(t, daily)
         if bursty:
             if int(t // 3600) != hour:  # one gamma factor per hour, mean 1, CV `burstiness`
                 hour = int(t // 3600)

@@ -291,6 +291,8 @@ def test_daily_rate_and_shape(day: list[SimulatedMessage]) -> None:
         ("bad_ratio", -0.1),
         ("bad_ratio", 1.5),
         ("max_event_bytes", 100),
+        ("daily_amplitude", -0.1),
+        ("daily_amplitude", 1.0),
     ],
 )
 def test_config_errors_name_the_field(
@@ -475,6 +477,25 @@ def test_burstiness_makes_hourly_counts_overdispersed() -> None:
     assert _hourly_dispersion(0.0) < 2.5  # Poisson: 1, give or take the sampling
     # CV 0.5 over ~720 an hour: 1 + 0.25 * 720 ~ 180 expected; far above Poisson either way
     assert _hourly_dispersion(0.5) > 40
+
+
+def test_a_flat_day_keeps_the_rate_at_every_hour() -> None:
+    """daily_amplitude 0: every hour of the day gets `rate` (Poisson counts: the busiest and the
+    quietest of 24 hours of ~1,800 stay within ~15% of it), where the default shape has noon
+    over four times midnight (1.65 / 0.35)."""
+    rate = 0.5
+    config = SimulationConfig(
+        start=datetime(2026, 1, 5, tzinfo=UTC),
+        seed=4,
+        rate=rate,
+        duration=86_400.0,
+        bad_ratio=0.0,
+        daily_amplitude=0.0,
+    )
+    hours = Counter(int(m.occurred_at % 86_400 // 3600) for m in simulate(config))
+    assert len(hours) == 24
+    assert max(hours.values()) < 1.15 * 3600 * rate
+    assert min(hours.values()) > 0.85 * 3600 * rate
 
 
 def test_amount_sigma_sets_the_spread_of_order_values() -> None:
