@@ -40,7 +40,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
@@ -53,7 +53,7 @@ from streams.core.partition_state import PartitionState, Windows
 from streams.detection.detectors import Detector, EwmaDetector, SeriesDetector
 from streams.detection.watch import STEPS, AnomalyEvent, AnomalyWatch
 from streams.tools.incidents import Incident, plan_incidents
-from streams.tools.simulator import SimulationConfig, simulate
+from streams.tools.simulator import SimulatedMessage, SimulationConfig, simulate
 
 DAY = 86_400.0
 SCENARIOS: dict[str, dict[str, float]] = {
@@ -338,32 +338,28 @@ def run(scenario: Scenario, progress: TextIO | None = None) -> Evaluation:
         ("ewma z-score", lambda step: EwmaDetector()),
     ]
     watches = [(n, AnomalyWatch(catalog, detector=f, windows=watched)) for n, f in factories]
-    alerts: dict[str, list[AnomalyEvent]] = {n: [] for n, _ in factories}
     limits = ValidationLimits(65_536, 300.0)
-    now = begin + duration + DAY
-    count = 0
     next_report = begin + DAY
-    flushed = begin
 
-    def flush(mark: float) -> None:
-        values = closing.close(state, mark)
-        for name, watch in watches:
-            alerts[name] += watch.observe_values(values, mark)
+    def report(at: float, count: int) -> None:
+        nonlocal next_report
+        if progress is not None and at >= next_report:
+            progress.write(
+                f"evaluate: day {(at - begin) / DAY:.0f} of {scenario.days:g}, {count} events\n"
+            )
+            next_report += DAY
 
-    for message in simulate(config):
-        event = decode_event(message.value, limits, now)
-        state.apply(event, now)
-        for _, watch in watches:
-            watch.observe_event(event.type, message.occurred_at)
-        count += 1
-        if count % FLUSH_EVERY == 0 or message.occurred_at >= flushed + FLUSH_SECONDS:
-            flushed = message.occurred_at
-            flush(state.watermark.value)
-            if progress is not None and message.occurred_at >= next_report:
-                day = (message.occurred_at - begin) / DAY
-                progress.write(f"evaluate: day {day:.0f} of {scenario.days:g}, {count} events\n")
-                next_report += DAY
-    flush(begin + duration)
+    found, count = replay(
+        simulate(config),
+        state,
+        closing,
+        [watch for _, watch in watches],
+        limits=limits,
+        span=(begin, begin + duration),
+        now=begin + duration + DAY,
+        report=report,
+    )
+    alerts = {name: events for (name, _), events in zip(watches, found, strict=True)}
     step = STEPS[scenario.window]
     warm = begin + scenario.warmup_days * DAY
     incidents += labels
@@ -379,6 +375,47 @@ def run(scenario: Scenario, progress: TextIO | None = None) -> Evaluation:
         for name, _ in factories
     ]
     return Evaluation(scenario, incidents, reports, count, time.perf_counter() - started, alerts)
+
+
+def replay(
+    messages: Iterable[SimulatedMessage],
+    state: PartitionState,
+    closing: Finalizer,
+    watches: Sequence[AnomalyWatch],
+    *,
+    limits: ValidationLimits,
+    span: tuple[float, float],
+    now: float = math.inf,
+    flush_seconds: float = FLUSH_SECONDS,
+    report: Callable[[float, int], None] | None = None,
+) -> tuple[list[list[AnomalyEvent]], int]:
+    """Replay `messages` (of event times within `span`) through the core and every watch, as a
+    live worker would: closed windows go to the watches, and sources are judged, every
+    `FLUSH_EVERY` events or `flush_seconds` of event time, then once more at the span's end.
+    `now` is the wall clock the events are decoded and applied at; `report(event time, events)`
+    follows each flush. Returns each watch's alert transitions and the number of events."""
+    alerts: list[list[AnomalyEvent]] = [[] for _ in watches]
+
+    def flush(mark: float) -> None:
+        values = closing.close(state, mark)
+        for own, watch in zip(alerts, watches, strict=True):
+            own.extend(watch.observe_values(values, mark))
+
+    count = 0
+    flushed = span[0]
+    for message in messages:
+        event = decode_event(message.value, limits, now)
+        state.apply(event, now)
+        for watch in watches:
+            watch.observe_event(event.type, message.occurred_at)
+        count += 1
+        if count % FLUSH_EVERY == 0 or message.occurred_at >= flushed + flush_seconds:
+            flushed = message.occurred_at
+            flush(state.watermark.value)
+            if report is not None:
+                report(message.occurred_at, count)
+    flush(span[1])
+    return alerts, count
 
 
 def _fmt(value: float | None, unit: str = "") -> str:

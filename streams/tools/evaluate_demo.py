@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from streams.core import Finalizer, ValidationLimits, Watermark, compile_catalog, decode_event
+from streams.core import Finalizer, ValidationLimits, Watermark, compile_catalog
 from streams.core.money import FxTable
 from streams.core.partition_state import PartitionState, Windows
 from streams.detection.completeness import Completeness
@@ -32,11 +32,11 @@ from streams.detection.watch import AnomalyEvent, AnomalyWatch
 from streams.settings import Settings
 from streams.tools.demo import DEMO_SOURCE_IDLE_SECONDS, INCIDENT_BACKFILL, demo_incidents
 from streams.tools.evaluate import (
-    FLUSH_EVERY,
     DetectorReport,
     affected_kpis,
     alerting_points,
     matches,
+    replay,
     score,
 )
 from streams.tools.incidents import Incident
@@ -107,26 +107,28 @@ def run_demo(spec: DemoRun, progress: TextIO | None = None) -> DemoEvaluation:
         completeness=Completeness(min_silence=settings.stale_after_seconds),
         max_series=settings.max_watched_series,
     )
-    alerts: list[AnomalyEvent] = []
     limits = ValidationLimits(settings.max_event_bytes, settings.max_future_skew_seconds)
-    count = 0
-    flushed = live_from.timestamp()
-    next_report = flushed + 1800.0
-    for message in simulate(config):
-        event = decode_event(message.value, limits, end.timestamp() + 3600.0)
-        state.apply(event)
-        watch.observe_event(event.type, message.occurred_at)
-        count += 1
-        if count % FLUSH_EVERY == 0 or message.occurred_at >= flushed + FLUSH_SECONDS:
-            flushed = message.occurred_at
-            mark = state.watermark.value
-            alerts += watch.observe_values(closing.close(state, mark), mark)
-            if progress is not None and message.occurred_at >= next_report:
-                at = datetime.fromtimestamp(message.occurred_at, UTC)
-                progress.write(f"evaluate: demo stream at {at:%H:%M} UTC, {count} events\n")
-                next_report += 1800.0
+    next_report = live_from.timestamp() + 1800.0
+
+    def progress_line(at: float, count: int) -> None:
+        nonlocal next_report
+        if progress is not None and at >= next_report:
+            clock = datetime.fromtimestamp(at, UTC)
+            progress.write(f"evaluate: demo stream at {clock:%H:%M} UTC, {count} events\n")
+            next_report += 1800.0
+
     mark = end.timestamp()
-    alerts += watch.observe_values(closing.close(state, mark), mark)
+    (alerts,), count = replay(
+        simulate(config),
+        state,
+        closing,
+        [watch],
+        limits=limits,
+        span=(live_from.timestamp(), mark),
+        now=mark + 3600.0,
+        flush_seconds=FLUSH_SECONDS,
+        report=progress_line,
+    )
     report = score("kpi-pulse", alerts, incidents, catalog, MINUTE, until=mark)
     return DemoEvaluation(
         spec,
