@@ -168,6 +168,9 @@ class _Baseline:
     """How often points fall outside the band below / above (slow averages)."""
     sides: tuple[int, int] = (0, 0)
     """Points seen below / above (their first points average the rates rather than smooth)."""
+    counted: bool = False
+    """A ratio over counted events (it has a sample): its noise follows the sample, not the
+    level (`_spread`)."""
     n: int = 0
     first: float = math.nan
     last: float = math.nan
@@ -227,7 +230,11 @@ class _Baseline:
         variance proportional to their rate, so the scale follows the square root of the
         expected level relative to the series' typical magnitude; a ratio over counted events
         has a variance inversely proportional to its sample (`precision`: the sample relative
-        to the series' typical one)."""
+        to the series' typical one), whatever its level. (Scaled by its level too, an NPS whose
+        expectation followed a few low answers from 42 to 1 got a band a third as wide, and its
+        next ordinary answers, at 43 and 60, paged.)"""
+        if self.counted:
+            return 1.0 / math.sqrt(precision)
         typical = self.magnitude + 1e-12
         relative = (abs(expected) + 0.1 * typical) / (1.1 * typical)
         return min(4.0, max(0.25, math.sqrt(relative))) / math.sqrt(precision)
@@ -507,6 +514,8 @@ class SeriesDetector:
         learn the typical sample."""
         if weight is None or weight <= 0:
             return 1.0
+        for model in self._models:
+            model.counted = True  # a ratio: its band follows its sample, not its level
         precision = 1.0
         if self._weight > 0:
             low, high = PRECISION_RANGE
