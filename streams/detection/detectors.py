@@ -477,15 +477,12 @@ class SeriesDetector:
             )
         ]
         best = min(judged, key=lambda j: j[0].score)
-        sparse = self._nonnegative and self._zeros >= SPARSE_SHARE
-        # During warm-up the model itself is still wrong: that is not the tails. While sparse,
-        # the count model judges (with its own tails): a few orders in a quiet minute are
-        # heavy tails of the band's residuals that the busy hours do not have.
-        if ready and not sparse:
+        if ready:  # during warm-up the model itself is still wrong: that is not the tails
             self._tail.update(best[1])
             self._width = self._tail.width
         self._choose(t)
         score, side, holding = best[0], best[2], best[3]
+        sparse = self._nonnegative and self._zeros >= SPARSE_SHARE
         expected = self._counts.expected(t)
         count, lower, upper, count_z = self._counts.update(t, value, judge=sparse)
         if sparse:
