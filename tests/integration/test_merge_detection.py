@@ -4,11 +4,11 @@ mid-stream, and the anomaly records on `<prefix>.anomalies` are those of an unin
 the same detection over the same company-wide values (every field but `emitted_at`), so no
 series warmed up again. The time from each restart to detecting again is printed.
 
-The stream: five simulated hours ending twenty minutes ago (the live watch skips windows more
-than 400 steps old), with EMEA's revenue dipping by 70% for fifteen minutes in its fifth hour,
-after the minute series have warmed up. The uninterrupted run is computed here, offline, by the
-stage's own detection (`StageDetection`) fed the stage's final company-wide rows in window-end
-order.
+The stream: five simulated hours of a flat day ending twenty minutes ago (the live watch skips
+windows more than 400 steps old), with EMEA's order amounts five times their usual for fifteen
+minutes in its fifth hour, after the minute series have warmed up. The uninterrupted run is
+computed here, offline, by the stage's own detection (`StageDetection`) fed the stage's final
+company-wide rows in window-end order.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 import pytest
 from kafka_helpers import WorkerPool, produce_records, scrape, value_of
+from live import FLAT_DAY
 from merge_helpers import PARTITIONS, StageProcess, markers, read_all, settled
 
 from streams.core.kpi_values import KpiValue
@@ -48,21 +49,25 @@ pytestmark = pytest.mark.skipif(
 
 SEED = int(os.environ.get("KPI_PULSE_KILL_SEED", "20261206"))
 MINUTE = 60
+SPIKED = (("region", "emea"),)
+"""Where the incident is. At 1.5 events/s a minute of EMEA revenue is ~1,600 with a band from
+below zero to ~7,000, so no dip can leave it: a 70% dip once opened an alert only where noise
+happened to (and at 02:30 UTC nowhere; CI failed). Five times the amounts opens EMEA revenue's
+own minute series, offline with `StageDetection`, at every hour."""
 
 
 def live_stream(now: float) -> tuple[list[Any], float]:
     """The records and the event time of the closers (every window before it is final)."""
     start = int(now // MINUTE * MINUTE) - 320 * MINUTE
-    dip = Incident(
-        "dip", "revenue", start + 250 * MINUTE, start + 265 * MINUTE, 0.7, (("region", "emea"),)
-    )
+    spike = Incident("spike", "revenue", start + 250 * MINUTE, start + 265 * MINUTE, 4.0, SPIKED)
     config = SimulationConfig(
         start=datetime.fromtimestamp(start, UTC),
         seed=SEED,
         rate=1.5,
         duration=300 * MINUTE,
         bad_ratio=0.0,
-        incidents=(dip,),
+        daily_amplitude=FLAT_DAY,
+        incidents=(spike,),
     )
     messages = [m for m in simulate(config) if b'"type":"fx_rate"' not in m.value]
     keyed = [(m.key, m.value, [], None) for m in messages]
@@ -192,8 +197,11 @@ async def test_detection_on_merged_series_survives_kills_and_scaling(
 
         produced = time.monotonic() - began
         expected = await uninterrupted(kafka_bootstrap, settings, settings.kpi_topic, close)
-        opened = [e for e in expected if b'"state":"opened"' in e]
-        assert opened, "the dip opened no alert: the comparison would prove nothing"
+        opened = [orjson.loads(e) for e in expected if b'"state":"opened"' in e]
+        assert any(
+            (a["kpi"], a["window"], a["dimensions"]) == ("revenue", "1m", dict(SPIKED))
+            for a in opened
+        ), f"the spike opened no alert on its own series: the comparison would prove less; {opened}"
 
         deadline = time.monotonic() + 180
         while True:

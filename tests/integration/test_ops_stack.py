@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
+from live import FLAT_DAY
 from ops_helpers import (
     ROOT,
     RULES,
@@ -57,12 +58,6 @@ DIP_KPIS = ("revenue", "average_order_value")
 """What the EMEA dip (order amounts 70% lower) pages as: after this test's sparse history a
 minute of EMEA revenue has a band about as wide as its level, so its fall may stay inside it; the
 order value's fall (retail EMEA's, offline) leaves its band at the dip's second minute."""
-FLAT_DAY = 0.0
-"""The simulator's `daily_amplitude`: a flat day, so the stream is the same at whatever hour the
-test runs. With the default shape the dense rate follows the hour (x1.65 at noon UTC, x0.44 at
-22:00), and so does what the dip pages as: at 22:00 UTC a minute of retail EMEA is a handful of
-orders, the dip's alert opened late or on a segment that resolved on an empty minute, and CI
-failed (offline replays of this stream at 22:08, 00:30 and 13:00 UTC)."""
 SeriesKey = tuple[str, str, tuple[tuple[str, str], ...]]
 
 

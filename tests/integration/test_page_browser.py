@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 from browser import chromium
 from kafka_helpers import Samples, scrape
+from live import FLAT_DAY
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -130,6 +131,7 @@ async def test_page_shows_metrics_values_and_the_injected_dip(
         bad_ratio=0.01,
         duration=BACKFILL.total_seconds() + 600,
         max_event_bytes=2048,
+        daily_amplitude=FLAT_DAY,
         incidents=(dip,),
     )
     stop = asyncio.Event()
@@ -140,7 +142,7 @@ async def test_page_shows_metrics_values_and_the_injected_dip(
             assert "kpi-pulse" in chrome.title
 
             # The 1m alert is revenue or the average order value, whichever leaves its band
-            # first at this hour: company revenue per minute at 20 events/s varies by ~25%, so
+            # first: company revenue per minute at 20 events/s varies by ~25%, so
             # a 70% dip is ~3 scales there (`pulse evaluate --demo` shows the same by hour),
             # while the order value, revenue over unchanged orders, falls as far.
             def dip_alerts(alerts: list[dict[str, str]]) -> list[dict[str, str]]:
