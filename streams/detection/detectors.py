@@ -35,6 +35,7 @@ Pure: stdlib only. Times are epoch seconds; `step` is the series' spacing in sec
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -95,6 +96,12 @@ ONSET_DECAY = 0.9
 """While a change holds, each further point of it scores this fraction of the one before."""
 ACCEPT_POINTS = 12
 """A change that has held this many points in a row is the new normal: the level is moved to it."""
+RELEARN_POINTS = ACCEPT_POINTS
+"""Points a band learns from before it judges again, after its series left the sparse state."""
+RELEARN_SPREAD = 3.0
+"""... when its recent points spread over this many times its band's scale (`_band_too_narrow`)."""
+GAUSS_MEDIAN_AD = 1.4826
+"""A Gaussian's scale over its median absolute deviation (`GAUSS_MAD`: its mean one)."""
 HOLD_SCORE = 0.25
 """A change holds while its points stay on its side at this score or more."""
 PRECISION_RANGE = (1 / 16, 4.0)
@@ -170,8 +177,11 @@ class _Baseline:
     """Points seen below / above (their first points average the rates rather than smooth)."""
     counted: bool = False
     """A ratio over counted events (it has a sample): its noise follows the sample, not the
-    level (`_spread`)."""
+    level (`spread`)."""
     n: int = 0
+    relearned: int = 0
+    """`n` when the scales last started again (`relearn`): they average their first points
+    since, as they did the series' first."""
     first: float = math.nan
     last: float = math.nan
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=ACCEPT_POINTS))
@@ -207,7 +217,7 @@ class _Baseline:
         """(expected, scale below, scale above) at `t`, before seeing its value (`precision`:
         its sample relative to the series' typical one, see `SeriesDetector.update`)."""
         expected = self._base(t) * self._factor(t)
-        spread = self._spread(expected, precision)
+        spread = self.spread(expected, precision)
         floor = REL_FLOOR * abs(expected) + 1e-9
         return expected, max(self.below * spread, floor), max(self.above * spread, floor)
 
@@ -225,7 +235,7 @@ class _Baseline:
         factor = 1.0 + self.day[day_slot] if day_slot >= 0 else 1.0
         return factor * (1.0 + self.week[week_slot] if week_slot >= 0 else 1.0)
 
-    def _spread(self, expected: float, precision: float = 1.0) -> float:
+    def spread(self, expected: float, precision: float = 1.0) -> float:
         """How much wider than usual the noise is at this level: event-driven sums have a
         variance proportional to their rate, so the scale follows the square root of the
         expected level relative to the series' typical magnitude; a ratio over counted events
@@ -251,7 +261,7 @@ class _Baseline:
             self.magnitude = abs(value)
             return 0.0, value, 0.0, 0.0
         expected, below, above = self.forecast(t, precision)
-        spread = self._spread(expected, precision)
+        spread = self.spread(expected, precision)
         steps = max((t - self.last) / self.step, 1.0)
         residual = value - expected
         clipped = min(max(residual, -CLIP * below), CLIP * above) if self.n > 3 else residual
@@ -285,6 +295,18 @@ class _Baseline:
             self.level = ordered[len(ordered) // 2]
             self.recent.clear()
         self.trend = 0.0
+
+    def relearn(self) -> None:
+        """Start the band again at the level the recent points held: when a sparse series
+        turns busy, its scales, magnitude and outside shares are those of lone events among
+        empty windows (a minute of revenue at ~100 or 0, now ~20k), and learning them out at
+        the usual pace left a band that was wrong for hours."""
+        self.accept()
+        self.magnitude = abs(self.level)
+        self.above = self.below = 0.0
+        self.outside_below = self.outside_above = 0.0
+        self.sides = (0, 0)
+        self.relearned = self.n
 
     def _learn_season(self, t: float, expected: float, clipped: float, residual: float) -> None:
         """Multiplicative Holt-Winters factors (Winters 1960), each pulled towards what this
@@ -332,8 +354,9 @@ class _Baseline:
         not know its season yet misses by far, and that says nothing of its band)."""
         tuning = self.tuning
         below, above = scales
-        scale_gain = max(tuning.scale, 1.0 / self.n)  # per point: noise does not grow in gaps
-        outside = self.n > 3 and abs(residual) > Z_BAND * (below if residual < 0 else above)
+        n = self.n - self.relearned  # points since the scales (re)started
+        scale_gain = max(tuning.scale, 1.0 / n)  # per point: noise does not grow in gaps
+        outside = n > 3 and abs(residual) > Z_BAND * (below if residual < 0 else above)
         wrong = eligible and self._outside_rate(residual, outside=outside) > WRONG_BAND_RATE
         if outside and not wrong:
             scale_gain *= OUTSIDE_SCALE_GAIN  # an anomaly says little about the usual noise
@@ -342,14 +365,14 @@ class _Baseline:
             abs(value) - self.magnitude
         )
         if residual >= 0:
-            cap = size if wrong or self.n <= 3 else SCALE_CAP * above / spread
+            cap = size if wrong or n <= 3 else SCALE_CAP * above / spread
             self.above += scale_gain * (min(size, cap) - self.above)
-            if self.n <= 3:
+            if n <= 3:
                 self.below = max(self.below, self.above)
         else:
-            cap = size if wrong or self.n <= 3 else SCALE_CAP * below / spread
+            cap = size if wrong or n <= 3 else SCALE_CAP * below / spread
             self.below += scale_gain * (min(size, cap) - self.below)
-            if self.n <= 3:
+            if n <= 3:
                 self.above = max(self.above, self.below)
         scale = below if residual < 0 else above
         # Candidates are compared over about a week, so a weekly pattern counts when it shows.
@@ -421,6 +444,10 @@ class SeriesDetector:
     _nonnegative: bool = True
     _zeros: float = 0.0
     """Recent share of points that are exactly 0."""
+    _sparse: bool = False
+    """The previous point was judged as a count (`SPARSE_SHARE` of recent points 0)."""
+    _relearning: int = 0
+    """Points left before the band judges again after the series left the sparse state."""
     _counts: CountModel = field(init=False)
     _count_cusum: _Cusum = field(default_factory=_Cusum)
     _count_tail: TailCalibration = field(default_factory=TailCalibration)
@@ -460,9 +487,9 @@ class SeriesDetector:
             expected = results[self._chosen][1]
             self._choose(t)
             return Score(0.0, expected, expected, expected, ready=False)
-        self._zeros += max(SPARSE_GAIN, 1.0 / self._n) * ((value == 0) - self._zeros)
-        ready = self._ready(t)
-        self._nonnegative = self._nonnegative and value >= 0
+        sparse = self._learn_sparse(value)
+        ready = self._ready(t) and self._relearning == 0
+        self._relearning = max(0, self._relearning - 1)
         # Every plausible candidate (eligible, forecasting about as well as the chosen one)
         # scores the point; the most forgiving one explains it. An anomaly is a point no
         # plausible model expects: a Saturday that only the weekly profile knows is quiet is not.
@@ -477,37 +504,86 @@ class SeriesDetector:
             )
         ]
         best = min(judged, key=lambda j: j[0].score)
-        if ready:  # during warm-up the model itself is still wrong: that is not the tails
+        # During warm-up the model itself is still wrong: that is not the tails. While sparse,
+        # the count model judges (with its own tails): a few orders in a quiet minute are
+        # heavy tails of the band's residuals that the busy hours do not have.
+        if ready and not sparse:
             self._tail.update(best[1])
             self._width = self._tail.width
         self._choose(t)
         score, side, holding = best[0], best[2], best[3]
-        sparse = self._nonnegative and self._zeros >= SPARSE_SHARE
         expected = self._counts.expected(t)
-        count, lower, upper, count_z = self._counts.update(t, value, judge=sparse)
+        judged_count = self._counts.update(t, value, judge=sparse)
         if sparse:
-            gauss = _gauss_z(count) * (1 if count_z >= 0 else -1)
-            if ready:
-                self._count_tail.update(gauss)
-            width = self._count_tail.width
-            if count > 0:
-                count = _score_of_z(abs(gauss) / width)
-            count_z /= width
-            statistic = self._count_cusum.update(count_z)
-            holding = min(1.0, max(count, statistic / (2 * CUSUM_H)))
-            cc = self._count_cusum
-            if not (count_z > CUSUM_K if cc.up >= cc.down else count_z < -CUSUM_K):
-                statistic = 0.0
-            count = min(1.0, max(count, statistic / (2 * CUSUM_H)))
-            score = Score(count, expected, lower, upper, ready=False, z=count_z)
-            if count >= 0.5 and abs(count_z) * 2 * Z_BAND < statistic:
-                side = 1 if self._count_cusum.up >= self._count_cusum.down else -1
-            else:
-                side = 1 if count_z >= 0 else -1
+            score, side, holding = self._judge_count(expected, judged_count, ready=ready)
         value_score, accepted = self._onset(score, side, ready, holding)
         return Score(
             value_score, score.expected, score.lower, score.upper, ready, score.z, accepted
         )
+
+    def _judge_count(
+        self, expected: float, judged: tuple[float, float, float, float], *, ready: bool
+    ) -> tuple[Score, int, float]:
+        """The count model's score of a sparse series' point (`judged`: its count score,
+        band and z), calibrated on its own tails, with its CUSUM; the side it points to and
+        how much a change holds (as `_judge`)."""
+        count, lower, upper, count_z = judged
+        gauss = _gauss_z(count) * (1 if count_z >= 0 else -1)
+        if ready:
+            self._count_tail.update(gauss)
+        width = self._count_tail.width
+        if count > 0:
+            count = _score_of_z(abs(gauss) / width)
+        count_z /= width
+        statistic = self._count_cusum.update(count_z)
+        holding = min(1.0, max(count, statistic / (2 * CUSUM_H)))
+        cc = self._count_cusum
+        if not (count_z > CUSUM_K if cc.up >= cc.down else count_z < -CUSUM_K):
+            statistic = 0.0
+        count = min(1.0, max(count, statistic / (2 * CUSUM_H)))
+        if count >= 0.5 and abs(count_z) * 2 * Z_BAND < statistic:
+            side = 1 if cc.up >= cc.down else -1
+        else:
+            side = 1 if count_z >= 0 else -1
+        return Score(count, expected, lower, upper, ready=False, z=count_z), side, holding
+
+    def _learn_sparse(self, value: float) -> bool:
+        """Learn the share of zeros; whether the point is judged as a count. A series that
+        leaves the sparse state with a band far too narrow for it starts its band again."""
+        self._zeros += max(SPARSE_GAIN, 1.0 / self._n) * ((value == 0) - self._zeros)
+        self._nonnegative = self._nonnegative and value >= 0
+        sparse = self._nonnegative and self._zeros >= SPARSE_SHARE
+        if self._sparse and not sparse and self._band_too_narrow():
+            self._relearn()
+        self._sparse = sparse
+        return sparse
+
+    def _band_too_narrow(self) -> bool:
+        """The recent points spread over more than `RELEARN_SPREAD` times the chosen band's
+        scale (their MAD, as a Gaussian scale): a series whose sparse minutes taught it the
+        scale of lone events is now busy. (A series that only crosses `SPARSE_SHARE` keeps
+        its band: its scale is its own.)"""
+        model = self._models[self._chosen]
+        if len(model.recent) < ACCEPT_POINTS:
+            return False
+        middle = statistics.median(model.recent)
+        spread = statistics.median(abs(x - middle) for x in model.recent) * GAUSS_MEDIAN_AD
+        scale = (model.above + model.below) / 2 * model.spread(middle)
+        return spread > RELEARN_SPREAD * scale
+
+    def _relearn(self) -> None:
+        """The series has left the sparse state with a band far too narrow for it: the band
+        starts again from the level its recent points held (`_Baseline.relearn`) and judges
+        after `RELEARN_POINTS` points. (Learned out at the usual pace, the band of a minute
+        series that went from two quiet days to ~20k a minute reached 10^13 wide: its scales
+        stayed a hundred times too small for ~200 points, and the raw residuals of both signs
+        taught the tails an excess they never had.)"""
+        for model in self._models:
+            model.relearn()
+        for cusum in self._cusums:
+            cusum.up = cusum.down = 0.0
+        self._run = self._side = 0
+        self._relearning = RELEARN_POINTS
 
     def _precision(self, weight: float | None) -> float:
         """This point's sample relative to the series' typical one (1 without a sample), then

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import random
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from streams.detection.alerts import AlertPolicy, Lifecycle
 from streams.detection.detectors import (
     ACCEPT_POINTS,
     DAY,
+    Z_BAND,
     EwmaDetector,
     Score,
     SeriesDetector,
@@ -379,3 +381,41 @@ def test_a_ratio_keeps_its_band_when_its_expectation_nears_zero() -> None:
         low = detector.update(t, value, 12.0)
     assert low.expected < 20  # the expectation followed the low answers...
     assert low.upper - low.lower > 0.8 * width  # ...and the band kept its width
+
+
+def test_a_busy_series_relearns_its_band_after_a_sparse_history() -> None:
+    """A minute of revenue that is 0 most minutes with a lone order of ~100 now and then, then
+    busy at ~20k +- 4k a minute: once it leaves the sparse state its band starts again from the
+    busy level and learns the busy noise. Learned out at the usual pace (and with the sparse
+    minutes' heavy tails taught to it), the band's upper edge after five busy hours was 1.4e13."""
+    rng = random.Random(9)
+    detector = SeriesDetector(MINUTE)
+    t = MONDAY
+    for _ in range(3000):  # two quiet days: an order in one minute of twenty
+        t += MINUTE
+        detector.update(t, rng.lognormvariate(4.6, 0.5) if rng.random() < 0.05 else 0.0)
+    busy = []
+    for _ in range(300):  # five busy hours
+        t += MINUTE
+        busy.append(detector.update(t, rng.gauss(20_000, 4_000)))
+    last_hour = busy[-60:]
+    assert all(s.ready for s in last_hour)
+    assert statistics.fmean(s.expected for s in last_hour) == pytest.approx(20_000, rel=0.1)
+    widths = [(s.upper - s.lower) / 2 for s in last_hour]
+    # The band of the busy hours' noise: 3 scales of 4k (+-12k), within a third.
+    assert 0.67 * Z_BAND * 4_000 < statistics.median(widths) < 1.33 * Z_BAND * 4_000
+
+
+def test_a_series_that_only_crosses_the_sparse_share_keeps_its_band() -> None:
+    """A series 0 in a quarter of its minutes crosses `SPARSE_SHARE` hundreds of times a
+    fortnight; its band's scale is its own, so it is never started again (started again, it
+    would be blind for 12 points at every crossing)."""
+    rng = random.Random(5)
+    detector = SeriesDetector(MINUTE)
+    t = MONDAY
+    scores = []
+    for _ in range(20_000):
+        t += MINUTE
+        value = 0.0 if rng.random() < 0.25 else rng.lognormvariate(4.6, 0.5)
+        scores.append(detector.update(t, value))
+    assert all(s.ready for s in scores[1_000:])
