@@ -296,14 +296,20 @@ class _Baseline:
             self.recent.clear()
         self.trend = 0.0
 
-    def relearn(self) -> None:
-        """Start the band again at the level the recent points held: when a sparse series
-        turns busy, its scales, magnitude and outside shares are those of lone events among
-        empty windows (a minute of revenue at ~100 or 0, now ~20k), and learning them out at
-        the usual pace left a band that was wrong for hours."""
-        self.accept()
-        self.magnitude = abs(self.level)
-        self.above = self.below = 0.0
+    def relearn(self, level: float) -> None:
+        """Start the band again, as a new series' from `level` (with its span, so eligible as
+        before): when a sparse series turns busy, its scales, magnitude, outside shares, season
+        and forecast error are those of lone events among empty windows (a minute of revenue
+        at ~100 or 0, now ~20k). Learned out at the usual pace they left a band wrong for
+        hours; relearned with the old season, a 5-minute COGS expected three times its value
+        for an hour (the slot factors of its quiet days)."""
+        self.level, self.trend = level, 0.0
+        self.recent.clear()
+        for offsets, seen in ((self.day, self.day_seen), (self.week, self.week_seen)):
+            offsets[:] = [0.0] * len(offsets)
+            seen[:] = [0] * len(seen)
+        self.magnitude = abs(level)
+        self.above = self.below = self.error = 0.0
         self.outside_below = self.outside_above = 0.0
         self.sides = (0, 0)
         self.relearned = self.n
@@ -376,7 +382,7 @@ class _Baseline:
                 self.above = max(self.above, self.below)
         scale = below if residual < 0 else above
         # Candidates are compared over about a week, so a weekly pattern counts when it shows.
-        error_gain = max(1.0 - math.exp(-self.step / WEEK), 1.0 / self.n)
+        error_gain = max(1.0 - math.exp(-self.step / WEEK), 1.0 / n)
         self.error += error_gain * (min(abs(residual), SCALE_CAP * scale) - self.error)
 
     def _outside_rate(self, residual: float, *, outside: bool) -> float:
@@ -446,6 +452,8 @@ class SeriesDetector:
     """Recent share of points that are exactly 0."""
     _sparse: bool = False
     """The previous point was judged as a count (`SPARSE_SHARE` of recent points 0)."""
+    _recent: deque[float] = field(default_factory=lambda: deque(maxlen=ACCEPT_POINTS))
+    """The last values, as they came (a band that starts again starts from them)."""
     _relearning: int = 0
     """Points left before the band judges again after the series left the sparse state."""
     _counts: CountModel = field(init=False)
@@ -487,6 +495,7 @@ class SeriesDetector:
             expected = results[self._chosen][1]
             self._choose(t)
             return Score(0.0, expected, expected, expected, ready=False)
+        self._recent.append(value)
         sparse = self._learn_sparse(value)
         ready = self._ready(t) and self._relearning == 0
         self._relearning = max(0, self._relearning - 1)
@@ -559,15 +568,15 @@ class SeriesDetector:
         return sparse
 
     def _band_too_narrow(self) -> bool:
-        """The recent points spread over more than `RELEARN_SPREAD` times the chosen band's
+        """The last points spread over more than `RELEARN_SPREAD` times the chosen band's
         scale (their MAD, as a Gaussian scale): a series whose sparse minutes taught it the
         scale of lone events is now busy. (A series that only crosses `SPARSE_SHARE` keeps
         its band: its scale is its own.)"""
-        model = self._models[self._chosen]
-        if len(model.recent) < ACCEPT_POINTS:
+        if len(self._recent) < ACCEPT_POINTS:
             return False
-        middle = statistics.median(model.recent)
-        spread = statistics.median(abs(x - middle) for x in model.recent) * GAUSS_MEDIAN_AD
+        model = self._models[self._chosen]
+        middle = statistics.median(self._recent)
+        spread = statistics.median(abs(x - middle) for x in self._recent) * GAUSS_MEDIAN_AD
         scale = (model.above + model.below) / 2 * model.spread(middle)
         return spread > RELEARN_SPREAD * scale
 
@@ -578,8 +587,9 @@ class SeriesDetector:
         series that went from two quiet days to ~20k a minute reached 10^13 wide: its scales
         stayed a hundred times too small for ~200 points, and the raw residuals of both signs
         taught the tails an excess they never had.)"""
+        level = statistics.median(self._recent)
         for model in self._models:
-            model.relearn()
+            model.relearn(level)
         for cusum in self._cusums:
             cusum.up = cusum.down = 0.0
         self._run = self._side = 0
