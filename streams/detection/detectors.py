@@ -569,15 +569,16 @@ class SeriesDetector:
 
     def _band_too_narrow(self) -> bool:
         """The last points spread over more than `RELEARN_SPREAD` times the chosen band's
-        scale (their MAD, as a Gaussian scale): a series whose sparse minutes taught it the
-        scale of lone events is now busy. (A series that only crosses `SPARSE_SHARE` keeps
-        its band: its scale is its own.)"""
+        scale on either side (their MAD, as a Gaussian scale): a series whose sparse minutes
+        taught it the scale of lone events is now busy (a 5-minute COGS left the sparse state
+        with a scale of 2,800 above and 53 below, its MAD ~2,000). A series that only crosses
+        `SPARSE_SHARE` keeps its band: its scale is its own."""
         if len(self._recent) < ACCEPT_POINTS:
             return False
         model = self._models[self._chosen]
         middle = statistics.median(self._recent)
         spread = statistics.median(abs(x - middle) for x in self._recent) * GAUSS_MEDIAN_AD
-        scale = (model.above + model.below) / 2 * model.spread(middle)
+        scale = min(model.above, model.below) * model.spread(middle)
         return spread > RELEARN_SPREAD * scale
 
     def _relearn(self) -> None:
