@@ -513,10 +513,7 @@ class SeriesDetector:
             )
         ]
         best = min(judged, key=lambda j: j[0].score)
-        # During warm-up the model itself is still wrong: that is not the tails. While sparse,
-        # the count model judges (with its own tails): a few orders in a quiet minute are
-        # heavy tails of the band's residuals that the busy hours do not have.
-        if ready and not sparse:
+        if ready:  # during warm-up the model itself is still wrong: that is not the tails
             self._tail.update(best[1])
             self._width = self._tail.width
         self._choose(t)
@@ -583,7 +580,8 @@ class SeriesDetector:
 
     def _relearn(self) -> None:
         """The series has left the sparse state with a band far too narrow for it: the band
-        starts again from the level its recent points held (`_Baseline.relearn`) and judges
+        starts again from the level its recent points held (`_Baseline.relearn`), with the
+        tails of a Gaussian (its sparse minutes' lone events taught it heavy ones), and judges
         after `RELEARN_POINTS` points. (Learned out at the usual pace, the band of a minute
         series that went from two quiet days to ~20k a minute reached 10^13 wide: its scales
         stayed a hundred times too small for ~200 points, and the raw residuals of both signs
@@ -593,6 +591,8 @@ class SeriesDetector:
             model.relearn(level)
         for cusum in self._cusums:
             cusum.up = cusum.down = 0.0
+        self._tail = TailCalibration()
+        self._width = self._tail.width
         self._run = self._side = 0
         self._relearning = RELEARN_POINTS
 
