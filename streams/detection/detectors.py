@@ -98,7 +98,7 @@ ACCEPT_POINTS = 12
 """A change that has held this many points in a row is the new normal: the level is moved to it."""
 RELEARN_POINTS = ACCEPT_POINTS
 """Points a band learns from before it judges again, after its series left the sparse state."""
-RELEARN_SPREAD = 3.0
+RELEARN_SPREAD = 10.0
 """... when its recent points spread over this many times its band's scale (`_band_too_narrow`)."""
 GAUSS_MEDIAN_AD = 1.4826
 """A Gaussian's scale over its median absolute deviation (`GAUSS_MAD`: its mean one)."""
