@@ -28,6 +28,9 @@ band" or "at the CUSUM threshold". Every plausible candidate (eligible, forecast
 `PLAUSIBLE_ERROR` of the chosen one) scores the point and the most forgiving one gives the score
 and the band `[expected - Z scale_below, expected + Z scale_above]`.
 
+A series that is mostly 0 is judged as a count (`streams.detection.counts`) instead; when it
+turns busy with scales far too small for its new noise, the band starts again (`_relearn`).
+
 `EwmaDetector` is the plain EWMA z-score baseline that `pulse evaluate` compares against.
 Pure: stdlib only. Times are epoch seconds; `step` is the series' spacing in seconds.
 """
@@ -180,8 +183,8 @@ class _Baseline:
     level (`spread`)."""
     n: int = 0
     relearned: int = 0
-    """`n` when the scales last started again (`relearn`): they average their first points
-    since, as they did the series' first."""
+    """`n` when the band last started again (`relearn`): its scales and forecast error average
+    their first points since, as they did the series' first."""
     first: float = math.nan
     last: float = math.nan
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=ACCEPT_POINTS))
