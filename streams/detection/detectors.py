@@ -453,8 +453,6 @@ class SeriesDetector:
     _nonnegative: bool = True
     _zeros: float = 0.0
     """Recent share of points that are exactly 0."""
-    _sparse: bool = False
-    """The previous point was judged as a count (`SPARSE_SHARE` of recent points 0)."""
     _recent: deque[float] = field(default_factory=lambda: deque(maxlen=ACCEPT_POINTS))
     """The last values, as they came (a band that starts again starts from them)."""
     _relearning: int = 0
@@ -559,13 +557,17 @@ class SeriesDetector:
     def _learn_sparse(self, value: float) -> bool:
         """Learn the share of zeros; whether the point is judged as a count. A series that
         leaves the sparse state with a band far too narrow for it starts its band again."""
+        was_sparse = self._is_sparse()
         self._zeros += max(SPARSE_GAIN, 1.0 / self._n) * ((value == 0) - self._zeros)
         self._nonnegative = self._nonnegative and value >= 0
-        sparse = self._nonnegative and self._zeros >= SPARSE_SHARE
-        if self._sparse and not sparse and self._band_too_narrow():
+        sparse = self._is_sparse()
+        if was_sparse and not sparse and self._band_too_narrow():
             self._relearn()
-        self._sparse = sparse
         return sparse
+
+    def _is_sparse(self) -> bool:
+        """Never negative and 0 in `SPARSE_SHARE` or more of the recent points."""
+        return self._nonnegative and self._zeros >= SPARSE_SHARE
 
     def _band_too_narrow(self) -> bool:
         """The last points spread over more than `RELEARN_SPREAD` times the chosen band's
