@@ -30,7 +30,16 @@ from typing import Any
 
 import orjson
 
-from streams.detection import alerts, completeness, counts, detectors, incidents, tails, watch
+from streams.detection import (
+    alerts,
+    baseline,
+    completeness,
+    counts,
+    detectors,
+    incidents,
+    tails,
+    watch,
+)
 from streams.detection.watch import AnomalyWatch, Series, SeriesKey
 from streams.errors import PulseError
 
@@ -41,9 +50,14 @@ class StateError(PulseError, ValueError):
     """A detection state record that cannot be read (corrupt, or from an unknown version)."""
 
 
+RENAMED = {"_Baseline": "Baseline"}
+"""Classes by the names older records give them (`detectors._Baseline` became
+`baseline.Baseline`)."""
+
+
 def _classes() -> dict[str, type]:
     found: dict[str, type] = {}
-    for module in (alerts, completeness, counts, detectors, incidents, tails, watch):
+    for module in (alerts, baseline, completeness, counts, detectors, incidents, tails, watch):
         for value in vars(module).values():
             if (
                 isinstance(value, type)
@@ -51,6 +65,7 @@ def _classes() -> dict[str, type]:
                 and value.__module__ == module.__name__
             ):
                 found[value.__qualname__] = value
+    found |= {old: found[new] for old, new in RENAMED.items()}
     return found
 
 

@@ -35,8 +35,9 @@ from streams.core.catalog import FOLLOWS
 from streams.core.compiler import CompiledCatalog
 from streams.core.kpi_values import KpiValue, ratio
 from streams.detection.alerts import AlertPolicy, Lifecycle, Severity, Transition, static_severity
+from streams.detection.baseline import ACCEPT_POINTS
 from streams.detection.completeness import Completeness
-from streams.detection.detectors import ACCEPT_POINTS, Detector, Score, SeriesDetector
+from streams.detection.detectors import Detector, Score, SeriesDetector
 from streams.detection.explain import Explanation, Point, explain, input_kpis
 from streams.detection.incidents import Incidents, Membership, Opening, Role, series_name
 

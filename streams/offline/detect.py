@@ -40,7 +40,8 @@ from datetime import tzinfo
 from typing import TextIO
 
 from streams.core.instants import UTC_ZONE, parse_instant
-from streams.detection.detectors import Period, SeriesDetector
+from streams.detection.baseline import Period
+from streams.detection.detectors import SeriesDetector
 
 HEADER = ("timestamp", "value")
 OUTPUT_HEADER = ("timestamp", "value", "anomaly_score")

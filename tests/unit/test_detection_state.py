@@ -78,6 +78,21 @@ def test_a_watch_restored_at_any_instance_goes_on_as_if_it_never_stopped() -> No
         assert recorded(again) == recorded(whole)
 
 
+def test_records_written_before_the_baseline_was_renamed_restore_the_same_watch() -> None:
+    instances = stream(620)
+    whole = AnomalyWatch(CATALOG)
+    want = feed(whole, instances)
+    first = AnomalyWatch(CATALOG)
+    before = feed(first, instances[:575])
+    series, shared = recorded(first)
+    assert all(b'"c":"Baseline"' in record for record in series)
+    older = [record.replace(b'"c":"Baseline"', b'"c":"_Baseline"') for record in series]
+    again = AnomalyWatch(CATALOG)
+    assert restore(again, older, shared) == []
+    assert before + feed(again, instances[575:]) == want
+    assert recorded(again) == recorded(whole)
+
+
 def test_records_round_trip_exactly() -> None:
     value = {
         "floats": [0.1, 1e-300, -0.0, math.inf, -math.inf],

@@ -12,10 +12,8 @@ from pathlib import Path
 import pytest
 
 from streams.detection.alerts import AlertPolicy, Lifecycle
+from streams.detection.baseline import ACCEPT_POINTS, DAY, Z_BAND
 from streams.detection.detectors import (
-    ACCEPT_POINTS,
-    DAY,
-    Z_BAND,
     EwmaDetector,
     Score,
     SeriesDetector,
