@@ -305,8 +305,9 @@ class SeriesDetector:
         learn the typical sample."""
         if weight is None or weight <= 0:
             return 1.0
-        for model in self._models:
-            model.counted = True  # a ratio: its band follows its sample, not its level
+        if not self._models[0].counted:  # once: a series is a ratio over counted events or not
+            for model in self._models:
+                model.counted = True  # its band follows its sample, not its level
         precision = 1.0
         if self._weight > 0:
             low, high = PRECISION_RANGE

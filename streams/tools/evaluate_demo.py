@@ -43,8 +43,9 @@ from streams.tools.incidents import Incident
 from streams.tools.simulator import SimulationConfig, simulate
 
 MINUTE = 60.0
-FLUSH_SECONDS = 10.0
-"""Windows are closed and judged every 10 s of event time (a live worker does it every batch)."""
+LIVE_FLUSH_SECONDS = 10.0
+"""Windows are closed and judged every 10 s of event time, as live (a worker does it every
+batch), where `pulse evaluate` feeds every `evaluate.FLUSH_SECONDS` of its weeks."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def run_demo(spec: DemoRun, progress: TextIO | None = None) -> DemoEvaluation:
         limits=limits,
         span=(live_from.timestamp(), mark),
         now=mark + 3600.0,
-        flush_seconds=FLUSH_SECONDS,
+        flush_seconds=LIVE_FLUSH_SECONDS,
         report=progress_line,
     )
     report = score("kpi-pulse", alerts, incidents, catalog, MINUTE, until=mark)
