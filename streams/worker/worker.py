@@ -254,7 +254,7 @@ class Worker:
                 # must not see its records counted on the partly rebuilt state.
                 if self.health.fatal is not None:
                     raise self.health.fatal
-                batches = self._fetched_after_seek(batches, consumer)
+                batches = await self._fetched_after_seek(batches, consumer)
                 if batches:
                     self.health.last_records = time.monotonic()
                     committable.update(await self._process(batches, consumer, producer))
@@ -435,36 +435,46 @@ class Worker:
             self.watch.reset()  # its series were sums over the partitions owned before
         self.assigned.set()
 
-    def _fetched_after_seek(
+    async def _fetched_after_seek(
         self,
         batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
         consumer: AIOKafkaConsumer,
     ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
-        """`batches` less a recovered partition's first batch when it starts before the offset
-        recovery sought: the group's committed offset lags the changelog's, and aiokafka hands
-        `getmany` a fetch from the committed offset that completes while the rebalance listener
-        still replays the changelog. Counted, each of its records was dead-lettered as a
-        duplicate (measured: 400-937 after a clean restart, 2 restarts in 3 with a 25 ms fetch
-        wait), and the consumer, moved past them, read the newer ones twice. The batch is
-        dropped and the partition sought again; checked once per recovery, so a topic that
-        restarted its offsets (read from the earliest again) is still read."""
+        """`batches`, of a recovered partition's first batch only the records recovery's seek
+        does not hand over again: from the offset it sought (before it, the changelog has them)
+        to the consumer's position (from there, the next fetch reads them again).
+
+        aiokafka hands `getmany` a fetch that completes while the rebalance listener still
+        replays the changelog. It starts at the group's committed offset, which lags the
+        changelog's, and the seek that follows moves the consumer back: counted, its records
+        were dead-lettered as duplicates (measured: 400-937 after a clean restart, 2 restarts
+        in 3 with a 25 ms fetch wait), and with the committed offset level with the changelog's
+        (transactions) they would be read twice. A fetch made after the seek starts at the
+        offset sought and moved the position past its last record: all of it is kept.
+        Checked once per recovery: a topic that restarted its offsets (read from the earliest
+        again, below the offset sought) is sought again, then read."""
         kept = {}
         for tp, records in batches.items():
             sought = self._sought.pop(tp, None)
-            if sought is not None and records and records[0].offset < sought:
+            if sought is None or not records:
+                kept[tp] = records
+                continue
+            position = await consumer.position(tp)
+            fresh = [r for r in records if sought <= r.offset < position]
+            if len(fresh) < len(records):
                 log.info(
                     "%s[%d]: dropped %d records at %d-%d fetched before recovery sought %d "
-                    "(the changelog has them)",
+                    "(the changelog has those before it; the consumer reads the rest again)",
                     tp.topic,
                     tp.partition,
-                    len(records),
+                    len(records) - len(fresh),
                     records[0].offset,
                     records[-1].offset,
                     sought,
                 )
-                consumer.seek(tp, sought)
-                continue
-            kept[tp] = records
+                consumer.seek(tp, max(position, sought))
+            if fresh:
+                kept[tp] = fresh
         return kept
 
     async def revoke(self, revoked: Iterable[TopicPartition]) -> None:
