@@ -68,7 +68,7 @@ from streams.settings import Settings
 from streams.worker.batch import BatchOutput, BatchStep, Counts
 from streams.worker.config import state_config
 from streams.worker.health import Health
-from streams.worker.recovery import Rebalance, by_topic, rebuild
+from streams.worker.recovery import Rebalance, by_topic, fetched_after_seek, rebuild
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class Worker:
         self._consumer: AIOKafkaConsumer | None = None
         self._sought: dict[TopicPartition, int] = {}
         """Partitions recovery moved to their changelog's offset, until their first batch
-        (`_fetched_after_seek`)."""
+        (`streams.worker.recovery.fetched_after_seek`)."""
         self.partitioner = PartitionerCheck({})  # warns of keys not where murmur2 puts them
         self.delivery: Delivery | None = None
         """The producer and the processing guarantee, decided at start."""
@@ -254,7 +254,7 @@ class Worker:
                 # must not see its records counted on the partly rebuilt state.
                 if self.health.fatal is not None:
                     raise self.health.fatal
-                batches = await self._fetched_after_seek(batches, consumer)
+                batches = await fetched_after_seek(batches, self._sought, consumer)
                 if batches:
                     self.health.last_records = time.monotonic()
                     committable.update(await self._process(batches, consumer, producer))
@@ -434,48 +434,6 @@ class Worker:
         if self.watch is not None:
             self.watch.reset()  # its series were sums over the partitions owned before
         self.assigned.set()
-
-    async def _fetched_after_seek(
-        self,
-        batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-        consumer: AIOKafkaConsumer,
-    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
-        """`batches`, of a recovered partition's first batch only the records recovery's seek
-        does not hand over again: from the offset it sought (before it, the changelog has them)
-        to the consumer's position (from there, the next fetch reads them again).
-
-        aiokafka hands `getmany` a fetch that completes while the rebalance listener still
-        replays the changelog. It starts at the group's committed offset, which lags the
-        changelog's, and the seek that follows moves the consumer back: counted, its records
-        were dead-lettered as duplicates (measured: 400-937 after a clean restart, 2 restarts
-        in 3 with a 25 ms fetch wait), and with the committed offset level with the changelog's
-        (transactions) they would be read twice. A fetch made after the seek starts at the
-        offset sought and moved the position past its last record: all of it is kept.
-        Checked once per recovery: a topic that restarted its offsets (read from the earliest
-        again, below the offset sought) is sought again, then read."""
-        kept = {}
-        for tp, records in batches.items():
-            sought = self._sought.pop(tp, None)
-            if sought is None or not records:
-                kept[tp] = records
-                continue
-            position = await consumer.position(tp)
-            fresh = [r for r in records if sought <= r.offset < position]
-            if len(fresh) < len(records):
-                log.info(
-                    "%s[%d]: dropped %d records at %d-%d fetched before recovery sought %d "
-                    "(the changelog has those before it; the consumer reads the rest again)",
-                    tp.topic,
-                    tp.partition,
-                    len(records) - len(fresh),
-                    records[0].offset,
-                    records[-1].offset,
-                    sought,
-                )
-                consumer.seek(tp, max(position, sought))
-            if fresh:
-                kept[tp] = fresh
-        return kept
 
     async def revoke(self, revoked: Iterable[TopicPartition]) -> None:
         async with self._lock:  # waits for the batch in progress to be checkpointed

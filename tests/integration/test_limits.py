@@ -78,7 +78,7 @@ async def test_a_batch_too_large_for_one_changelog_record_survives_a_restart(
     assert _revenue(second) == Decimal("6250.00")
     # Nothing the changelog holds read again: the group's committed offset lags it, and a fetch
     # from there could complete during recovery (2 restarts in 3 at the 25 ms fetch wait,
-    # 400-937 records dead-lettered as duplicates, before `Worker._fetched_after_seek`).
+    # 400-937 records dead-lettered as duplicates, before `worker.recovery.fetched_after_seek`).
     assert second.consumed == 10
 
 
