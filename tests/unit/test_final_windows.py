@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from streams.core import NO_WATERMARK, Finalizer, KpiValue, PartitionState, WorkerState
+from streams.worker.health import EMPTY_HOLD_S, Health
 
 T0 = 1_709_294_400  # 2024-03-01T12:00:00Z, a whole hour
 P0, P1 = ("pulse.events", 0), ("pulse.events", 1)
@@ -68,6 +69,29 @@ def test_a_partition_with_an_unread_backlog_holds_back_the_watermark(make_state,
     assert state.watermark() == NO_WATERMARK
 
     p1.unread = False  # read to its end: it was empty
+    assert state.watermark() == T0 + 3600 - 5
+
+
+def test_a_partition_without_data_holds_the_watermark_a_moment_after_another_got_its_first(
+    make_state, make_envelope
+):
+    """A bulk load into empty partitions reaches them milliseconds apart: read to its end, an
+    empty partition must not let the first one's events close its windows."""
+    state = make_state()
+    p0, p1 = state.assign(P0), state.assign(P1)
+    health = Health(liveness_timeout=60.0, batch_max_records=5000)
+    health.hold_empty(state, now=100.0)  # both empty since the start
+    assert health.released(100.0)
+    p1.unread = False  # read to its end (what `refresh_lag` does once released)
+
+    p0.apply(make_envelope(at=T0 + 3600))  # the load reaches P0 first
+    health.hold_empty(state, now=101.0)
+
+    assert p1.unread
+    assert state.watermark() == NO_WATERMARK
+    assert not health.released(101.0 + EMPTY_HOLD_S - 0.01)
+    assert health.released(101.0 + EMPTY_HOLD_S)
+    p1.unread = False  # still empty after the hold: released
     assert state.watermark() == T0 + 3600 - 5
 
 
