@@ -207,16 +207,14 @@ class Settings(BaseSettings):
     batch_max_records: int = Field(default=5000, ge=1, le=50_000)
     session_timeout_ms: int = Field(default=10000, ge=6000)
     fetch_max_wait_ms: int = Field(
-        default=500,
+        default=25,
         ge=1,
         le=500,
         description="Longest a broker may hold the worker's fetch when no new records are there. "
         "The embedded broker holds a fetch for about this long even when records arrive "
         "meanwhile: at 500 (the client's default) that adds 120 ms at the median and 300 ms at "
         "p99 to publish -> applied, at 25 about 17 and 47 ms, for ~40 empty fetches a second "
-        "from a caught-up worker. Not lowered by default yet: with short fetches, partitions "
-        "that never had data stop holding the watermark before a bulk load reaches them "
-        "(README, 'Known limits').",
+        "from a caught-up worker.",
     )
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9464, ge=0, le=65535)

@@ -44,7 +44,7 @@ def test_defaults():
     assert settings.bad_ratio_window == 1000
     assert settings.batch_max_records == 5000
     assert settings.session_timeout_ms == 10000
-    assert settings.fetch_max_wait_ms == 500
+    assert settings.fetch_max_wait_ms == 25
     assert (settings.metrics_host, settings.metrics_port) == ("127.0.0.1", 9464)
     assert settings.log_level == "INFO"
 
