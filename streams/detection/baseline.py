@@ -269,14 +269,14 @@ class Baseline:
             # not know the season yet would make the season take weeks to learn.
             observed = expected + (clipped if seen[slot] > SEASON_LEARN_VISITS else residual)
             target = bounded(observed / (level * other) - 1.0)
-            gain = max(base_gain, 1.0 / seen[slot])
-            offsets[slot] += gain * (target - offsets[slot])
+            slot_gain = max(base_gain, 1.0 / seen[slot])
+            offsets[slot] += slot_gain * (target - offsets[slot])
         for offsets, seen in ((self.day, self.day_seen), (self.week, self.week_seen)):
             if offsets and min(seen) > 0:  # a profile is normalized once every slot is known
                 mean = sum(offsets) / len(offsets)
                 norm = 1.0 + mean
                 if norm > 0.1:
-                    # `_bounded`, inlined: this runs over every slot at every point
+                    # `bounded`, inlined: this runs over every slot at every point
                     offsets[:] = [min(3.0, max(-0.9, (1.0 + o) / norm - 1.0)) for o in offsets]
                     self.level *= norm
                     self.trend *= norm
