@@ -104,20 +104,25 @@ class CountModel:
 
     def expected(self, t: float) -> float:
         """The mean value at `t` (before seeing it)."""
-        slot = self._slot(t)
-        factor = max(self.day[slot], PROFILE_FLOOR) if self.day_seen[slot] >= 2 else 1.0
-        return self.level * factor
+        return self.level * self._factor(self._slot(t))
 
-    def update(self, t: float, value: float, *, judge: bool) -> tuple[float, float, float, float]:
-        """(score in [0, 1], lower, upper band edges, z) of `value` at `t` against the mean
-        forecast for it (score 0 unless `judge`), then learn from it. z: the value's distance
-        from the mean in standard deviations sqrt(m * d), for a change detector to add up."""
+    def _factor(self, slot: int) -> float:
+        return max(self.day[slot], PROFILE_FLOOR) if self.day_seen[slot] >= 2 else 1.0
+
+    def update(
+        self, t: float, value: float, *, judge: bool
+    ) -> tuple[float, float, float, float, float]:
+        """(expected, score in [0, 1], lower, upper band edges, z) of `value` at `t`: the mean
+        forecast for it (`expected(t)` before this call) and how far `value` is from it (score 0
+        unless `judge`); then learn from it. z: the value's distance from the mean in standard
+        deviations sqrt(m * d), for a change detector to add up."""
         if self.whole and value != math.floor(value):
             self.whole = False
         if value > 0:
             self.unit = value if self.unit == 0 else self.unit + UNIT_GAIN * (value - self.unit)
         unit = 1.0 if (self.whole and self.unit <= COUNT_UNIT_MAX) or self.unit <= 0 else self.unit
-        expected = self.expected(t)
+        slot = self._slot(t)  # once: the forecast and the learning share it
+        expected = self.level * self._factor(slot)
         m = max(expected / unit, 1e-3)
         x = max(value / unit, 0.0)
         score = 0.0
@@ -126,10 +131,10 @@ class CountModel:
             score = min(1.0, -math.log10(p) / (2 * BAND_LOG10))
         spread = 3.0 * math.sqrt(m * self.dispersion)
         lower, upper = max(0.0, m - spread) * unit, (m + spread) * unit
-        self._learn(t, x, m, unit)
-        return score, lower, upper, (x - m) / math.sqrt(m * self.dispersion)
+        self._learn(slot, x, m, unit)
+        return expected, score, lower, upper, (x - m) / math.sqrt(m * self.dispersion)
 
-    def _learn(self, t: float, x: float, m: float, unit: float) -> None:
+    def _learn(self, slot: int, x: float, m: float, unit: float) -> None:
         """Rate, profile and dispersion; a value is capped at 4 spreads above the mean first,
         so a burst moves them a bounded amount."""
         self.n += 1
@@ -143,8 +148,7 @@ class CountModel:
                 1.0, self.dispersion + DISPERSION_GAIN * (target - self.dispersion)
             )
         value = x * unit
-        slot = self._slot(t)
-        factor = max(self.day[slot], PROFILE_FLOOR) if self.day_seen[slot] >= 2 else 1.0
+        factor = self._factor(slot)
         self.level += max(LEVEL_GAIN, 1.0 / self.n) * (value / factor - self.level)
         if self.level > 0:
             self.day_seen[slot] += 1

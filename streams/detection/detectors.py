@@ -36,7 +36,7 @@ import statistics
 from collections import deque
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from streams.detection.baseline import (
     ACCEPT_POINTS,
@@ -99,6 +99,27 @@ class Score:
     """Signed residual in scales (positive: above expected)."""
     accepted: bool = False
     """True at the point where a change that held `ACCEPT_POINTS` points became the new level."""
+
+
+class _Judged(NamedTuple):
+    """One model's judgement of a point, before onset and acceptance (a tuple: a `Score` is
+    built once per point, a frozen dataclass per candidate cost a tenth of the detector)."""
+
+    score: float
+    expected: float
+    lower: float
+    upper: float
+    z: float
+    raw: float
+    """The standardized residual before the tails' width (what the tails learn from)."""
+    side: int
+    """+1 above, -1 below: of the residual, or of the CUSUM when that gives the score."""
+    holding: float
+    """How much a change still holds at this point (`_onset`)."""
+
+
+def _by_score(judged: _Judged) -> float:
+    return judged.score
 
 
 class Detector(Protocol):
@@ -212,28 +233,24 @@ class SeriesDetector:
                 and self._models[i].error <= PLAUSIBLE_ERROR * chosen.error
             )
         ]
-        best = min(judged, key=lambda j: j[0].score)
+        best = min(judged, key=_by_score)
         if ready:  # during warm-up the model itself is still wrong: that is not the tails
-            self._tail.update(best[1])
+            self._tail.update(best.raw)
             self._width = self._tail.width
         self._choose(t)
-        score, side, holding = best[0], best[2], best[3]
-        expected = self._counts.expected(t)
         judged_count = self._counts.update(t, value, judge=sparse)
         if sparse:
-            score, side, holding = self._judge_count(expected, judged_count, ready=ready)
-        value_score, accepted = self._onset(score, side, ready, holding)
-        return Score(
-            value_score, score.expected, score.lower, score.upper, ready, score.z, accepted
-        )
+            best = self._judge_count(judged_count, ready=ready)
+        value_score, accepted = self._onset(best.score, best.side, ready, best.holding)
+        return Score(value_score, best.expected, best.lower, best.upper, ready, best.z, accepted)
 
     def _judge_count(
-        self, expected: float, judged: tuple[float, float, float, float], *, ready: bool
-    ) -> tuple[Score, int, float]:
-        """The count model's score of a sparse series' point (`judged`: its count score,
-        band and z), calibrated on its own tails, with its CUSUM; the side it points to and
-        how much a change holds (as `_judge`)."""
-        count, lower, upper, count_z = judged
+        self, judged: tuple[float, float, float, float, float], *, ready: bool
+    ) -> _Judged:
+        """The count model's score of a sparse series' point (`judged`: its expected value,
+        count score, band and z), calibrated on its own tails, with its CUSUM; the side it
+        points to and how much a change holds (as `_judge`)."""
+        expected, count, lower, upper, count_z = judged
         gauss = _gauss_z(count) * (1 if count_z >= 0 else -1)
         if ready:
             self._count_tail.update(gauss)
@@ -251,7 +268,7 @@ class SeriesDetector:
             side = 1 if cc.up >= cc.down else -1
         else:
             side = 1 if count_z >= 0 else -1
-        return Score(count, expected, lower, upper, ready=False, z=count_z), side, holding
+        return _Judged(count, expected, lower, upper, count_z, count_z, side, holding)
 
     def _learn_sparse(self, value: float) -> bool:
         """Learn the share of zeros; whether the point is judged as a count. A series that
@@ -315,7 +332,7 @@ class SeriesDetector:
         self._weight += max(WEIGHT_GAIN, 1.0 / self._n) * (weight - self._weight)
         return precision
 
-    def _onset(self, score: Score, side: int, ready: bool, holding: float) -> tuple[float, bool]:
+    def _onset(self, score: float, side: int, ready: bool, holding: float) -> tuple[float, bool]:
         """Rank the onset of a change highest, and accept a change that holds.
 
         A point at >= 0.5 starts a change; it holds while the points stay on its side at >=
@@ -329,12 +346,12 @@ class SeriesDetector:
         one after an hour.
         """
         holds = self._run > 0 and side == self._side and holding >= HOLD_SCORE
-        if not (ready and (holds or score.score >= 0.5)):
+        if not (ready and (holds or score >= 0.5)):
             self._run = self._side = 0
-            return score.score, False
+            return score, False
         self._run = self._run + 1 if holds else 1
         self._side = side
-        decayed = score.score * ONSET_DECAY ** (self._run - 1)
+        decayed = score * ONSET_DECAY ** (self._run - 1)
         if self._run < ACCEPT_POINTS:
             return decayed, False
         for model in self._models:
@@ -346,10 +363,8 @@ class SeriesDetector:
 
     def _judge(
         self, index: int, value: float, forecast: tuple[float, float, float, float]
-    ) -> tuple[Score, float, int, float]:
-        """The score of candidate `index` for this point, its raw standardized residual, and
-        the side it points to (+1 above, -1 below: of the residual, or of the CUSUM when that
-        gives the score)."""
+    ) -> _Judged:
+        """The score of candidate `index` for this point (see `_Judged`)."""
         residual, expected, below, above = forecast
         width = self._width
         raw = residual / (below if residual < 0 else above)
@@ -380,7 +395,7 @@ class SeriesDetector:
             statistic = 0.0
         score = min(1.0, max(abs(z) / (2 * Z_BAND), statistic / (2 * CUSUM_H)))
         upper = expected + Z_BAND * width * above
-        return Score(score, expected, lower, upper, ready=False, z=z), raw, side, holding
+        return _Judged(score, expected, lower, upper, z, raw, side, holding)
 
     def _ready(self, t: float) -> bool:
         """Warm-up: enough points, spanning enough time for the period to be found and judged
