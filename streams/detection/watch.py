@@ -409,6 +409,7 @@ class AnomalyWatch:
                 observed[(kpi, labels)] = 0.0
                 raw[(kpi, labels)] = Decimal(0)
         updated: list[tuple[SeriesKey, Series]] = []
+        held: dict[str, bool] = {}  # per KPI: its sources' completeness is the same for all
         for (kpi, labels), value in sorted(observed.items()):
             key = (kpi, window, labels)
             found = self.series.get(key)
@@ -423,7 +424,10 @@ class AnomalyWatch:
                 continue  # already seen (the final record of a window scored at its close)
             if key in since:  # judged now on its pool: the next point starts a new one
                 s.clear_pool()
-            if self._held(kpi, start, end):
+            kpi_held = held.get(kpi)
+            if kpi_held is None:
+                kpi_held = held[kpi] = self._held(kpi, start, end)
+            if kpi_held:
                 s.last_start = start
                 continue
             s.score = s.detector.update(float(start), value, weights.get((kpi, labels)))
