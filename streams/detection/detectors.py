@@ -111,7 +111,8 @@ class _Judged(NamedTuple):
     upper: float
     z: float
     raw: float
-    """The standardized residual before the tails' width (what the tails learn from)."""
+    """The standardized residual before the tails' width (what the tails learn from; the count
+    model's judgement, which comes after the tails learned, repeats its z here)."""
     side: int
     """+1 above, -1 below: of the residual, or of the CUSUM when that gives the score."""
     holding: float
