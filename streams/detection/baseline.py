@@ -133,19 +133,16 @@ class Baseline:
             return True
         return t - self.first >= (2 * DAY if period == "daily" else WEEK + DAY)
 
-    def forecast(self, t: float, precision: float = 1.0) -> tuple[float, float, float]:
-        """(expected, scale below, scale above) at `t`, before seeing its value (`precision`:
-        its sample relative to the series' typical one, see `SeriesDetector.update`)."""
-        return self._forecast(t, precision)[:3]
-
     def _forecast(
         self, t: float, precision: float
     ) -> tuple[float, float, float, float, float, float, tuple[int, int]]:
-        """`forecast`, and what it is made of: its spread, the base (level plus the damped
-        trend projected to `t`, deseasonalized), the seasonal factor (slot of the day times
-        day of the week, multiplicative: a busy noon is busier in a busy week) and the slots
-        it was read from. `update` learns from them; computed once and in one function (this
-        runs for every candidate of every series at every point), they cost a third less."""
+        """(expected, scale below, scale above) at `t`, before seeing its value (`precision`:
+        its sample relative to the series' typical one, see `SeriesDetector.update`), and what
+        it is made of: its spread, the base (level plus the damped trend projected to `t`,
+        deseasonalized), the seasonal factor (slot of the day times day of the week,
+        multiplicative: a busy noon is busier in a busy week) and the slots it was read from.
+        `update` learns from them; computed once and in one function (this runs for every
+        candidate of every series at every point), they cost a third less."""
         steps = (t - self.last) / self.step if self.n else 1.0
         phi = self.tuning.damping
         damped = phi * (1 - float(phi ** max(steps, 0.0))) / (1 - phi)

@@ -102,10 +102,6 @@ class CountModel:
     def _slot(self, t: float) -> int:
         return int(((t + self.step / 2) % DAY) / DAY * len(self.day))
 
-    def expected(self, t: float) -> float:
-        """The mean value at `t` (before seeing it)."""
-        return self.level * self._factor(self._slot(t))
-
     def _factor(self, slot: int) -> float:
         return max(self.day[slot], PROFILE_FLOOR) if self.day_seen[slot] >= 2 else 1.0
 
@@ -113,7 +109,7 @@ class CountModel:
         self, t: float, value: float, *, judge: bool
     ) -> tuple[float, float, float, float, float]:
         """(expected, score in [0, 1], lower, upper band edges, z) of `value` at `t`: the mean
-        forecast for it (`expected(t)` before this call) and how far `value` is from it (score 0
+        forecast for it (before seeing it) and how far `value` is from it (score 0
         unless `judge`); then learn from it. z: the value's distance from the mean in standard
         deviations sqrt(m * d), for a change detector to add up."""
         if self.whole and value != math.floor(value):
