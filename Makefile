@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 OPS_TOOLS := prometheus promtool prometheus-alertmanager amtool
 BROWSER_TOOLS := chromium chromedriver
 
-.PHONY: help setup ops-tools browser-tools screenshots schema-tools lock kafka-tools test-apache test-fault demo demo-incidents test test-unit test-integration lint format generate check-generated bench bench-peers hostile soak evaluate clean
+.PHONY: help setup ops-tools browser-tools screenshots schema-tools lock kafka-tools test-apache test-fault demo demo-incidents test test-unit test-integration lint format generate check-generated bench bench-peers hostile soak evaluate evaluate-corpus clean
 
 help: ## list the entry points (start with `make demo`, then `make test`)
 	@echo "kpi-pulse: live finance & operations KPIs from Kafka"
@@ -130,6 +130,10 @@ soak: $(STAMP) ## 30 min at 500 events/s on a real worker: RSS flat within 10% a
 
 evaluate: $(STAMP) ## judge the anomaly detectors on 3 simulated weeks (~3 min)
 	$(BIN)/pulse evaluate $(ARGS)
+
+evaluate-corpus: $(STAMP) ## judge them on a labelled corpus of real-world-like series (CPU, latency, traffic, ...; ~10 s, ARGS="--verbose")
+	$(BIN)/python -m streams.tools.corpus build/corpus
+	$(BIN)/pulse evaluate --series build/corpus --labels build/corpus/labels.csv $(ARGS)
 
 clean: ## remove .venv, the peers' venvs and caches
 	rm -rf $(VENV) $(PEER_VENVS) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -217,12 +217,12 @@ def _evaluate_series(args: argparse.Namespace) -> int:
     if args.series is None or args.labels is None:
         raise ConfigError("evaluate: --series DIR and --labels FILE go together")
     try:
-        reports, notes = run_series(args.series, args.labels)
+        run = run_series(args.series, args.labels)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"evaluate: {exc}") from None
-    for note in notes:
+    for note in run.notes:
         sys.stderr.write(f"evaluate: {note}\n")
-    series_report(reports, sys.stdout)
+    series_report(run, sys.stdout, verbose=args.verbose)
     return 0
 
 

@@ -37,6 +37,7 @@ from streams.tools.evaluate import (
     alerting_points,
     onset_credit,
 )
+from streams.tools.row_score import Judged, RowScore, judge, normalized, row_score
 
 LABEL_HEADER = ("series", "start", "end")
 KIND = "labelled"
@@ -75,13 +76,20 @@ def read_labels(inp: TextIO) -> list[Label]:
 
 
 def alerts_of(
-    name: str, points: list[tuple[float, float]], detector: Detector, step: float
+    name: str,
+    points: list[tuple[float, float]],
+    detector: Detector,
+    step: float,
+    scores: list[tuple[float, float]] | None = None,
 ) -> list[AnomalyEvent]:
-    """The alert transitions of one series under the stream's lifecycle."""
+    """The alert transitions of one series under the stream's lifecycle; each point's
+    (time, score) appended to `scores` if given."""
     life = Lifecycle(AlertPolicy())
     events = []
     for t, value in points:
         s = detector.update(t, value)
+        if scores is not None:
+            scores.append((t, s.score))
         change = life.step(t, s.score, ready=s.ready, accepted=s.accepted)
         if change is not None:
             events.append(
@@ -139,11 +147,23 @@ def score_series(
     return report
 
 
-def run_series(directory: Path, labels_file: Path) -> tuple[list[DetectorReport], list[str]]:
-    """Score both detectors on every `*.csv` of `directory`. Returns (reports, notes)."""
+@dataclass(frozen=True, slots=True)
+class SeriesRun:
+    """What `run_series` found: each detector's report and row score, its row score per series
+    at the threshold best over all of them, and notes on the input."""
+
+    reports: list[DetectorReport]
+    row_scores: dict[str, RowScore]
+    by_series: dict[str, dict[str, float]]
+    notes: list[str]
+
+
+def run_series(directory: Path, labels_file: Path) -> SeriesRun:
+    """Score both detectors on every `*.csv` of `directory`."""
     with labels_file.open(newline="", encoding="utf-8-sig") as inp:
         labels = read_labels(inp)
-    files = sorted(directory.glob("*.csv"))
+    labels_path = labels_file.resolve()  # may sit among the series
+    files = sorted(f for f in directory.glob("*.csv") if f.resolve() != labels_path)
     if not files:
         raise ValueError(f"{directory}: no *.csv series")
     names = {f.stem for f in files}
@@ -156,6 +176,8 @@ def run_series(directory: Path, labels_file: Path) -> tuple[list[DetectorReport]
         ("ewma z-score", lambda step: EwmaDetector()),
     ]
     alerts: dict[str, dict[str, list[AnomalyEvent]]] = {n: {} for n, _ in factories}
+    judged: dict[str, dict[str, Judged]] = {n: {} for n, _ in factories}
+    windows = [(w.series, (w.start, w.end)) for w in labels]
     steps: dict[str, float] = {}
     ends: dict[str, float] = {}
     for path in files:
@@ -168,15 +190,24 @@ def run_series(directory: Path, labels_file: Path) -> tuple[list[DetectorReport]
         gaps = [b[0] - a[0] for a, b in pairwise(points)]
         step = learn_step(gaps)
         steps[path.stem], ends[path.stem] = step, points[-1][0] + step
+        own = [w for series, w in windows if series == path.stem]
         for name, factory in factories:
-            alerts[name][path.stem] = alerts_of(path.stem, points, factory(step), step)
+            scores: list[tuple[float, float]] = []
+            alerts[name][path.stem] = alerts_of(path.stem, points, factory(step), step, scores)
+            judged[name][path.stem] = judge(scores, own)
     labels = [w for w in labels if w.series in steps]
     reports = [score_series(n, alerts[n], labels, steps, ends) for n, _ in factories]
-    return reports, notes
+    rows = {n: row_score(list(judged[n].values())) for n, _ in factories}
+    by_series = {
+        n: {s: normalized([j], rows[n].threshold) for s, j in judged[n].items()}
+        for n, _ in factories
+    }
+    return SeriesRun(reports, rows, by_series, notes)
 
 
-def series_report(reports: list[DetectorReport], out: TextIO) -> None:
-    for r in reports:
+def series_report(run: SeriesRun, out: TextIO, *, verbose: bool = False) -> None:
+    for r in run.reports:
+        rows = run.row_scores[r.name]
         delay = r.median_delay()
         out.write(
             f"{r.name:<14} precision {r.precision:.2f}  recall {r.recall:.2f}  F1 {r.f1:.2f}  "
@@ -184,7 +215,14 @@ def series_report(reports: list[DetectorReport], out: TextIO) -> None:
             f"{'-' if delay is None else f'{delay / 60:.2f} min'}\n"
             f"{r.name:<14} on-call score {r.oncall:.1f} (onset credit {r.credit:.2f}, false "
             f"alerting points {r.false_points})\n"
+            f"{r.name:<14} row score {rows.best:.1f} at its best threshold {rows.threshold:.2f} "
+            f"({rows.at_half:.1f} at 0.50)\n"
         )
-        for alert in r.false_alarms:
+        if verbose:
+            for series, value in sorted(run.by_series[r.name].items()):
+                out.write(
+                    f"row score ({r.name}, threshold {rows.threshold:.2f}): {series} {value:.1f}\n"
+                )
+        for alert in r.false_alarms if verbose else ():
             when = datetime.fromtimestamp(alert.started_at, UTC).strftime("%Y-%m-%d %H:%M")
             out.write(f"false alarm ({r.name}): {alert.kpi} {when}\n")

@@ -44,8 +44,9 @@ def history(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_a_labelled_dip_is_found_and_scored(history: tuple[Path, Path]) -> None:
-    reports, notes = run_series(*history)
-    assert notes == []
+    run = run_series(*history)
+    reports = run.reports
+    assert run.notes == []
     ours = reports[0]
     assert ours.name == "kpi-pulse"
     assert ours.recall == 1.0
