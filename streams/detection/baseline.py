@@ -20,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
+HOUR = 3600.0
 DAY = 86_400.0
 WEEK = 7 * DAY
 Z_BAND = 3.0
@@ -87,6 +88,14 @@ class Baseline:
     trend: float = 0.0
     day: list[float] = field(default_factory=list)
     day_seen: list[int] = field(default_factory=list)
+    profiles: int = 1
+    """Daily profiles in `day`: 1, or 2 (weekdays', then weekends') for the weekly candidate
+    of a series finer than hourly: a road's rush hours, an office's working hours are not a
+    Saturday's, and a day-of-week factor only scales a weekday's shape. A profile's slot is an
+    hour, so a 5-minute series visits each weekend slot 24 times a weekend, an hourly one
+    twice: too few to learn a weekend's shape from without the weekly candidate forgiving
+    noise (it delayed the page of a +50% shift on a Sunday by two hours). State written
+    before there were two reads as 1."""
     week: list[float] = field(default_factory=list)
     week_seen: list[int] = field(default_factory=list)
     above: float = 0.0
@@ -113,15 +122,16 @@ class Baseline:
 
     def __post_init__(self) -> None:
         if self.period != "none" and self.step < DAY:
-            self.day = [0.0] * self._day_slots
-            self.day_seen = [0] * self._day_slots
+            self.profiles = 2 if self.period == "weekly" and self.step < HOUR else 1
+            self.day = [0.0] * self._day_slots * self.profiles
+            self.day_seen = [0] * self._day_slots * self.profiles
         if self.period == "weekly":
             self.week = [0.0] * 7
             self.week_seen = [0] * 7
 
     @property
     def _day_slots(self) -> int:
-        return max(1, round(DAY / max(self.step, 3600.0)))
+        return max(1, round(DAY / max(self.step, HOUR)))
 
     def eligible(self, t: float) -> bool:
         """Seen enough to be judged: two days for the daily profile, every day of the week
@@ -149,8 +159,13 @@ class Baseline:
         base = self.level + self.trend * damped
         mid = t + self.step / 2
         day, week = self.day, self.week
-        day_slot = int((mid % DAY) / DAY * len(day)) if day else -1
         week_slot = int((mid // DAY + 3) % 7) if week else -1  # 1970-01-01 was a Thursday
+        day_slot = -1
+        if day:
+            per_day = len(day) // self.profiles
+            day_slot = int((mid % DAY) / DAY * per_day)
+            if week_slot >= 5 and self.profiles == 2:  # Saturday, Sunday
+                day_slot += per_day
         factor = 1.0 + day[day_slot] if day_slot >= 0 else 1.0
         factor = factor * (1.0 + week[week_slot] if week_slot >= 0 else 1.0)
         expected = base * factor

@@ -13,6 +13,7 @@ import pytest
 
 from streams.core.compiler import compile_catalog
 from streams.core.kpi_values import KpiValue
+from streams.detection.baseline import Baseline, Tuning
 from streams.detection.state import (
     StateError,
     decode,
@@ -159,3 +160,26 @@ def test_a_counted_ratio_pool_is_restored_with_its_series() -> None:
     assert s.observed == 0.7272727273  # 8/11
     assert s.last_start == START + MINUTE
     assert (s.pool_denominator, s.pool_since) == (Decimal(0), math.inf)
+
+
+def test_a_weekly_baseline_recorded_with_one_daily_profile_goes_on_with_one() -> None:
+    """Records written before the weekly candidate of a 5-minute series kept a weekend profile
+    hold 24 slots and no `profiles`: restored, the baseline reads them as its one profile."""
+    step = 300.0
+    model = Baseline("weekly", step, Tuning())
+    assert model.profiles == 2
+    assert len(model.day) == 48
+    rng = random.Random(3)
+    for i in range(288 * 10):
+        model.update(START + i * step, 100 + 30 * math.sin(i / 288 * 2 * math.pi) + rng.gauss(0, 3))
+    saturday_13h = START + (5 - (START // 86_400 + 3) % 7) % 7 * 86_400 + 13 * 3600
+    assert model._forecast(saturday_13h, 1.0)[6] == (24 + 13, 5)  # the weekend profile's 13h
+    record = orjson.loads(encode(model))
+    fields = record["state"]["v"]
+    del fields["profiles"]
+    fields["day"], fields["day_seen"] = fields["day"][:24], fields["day_seen"][:24]
+    older = decode(orjson.dumps(record))
+    assert older.profiles == 1
+    assert older._forecast(saturday_13h, 1.0)[6] == (13, 5)  # its one profile's 13h
+    for i in range(288 * 10, 288 * 17):  # a whole week more, weekends included
+        assert math.isfinite(older.update(START + i * step, 100.0)[1])

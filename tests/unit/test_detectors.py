@@ -417,3 +417,24 @@ def test_a_series_that_only_crosses_the_sparse_share_keeps_its_band() -> None:
         value = 0.0 if rng.random() < 0.25 else rng.lognormvariate(4.6, 0.5)
         scores.append(detector.update(t, value))
     assert all(s.ready for s in scores[1_000:])
+
+
+def road_speed(t: float, rng: random.Random) -> float:
+    """A road's speed every 5 minutes: free flow at 65, rush hours at 55% on weekdays only."""
+    hour = (t % DAY) / HOUR
+    weekday = ((t // DAY + 3) % 7) < 5
+    rush = weekday and (7 <= hour < 9 or 16 <= hour < 18)
+    return 65 * (0.55 if rush else 1.0) + rng.gauss(0, 3)
+
+
+def test_a_weekend_without_the_weekday_rush_hours_is_normal_once_learned() -> None:
+    """The weekly candidate keeps a weekday and a weekend profile: a day-of-week factor alone
+    scales a weekday's shape, so every Saturday morning without a rush hour scored 1.0."""
+    rng = random.Random(5)
+    step = 5 * MINUTE
+    scores = run(SeriesDetector(step), 21 * 288, lambda i, t: road_speed(t, rng), step=step)
+    third_weekend = range(19 * 288, 21 * 288)  # days 20 and 21: Saturday and Sunday
+    assert sum(scores[i].score >= 0.5 for i in third_weekend) <= 3
+    assert alerts([scores[i] for i in third_weekend]) == []
+    # and the weekdays' rush hours stay expected: the third Monday pages nothing either
+    assert alerts(scores[14 * 288 : 15 * 288]) == []
