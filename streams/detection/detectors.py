@@ -83,6 +83,12 @@ PRECISION_RANGE = (1 / 16, 4.0)
 """A ratio's sample counts as 1/16 to 4 times the series' typical one (its scale 4x to 0.5x)."""
 WEIGHT_GAIN = 0.02
 """Per point: the typical sample of a ratio is averaged over ~50 points."""
+STUCK_POINTS = 6
+"""A value repeated exactly this many times more, by a series that almost never repeats one
+(`STUCK_SHARE`), is a stuck source: a frozen sensor, a feed resending its last value."""
+STUCK_SHARE = 0.01
+REPEAT_GAIN = 0.01
+"""Per point: the share of exact repeats is averaged over ~100 points."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +187,12 @@ class SeriesDetector:
     _counts: CountModel = field(init=False)
     _count_cusum: _Cusum = field(default_factory=_Cusum)
     _count_tail: TailCalibration = field(default_factory=TailCalibration)
+    _repeated: int = 0
+    """Points in a row equal to the one before (`_stuck`)."""
+    _repeats: float = 0.0
+    """Recent share of points equal to the one before..."""
+    _repeats_before: float = 0.0
+    """...as it was when the current run of repeats began."""
     _weight: float = 0.0
     """The typical sample of a ratio over counted events (a slow average of `weight`)."""
     """The count model's own tails, as `_tail` for the band (in equivalent Gaussian scales)."""
@@ -217,6 +229,7 @@ class SeriesDetector:
             expected = results[self._chosen][1]
             self._choose(t)
             return Score(0.0, expected, expected, expected, ready=False)
+        stuck = self._stuck(value)
         self._recent.append(value)
         sparse = self._learn_sparse(value)
         ready = self._ready(t) and self._relearning == 0
@@ -242,6 +255,8 @@ class SeriesDetector:
         judged_count = self._counts.update(t, value, judge=sparse)
         if sparse:
             best = self._judge_count(judged_count, ready=ready)
+        elif stuck:  # inside the band, but no longer moving: a change that holds
+            best = best._replace(score=1.0, side=1, holding=1.0)
         value_score, accepted = self._onset(best.score, best.side, ready, best.holding)
         return Score(value_score, best.expected, best.lower, best.upper, ready, best.z, accepted)
 
@@ -270,6 +285,26 @@ class SeriesDetector:
         else:
             side = 1 if count_z >= 0 else -1
         return _Judged(count, expected, lower, upper, count_z, count_z, side, holding)
+
+    def _stuck(self, value: float) -> bool:
+        """Learn whether `value` repeats the one before; whether the series is stuck: a
+        non-zero value repeated `STUCK_POINTS` times more by a series that, until then,
+        repeated under `STUCK_SHARE` of its values. Its value sits inside the band; only the
+        missing noise says so. It scores as a change (its onset highest, accepted after
+        `ACCEPT_POINTS` points: the alert closes, and the frozen value is the level)."""
+        repeat = bool(self._recent) and value == self._recent[-1]
+        if not repeat:
+            self._repeated = 0
+        else:
+            if self._repeated == 0:
+                self._repeats_before = self._repeats
+            self._repeated += 1
+        self._repeats += max(REPEAT_GAIN, 1.0 / self._n) * (repeat - self._repeats)
+        return (
+            value != 0
+            and self._repeats_before < STUCK_SHARE
+            and STUCK_POINTS <= self._repeated < STUCK_POINTS + ACCEPT_POINTS
+        )
 
     def _learn_sparse(self, value: float) -> bool:
         """Learn the share of zeros; whether the point is judged as a count. A series that

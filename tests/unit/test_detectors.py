@@ -14,6 +14,7 @@ import pytest
 from streams.detection.alerts import AlertPolicy, Lifecycle
 from streams.detection.baseline import ACCEPT_POINTS, DAY, Z_BAND
 from streams.detection.detectors import (
+    STUCK_POINTS,
     EwmaDetector,
     Score,
     SeriesDetector,
@@ -438,3 +439,30 @@ def test_a_weekend_without_the_weekday_rush_hours_is_normal_once_learned() -> No
     assert alerts([scores[i] for i in third_weekend]) == []
     # and the weekdays' rush hours stay expected: the third Monday pages nothing either
     assert alerts(scores[14 * 288 : 15 * 288]) == []
+
+
+def test_a_stuck_value_scores_its_onset_and_a_series_that_often_repeats_is_not_stuck() -> None:
+    """Five-minute data about 100: a run of 12 equal values inside the band (a frozen sensor)
+    scores as a change once the value has repeated `STUCK_POINTS` times, when the series never
+    repeated one before; rounded to whole numbers (about one value in ten repeats the one
+    before), the same run is ordinary."""
+    step = 5 * MINUTE
+    stuck_at = 288 * 4
+
+    def series(whole: bool) -> list[Score]:
+        rng = random.Random(11)
+
+        def value(i: int, t: float) -> float:
+            if stuck_at <= i < stuck_at + 12:
+                return 100.0
+            noisy = 100 + rng.gauss(0, 4)
+            return float(round(noisy)) if whole else noisy
+
+        return run(SeriesDetector(step), stuck_at + 60, value, step=step)
+
+    frozen = series(whole=False)
+    run_scores = [s.score for s in frozen[stuck_at : stuck_at + 12]]
+    assert max(run_scores[:STUCK_POINTS]) < 0.5  # a few equal values are no news yet
+    assert run_scores[STUCK_POINTS] == 1.0  # the 7th equal value: 6 repeats
+    assert alerts(frozen[stuck_at:]) == [STUCK_POINTS + 1]  # two anomalous points: a page
+    assert max(s.score for s in series(whole=True)[stuck_at : stuck_at + 12]) < 0.5
