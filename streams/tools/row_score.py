@@ -60,9 +60,21 @@ class Judged:
         return s - sum(cost for score, cost in self.outside if score >= threshold)
 
 
+def merged(windows: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """`windows` in time order, those that overlap joined into one (one anomaly to find)."""
+    out: list[tuple[float, float]] = []
+    for start, end in sorted(windows):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
 def judge(rows: Sequence[tuple[float, float]], windows: Sequence[tuple[float, float]]) -> Judged:
-    """`rows`: (time, score) in time order; `windows`: labelled [start, end], any order."""
-    ordered = sorted(windows)
+    """`rows`: (time, score) in time order; `windows`: labelled [start, end], any order
+    (overlapping ones count as one)."""
+    ordered = merged(windows)
     starts = [w[0] for w in ordered]
     skip = min(int(PROBATION * len(rows)), PROBATION_ROWS)
     inside: list[list[tuple[float, float]]] = [[] for _ in ordered]

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from streams.tools.row_score import A_FP, judge, normalized, row_score, sigma
+from streams.tools.row_score import A_FP, judge, merged, normalized, row_score, sigma
 
 WINDOW = (100.0, 200.0)
 # sigma(-1) = 2 / (1 + e^-5) - 1 and sigma(-0.5) = 2 / (1 + e^-2.5) - 1, to 6 places
@@ -62,3 +62,15 @@ def test_a_missed_window_costs_one_and_the_best_threshold_is_searched() -> None:
         100 * (AT_START - A_FP - 1 + 2) / (2 * AT_START + 2), abs=1e-4
     )
     assert math.isclose(normalized(files, 1.0), 0.0, abs_tol=1e-9)
+
+
+def test_overlapping_windows_are_one_anomaly() -> None:
+    assert merged([(150.0, 300.0), (100.0, 200.0), (400.0, 500.0)]) == [
+        (100.0, 300.0),
+        (400.0, 500.0),
+    ]
+    # a row in the overlap's later part is inside (not a false detection), one window found
+    judged = judge(rows({250.0: 0.9}), [(100.0, 200.0), (150.0, 300.0)])
+    assert len(judged.windows) == 1
+    assert normalized([judged], 0.5) > 0
+    assert judged.outside == [(score, A_FP) for _, score in rows({})[4:10]]
