@@ -242,7 +242,7 @@ def _build() -> tuple[msgspec.json.Decoder[Any], dict[type, _Shape]]:
 
 
 _DECODER, _SHAPES = _build()
-FAST_TYPES: frozenset[str] = frozenset(cast(Any, shape).type for shape in _SHAPES)
+FAST_TYPES: frozenset[str] = frozenset(cast(Any, struct).type for struct in _SHAPES)
 """The event types this path decodes (the others always go the contract's way)."""
 
 

@@ -1,5 +1,11 @@
 """Bytes in, a validated event out, or an `InvalidEvent` saying exactly why not.
 
+Two ways in, one contract: most valid events take the short way (`streams.core.fast_decode`,
+msgspec), which takes only what the contract takes, with the same values; everything else,
+and every rejection with its reason, takes the contract's way (orjson, then the pydantic
+models of `schemas`). The event is the short way's struct or the contract's model, with the
+same fields: the core reads events by attribute.
+
 Pure: the caller passes the wall-clock time used for the future-skew check.
 """
 
@@ -18,11 +24,11 @@ from streams.core.fast_decode import fast_decode
 from streams.errors import InvalidEvent
 
 EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
+"""Events claiming to be older than this are treated as a broken clock, not as history."""
 _validate = event_adapter.validator.validate_python
 """`event_adapter.validate_python` without its Python wrapper, which passes eight keyword
 arguments per call (~1.5 µs of ~7 per event, measured): the same pydantic-core validator of the
 same schema, called with its defaults, so it accepts, rejects and reports exactly the same."""
-"""Events claiming to be older than this are treated as a broken clock, not as history."""
 
 
 @dataclass(frozen=True, slots=True)
