@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ddsketch import DDSketch
 from ddsketch.mapping import LogarithmicMapping
 
 RELATIVE_ACCURACY = 0.01
@@ -16,20 +15,19 @@ _MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
 
 
 class QuantileSketch:
-    """Bin counts of `_MAPPING` (the changelog's form); the `DDSketch` that answers quantiles
-    is built from them only when a quantile is asked (a window's close), not kept beside them
-    on every `add` and `merge` of the hot path. Built from the bins it answers exactly what a
-    `DDSketch` fed the values one by one answers: its quantiles read only the bins' keys and
-    counts, and `_MAPPING.key(_MAPPING.value(k)) == k` for every key (as `from_json` relies
-    on; a unit test checks both)."""
+    """Bin counts of `_MAPPING` (the changelog's form). A quantile is read from them as a
+    `DDSketch` fed the values one by one reads it (`DDSketch.get_quantile_value` with
+    `DenseStore.key_at_rank`, ddsketch 3.0: the rank `q (n - 1)` in float arithmetic, zeros
+    first, then the first key whose running count exceeds the rest of the rank), without
+    building one: its quantiles read only the bins' keys and counts, and
+    `_MAPPING.key(_MAPPING.value(k)) == k` for every key (as `from_json` relies on). A unit test
+    compares both, through merges, copies and the changelog's JSON."""
 
-    __slots__ = ("_bins", "_sketch", "_zeros")
+    __slots__ = ("_bins", "_zeros")
 
     def __init__(self) -> None:
         self._bins: dict[int, int] = {}
         self._zeros = 0
-        self._sketch: DDSketch | None = None
-        """Built from the bins by `quantile`; dropped by any change."""
 
     @property
     def count(self) -> int:
@@ -39,7 +37,6 @@ class QuantileSketch:
         """Add a value >= 0 (negative values have no meaning for durations and are ignored)."""
         if value < 0:
             return
-        self._sketch = None
         if value == 0:
             self._zeros += weight
         else:
@@ -47,7 +44,6 @@ class QuantileSketch:
             self._bins[key] = self._bins.get(key, 0) + weight
 
     def merge(self, other: QuantileSketch) -> None:
-        self._sketch = None
         bins = self._bins
         for key, count in other._bins.items():
             bins[key] = bins.get(key, 0) + count
@@ -60,16 +56,20 @@ class QuantileSketch:
         return clone
 
     def quantile(self, q: Decimal) -> float | None:
-        if not self.count:
+        count = self.count
+        if not count:
             return None
-        sketch = self._sketch
-        if sketch is None:
-            sketch = self._sketch = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
-            if self._zeros:
-                sketch.add(0.0, self._zeros)
-            for key, count in self._bins.items():
-                sketch.add(_MAPPING.value(key), count)
-        return sketch.get_quantile_value(float(q))
+        rank = float(q) * (float(count) - 1)
+        if rank < self._zeros:
+            return 0  # as DDSketch answers it (an int)
+        rank -= self._zeros
+        running = 0.0
+        bins = self._bins
+        for key in sorted(bins):
+            running += bins[key]
+            if running > rank:
+                return _MAPPING.value(key)
+        return _MAPPING.value(max(bins))
 
     def to_json(self) -> list[list[int]]:
         return [[0, self._zeros], *([key, count] for key, count in sorted(self._bins.items()))]
