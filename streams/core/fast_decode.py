@@ -16,8 +16,9 @@ here too, or refused at import (`ContractViolation`):
   also matches before a final line feed, which the contract refuses). Timestamps take a
   narrower pattern than the contract's (`T`, `Z`, at most six fraction digits: what
   `datetime.fromisoformat` reads as pydantic does); the contract's way takes the rest;
-- the patterns of labels and codes (dimension values, currency codes, categories), which
-  repeat, against a bounded set of strings already found to match (one C call per event);
+- the patterns of labels and codes (dimension values, currency codes, categories): each
+  event type remembers the combinations of them found to match (a bounded set; they repeat),
+  so an event's labels cost one lookup;
 - a key repeated in one object (msgspec, like orjson, keeps the last silently): a message
   without a backslash has exactly one `":` per key, so it is compared with the keys the
   decoded event holds (an explicit `null` for an optional field counts as absent and sends the
@@ -49,44 +50,40 @@ _TIME_FORMS = (("[Tt]", "T"), ("(\\.[0-9]+)?", "(\\.[0-9]{1,6})?"), ("[Zz]", "Z"
 """The contract's RFC 3339 pattern narrowed to what `datetime.fromisoformat` reads as pydantic
 does (lower-case letters and a seventh fraction digit go the contract's way)."""
 LABEL_CACHE = 4096
-"""Most strings remembered per label pattern as matching it (a few dozen in practice)."""
-
-
-@dataclass(slots=True)
-class _Known:
-    """Strings found to match one pattern (and None: an absent optional field)."""
-
-    pattern: re.Pattern[str]
-    strings: set[object] = field(default_factory=lambda: {None})
-
-    def match(self, values: tuple[object, ...]) -> bool:
-        for value in values:
-            if value in self.strings:
-                continue
-            if not (isinstance(value, str) and self.pattern.search(value)):
-                return False
-            if len(self.strings) < LABEL_CACHE:
-                self.strings.add(value)
-        return True
-
+"""Most label combinations remembered per event type as valid (a few hundred in practice)."""
 
 Values = Callable[[Any], tuple[object, ...]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Shape:
-    """What is checked and converted after msgspec, per event type."""
+    """What is checked and converted after msgspec, for one event type."""
 
     keys: int
     """Keys every valid message of the type has (required fields, with `dimensions`'s)."""
-    optional: Values
-    """The optional fields' values (each one set is one more key in the message)."""
-    labels: tuple[tuple[Values, _Known], ...]
-    """Per pattern: the values of the fields that must match it, and the strings known to."""
+    values: Values
+    """The label fields' values, then the other optional fields': one call per event. Every
+    None among them is an absent optional field (a required one is never None)."""
+    optional: int
+    """How many optional fields `values` reads (each one set is one more key)."""
+    labels: int
+    """How many label fields `values` reads first."""
+    patterns: tuple[re.Pattern[str], ...]
+    """Each label field's pattern (an optional label may be None)."""
+    known: set[tuple[object, ...]]
+    """Label combinations found to match their patterns (at most `LABEL_CACHE`)."""
     decimals: tuple[str, ...]
     times: tuple[str, ...]
     rules: tuple[Callable[[Any], object], ...]
     """The model's `mode="after"` validators (each raises `ValueError` for an invalid event)."""
+
+    def labels_match(self, labels: tuple[object, ...]) -> bool:
+        for value, pattern in zip(labels, self.patterns, strict=True):
+            if value is not None and not (isinstance(value, str) and pattern.search(value)):
+                return False
+        if len(self.known) < LABEL_CACHE:
+            self.known.add(labels)
+        return True
 
 
 @dataclass(slots=True)
@@ -95,8 +92,8 @@ class _Fields:
 
     required: int = 0
     optional: list[str] = field(default_factory=list)
-    labels: dict[str, list[str]] = field(default_factory=dict)
-    """Paths of pattern-checked strings, by pattern."""
+    labels: list[tuple[str, str]] = field(default_factory=list)
+    """Paths of pattern-checked strings, with their patterns."""
     decimals: list[str] = field(default_factory=list)
     times: list[str] = field(default_factory=list)
 
@@ -156,7 +153,7 @@ def _type_of(path: str, schema: dict[str, Any], defs: dict[str, Any], fields: _F
         fields.times.append(fields.converted(path))
         meta["pattern"] = _time_pattern(schema)
     elif "pattern" in schema:
-        fields.labels.setdefault(_pattern(schema), []).append(path)
+        fields.labels.append((path, _pattern(schema)))
     return Annotated[str, msgspec.Meta(**meta)] if meta else str
 
 
@@ -210,7 +207,6 @@ def _values(paths: list[str]) -> Values:
 
 
 def _build() -> tuple[msgspec.json.Decoder[Any], dict[type, _Shape]]:
-    known: dict[str, _Known] = {}  # one per pattern, shared by every type that has it
     shapes: dict[type, _Shape] = {}
     for event_type, model in EVENT_MODELS.items():
         validators = model.__pydantic_decorators__.model_validators.values()
@@ -226,13 +222,15 @@ def _build() -> tuple[msgspec.json.Decoder[Any], dict[type, _Shape]]:
             tag=event_type,
             namespace={name: getattr(model, name) for name in model.__class_vars__},
         )
+        labels = [path for path, _ in fields.labels]
+        others = [path for path in fields.optional if path not in labels]
         shapes[struct] = _Shape(
             keys=fields.required,
-            optional=_values(fields.optional),
-            labels=tuple(
-                (_values(paths), known.setdefault(pattern, _Known(re.compile(pattern))))
-                for pattern, paths in fields.labels.items()
-            ),
+            values=_values(labels + others),
+            optional=len(fields.optional),
+            labels=len(labels),
+            patterns=tuple(re.compile(pattern) for _, pattern in fields.labels),
+            known=set(),
             decimals=tuple(fields.decimals),
             times=tuple(fields.times),
             rules=tuple(validator.func for validator in validators),
@@ -256,13 +254,12 @@ def fast_decode(raw: bytes) -> Envelope | None:
     except msgspec.DecodeError:
         return None
     shape = _SHAPES[type(event)]
-    optional = shape.optional(event)
-    if raw.count(b'":') != shape.keys + len(optional) - optional.count(None):
+    values = shape.values(event)
+    if raw.count(b'":') != shape.keys + shape.optional - values.count(None):
         return None  # a repeated key, an explicit null, a space before a colon
-    for values, known in shape.labels:
-        strings = values(event)
-        if not known.strings.issuperset(strings) and not known.match(strings):
-            return None
+    labels = values[: shape.labels]
+    if labels not in shape.known and not shape.labels_match(labels):
+        return None
     try:
         for name in shape.decimals:
             value = getattr(event, name)
