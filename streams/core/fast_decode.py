@@ -78,6 +78,22 @@ class _Shape:
     rules: tuple[Callable[[Any], object], ...]
     """The model's `mode="after"` validators (each raises `ValueError` for an invalid event)."""
 
+    def finish(self, event: Any) -> bool:
+        """Convert `event`'s fields and apply the model's rules; False if one refuses."""
+        try:
+            for name, search, convert in self.converts:
+                value = getattr(event, name)
+                if value is None:
+                    continue
+                if value.__class__ is str and search(value) is None:
+                    return False
+                setattr(event, name, convert(value))
+            for rule in self.rules:
+                rule(event)
+        except ValueError:  # a 31st of February, a missing cost center: the contract says why
+            return False
+        return True
+
     def labels_match(self, labels: tuple[object, ...]) -> bool:
         for value, pattern in zip(labels, self.patterns, strict=True):
             if value is not None and not (isinstance(value, str) and pattern.search(value)):
@@ -263,16 +279,4 @@ def fast_decode(raw: bytes) -> Envelope | None:
     labels = values[: shape.labels]
     if labels not in shape.known and not shape.labels_match(labels):
         return None
-    try:
-        for name, search, convert in shape.converts:
-            value = getattr(event, name)
-            if value is None:
-                continue
-            if value.__class__ is str and search(value) is None:
-                return None
-            setattr(event, name, convert(value))
-        for rule in shape.rules:
-            rule(event)
-    except ValueError:  # a 31st of February, a missing cost center: the contract says why
-        return None
-    return cast(Envelope, event)
+    return cast(Envelope, event) if shape.finish(event) else None
