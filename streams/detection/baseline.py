@@ -144,35 +144,47 @@ class Baseline:
         return t - self.first >= (2 * DAY if period == "daily" else WEEK + DAY)
 
     def _forecast(
-        self, t: float, precision: float
-    ) -> tuple[float, float, float, float, float, float, tuple[int, int]]:
-        """(expected, scale below, scale above) at `t`, before seeing its value (`precision`:
-        its sample relative to the series' typical one, see `SeriesDetector.update`), and what
-        it is made of: its spread, the base (level plus the damped trend projected to `t`,
-        deseasonalized), the seasonal factor (slot of the day times day of the week,
-        multiplicative: a busy noon is busier in a busy week) and the slots it was read from.
-        `update` learns from them; computed once and in one function (this runs for every
-        candidate of every series at every point), they cost a third less."""
-        steps = (t - self.last) / self.step if self.n else 1.0
+        self, t: float, steps: float, precision: float
+    ) -> tuple[float, float, float, float, float, float, int, int]:
+        """(expected, scale below, scale above) at `t`, `steps` steps after the last point
+        (before seeing its value; `precision`: its sample relative to the series' typical one,
+        see `SeriesDetector.update`), and what it is made of: its spread, the base (level plus
+        the damped trend projected to `t`, deseasonalized), the seasonal factor (slot of the day
+        times day of the week, multiplicative: a busy noon is busier in a busy week) and the
+        slots it was read from. `update` learns from them.
+
+        This runs for every candidate of every series at every point, so it is one function,
+        and `max(a, b)` / `min(a, b)` are written out as what they return (`b if b > a else a`,
+        NaN kept where they keep it): the scores are those of the calls, to the bit."""
         phi = self.tuning.damping
-        damped = phi * (1 - float(phi ** max(steps, 0.0))) / (1 - phi)
+        damped = phi * (1 - float(phi ** (0.0 if steps < 0.0 else steps))) / (1 - phi)
         base = self.level + self.trend * damped
         mid = t + self.step / 2
         day, week = self.day, self.week
-        week_slot = int((mid // DAY + 3) % 7) if week else -1  # 1970-01-01 was a Thursday
-        day_slot = -1
+        week_slot = day_slot = -1
+        factor = 1.0
         if day:
             per_day = len(day) // self.profiles
             day_slot = int((mid % DAY) / DAY * per_day)
-            if week_slot >= 5 and self.profiles == 2:  # Saturday, Sunday
-                day_slot += per_day
-        factor = 1.0 + day[day_slot] if day_slot >= 0 else 1.0
-        factor = factor * (1.0 + week[week_slot] if week_slot >= 0 else 1.0)
+            if week:
+                week_slot = int((mid // DAY + 3) % 7)  # 1970-01-01 was a Thursday
+                if week_slot >= 5 and self.profiles == 2:  # Saturday, Sunday
+                    day_slot += per_day
+            factor = 1.0 + day[day_slot]
+        elif week:
+            week_slot = int((mid // DAY + 3) % 7)
+        if week_slot >= 0:
+            factor = factor * (1.0 + week[week_slot])
         expected = base * factor
         spread = self.spread(expected, precision)
         floor = REL_FLOOR * abs(expected) + 1e-9
-        below, above = max(self.below * spread, floor), max(self.above * spread, floor)
-        return expected, below, above, spread, base, factor, (day_slot, week_slot)
+        below = self.below * spread
+        above = self.above * spread
+        if floor > below:  # noqa: PLR1730 - per point; max() costs more
+            below = floor
+        if floor > above:  # noqa: PLR1730 - per point; max() costs more
+            above = floor
+        return expected, below, above, spread, base, factor, day_slot, week_slot
 
     def spread(self, expected: float, precision: float = 1.0) -> float:
         """How much wider than usual the noise is at this level: event-driven sums have a
@@ -185,8 +197,9 @@ class Baseline:
         if self.counted:
             return 1.0 / math.sqrt(precision)
         typical = self.magnitude + 1e-12
-        relative = (abs(expected) + 0.1 * typical) / (1.1 * typical)
-        return min(4.0, max(0.25, math.sqrt(relative))) / math.sqrt(precision)
+        relative = math.sqrt((abs(expected) + 0.1 * typical) / (1.1 * typical))
+        relative = relative if relative > 0.25 else 0.25  # min(4, max(0.25, relative)), no calls
+        return (relative if relative < 4.0 else 4.0) / math.sqrt(precision)
 
     def update(
         self, t: float, value: float, precision: float = 1.0
@@ -195,19 +208,33 @@ class Baseline:
         forecast made before it. A point of low `precision` (a small sample) moves the level
         proportionally less."""
         tuning = self.tuning
-        if self.n == 0:
+        n = self.n
+        if n == 0:
             self.level, self.first, self.last, self.n = value, t, t, 1
             self.magnitude = abs(value)
             return 0.0, value, 0.0, 0.0
-        expected, below, above, spread, base, factor, slots = self._forecast(t, precision)
-        steps = max((t - self.last) / self.step, 1.0)
+        steps = (t - self.last) / self.step
+        expected, below, above, spread, base, factor, day_slot, week_slot = self._forecast(
+            t, steps, precision
+        )
+        if steps < 1.0:  # noqa: PLR1730 - max(steps, 1.0) without its call, NaN kept as it keeps
+            steps = 1.0
         residual = value - expected
-        clipped = min(max(residual, -CLIP * below), CLIP * above) if self.n > 3 else residual
-        self.n += 1
-        warm = 1.0 / self.n  # the first points are averaged rather than smoothed
+        if n > 3:  # clipped at CLIP scales: min(max(residual, -CLIP below), CLIP above)
+            low, high = -CLIP * below, CLIP * above
+            clipped = low if low > residual else residual
+            if high < clipped:  # noqa: PLR1730 - per point; min() costs more
+                clipped = high
+        else:
+            clipped = residual
+        n += 1
+        self.n = n
+        warm = 1.0 / n  # the first points are averaged rather than smoothed
         alpha = tuning.level if self.period == "none" else tuning.seasonal_level
-        level_gain = max(gain(alpha, steps), warm) * min(1.0, precision)
-        self.level = base + level_gain * clipped / factor
+        level_gain = gain(alpha, steps)
+        if warm > level_gain:  # noqa: PLR1730 - per point; max() costs more
+            level_gain = warm
+        self.level = level_gain * (precision if precision < 1.0 else 1.0) * clipped / factor + base
         self.recent.append(value / factor if abs(factor) > 1e-12 else value)
         eligible = self.eligible(t)
         if eligible:  # before the season is known, level moves are not a trend
@@ -217,8 +244,9 @@ class Baseline:
                 self.trend * tuning.damping**steps
                 + gain(tuning.trend, steps) * (self.level - base) / steps
             )
-        self._learn_season(slots, expected, clipped, residual)
-        self._learn_scale(steps, value, residual, (below, above), spread, eligible=eligible)
+        if day_slot >= 0 or week_slot >= 0:
+            self._learn_season(day_slot, week_slot, expected, clipped, residual)
+        self._learn_scale(steps, value, residual, below, above, spread=spread, eligible=eligible)
         self.last = t
         return residual, expected, below, above
 
@@ -252,14 +280,11 @@ class Baseline:
         self.relearned = self.n
 
     def _learn_season(
-        self, slots: tuple[int, int], expected: float, clipped: float, residual: float
+        self, day_slot: int, week_slot: int, expected: float, clipped: float, residual: float
     ) -> None:
         """Multiplicative Holt-Winters factors (Winters 1960), each pulled towards what this
         point says it should be, from the clipped value; then renormalized to average 1."""
-        if not self.day and not self.week:
-            return
         level = self.level if abs(self.level) > 1e-12 else 1e-12
-        day_slot, week_slot = slots
         day = 1.0 + self.day[day_slot] if day_slot >= 0 else 1.0
         week = 1.0 + self.week[week_slot] if week_slot >= 0 else 1.0
         for slot, offsets, seen, base_gain, other in (
@@ -294,40 +319,51 @@ class Baseline:
         steps: float,
         value: float,
         residual: float,
-        scales: tuple[float, float],
-        spread: float,
+        below: float,
+        above: float,
         *,
+        spread: float,
         eligible: bool = True,
     ) -> None:
         """Learn the scales below and above from the residual, and the typical magnitude.
         `eligible`: the model has seen enough to be judged (before, a seasonal model that does
-        not know its season yet misses by far, and that says nothing of its band)."""
+        not know its season yet misses by far, and that says nothing of its band). `max` and
+        `min` are written out as what they return (see `_forecast`)."""
         tuning = self.tuning
-        below, above = scales
         n = self.n - self.relearned  # points since the scales (re)started
-        scale_gain = max(tuning.scale, 1.0 / n)  # per point: noise does not grow in gaps
-        outside = n > 3 and abs(residual) > Z_BAND * (below if residual < 0 else above)
+        scale_gain = 1.0 / n  # per point: noise does not grow in gaps
+        if not scale_gain > tuning.scale:
+            scale_gain = tuning.scale
+        size = abs(residual)
+        outside = n > 3 and size > Z_BAND * (below if residual < 0 else above)
         wrong = eligible and self._outside_rate(residual, outside=outside) > WRONG_BAND_RATE
         if outside and not wrong:
             scale_gain *= OUTSIDE_SCALE_GAIN  # an anomaly says little about the usual noise
-        size = abs(residual) * GAUSS_MAD / spread
-        self.magnitude += max(gain(tuning.magnitude, steps), 1.0 / self.n) * (
-            abs(value) - self.magnitude
-        )
+        deviation = size
+        size = size * GAUSS_MAD / spread
+        magnitude_gain = 1.0 / self.n
+        learned = gain(tuning.magnitude, steps)
+        if not magnitude_gain > learned:
+            magnitude_gain = learned
+        self.magnitude += magnitude_gain * (abs(value) - self.magnitude)
         if residual >= 0:
             cap = size if wrong or n <= 3 else SCALE_CAP * above / spread
-            self.above += scale_gain * (min(size, cap) - self.above)
-            if n <= 3:
-                self.below = max(self.below, self.above)
+            self.above += scale_gain * ((cap if cap < size else size) - self.above)
+            if n <= 3 and self.above > self.below:
+                self.below = self.above
         else:
             cap = size if wrong or n <= 3 else SCALE_CAP * below / spread
-            self.below += scale_gain * (min(size, cap) - self.below)
-            if n <= 3:
-                self.above = max(self.above, self.below)
+            self.below += scale_gain * ((cap if cap < size else size) - self.below)
+            if n <= 3 and self.below > self.above:
+                self.above = self.below
         scale = below if residual < 0 else above
         # Candidates are compared over about a week, so a weekly pattern counts when it shows.
-        error_gain = max(1.0 - math.exp(-self.step / WEEK), 1.0 / n)
-        self.error += error_gain * (min(abs(residual), SCALE_CAP * scale) - self.error)
+        error_gain = 1.0 / n
+        weekly = 1.0 - math.exp(-self.step / WEEK)
+        if not error_gain > weekly:
+            error_gain = weekly
+        capped = SCALE_CAP * scale
+        self.error += error_gain * ((capped if capped < deviation else deviation) - self.error)
 
     def _outside_rate(self, residual: float, *, outside: bool) -> float:
         """Count the point on its side's rate of points outside the band; return that rate."""

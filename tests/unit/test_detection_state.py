@@ -173,13 +173,13 @@ def test_a_weekly_baseline_recorded_with_one_daily_profile_goes_on_with_one() ->
     for i in range(288 * 10):
         model.update(START + i * step, 100 + 30 * math.sin(i / 288 * 2 * math.pi) + rng.gauss(0, 3))
     saturday_13h = START + (5 - (START // 86_400 + 3) % 7) % 7 * 86_400 + 13 * 3600
-    assert model._forecast(saturday_13h, 1.0)[6] == (24 + 13, 5)  # the weekend profile's 13h
+    assert model._forecast(saturday_13h, 1.0, 1.0)[6:] == (24 + 13, 5)  # the weekend profile's 13h
     record = orjson.loads(encode(model))
     fields = record["state"]["v"]
     del fields["profiles"]
     fields["day"], fields["day_seen"] = fields["day"][:24], fields["day_seen"][:24]
     older = decode(orjson.dumps(record))
     assert older.profiles == 1
-    assert older._forecast(saturday_13h, 1.0)[6] == (13, 5)  # its one profile's 13h
+    assert older._forecast(saturday_13h, 1.0, 1.0)[6:] == (13, 5)  # its one profile's 13h
     for i in range(288 * 10, 288 * 17):  # a whole week more, weekends included
         assert math.isfinite(older.update(START + i * step, 100.0)[1])
