@@ -285,22 +285,17 @@ class Baseline:
         """Multiplicative Holt-Winters factors (Winters 1960), each pulled towards what this
         point says it should be, from the clipped value; then renormalized to average 1."""
         level = self.level if abs(self.level) > 1e-12 else 1e-12
-        day = 1.0 + self.day[day_slot] if day_slot >= 0 else 1.0
-        week = 1.0 + self.week[week_slot] if week_slot >= 0 else 1.0
-        for slot, offsets, seen, base_gain, other in (
-            (day_slot, self.day, self.day_seen, self.tuning.season_day, week),
-            (week_slot, self.week, self.week_seen, self.tuning.season_week, day),
-        ):
-            if slot < 0 or (offsets is self.week and self.day and min(self.day_seen) < 2):
-                continue  # the day of the week is learned once the day's shape is known
-            seen[slot] += 1
-            # A slot's first visits learn from the whole value: clipping at a scale that does
-            # not know the season yet would make the season take weeks to learn.
-            observed = expected + (clipped if seen[slot] > SEASON_LEARN_VISITS else residual)
-            target = bounded(observed / (level * other) - 1.0)
-            slot_gain = max(base_gain, 1.0 / seen[slot])
-            offsets[slot] += slot_gain * (target - offsets[slot])
-        for offsets, seen in ((self.day, self.day_seen), (self.week, self.week_seen)):
+        day_offsets, week_offsets = self.day, self.week
+        day = 1.0 + day_offsets[day_slot] if day_slot >= 0 else 1.0
+        week = 1.0 + week_offsets[week_slot] if week_slot >= 0 else 1.0
+        if day_slot >= 0:
+            self._learn_slot(day_offsets, self.day_seen, day_slot, self.tuning.season_day,
+                             (expected, clipped, residual, level * week))  # fmt: skip
+        # The day of the week is learned once the day's shape is known.
+        if week_slot >= 0 and not (day_offsets and min(self.day_seen) < 2):
+            self._learn_slot(week_offsets, self.week_seen, week_slot, self.tuning.season_week,
+                             (expected, clipped, residual, level * day))  # fmt: skip
+        for offsets, seen in ((day_offsets, self.day_seen), (week_offsets, self.week_seen)):
             if offsets and 0 not in seen:  # a profile is normalized once every slot is known
                 mean = sum(offsets) / len(offsets)
                 norm = 1.0 + mean
@@ -313,6 +308,31 @@ class Baseline:
                     ]
                     self.level *= norm
                     self.trend *= norm
+
+    @staticmethod
+    def _learn_slot(
+        offsets: list[float],
+        seen: list[int],
+        slot: int,
+        base_gain: float,
+        point: tuple[float, float, float, float],
+    ) -> None:
+        """Count a visit of `slot` and pull its offset towards what the point (`expected`, its
+        `clipped` and raw `residual`, and the level times the other factor) says it is. A
+        slot's first visits learn from the whole value: clipping at a scale that does not know
+        the season yet would make the season take weeks to learn. (`bounded` and `max` written
+        out as what they return, see `_forecast`.)"""
+        expected, clipped, residual, divisor = point
+        seen[slot] += 1
+        visits = seen[slot]
+        target = (expected + (clipped if visits > SEASON_LEARN_VISITS else residual)) / divisor
+        target -= 1.0
+        target = target if target > -0.9 else -0.9
+        target = target if target < 3.0 else 3.0
+        slot_gain = 1.0 / visits
+        if not slot_gain > base_gain:
+            slot_gain = base_gain
+        offsets[slot] += slot_gain * (target - offsets[slot])
 
     def _learn_scale(
         self,

@@ -99,11 +99,13 @@ class CountModel:
         self.day = [1.0] * slots
         self.day_seen = [0] * slots
 
-    def _slot(self, t: float) -> int:
-        return int(((t + self.step / 2) % DAY) / DAY * len(self.day))
-
     def _factor(self, slot: int) -> float:
-        return max(self.day[slot], PROFILE_FLOOR) if self.day_seen[slot] >= 2 else 1.0
+        """The slot's profile factor once it was seen twice (`max` written out as what it
+        returns: this runs for every series at every point)."""
+        if self.day_seen[slot] < 2:
+            return 1.0
+        factor = self.day[slot]
+        return PROFILE_FLOOR if factor < PROFILE_FLOOR else factor
 
     def update(
         self, t: float, value: float, *, judge: bool
@@ -117,24 +119,32 @@ class CountModel:
         if value > 0:
             self.unit = value if self.unit == 0 else self.unit + UNIT_GAIN * (value - self.unit)
         unit = 1.0 if (self.whole and self.unit <= COUNT_UNIT_MAX) or self.unit <= 0 else self.unit
-        slot = self._slot(t)  # once: the forecast and the learning share it
-        expected = self.level * self._factor(slot)
-        m = max(expected / unit, 1e-3)
-        x = max(value / unit, 0.0)
+        # once: the forecast and the learning share the slot and its factor
+        slot = int(((t + self.step / 2) % DAY) / DAY * len(self.day))
+        factor = self._factor(slot)
+        expected = self.level * factor
+        m = expected / unit  # max(m, 1e-3) and max(x, 0.0), as they return, without calls
+        m = 1e-3 if m < 1e-3 else m
+        x = value / unit
+        x = 0.0 if x < 0.0 else x
         score = 0.0
         if judge:
             p = _tail(x, m, self.dispersion)
             score = min(1.0, -math.log10(p) / (2 * BAND_LOG10))
         spread = 3.0 * math.sqrt(m * self.dispersion)
-        lower, upper = max(0.0, m - spread) * unit, (m + spread) * unit
-        self._learn(slot, x, m, unit)
+        lower = m - spread
+        lower = (lower if lower > 0.0 else 0.0) * unit
+        upper = (m + spread) * unit
+        self._learn(slot, factor, (x, m, unit))
         return expected, score, lower, upper, (x - m) / math.sqrt(m * self.dispersion)
 
-    def _learn(self, slot: int, x: float, m: float, unit: float) -> None:
-        """Rate, profile and dispersion; a value is capped at 4 spreads above the mean first,
-        so a burst moves them a bounded amount."""
-        self.n += 1
-        if self.n > 10:
+    def _learn(self, slot: int, factor: float, point: tuple[float, float, float]) -> None:
+        """Rate, profile and dispersion from the point (its value `x` and mean `m` in units,
+        and the `unit`; `factor`: the slot's, as forecast); a value is capped at 4 spreads
+        above the mean first, so a burst moves them a bounded amount."""
+        x, m, unit = point
+        n = self.n = self.n + 1
+        if n > 10:
             x = min(x, m + 4.0 * math.sqrt(m * self.dispersion) + 1.0)
             # Huber-like: a squared distance counts up to 2 standard deviations, corrected for
             # that cap (E[min(z^2, 4)] = 0.84 for a normal z), so an incident barely widens it.
@@ -144,9 +154,11 @@ class CountModel:
                 1.0, self.dispersion + DISPERSION_GAIN * (target - self.dispersion)
             )
         value = x * unit
-        factor = self._factor(slot)
-        self.level += max(LEVEL_GAIN, 1.0 / self.n) * (value / factor - self.level)
-        if self.level > 0:
+        level_gain = 1.0 / n  # max(LEVEL_GAIN, 1 / n), as it returns
+        if not level_gain > LEVEL_GAIN:
+            level_gain = LEVEL_GAIN
+        level = self.level = self.level + level_gain * (value / factor - self.level)
+        if level > 0:
             self.day_seen[slot] += 1
             gain = max(PROFILE_GAIN, 1.0 / self.day_seen[slot])
-            self.day[slot] += gain * (min(value / self.level, 10.0) - self.day[slot])
+            self.day[slot] += gain * (min(value / level, 10.0) - self.day[slot])

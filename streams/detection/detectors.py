@@ -135,6 +135,9 @@ class Detector(Protocol):
         ...
 
 
+_CUSUM_CLIP = 2 * Z_BAND
+
+
 @dataclass(slots=True)
 class _Cusum:
     """Two-sided CUSUM with forgetting over standardized residuals."""
@@ -143,10 +146,16 @@ class _Cusum:
     down: float = 0.0
 
     def update(self, z: float) -> float:
-        z = max(-2 * Z_BAND, min(2 * Z_BAND, z))
-        self.up = max(0.0, CUSUM_FORGET * self.up + z - CUSUM_K)
-        self.down = max(0.0, CUSUM_FORGET * self.down - z - CUSUM_K)
-        return max(self.up, self.down)
+        """Add `z` (clipped at 2 band widths); the larger side. Per candidate and point, so
+        `max`/`min` are written out as what they return (`b if b > a else a`)."""
+        z = z if z < _CUSUM_CLIP else _CUSUM_CLIP
+        z = z if z > -_CUSUM_CLIP else -_CUSUM_CLIP
+        up = CUSUM_FORGET * self.up + z - CUSUM_K
+        up = up if up > 0.0 else 0.0
+        down = CUSUM_FORGET * self.down - z - CUSUM_K
+        down = down if down > 0.0 else 0.0
+        self.up, self.down = up, down
+        return down if down > up else up
 
 
 def _candidates(step: float) -> tuple[Period, ...]:
@@ -420,16 +429,21 @@ class SeriesDetector:
         else:
             statistic = cusum.update(z)
         # A change still holds while the CUSUM remembers it (for `_onset`), on its side.
-        holding = min(1.0, max(abs(z) / (2 * Z_BAND), statistic / (2 * CUSUM_H)))
+        size = abs(z) / (2 * Z_BAND)
+        pushed = statistic / (2 * CUSUM_H)
+        holding = pushed if pushed > size else size  # min(1, max(size, pushed)), no calls
+        holding = holding if holding < 1.0 else 1.0
+        rising = cusum.up >= cusum.down
         if abs(z) / Z_BAND >= statistic / CUSUM_H:
             side = 1 if z >= 0 else -1
         else:
-            side = 1 if cusum.up >= cusum.down else -1
+            side = 1 if rising else -1
         # The CUSUM scores a point only while the point pushes it (beyond K on its side): its
         # memory of a spike that is over must not hold an alert open for ten more points.
-        if not (z > CUSUM_K if cusum.up >= cusum.down else z < -CUSUM_K):
-            statistic = 0.0
-        score = min(1.0, max(abs(z) / (2 * Z_BAND), statistic / (2 * CUSUM_H)))
+        if not (z > CUSUM_K if rising else z < -CUSUM_K):
+            pushed = 0.0
+        score = pushed if pushed > size else size
+        score = score if score < 1.0 else 1.0
         upper = expected + Z_BAND * width * above
         return _Judged(score, expected, lower, upper, z, raw, side, holding)
 

@@ -148,6 +148,9 @@ class Series:
         self.pool_since = math.inf
 
 
+_ZERO = Decimal(0)
+
+
 def rollups(catalog: CompiledCatalog, values: Iterable[KpiValue]) -> list[KpiValue]:
     """Each additive KPI also in total and per single dimension (revenue; revenue by region;
     revenue by business unit): what an ops board shows first, and where an incident spread over
@@ -155,21 +158,28 @@ def rollups(catalog: CompiledCatalog, values: Iterable[KpiValue]) -> list[KpiVal
     numerators and denominators; quantiles do not add up and are not rolled up."""
     sums: dict[tuple[str, Labels], list[Decimal]] = {}
     sample: dict[str, KpiValue] = {}
+    kpis = catalog.kpis
     for v in values:
-        kpi = catalog.kpis[v.kpi]
+        kpi = kpis[v.kpi]
         if kpi.kind == "quantile" or len(kpi.dims) < 1 or len(v.labels) != len(kpi.dims):
             continue
-        if kpi.kind != "flow" and (v.numerator is None or v.denominator is None):
+        flow = kpi.kind == "flow"
+        if not flow and (v.numerator is None or v.denominator is None):
             continue
-        sample.setdefault(v.kpi, v)
-        parts = [v.value, Decimal(0)] if kpi.kind == "flow" else [v.numerator, v.denominator]
+        if v.kpi not in sample:
+            sample[v.kpi] = v
+        numerator = (v.value if flow else v.numerator) or 0
+        denominator = v.denominator or 0
         subsets: list[Labels] = [()]
         if len(v.labels) > 1:
             subsets += [(pair,) for pair in v.labels]
         for labels in subsets:
-            acc = sums.setdefault((v.kpi, labels), [Decimal(0), Decimal(0)])
-            acc[0] += parts[0] or 0
-            acc[1] += parts[1] or 0
+            acc = sums.get((v.kpi, labels))
+            if acc is None:
+                acc = sums[(v.kpi, labels)] = [_ZERO, _ZERO]
+            acc[0] += numerator
+            if not flow:  # a flow's second sum stays 0: it is never read
+                acc[1] += denominator
     out: list[KpiValue] = []
     for (name, labels), (num, den) in sorted(sums.items()):
         kpi = catalog.kpis[name]
