@@ -50,6 +50,7 @@ from streams.errors import ContractViolation
 _TIME_FORMS = (("[Tt]", "T"), ("(\\.[0-9]+)?", "(\\.[0-9]{1,6})?"), ("[Zz]", "Z"))
 """The contract's RFC 3339 pattern narrowed to what `datetime.fromisoformat` reads as pydantic
 does (lower-case letters and a seventh fraction digit go the contract's way)."""
+_BACKSLASH = ord("\\")
 LABEL_CACHE = 4096
 """Most label combinations remembered per event type as valid (a few hundred in practice)."""
 
@@ -266,7 +267,7 @@ FAST_TYPES: frozenset[str] = frozenset(cast(Any, struct).type for struct in _SHA
 def fast_decode(raw: bytes) -> Envelope | None:
     """The event of `raw` if this path can take it (then the contract takes it too, with equal
     values), else None: the caller goes the contract's way."""
-    if b"\\" in raw:
+    if _BACKSLASH in raw:  # an int: one memchr (a one-byte bytes needle costs ten times that)
         return None
     try:
         event = _DECODER.decode(raw)
