@@ -68,15 +68,29 @@ def murmur2_partition(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+HASH_CACHE = 8192
+"""Keys whose hash a producer remembers (then it starts again): a window's KPI record is sent
+provisional, then final, with one key."""
+
+
 class Murmur2Partitioner:
     """aiokafka's `DefaultPartitioner` with the faster `murmur2` (the same partitions): a keyed
     record goes to `all_partitions[murmur2(key) % n]`, an unkeyed one to a random available
-    partition."""
+    partition. The hashes of the last `HASH_CACHE` keys are remembered."""
+
+    def __init__(self) -> None:
+        self._hashes: dict[bytes, int] = {}
 
     def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
         if key is None:
             return random.choice(available or all_partitions)
-        return all_partitions[(murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
+        hashes = self._hashes
+        hashed = hashes.get(key)
+        if hashed is None:
+            if len(hashes) >= HASH_CACHE:
+                hashes.clear()
+            hashed = hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[hashed % len(all_partitions)]
 
 
 class PartitionerCheck:

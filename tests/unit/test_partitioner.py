@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.kafka.partitioner import (
+    HASH_CACHE,
     MIN_SAMPLES,
     Murmur2Partitioner,
     PartitionerCheck,
@@ -55,6 +56,17 @@ def test_the_fast_murmur2_and_partitioner_equal_aiokafkas(key: bytes, partitions
     assert murmur2(key) == aiokafka_murmur2(key)
     every = list(range(partitions))
     assert Murmur2Partitioner()(key, every, every) == DefaultPartitioner()(key, every, every)
+
+
+def test_remembered_hashes_give_the_same_partitions() -> None:
+    """One producer's partitioner sees a key again (a KPI record provisional, then final),
+    with another partition count (a topic grown meanwhile), and more keys than it remembers."""
+    partitioner = Murmur2Partitioner()
+    keys = [f"revenue|1m|{minute}|region=emea".encode() for minute in range(HASH_CACHE + 500)]
+    for n in (4, 7):
+        every = list(range(n))
+        for key in keys + keys[:1000]:
+            assert partitioner(key, every, every) == DefaultPartitioner()(key, every, every)
 
 
 def test_an_unkeyed_record_goes_to_an_available_partition() -> None:
