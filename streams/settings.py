@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from streams.core.fiscal import FiscalSpec
+from streams.core.validation import ValidationLimits
 from streams.errors import ConfigError
 
 ENV_PREFIX = "PULSE_"
@@ -254,6 +255,11 @@ class Settings(BaseSettings):
         """Series left to KPI gauges once the detector families have their share."""
         reserved = DETECTOR_FAMILIES * self.max_watched_series if self.detection else 0
         return self.max_series - reserved
+
+    @property
+    def validation_limits(self) -> ValidationLimits:
+        """What every decoder of input events bounds them by (size, future skew)."""
+        return ValidationLimits(self.max_event_bytes, self.max_future_skew_seconds)
 
     @field_validator("input_topics", mode="before")
     @classmethod

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from streams.core import ValidationLimits, Watermark, decode_event
+from streams.core import Watermark, decode_event
 from streams.core.cardinality import CardinalityGuard
 from streams.core.compiler import PERIOD_WINDOWS, compile_catalog
 from streams.core.finalize import Finalizer
@@ -94,7 +94,7 @@ def run_backtest(
         join_max_entries=settings.join_max_entries,
     )
     finalizer = Finalizer(catalog, windows, settings.allowed_lateness_seconds)
-    limits = ValidationLimits(settings.max_event_bytes, settings.max_future_skew_seconds)
+    limits = settings.validation_limits
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)
     summary = BacktestSummary()

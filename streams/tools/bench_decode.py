@@ -18,7 +18,7 @@ import orjson
 from pydantic import ValidationError
 
 from schemas import event_adapter
-from streams.core import ValidationLimits, decode_timed
+from streams.core import decode_timed
 from streams.core.fast_decode import fast_decode
 from streams.errors import InvalidEvent
 from streams.settings import Settings
@@ -37,7 +37,7 @@ def main(argv: list[str]) -> None:
     repeats = int(argv[1]) if len(argv) > 1 else 5
     settings = Settings()
     messages = [r.value for held in records(count, settings).values() for r in held]
-    limits = ValidationLimits(settings.max_event_bytes, settings.max_future_skew_seconds)
+    limits = settings.validation_limits
     now = time.time() + 86_400 * 365  # the bench's events are dated before its run
 
     def worker(raw: bytes) -> object:

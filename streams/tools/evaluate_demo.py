@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from streams.core import Finalizer, ValidationLimits, Watermark, compile_catalog
+from streams.core import Finalizer, Watermark, compile_catalog
 from streams.core.money import FxTable
 from streams.core.partition_state import PartitionState, Windows
 from streams.detection.completeness import Completeness
@@ -108,7 +108,7 @@ def run_demo(spec: DemoRun, progress: TextIO | None = None) -> DemoEvaluation:
         completeness=Completeness(min_silence=settings.stale_after_seconds),
         max_series=settings.max_watched_series,
     )
-    limits = ValidationLimits(settings.max_event_bytes, settings.max_future_skew_seconds)
+    limits = settings.validation_limits
     next_report = live_from.timestamp() + 1800.0
 
     def progress_line(at: float, count: int) -> None:

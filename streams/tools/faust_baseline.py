@@ -17,7 +17,7 @@ import uuid
 import faust
 from faust.types import StreamT
 
-from streams.core import ValidationLimits, WorkerState, decode_event
+from streams.core import WorkerState, decode_event
 from streams.errors import InvalidEvent
 from streams.settings import Settings
 from streams.worker.config import state_config
@@ -42,7 +42,7 @@ async def measure_faust_agent(
     )
     source = app.topic(topic, value_serializer="raw", key_serializer="raw")
     state = WorkerState(state_config(settings))
-    limits = ValidationLimits(settings.max_event_bytes, settings.max_future_skew_seconds)
+    limits = settings.validation_limits
     seen = 0
     started = 0.0
     finished = asyncio.Event()

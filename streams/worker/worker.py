@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-from streams.core import CATALOG, BadEventGuard, Catalog, ValidationLimits, WorkerState
+from streams.core import CATALOG, BadEventGuard, Catalog, WorkerState
 from streams.detection.completeness import Completeness
 from streams.detection.watch import IDLE_STEPS, AnomalyWatch
 from streams.errors import BrokerError
@@ -102,7 +102,7 @@ class Worker:
         )
         self.step = BatchStep(
             self.state,
-            limits=ValidationLimits(settings.max_event_bytes, settings.max_future_skew_seconds),
+            limits=settings.validation_limits,
             guard=BadEventGuard(settings.max_bad_ratio, settings.bad_ratio_window),
             changelog=self.changelog,
             kpis=self.kpis,
