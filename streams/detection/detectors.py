@@ -49,6 +49,7 @@ from streams.detection.baseline import (
     Tuning,
 )
 from streams.detection.counts import BAND_LOG10, CountModel
+from streams.detection.shift import ShiftTest
 from streams.detection.tails import TailCalibration
 from streams.errors import ContractViolation
 
@@ -183,6 +184,8 @@ class SeriesDetector:
     _width: float = 1.0
     """The band's width in scales, for the series' own tails (`streams.detection.tails`)."""
     _tail: TailCalibration = field(default_factory=TailCalibration)
+    _shift: ShiftTest = field(default_factory=ShiftTest)
+    """The median of the last residuals, in the body's scales (`streams.detection.shift`)."""
     _run: int = 0
     """Points in a row scoring >= 0.5 on the side `_side` (a change that holds)."""
     _side: int = 0
@@ -257,6 +260,7 @@ class SeriesDetector:
             )
         ]
         best = min(judged, key=_by_score)
+        best = self._shifted(best, ready)
         if ready:  # during warm-up the model itself is still wrong: that is not the tails
             self._tail.update(best.raw)
             self._width = self._tail.width
@@ -357,6 +361,7 @@ class SeriesDetector:
             model.relearn(level)
         for cusum in self._cusums:
             cusum.up = cusum.down = 0.0
+        self._shift.clear()
         self._tail = TailCalibration()
         self._width = self._tail.width
         self._run = self._side = 0
@@ -403,8 +408,23 @@ class SeriesDetector:
             model.accept()
         for cusum in (*self._cusums, self._count_cusum):
             cusum.up = cusum.down = 0.0
+        self._shift.clear()
         self._run = self._side = 0
         return decayed, True
+
+    def _shifted(self, best: _Judged, ready: bool) -> _Judged:
+        """The most forgiving candidate's judgement, scored as a held shift when its last
+        residuals, in the body's scales, say so (`streams.detection.shift`): only where the tails
+        widened the band, which hides such a shift point by point and in the CUSUM (its
+        increments are divided by the width too)."""
+        width = self._width
+        shifted = self._shift.update(best.z * width, judge=width > 1.0, learn=ready)
+        if not shifted:
+            return best
+        moved = min(1.0, abs(shifted) / (2 * Z_BAND))
+        if moved <= best.score:
+            return best._replace(holding=max(best.holding, moved))
+        return best._replace(score=moved, side=1 if shifted > 0 else -1, holding=moved)
 
     def _judge(
         self, index: int, value: float, forecast: tuple[float, float, float, float]

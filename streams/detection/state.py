@@ -37,6 +37,7 @@ from streams.detection import (
     counts,
     detectors,
     incidents,
+    shift,
     tails,
     watch,
 )
@@ -57,7 +58,17 @@ RENAMED = {"_Baseline": "Baseline"}
 
 def _classes() -> dict[str, type]:
     found: dict[str, type] = {}
-    for module in (alerts, baseline, completeness, counts, detectors, incidents, tails, watch):
+    for module in (
+        alerts,
+        baseline,
+        completeness,
+        counts,
+        detectors,
+        incidents,
+        shift,
+        tails,
+        watch,
+    ):
         for value in vars(module).values():
             if (
                 isinstance(value, type)
