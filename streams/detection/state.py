@@ -56,19 +56,13 @@ RENAMED = {"_Baseline": "Baseline"}
 `baseline.Baseline`)."""
 
 
+MODULES = (alerts, baseline, completeness, counts, detectors, incidents, shift, tails, watch)
+"""The modules whose dataclasses a record may name."""
+
+
 def _classes() -> dict[str, type]:
     found: dict[str, type] = {}
-    for module in (
-        alerts,
-        baseline,
-        completeness,
-        counts,
-        detectors,
-        incidents,
-        shift,
-        tails,
-        watch,
-    ):
+    for module in MODULES:
         for value in vars(module).values():
             if (
                 isinstance(value, type)
