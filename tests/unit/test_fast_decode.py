@@ -4,6 +4,7 @@ and on the forms where msgspec, Python's `re` or `datetime` and pydantic could d
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import datetime
 from decimal import Decimal
@@ -183,9 +184,12 @@ FIELD_VALUES: dict[str, st.SearchStrategy[object]] = {
 
 
 def value_for(draw: st.DrawFn, name: str) -> object:
+    """A copy: `VALUES` samples shared lists and dicts, and a later change of the message (a
+    dimension set into a `dimensions` drawn as `{}`) must not change what later examples draw
+    (Hypothesis then fails the run as a flaky strategy)."""
     if name in FIELD_VALUES and draw(st.integers(0, 3)):
-        return draw(FIELD_VALUES[name])
-    return draw(VALUES)
+        return copy.deepcopy(draw(FIELD_VALUES[name]))
+    return copy.deepcopy(draw(VALUES))
 
 
 FIELDS = sorted({key for t in TEMPLATES for key in valid(t)} | {"dimensions", "unknown"})
