@@ -300,7 +300,7 @@ class Baseline:
                 mean = sum(offsets) / len(offsets)
                 norm = 1.0 + mean
                 if norm > 0.1:
-                    # `bounded`, inlined without calls (min and max per slot were a sixth of
+                    # kept within [-0.9, 3] without calls (min and max per slot were a sixth of
                     # the detector's time): this runs over every slot at every point
                     offsets[:] = [
                         (x if x <= 3.0 else 3.0) if (x := (1.0 + o) / norm - 1.0) >= -0.9 else -0.9
@@ -320,8 +320,9 @@ class Baseline:
         """Count a visit of `slot` and pull its offset towards what the point (`expected`, its
         `clipped` and raw `residual`, and the level times the other factor) says it is. A
         slot's first visits learn from the whole value: clipping at a scale that does not know
-        the season yet would make the season take weeks to learn. (`bounded` and `max` written
-        out as what they return, see `_forecast`.)"""
+        the season yet would make the season take weeks to learn. An offset stays within
+        [-0.9, 3] (a slot at 0.1x to 4x the level); that bound and `max` are written out as what
+        they return (see `_forecast`)."""
         expected, clipped, residual, divisor = point
         seen[slot] += 1
         visits = seen[slot]
@@ -398,8 +399,3 @@ class Baseline:
         self.sides = (below, above + 1)
         self.outside_above += max(OUTSIDE_RATE_GAIN, 1.0 / (above + 1)) * (hit - self.outside_above)
         return self.outside_above
-
-
-def bounded(offset: float) -> float:
-    """A relative seasonal offset stays within [-0.9, 3] (a slot at 0.1x to 4x the level)."""
-    return min(3.0, max(-0.9, offset))
