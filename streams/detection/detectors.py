@@ -71,13 +71,24 @@ SPARSE_GAIN = 0.02
 hour) is judged as a count (`streams.detection.counts`): its scale says little, the chance of
 the count it shows says what matters."""
 ONSET_DECAY = 0.9
-"""While a change holds, each further point of it scores this fraction of the one before."""
+"""The alert lifecycle judges the k-th point of a change at `ONSET_DECAY`**k of its score..."""
+ONSET_FADE = 0.7
+"""...and the point's score (`pulse detect`'s, the dashboards') fades from the third point on by
+this factor a point: a benchmark that counts every flagged row charges each row of a change that
+is no incident, and an alert has opened by the change's second point (`_onset`)."""
 RELEARN_POINTS = ACCEPT_POINTS
 """Points a band learns from before it judges again, after its series left the sparse state."""
 RELEARN_SPREAD = 10.0
 """... when its recent points spread over this many times its band's scale (`_band_too_narrow`)."""
 GAUSS_MEDIAN_AD = 1.4826
 """A Gaussian's scale over its median absolute deviation (`GAUSS_MAD`: its mean one)."""
+PAGING_FACTORS = tuple(ONSET_DECAY**k for k in range(ACCEPT_POINTS))
+ONSET_FACTORS = tuple(
+    ONSET_DECAY ** min(k, 1) * ONSET_FADE ** max(0, k - 1) for k in range(ACCEPT_POINTS)
+)
+"""What the k-th point of a change (k = 0 first) scores, as a fraction of what it would alone:
+for the alert lifecycle (`Score.paging`: 1, 0.9, 0.81, ...) and as the point's score (1, 0.9,
+0.63, 0.44, ...)."""
 HOLD_SCORE = 0.25
 """A change holds while its points stay on its side at this score or more."""
 PRECISION_RANGE = (1 / 16, 4.0)
@@ -106,6 +117,14 @@ class Score:
     """Signed residual in scales (positive: above expected)."""
     accepted: bool = False
     """True at the point where a change that held `ACCEPT_POINTS` points became the new level."""
+    paging: float = math.nan
+    """The score the alert lifecycle judges, when it differs from `score` (NaN: the same): the
+    point's score with the onset's slower decay `ONSET_DECAY`**k (see `SeriesDetector._onset`)."""
+
+    @property
+    def alerting(self) -> float:
+        """The score the alert lifecycle judges (`paging`, or `score`)."""
+        return self.score if math.isnan(self.paging) else self.paging
 
 
 class _Judged(NamedTuple):
@@ -270,8 +289,17 @@ class SeriesDetector:
             best = self._judge_count(judged_count, ready=ready)
         elif stuck:  # inside the band, but no longer moving: a change that holds
             best = best._replace(score=1.0, side=1, holding=1.0)
-        value_score, accepted = self._onset(best.score, best.side, ready, best.holding)
-        return Score(value_score, best.expected, best.lower, best.upper, ready, best.z, accepted)
+        value_score, paging, accepted = self._onset(best.score, best.side, ready, best.holding)
+        return Score(
+            value_score,
+            best.expected,
+            best.lower,
+            best.upper,
+            ready,
+            best.z,
+            accepted,
+            paging=paging,
+        )
 
     def _judge_count(
         self, judged: tuple[float, float, float, float, float], *, ready: bool
@@ -382,35 +410,43 @@ class SeriesDetector:
         self._weight += max(WEIGHT_GAIN, 1.0 / self._n) * (weight - self._weight)
         return precision
 
-    def _onset(self, score: float, side: int, ready: bool, holding: float) -> tuple[float, bool]:
-        """Rank the onset of a change highest, and accept a change that holds.
+    def _onset(
+        self, score: float, side: int, ready: bool, holding: float
+    ) -> tuple[float, float, bool]:
+        """Rank the onset of a change highest, and accept a change that holds: the point's
+        score, the score the alert lifecycle judges (`Score.paging`), and whether it accepted.
 
         A point at >= 0.5 starts a change; it holds while the points stay on its side at >=
         `HOLD_SCORE` (the robust baseline follows a shift a little, so its later points score
         less than the first, but they are still the change). Its k-th point (k = 0 first) scores
-        `ONSET_DECAY`**k of what it would alone, so the onset stands out and the score comes back
-        down while the change holds. After `ACCEPT_POINTS` points the change is the new normal:
-        every candidate's level moves to the median of its recent deseasonalized values, the
-        CUSUMs restart, and the point says `accepted` (the alert lifecycle closes the alert as
-        "new level accepted"). An hourly series accepts a new level after 12 hours, a 5-minute
-        one after an hour.
+        `ONSET_FACTORS[k]` of what it would alone (1, 0.9, 0.63, 0.44, ...), so the onset stands
+        out and the score is back under 0.5 by the third point while the change holds. The alert
+        lifecycle judges `PAGING_FACTORS[k]` (0.9**k) of it: the same for the first two points,
+        which open an alert, and then slower, so a change whose second point fell just short
+        can still open one at its next points, and an alert lasts about as long as its change
+        holds. After `ACCEPT_POINTS` points the change is the new normal: every candidate's
+        level moves to the median of its recent deseasonalized values, the CUSUMs restart, and
+        the point says `accepted` (the alert lifecycle closes the alert as "new level
+        accepted"). An hourly series accepts a new level after 12 hours, a 5-minute one after
+        an hour.
         """
         holds = self._run > 0 and side == self._side and holding >= HOLD_SCORE
         if not (ready and (holds or score >= 0.5)):
             self._run = self._side = 0
-            return score, False
+            return score, score, False
         self._run = self._run + 1 if holds else 1
         self._side = side
-        decayed = score * ONSET_DECAY ** (self._run - 1)
+        k = self._run - 1
+        faded, paging = score * ONSET_FACTORS[k], score * PAGING_FACTORS[k]
         if self._run < ACCEPT_POINTS:
-            return decayed, False
+            return faded, paging, False
         for model in self._models:
             model.accept()
         for cusum in (*self._cusums, self._count_cusum):
             cusum.up = cusum.down = 0.0
         self._shift.clear()
         self._run = self._side = 0
-        return decayed, True
+        return faded, paging, True
 
     def _shifted(self, best: _Judged, ready: bool) -> _Judged:
         """The most forgiving candidate's judgement, scored as a held shift when its last

@@ -466,7 +466,7 @@ class AnomalyWatch:
                 if window in STATIC_WINDOWS
                 else None
             )
-            judged = s.score.score
+            judged = s.score.alerting
             if judged >= self.policy.open_score and not s.lifecycle.active:
                 judged = self._combined(key, start, judged)
             change = s.lifecycle.step(
@@ -507,7 +507,7 @@ class AnomalyWatch:
                 Opening(
                     key,
                     s.observed - s.score.expected,
-                    s.score.score,
+                    s.score.alerting,
                     self.catalog.kpis[key[0]].kind == "flow",
                     STEPS.get(window, 86_400.0),
                     len(self.catalog.kpis[key[0]].numerator) > 1,
@@ -592,7 +592,7 @@ class AnomalyWatch:
             expected=score.expected if score is not None else None,
             lower=score.lower if score is not None else None,
             upper=score.upper if score is not None else None,
-            score=score.score if score is not None else 0.0,
+            score=score.alerting if score is not None else 0.0,
             explanation=explanation,
             incident=member.incident if member is not None else None,
             role=member.role if member is not None else None,
@@ -721,7 +721,7 @@ class AnomalyWatch:
             if found is None or found.score is None or found.last_start != start:
                 continue  # not watched at this scope (OpEx per business unit and region)
             judged += 1
-            if found.score.score >= self.policy.open_score:
+            if found.score.alerting >= self.policy.open_score:
                 return score
         return min(score, CALM_INPUTS_SCORE) if judged else score
 

@@ -218,7 +218,7 @@ def score_series(
             continue
         s = detector.update(t, value)
         report.points.append(ScoredPoint(t, value, s.expected, s.lower, s.upper, s.score, s.ready))
-        change = lifecycle.step(t, s.score, ready=s.ready)
+        change = lifecycle.step(t, s.alerting, ready=s.ready, accepted=s.accepted)
         if change is None:
             if open_alert is not None and lifecycle.active:
                 open_alert = (open_alert[0], lifecycle.severity)

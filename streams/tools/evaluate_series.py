@@ -90,7 +90,7 @@ def alerts_of(
         s = detector.update(t, value)
         if scores is not None:
             scores.append((t, s.score))
-        change = life.step(t, s.score, ready=s.ready, accepted=s.accepted)
+        change = life.step(t, s.alerting, ready=s.ready, accepted=s.accepted)
         if change is not None:
             events.append(
                 AnomalyEvent(
@@ -101,7 +101,7 @@ def alerts_of(
                     at=t + step,
                     kpi=name,
                     observed=value,
-                    score=s.score,
+                    score=s.alerting,
                 )
             )
     return events
