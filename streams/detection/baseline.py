@@ -143,6 +143,31 @@ class Baseline:
             return True
         return t - self.first >= (2 * DAY if period == "daily" else WEEK + DAY)
 
+    def new_kind_of_day(self, t: float) -> bool:
+        """True in the first day of weekend (or weekday) hours that a candidate with a weekday
+        and a weekend profile sees at `t`'s hour, having seen the other kind's: what the daily
+        candidate learned so far is the other kind of day's shape (a road's first Saturday
+        morning, without its weekday rush hour)."""
+        if self.profiles != 2:
+            return False
+        per_day = len(self.day) // 2
+        mid = t + self.step / 2
+        slot = int((mid % DAY) / DAY * per_day)
+        weekend = (mid // DAY + 3) % 7 >= 5  # 1970-01-01 was a Thursday
+        here, other = (slot + per_day, slot) if weekend else (slot, slot + per_day)
+        visits = DAY / per_day / self.step  # points of a slot in one day
+        return self.day_seen[here] <= visits <= self.day_seen[other]
+
+    def knows_both_kinds(self, t: float) -> bool:
+        """True when a candidate with a weekday and a weekend profile has seen a whole day of
+        both at `t`'s hour (before it is eligible: its day-of-week factors are not learned)."""
+        if self.profiles != 2:
+            return False
+        per_day = len(self.day) // 2
+        slot = int(((t + self.step / 2) % DAY) / DAY * per_day)
+        visits = DAY / per_day / self.step
+        return self.day_seen[slot] > visits and self.day_seen[slot + per_day] > visits
+
     def _forecast(
         self, t: float, steps: float, precision: float
     ) -> tuple[float, float, float, float, float, float, int, int]:

@@ -269,14 +269,18 @@ class SeriesDetector:
         # scores the point; the most forgiving one explains it. An anomaly is a point no
         # plausible model expects: a Saturday that only the weekly profile knows is quiet is not.
         chosen = self._models[self._chosen]
+        # In a series' first weekend (or weekday) hours after a whole day of the other kind,
+        # the shape learned so far is the other kind's: every eligible candidate is plausible,
+        # whatever its error (a road's first Saturday morning has no rush hour). The weekly
+        # candidate's weekday and weekend profiles count once both have seen a whole day at
+        # this hour, days before the candidate is eligible (a week and a day).
+        weekly = self._models[-1]
+        limit = math.inf if weekly.new_kind_of_day(t) else PLAUSIBLE_ERROR * chosen.error
         judged = [
             self._judge(i, value, result)
-            for i, result in enumerate(results)
+            for i, (model, result) in enumerate(zip(self._models, results, strict=True))
             if i == self._chosen
-            or (
-                self._models[i].eligible(t)
-                and self._models[i].error <= PLAUSIBLE_ERROR * chosen.error
-            )
+            or ((model.eligible(t) or model.knows_both_kinds(t)) and model.error <= limit)
         ]
         best = min(judged, key=_by_score)
         best = self._shifted(best, ready)

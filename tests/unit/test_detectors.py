@@ -449,6 +449,32 @@ def test_a_weekend_without_the_weekday_rush_hours_is_normal_once_learned() -> No
     assert alerts(scores[14 * 288 : 15 * 288]) == []
 
 
+def test_the_first_weekend_and_the_monday_after_it_are_not_anomalies_but_an_accident_is() -> None:
+    """A road sensor starting on a Monday: its first Saturday has no rush hour, which the daily
+    profile, learned on weekdays, expects (the corpus' road sensors paged every first Saturday
+    morning); on the Sunday and the Monday after, the weekly candidate's weekday and weekend
+    profiles know both kinds of day before it is eligible. An accident on that first Saturday
+    (the speed at 15 for an hour) still pages within two points."""
+    step = 5 * MINUTE
+    accident = range(5 * 288 + 11 * 12, 5 * 288 + 12 * 12)  # Saturday 11:00-12:00
+
+    def speeds(with_accident: bool) -> list[Score]:
+        rng = random.Random(3)
+        return run(
+            SeriesDetector(step),
+            8 * 288,
+            lambda i, t: 15.0 if with_accident and i in accident else road_speed(t, rng),
+            step=step,
+        )
+
+    scores = speeds(with_accident=False)
+    assert alerts(scores[5 * 288 : 8 * 288]) == []  # Saturday, Sunday, Monday
+    assert sum(s.score >= 0.5 for s in scores[5 * 288 : 8 * 288]) <= 3
+    opened = alerts(speeds(with_accident=True)[5 * 288 :])
+    assert opened, "the accident did not page"
+    assert accident.start - 5 * 288 <= opened[0] <= accident.start - 5 * 288 + 2
+
+
 def test_a_stuck_value_scores_its_onset_and_a_series_that_often_repeats_is_not_stuck() -> None:
     """Five-minute data about 100: a run of 12 equal values inside the band (a frozen sensor)
     scores as a change once the value has repeated `STUCK_POINTS` times, when the series never
