@@ -96,6 +96,13 @@ class Baseline:
     twice: too few to learn a weekend's shape from without the weekly candidate forgiving
     noise (it delayed the page of a +50% shift on a Sunday by two hours). State written
     before there were two reads as 1."""
+    new_kind: bool = False
+    """At the last point's hour, a candidate with a weekday and a weekend profile is in the first
+    day of that kind after a whole day of the other: what the daily candidate learned so far is
+    the other kind of day's shape (a road's first Saturday morning has no weekday rush hour)."""
+    both_kinds: bool = False
+    """At the last point's hour, both profiles have seen a whole day (before the candidate is
+    eligible, a week and a day in: its day-of-week factors are not learned yet)."""
     week: list[float] = field(default_factory=list)
     week_seen: list[int] = field(default_factory=list)
     above: float = 0.0
@@ -142,31 +149,6 @@ class Baseline:
         if period == "none":
             return True
         return t - self.first >= (2 * DAY if period == "daily" else WEEK + DAY)
-
-    def new_kind_of_day(self, t: float) -> bool:
-        """True in the first day of weekend (or weekday) hours that a candidate with a weekday
-        and a weekend profile sees at `t`'s hour, having seen the other kind's: what the daily
-        candidate learned so far is the other kind of day's shape (a road's first Saturday
-        morning, without its weekday rush hour)."""
-        if self.profiles != 2:
-            return False
-        per_day = len(self.day) // 2
-        mid = t + self.step / 2
-        slot = int((mid % DAY) / DAY * per_day)
-        weekend = (mid // DAY + 3) % 7 >= 5  # 1970-01-01 was a Thursday
-        here, other = (slot + per_day, slot) if weekend else (slot, slot + per_day)
-        visits = DAY / per_day / self.step  # points of a slot in one day
-        return self.day_seen[here] <= visits <= self.day_seen[other]
-
-    def knows_both_kinds(self, t: float) -> bool:
-        """True when a candidate with a weekday and a weekend profile has seen a whole day of
-        both at `t`'s hour (before it is eligible: its day-of-week factors are not learned)."""
-        if self.profiles != 2:
-            return False
-        per_day = len(self.day) // 2
-        slot = int(((t + self.step / 2) % DAY) / DAY * per_day)
-        visits = DAY / per_day / self.step
-        return self.day_seen[slot] > visits and self.day_seen[slot + per_day] > visits
 
     def _forecast(
         self, t: float, steps: float, precision: float
@@ -271,9 +253,24 @@ class Baseline:
             )
         if day_slot >= 0 or week_slot >= 0:
             self._learn_season(day_slot, week_slot, expected, clipped, residual)
+        if self.profiles == 2:
+            if not eligible:
+                self._kinds_of_day(day_slot)
+            elif self.new_kind or self.both_kinds:  # it has seen both kinds at every hour
+                self.new_kind = self.both_kinds = False
         self._learn_scale(steps, value, residual, below, above, spread=spread, eligible=eligible)
         self.last = t
         return residual, expected, below, above
+
+    def _kinds_of_day(self, slot: int) -> None:
+        """`new_kind` and `both_kinds` at the hour of `slot` (of a weekday and a weekend
+        profile: 24 hours each), the point's visit counted."""
+        seen = self.day_seen
+        here = seen[slot]
+        other = seen[slot - 24] if slot >= 24 else seen[slot + 24]
+        visits = HOUR / self.step  # points of an hour in one day
+        self.new_kind = here <= visits <= other
+        self.both_kinds = here > visits and other > visits
 
     def accept(self) -> None:
         """Take the level the recent points held as the new normal (no trend towards it): the

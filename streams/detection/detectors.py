@@ -274,13 +274,13 @@ class SeriesDetector:
         # whatever its error (a road's first Saturday morning has no rush hour). The weekly
         # candidate's weekday and weekend profiles count once both have seen a whole day at
         # this hour, days before the candidate is eligible (a week and a day).
-        weekly = self._models[-1]
-        limit = math.inf if weekly.new_kind_of_day(t) else PLAUSIBLE_ERROR * chosen.error
+        models = self._models
+        limit = math.inf if models[-1].new_kind else PLAUSIBLE_ERROR * chosen.error
         judged = [
             self._judge(i, value, result)
-            for i, (model, result) in enumerate(zip(self._models, results, strict=True))
+            for i, result in enumerate(results)
             if i == self._chosen
-            or ((model.eligible(t) or model.knows_both_kinds(t)) and model.error <= limit)
+            or ((models[i].both_kinds or models[i].eligible(t)) and models[i].error <= limit)
         ]
         best = min(judged, key=_by_score)
         best = self._shifted(best, ready)
