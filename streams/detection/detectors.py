@@ -424,7 +424,7 @@ class SeriesDetector:
         `HOLD_SCORE` (the robust baseline follows a shift a little, so its later points score
         less than the first, but they are still the change). Its k-th point (k = 0 first) scores
         `ONSET_FACTORS[k]` of what it would alone (1, 0.9, 0.63, 0.44, ...), so the onset stands
-        out and the score is back under 0.5 by the third point while the change holds. The alert
+        out and the score is back under 0.5 by the fourth point while the change holds. The alert
         lifecycle judges `PAGING_FACTORS[k]` (0.9**k) of it: the same for the first two points,
         which open an alert, and then slower, so a change whose second point fell just short
         can still open one at its next points, and an alert lasts about as long as its change
