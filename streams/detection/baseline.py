@@ -264,10 +264,11 @@ class Baseline:
 
     def _kinds_of_day(self, slot: int) -> None:
         """`new_kind` and `both_kinds` at the hour of `slot` (of a weekday and a weekend
-        profile: 24 hours each), the point's visit counted."""
+        profile, in that order), the point's visit counted."""
         seen = self.day_seen
+        half = len(seen) // 2
         here = seen[slot]
-        other = seen[slot - 24] if slot >= 24 else seen[slot + 24]
+        other = seen[slot - half] if slot >= half else seen[slot + half]
         visits = HOUR / self.step  # points of an hour in one day
         self.new_kind = here <= visits <= other
         self.both_kinds = here > visits and other > visits

@@ -35,14 +35,16 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from streams.detection.tails import TailCalibration
+from streams.detection.baseline import GAUSS_MAD
+from streams.detection.tails import TailCalibration, U
 
 SHIFT_POINTS = 8
 """Residuals the median is taken over (40 minutes of a 5-minute series)."""
-MEDIAN_SE = 1.2533
-"""A sample median's standard error times sqrt(n), over the sample's standard deviation."""
-PEAK = 2.0
-"""A residual beyond this many scales is a peak (as `streams.detection.tails.U`)."""
+MEDIAN_SE = GAUSS_MAD
+"""A sample median's standard error times sqrt(n), over the sample's standard deviation (sqrt(pi
+/ 2), as a Gaussian's standard deviation over its mean absolute deviation)."""
+PEAK = U
+"""A residual beyond this many scales is a peak (the tails' threshold)."""
 CLUSTERED = 0.25
 """The test speaks while under this share of peaks followed a peak on the same side..."""
 CLUSTER_GAIN = 0.02
