@@ -39,7 +39,9 @@ COUNT_UNIT_MAX = 10.0
 LEVEL_GAIN = 0.02
 """Per point: the rate of a sparse series is averaged over ~50 points."""
 PROFILE_GAIN = 0.05
-"""Per visit of a slot of the day."""
+"""Per point in a slot of the day: a slot's mean value is averaged over ~20 points..."""
+PROFILE_PRIOR = 5
+"""...and a slot never seen starts at the mean of the slot before it, as if seen this often."""
 PROFILE_FLOOR = 0.02
 """A slot of the day is at least 2% of the mean: an event there is rare, not impossible."""
 DAY = 86_400.0
@@ -91,20 +93,50 @@ class CountModel:
     level: float = 0.0
     """Mean value per point (deseasonalized), a slow average."""
     n: int = 0
-    day: list[float] = field(default_factory=list)
+    day_mean: list[float] = field(default_factory=list)
+    """Per slot of the day: its mean value, a slow average..."""
     day_seen: list[int] = field(default_factory=list)
+    """...over this many points (0: never seen)."""
+    seen_total: float = 0.0
+    seen_slots: int = 0
+    """The sum of the slots' means and the number of slots seen: the profile's mean."""
+    slot: int = -1
+    """The slot of the day of the last point (-1: none yet)."""
 
     def __post_init__(self) -> None:
+        self._profile()
+
+    def _profile(self) -> None:
+        """A flat profile: one slot per hour of the day below a day's step. (State from an
+        older version, whose profile was an average of ratios to the level, starts here.)"""
         slots = round(DAY / max(self.step, 3600.0)) if self.step < DAY else 1
-        self.day = [1.0] * slots
+        self.day_mean = [0.0] * slots
         self.day_seen = [0] * slots
+        self.seen_total, self.seen_slots, self.slot = 0.0, 0, -1
+
+    def _enter(self, slot: int) -> None:
+        """A slot of the day never seen starts at the mean of the slot before it (as if seen
+        `PROFILE_PRIOR` times): a minute series' new hour continues its last one."""
+        if slot == self.slot:
+            return
+        if self.day_seen[slot] == 0 and self.slot >= 0:
+            self.day_mean[slot] = self.day_mean[self.slot]
+            self.day_seen[slot] = PROFILE_PRIOR
+            self.seen_total += self.day_mean[slot]
+            self.seen_slots += 1
+        self.slot = slot
 
     def _factor(self, slot: int) -> float:
-        """The slot's profile factor once it was seen twice (`max` written out as what it
-        returns: this runs for every series at every point)."""
-        if self.day_seen[slot] < 2:
+        """The slot's profile factor: its mean value over the mean of the slots seen (1 before
+        either is known). It depends on the values only, not on the level: a factor learned as
+        a ratio to the level (as before) fed back into it, and for a sparse series drifted
+        low while the level rose to make up for it (after a day of a few expenses an hour the
+        level was 50 times the rate, and the first minutes of every new hour, at factor 1,
+        expected that and paged their empty minutes, ~2 alerts a day)."""
+        mean = self.seen_total / self.seen_slots if self.seen_slots else 0.0
+        if mean <= 0.0 or self.day_seen[slot] == 0:
             return 1.0
-        factor = self.day[slot]
+        factor = self.day_mean[slot] / mean
         return PROFILE_FLOOR if factor < PROFILE_FLOOR else factor
 
     def update(
@@ -120,7 +152,10 @@ class CountModel:
             self.unit = value if self.unit == 0 else self.unit + UNIT_GAIN * (value - self.unit)
         unit = 1.0 if (self.whole and self.unit <= COUNT_UNIT_MAX) or self.unit <= 0 else self.unit
         # once: the forecast and the learning share the slot and its factor
-        slot = int(((t + self.step / 2) % DAY) / DAY * len(self.day))
+        if len(self.day_mean) != len(self.day_seen) or not self.day_seen:
+            self._profile()  # state from an older version
+        slot = int(((t + self.step / 2) % DAY) / DAY * len(self.day_seen))
+        self._enter(slot)
         factor = self._factor(slot)
         expected = self.level * factor
         m = expected / unit  # max(m, 1e-3) and max(x, 0.0), as they return, without calls
@@ -157,8 +192,13 @@ class CountModel:
         level_gain = 1.0 / n  # max(LEVEL_GAIN, 1 / n), as it returns
         if not level_gain > LEVEL_GAIN:
             level_gain = LEVEL_GAIN
-        level = self.level = self.level + level_gain * (value / factor - self.level)
-        if level > 0:
-            self.day_seen[slot] += 1
-            gain = max(PROFILE_GAIN, 1.0 / self.day_seen[slot])
-            self.day[slot] += gain * (min(value / level, 10.0) - self.day[slot])
+        self.level += level_gain * (value / factor - self.level)
+        seen = self.day_seen[slot] = self.day_seen[slot] + 1
+        if seen == 1:
+            self.seen_slots += 1
+        gain = 1.0 / seen  # max(PROFILE_GAIN, 1 / seen), as it returns
+        if not gain > PROFILE_GAIN:
+            gain = PROFILE_GAIN
+        step = gain * (value - self.day_mean[slot])
+        self.day_mean[slot] += step
+        self.seen_total += step

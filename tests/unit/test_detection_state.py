@@ -14,6 +14,7 @@ import pytest
 from streams.core.compiler import compile_catalog
 from streams.core.kpi_values import KpiValue
 from streams.detection.baseline import Baseline, Tuning
+from streams.detection.counts import CountModel
 from streams.detection.state import (
     StateError,
     decode,
@@ -183,3 +184,23 @@ def test_a_weekly_baseline_recorded_with_one_daily_profile_goes_on_with_one() ->
     assert older._forecast(saturday_13h, 1.0, 1.0)[6:] == (13, 5)  # its one profile's 13h
     for i in range(288 * 10, 288 * 17):  # a whole week more, weekends included
         assert math.isfinite(older.update(START + i * step, 100.0)[1])
+
+
+def test_a_count_model_recorded_with_a_profile_of_ratios_starts_a_flat_profile() -> None:
+    """Records written before a count model's profile held each slot's mean value hold `day`
+    (ratios to the level) and `day_seen`: restored, the model keeps its level and dispersion
+    and starts its profile again, flat."""
+    model = CountModel(MINUTE)
+    rng = random.Random(4)
+    for i in range(300):
+        model.update(START + i * MINUTE, float(rng.random() < 0.3), judge=True)
+    record = orjson.loads(encode(model))
+    fields = record["state"]["v"]
+    for name in ("day_mean", "seen_total", "seen_slots", "slot"):
+        del fields[name]
+    fields["day"] = [0.02] * 24
+    older = decode(orjson.dumps(record))
+    assert (older.level, older.dispersion) == (model.level, model.dispersion)
+    expected, *_ = older.update(START + 300 * MINUTE, 0.0, judge=True)
+    assert expected == pytest.approx(model.level)  # a flat profile: the level itself
+    assert older.day_seen == [0] * 5 + [1] + [0] * 18  # 05:00, its first point
