@@ -32,9 +32,9 @@ BAND_P = 0.00135
 BAND_LOG10 = -math.log10(BAND_P)
 DISPERSION_GAIN = 0.02
 DISPERSION_CAP = 50.0
+SPREAD_CLIP = 2.5
 EXACT_UP_TO = 400
 UNIT_GAIN = 0.05
-HUBER_CONSISTENCY = 0.84
 COUNT_UNIT_MAX = 10.0
 LEVEL_GAIN = 0.02
 """Per point: the rate of a sparse series is averaged over ~50 points."""
@@ -42,6 +42,11 @@ PROFILE_GAIN = 0.05
 """Per point in a slot of the day: a slot's mean value is averaged over ~20 points..."""
 PROFILE_PRIOR = 5
 """...and a slot never seen starts at the mean of the slot before it, as if seen this often."""
+PROFILE_POINTS = 1 / PROFILE_GAIN
+"""The points a slot's mean holds, at most."""
+PROFILE_EVENTS = 2.0
+"""A slot's factor is its events over what the profile's mean expects of it, with this many more
+at factor 1 (`CountModel._factor`)."""
 PROFILE_FLOOR = 0.02
 """A slot of the day is at least 2% of the mean: an event there is rare, not impossible."""
 DAY = 86_400.0
@@ -90,6 +95,10 @@ class CountModel:
     whole: bool = True
     """Every value seen so far is a whole number: the unit stays 1."""
     dispersion: float = 1.0
+    spread_sum: float = 0.0
+    mean_sum: float = 0.0
+    """Slow averages of the squared distance from the mean and of the mean (in units): the
+    dispersion index is their ratio."""
     level: float = 0.0
     """Mean value per point (deseasonalized), a slow average."""
     n: int = 0
@@ -116,27 +125,34 @@ class CountModel:
 
     def _enter(self, slot: int) -> None:
         """A slot of the day never seen starts at the mean of the slot before it (as if seen
-        `PROFILE_PRIOR` times): a minute series' new hour continues its last one."""
+        `PROFILE_PRIOR` times) when a slot holds several points: a minute series' new hour
+        continues its last one. (An hourly series' slot is one point a day: its first one is
+        its mean.)"""
         if slot == self.slot:
             return
-        if self.day_seen[slot] == 0 and self.slot >= 0:
+        if self.day_seen[slot] == 0 and self.slot >= 0 and self.step * len(self.day_seen) < DAY:
             self.day_mean[slot] = self.day_mean[self.slot]
             self.day_seen[slot] = PROFILE_PRIOR
             self.seen_total += self.day_mean[slot]
             self.seen_slots += 1
         self.slot = slot
 
-    def _factor(self, slot: int) -> float:
-        """The slot's profile factor: its mean value over the mean of the slots seen (1 before
-        either is known). It depends on the values only, not on the level: a factor learned as
+    def _factor(self, slot: int, unit: float) -> float:
+        """The slot's profile factor: its mean value over the mean of the slots seen, both
+        as events (in `unit`s) over the points the slot's mean holds, with `PROFILE_EVENTS`
+        more at factor 1: a slot whose few events say little (one expense seen once at 09:00)
+        stays near flat. It depends on the values only, not on the level: a factor learned as
         a ratio to the level (as before) fed back into it, and for a sparse series drifted
         low while the level rose to make up for it (after a day of a few expenses an hour the
         level was 50 times the rate, and the first minutes of every new hour, at factor 1,
         expected that and paged their empty minutes, ~2 alerts a day)."""
-        mean = self.seen_total / self.seen_slots if self.seen_slots else 0.0
-        if mean <= 0.0 or self.day_seen[slot] == 0:
+        seen = self.day_seen[slot]
+        if seen == 0 or not self.seen_slots:
             return 1.0
-        factor = self.day_mean[slot] / mean
+        points = seen if seen < PROFILE_POINTS else PROFILE_POINTS
+        prior = PROFILE_EVENTS * unit
+        mean = self.seen_total / self.seen_slots
+        factor = (prior + points * self.day_mean[slot]) / (prior + points * mean)
         return PROFILE_FLOOR if factor < PROFILE_FLOOR else factor
 
     def update(
@@ -156,7 +172,7 @@ class CountModel:
             self._profile()  # state from an older version
         slot = int(((t + self.step / 2) % DAY) / DAY * len(self.day_seen))
         self._enter(slot)
-        factor = self._factor(slot)
+        factor = self._factor(slot, unit)
         expected = self.level * factor
         m = expected / unit  # max(m, 1e-3) and max(x, 0.0), as they return, without calls
         m = 1e-3 if m < 1e-3 else m
@@ -180,14 +196,22 @@ class CountModel:
         x, m, unit = point
         n = self.n = self.n + 1
         if n > 10:
-            x = min(x, m + 4.0 * math.sqrt(m * self.dispersion) + 1.0)
-            # Huber-like: a squared distance counts up to 2 standard deviations, corrected for
-            # that cap (E[min(z^2, 4)] = 0.84 for a normal z), so an incident barely widens it.
-            capped = min((x - m) ** 2 / m, 4.0 * self.dispersion) / HUBER_CONSISTENCY
-            target = min(capped, DISPERSION_CAP)
-            self.dispersion = max(
-                1.0, self.dispersion + DISPERSION_GAIN * (target - self.dispersion)
+            sd = math.sqrt(m * self.dispersion)
+            x = min(x, m + 4.0 * sd + 1.0)
+            # The variance over the mean, as a ratio of slow sums: a sparse series' variance
+            # is in its rare events (a point of 1 where 0.1 is expected, or of 3 when one
+            # expense is three typical ones), which a per-point average of ratios capped at 2
+            # standard deviations cut off (the index stayed at 1 whatever the events' sizes).
+            # A squared distance counts up to `SPREAD_CLIP` standard deviations and one event,
+            # so an incident barely widens it.
+            clip = SPREAD_CLIP * sd + 1.0
+            distance = (x - m) ** 2
+            self.spread_sum += DISPERSION_GAIN * (
+                (distance if distance < clip * clip else clip * clip) - self.spread_sum
             )
+            self.mean_sum += DISPERSION_GAIN * (m - self.mean_sum)
+            ratio = self.spread_sum / self.mean_sum
+            self.dispersion = min(DISPERSION_CAP, ratio) if ratio > 1.0 else 1.0
         value = x * unit
         level_gain = 1.0 / n  # max(LEVEL_GAIN, 1 / n), as it returns
         if not level_gain > LEVEL_GAIN:
