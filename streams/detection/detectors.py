@@ -22,8 +22,9 @@ band" or "at the CUSUM threshold". Every plausible candidate (eligible, forecast
 `PLAUSIBLE_ERROR` of the chosen one) scores the point and the most forgiving one gives the score
 and the band `[expected - Z scale_below, expected + Z scale_above]`.
 
-A series that is mostly 0 is judged as a count (`streams.detection.counts`) instead; when it
-turns busy with scales far too small for its new noise, the band starts again (`_relearn`).
+A series that is mostly 0 is judged as a count (`streams.detection.counts`) instead, and one
+with a few events a point both ways (`LOW_COUNT_SHARE`); when it turns busy with scales far too
+small for its new noise, the band starts again (`_relearn`).
 
 `EwmaDetector` is the plain EWMA z-score baseline that `pulse evaluate` compares against.
 Pure: stdlib only. Times are epoch seconds; `step` is the series' spacing in seconds.
@@ -70,6 +71,11 @@ SPARSE_GAIN = 0.02
 """A never-negative series that is 0 in a quarter or more of its recent points (a few expenses an
 hour) is judged as a count (`streams.detection.counts`): its scale says little, the chance of
 the count it shows says what matters."""
+LOW_COUNT_SHARE = 0.02
+"""A never-negative series 0 in fewer points, but in this share or more (a few expenses a minute:
+2 to 4 a point), is judged by its band and as a count, and the more forgiving judgement counts:
+the sum of a few lognormal expenses is skewed, a band's scale above learned from its body
+misses how far it reaches (2 and 3 expenses a minute paged 0.3 times a day)."""
 ONSET_DECAY = 0.9
 """The alert lifecycle judges the k-th point of a change at `ONSET_DECAY`**k of its score..."""
 ONSET_FADE = 0.7
@@ -288,11 +294,17 @@ class SeriesDetector:
             self._tail.update(best.raw)
             self._width = self._tail.width
         self._choose(t)
-        judged_count = self._counts.update(t, value, judge=sparse)
+        low = not sparse and self._nonnegative and self._zeros >= LOW_COUNT_SHARE
+        judged_count = self._counts.update(t, value, judge=sparse or low)
         if sparse:
             best = self._judge_count(judged_count, ready=ready)
-        elif stuck:  # inside the band, but no longer moving: a change that holds
-            best = best._replace(score=1.0, side=1, holding=1.0)
+        else:
+            if low:  # a few events a point: the band's or the count's, the more forgiving
+                counted = self._judge_count(judged_count, ready=ready)
+                if counted.score < best.score:
+                    best = counted
+            if stuck:  # inside the band, but no longer moving: a change that holds
+                best = best._replace(score=1.0, side=1, holding=1.0)
         value_score, paging, accepted = self._onset(best.score, best.side, ready, best.holding)
         return Score(
             value_score,
