@@ -9,11 +9,8 @@ and a variance `m * d`, where the dispersion index `d` >= 1 is learned from the 
 Poisson; bursts make it larger).
 
 - **Unit**: 1 while every value seen is a whole number and the typical nonzero value is at most
-  `COUNT_UNIT_MAX` (counts); otherwise one event's typical value (sums of amounts): the typical
-  nonzero value (a slow average) times the share of nonzero points over the events a point
-  holds, `-ln(share of zeros)` for events that arrive at random. (The typical nonzero value
-  itself is ~2.3 events at 2 a point: a burst of 8 times the rate for 3 minutes counted as a few
-  units and paged in 1 of 4 runs, against 4 of 4 now.)
+  `COUNT_UNIT_MAX` (counts); otherwise the typical nonzero value, a slow average (sums of
+  amounts: a sparse window holds one event or a few).
 - **Score**: the larger of two. The tail probability p of a value at least as far from `m`
   (P(X >= x) above the mean, P(X <= x) below), mapped as `-log10(p) / (2 * BAND_LOG10)` clipped
   to [0, 1]: 0.5 when p is the one-sided Gaussian tail at 3 scales (0.00135), the band edge of
@@ -39,10 +36,6 @@ SPREAD_CLIP = 2.5
 EXACT_UP_TO = 400
 UNIT_GAIN = 0.05
 COUNT_UNIT_MAX = 10.0
-ZEROS_GAIN = 0.02
-"""Per point: the share of zeros is averaged over ~50 points..."""
-ZEROS_FLOOR = 0.01
-"""...and taken within [1%, 99%] (at most ~4.6 events a point)."""
 LEVEL_GAIN = 0.02
 """Per point: the rate of a sparse series is averaged over ~50 points."""
 PROFILE_GAIN = 0.05
@@ -101,8 +94,6 @@ class CountModel:
     """The typical nonzero value (0 until one is seen); used once a value is not whole."""
     whole: bool = True
     """Every value seen so far is a whole number: the unit stays 1."""
-    zeros: float = 0.0
-    """Recent share of points that are 0."""
     dispersion: float = 1.0
     spread_sum: float = 0.0
     mean_sum: float = 0.0
@@ -175,12 +166,7 @@ class CountModel:
             self.whole = False
         if value > 0:
             self.unit = value if self.unit == 0 else self.unit + UNIT_GAIN * (value - self.unit)
-        self.zeros += max(ZEROS_GAIN, 1.0 / (self.n + 1)) * ((value == 0) - self.zeros)
-        if (self.whole and self.unit <= COUNT_UNIT_MAX) or self.unit <= 0:
-            unit = 1.0
-        else:  # one event's typical value: the mean value over the events a point holds
-            empty = min(max(self.zeros, ZEROS_FLOOR), 1.0 - ZEROS_FLOOR)
-            unit = self.unit * (1.0 - empty) / -math.log(empty)
+        unit = 1.0 if (self.whole and self.unit <= COUNT_UNIT_MAX) or self.unit <= 0 else self.unit
         # once: the forecast and the learning share the slot and its factor
         if len(self.day_mean) != len(self.day_seen) or not self.day_seen:
             self._profile()  # state from an older version

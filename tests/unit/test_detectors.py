@@ -254,7 +254,7 @@ def test_a_sparse_minute_series_expects_its_own_rate_in_every_new_hour() -> None
     one before it: the first minutes of every hour expect about the rate (~120 a minute), not
     the ~6,000 they expected when each new slot started at factor 1 while the empty first
     minutes of the slots before had pushed the level up 50-fold (13 alerts over these 8 days,
-    at the hours' first minutes). The four seeds open at most two (two minutes running with
+    at the hours' first minutes). The four seeds open at most one (two minutes running with
     three or four expenses each, where 0.3 are expected: P ~ 1e-4 each)."""
     opened = []
     mean = 0.3 * math.exp(5.8 + 0.6**2 / 2)
@@ -271,14 +271,14 @@ def test_a_sparse_minute_series_expects_its_own_rate_in_every_new_hour() -> None
         assert statistics.median(first_minutes) < 2 * mean, seed
         assert max(first_minutes) < 5 * mean, seed
         opened += alerts(scores)
-    assert len(opened) <= 2, opened
+    assert len(opened) <= 1, opened
 
 
-def test_a_few_expenses_a_minute_page_nothing_but_a_burst_of_eight_times_the_rate_does() -> None:
+def test_a_few_expenses_a_minute_page_nothing_but_a_burst_of_ten_times_the_rate_does() -> None:
     """Two or three expenses a minute (5-14% of the minutes empty): the sum of a few lognormal
     amounts is skewed, and a band whose scale above is learned from its body paged 5 times
     over these 16 days. Judged as counts too (the more forgiving judgement counts), none. Three
-    minutes at 8 times the rate (~24 expenses where 3 are expected) still page, by their
+    minutes at 10 times the rate (~30 expenses where 3 are expected) still page, by their
     second minute."""
     opened = []
     for events in (2.0, 3.0):
@@ -300,7 +300,7 @@ def test_a_few_expenses_a_minute_page_nothing_but_a_burst_of_eight_times_the_rat
             SeriesDetector(MINUTE),
             start + 20,
             lambda i, t, rng=rng, start=start: expenses_per_minute(
-                rng, 3.0 * (8 if start <= i < start + 3 else 1)
+                rng, 3.0 * (10 if start <= i < start + 3 else 1)
             ),
             step=MINUTE,
         )
