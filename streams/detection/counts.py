@@ -6,7 +6,8 @@ now and then one event (a robust level of such a series is 0). It is judged as a
 the value in units of one event, `x`, against a negative binomial with a mean `m` learned here
 (a slow average of the value times a slot-of-day profile; the profile is the daily seasonality)
 and a variance `m * d`, where the dispersion index `d` >= 1 is learned from the series (1:
-Poisson; bursts make it larger).
+Poisson; bursts make it larger). A series with fewer zeros but still a few events a point is
+judged both by its band and as a count (`detectors.LOW_COUNT_SHARE`).
 
 - **Unit**: 1 while every value seen is a whole number and the typical nonzero value is at most
   `COUNT_UNIT_MAX` (counts); otherwise the typical nonzero value, a slow average (sums of

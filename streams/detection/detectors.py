@@ -72,8 +72,8 @@ SPARSE_GAIN = 0.02
 hour) is judged as a count (`streams.detection.counts`): its scale says little, the chance of
 the count it shows says what matters."""
 LOW_COUNT_SHARE = 0.02
-"""A never-negative series 0 in fewer points, but in this share or more (a few expenses a minute:
-2 to 4 a point), is judged by its band and as a count, and the more forgiving judgement counts:
+"""A never-negative sum or count 0 in fewer points, but in this share or more (a few expenses a
+minute: 2 to 4 a point), is judged by its band and as a count, the more forgiving judgement counts:
 the sum of a few lognormal expenses is skewed, a band's scale above learned from its body
 misses how far it reaches (2 and 3 expenses a minute paged 0.3 times a day)."""
 ONSET_DECAY = 0.9
@@ -294,7 +294,12 @@ class SeriesDetector:
             self._tail.update(best.raw)
             self._width = self._tail.width
         self._choose(t)
-        low = not sparse and self._nonnegative and self._zeros >= LOW_COUNT_SHARE
+        low = (
+            not sparse
+            and self._nonnegative
+            and self._zeros >= LOW_COUNT_SHARE
+            and not self._models[0].counted  # a ratio's noise follows its sample instead
+        )
         judged_count = self._counts.update(t, value, judge=sparse or low)
         if sparse:
             best = self._judge_count(judged_count, ready=ready)
