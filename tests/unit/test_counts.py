@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import random
 
+from test_detectors import HOUR, MONDAY, poisson
+
 from streams.detection.counts import CountModel
-
-HOUR = 3600.0
-MONDAY = 1_767_571_200.0  # 2026-01-05T00:00:00Z
-
-
-def poisson(rng: random.Random, mean: float) -> int:
-    """A Poisson draw by multiplying uniforms (Knuth), independent of the model's code."""
-    count, product, limit = 0, rng.random(), 2.718281828459045**-mean
-    while product > limit:
-        count += 1
-        product *= rng.random()
-    return count
 
 
 def test_a_rare_event_that_comes_in_threes_teaches_a_dispersion_index_well_above_one() -> None:
